@@ -1,0 +1,363 @@
+package pipeline
+
+import (
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// agentRoot is the built-in reference root: agent.metrics is the agent's own
+// registry.
+const agentRoot = "agent"
+
+// declaration is one top-level block of a config file.
+type declaration struct {
+	id    string
+	typ   string
+	name  string
+	block *hcl.Block
+	reg   Registration
+	deps  []string // IDs this block references, in first-reference order
+}
+
+// LoadedNode is a block that has been decoded and validated.
+type LoadedNode struct {
+	ID   string
+	Type string
+	Reg  Registration
+	Args Arguments
+	// Eval is the evaluated block; equal Evals mean equal configuration.
+	Eval cty.Value
+	Deps []string
+	// Range is the block's header, for messages.
+	Range hcl.Range
+}
+
+// Graph is a loaded config: nodes in topological order (every node after the
+// nodes it references).
+type Graph struct {
+	Nodes []*LoadedNode
+}
+
+// Node returns the node with the given ID, or nil.
+func (g *Graph) Node(id string) *LoadedNode {
+	if g == nil {
+		return nil
+	}
+	for _, n := range g.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// instantiateFunc returns the exports of a node that has just been decoded:
+// the controller builds a new component, or hands back a running one's.
+type instantiateFunc func(n *LoadedNode) (cty.Value, error)
+
+// loadConfig parses, checks, orders and decodes a config. It stops at the
+// first stage with errors, so one mistake does not cascade into many.
+func loadConfig(filename string, src []byte, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, hcl.Diagnostics) {
+	decls, diags := parseDecls(filename, src)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	order, diags := orderDecls(decls)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+
+	funcs := functions(filepath.Dir(filename), lookupEnv)
+	exports := map[string]cty.Value{} // id -> exports
+	failed := map[string]bool{}
+	g := &Graph{}
+	for _, d := range order {
+		skip := false
+		for _, dep := range d.deps {
+			if failed[dep] {
+				skip = true // its own error is already reported
+			}
+		}
+		if skip {
+			failed[d.id] = true
+			continue
+		}
+		ctx := &hcl.EvalContext{Variables: evalVars(d, exports, agentExports), Functions: funcs}
+		n, ds := decodeDecl(d, ctx)
+		diags = append(diags, ds...)
+		if ds.HasErrors() {
+			failed[d.id] = true
+			continue
+		}
+		ev, err := inst(n)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Failed to build component",
+				Detail:   fmt.Sprintf("%s: %v", d.id, err),
+				Subject:  d.block.DefRange.Ptr(),
+			})
+			failed[d.id] = true
+			continue
+		}
+		exports[d.id] = ev
+		g.Nodes = append(g.Nodes, n)
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return g, diags
+}
+
+func parseDecls(filename string, src []byte) ([]*declaration, hcl.Diagnostics) {
+	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	schema := &hcl.BodySchema{}
+	for _, r := range Registrations() {
+		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: r.Name, LabelNames: []string{"name"}})
+	}
+	content, ds := f.Body.Content(schema)
+	diags = append(diags, ds...)
+
+	var decls []*declaration
+	byID := map[string]*declaration{}
+	for _, b := range content.Blocks {
+		reg, _ := Lookup(b.Type)
+		d := &declaration{id: b.Type + "." + b.Labels[0], typ: b.Type, name: b.Labels[0], block: b, reg: reg}
+		if !hclsyntax.ValidIdentifier(d.name) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid component name",
+				Detail:   fmt.Sprintf("%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter, so that %s.NAME can refer to it.", d.name, d.typ),
+				Subject:  b.LabelRanges[0].Ptr(),
+			})
+			continue
+		}
+		if prev, dup := byID[d.id]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate component",
+				Detail:   fmt.Sprintf("%s is already defined at %s; each component needs a unique name within its type.", d.id, prev.block.DefRange),
+				Subject:  b.DefRange.Ptr(),
+			})
+			continue
+		}
+		byID[d.id] = d
+		decls = append(decls, d)
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+
+	// References: every variable in every expression of the block.
+	for _, d := range decls {
+		seen := map[string]bool{}
+		for _, tr := range bodyVariables(d.block.Body) {
+			root := tr.RootName()
+			if root == agentRoot {
+				continue // checked when evaluated: agent has one export
+			}
+			if _, ok := Lookup(root); !ok {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Unknown reference",
+					Detail:   fmt.Sprintf("There is no component type or built-in named %q.%s", root, suggest(root, referenceRoots())),
+					Subject:  tr.SourceRange().Ptr(),
+				})
+				continue
+			}
+			if len(tr) < 2 {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Incomplete reference",
+					Detail:   fmt.Sprintf("Refer to a component as %s.NAME.EXPORT.", root),
+					Subject:  tr.SourceRange().Ptr(),
+				})
+				continue
+			}
+			step, ok := tr[1].(hcl.TraverseAttr)
+			if !ok {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid reference",
+					Detail:   fmt.Sprintf("Refer to a component as %s.NAME.EXPORT.", root),
+					Subject:  tr.SourceRange().Ptr(),
+				})
+				continue
+			}
+			id := root + "." + step.Name
+			if _, ok := byID[id]; !ok {
+				var ids []string
+				for k := range byID {
+					ids = append(ids, k)
+				}
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Reference to undeclared component",
+					Detail:   fmt.Sprintf("No component %s is declared in this file.%s", id, suggest(id, ids)),
+					Subject:  tr.SourceRange().Ptr(),
+				})
+				continue
+			}
+			if !seen[id] {
+				seen[id] = true
+				d.deps = append(d.deps, id)
+			}
+		}
+	}
+	return decls, diags
+}
+
+// bodyVariables returns the traversals in every attribute of a native-syntax
+// body, nested blocks included.
+func bodyVariables(body hcl.Body) []hcl.Traversal {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	var out []hcl.Traversal
+	names := make([]string, 0, len(sb.Attributes))
+	for name := range sb.Attributes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		out = append(out, sb.Attributes[name].Expr.Variables()...)
+	}
+	for _, b := range sb.Blocks {
+		out = append(out, bodyVariables(b.Body)...)
+	}
+	return out
+}
+
+func referenceRoots() []string {
+	roots := []string{agentRoot}
+	for _, r := range Registrations() {
+		roots = append(roots, r.Name)
+	}
+	return roots
+}
+
+// suggest returns ` Did you mean "x"?` for the closest candidate, or "".
+func suggest(given string, candidates []string) string {
+	best, bestDist := "", 4
+	for _, c := range candidates {
+		if d := levenshtein.Distance(given, c, nil); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+// orderDecls sorts declarations topologically (stable in file order) and
+// reports every cycle with all of its members.
+func orderDecls(decls []*declaration) ([]*declaration, hcl.Diagnostics) {
+	byID := map[string]*declaration{}
+	for _, d := range decls {
+		byID[d.id] = d
+	}
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var order []*declaration
+	var diags hcl.Diagnostics
+	var stack []string
+	var visit func(d *declaration)
+	visit = func(d *declaration) {
+		color[d.id] = grey
+		stack = append(stack, d.id)
+		for _, dep := range d.deps {
+			switch color[dep] {
+			case white:
+				visit(byID[dep])
+			case grey:
+				i := len(stack) - 1
+				for stack[i] != dep {
+					i--
+				}
+				cycle := append(append([]string{}, stack[i:]...), dep)
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Cycle in component references",
+					Detail:   fmt.Sprintf("These components refer to each other in a loop: %s. Metrics must flow one way; remove one of the references.", strings.Join(cycle, " -> ")),
+					Subject:  byID[dep].block.DefRange.Ptr(),
+				})
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[d.id] = black
+		order = append(order, d)
+	}
+	for _, d := range decls {
+		if color[d.id] == white {
+			visit(d)
+		}
+	}
+	return order, diags
+}
+
+func evalVars(d *declaration, exports map[string]cty.Value, agentExports cty.Value) map[string]cty.Value {
+	byType := map[string]map[string]cty.Value{}
+	for _, dep := range d.deps {
+		typ, name, _ := strings.Cut(dep, ".")
+		if byType[typ] == nil {
+			byType[typ] = map[string]cty.Value{}
+		}
+		byType[typ][name] = exports[dep]
+	}
+	vars := map[string]cty.Value{agentRoot: agentExports}
+	for typ, m := range byType {
+		vars[typ] = cty.ObjectVal(m)
+	}
+	return vars
+}
+
+func decodeDecl(d *declaration, ctx *hcl.EvalContext) (*LoadedNode, hcl.Diagnostics) {
+	args, eval, diags := decodeArgs(d.reg, d.block.Body, d.block.DefRange, ctx)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return &LoadedNode{ID: d.id, Type: d.typ, Reg: d.reg, Args: args, Eval: eval, Deps: d.deps, Range: d.block.DefRange}, diags
+}
+
+// decodeArgs decodes a component's body into a new value of its Args type
+// and validates it.
+func decodeArgs(reg Registration, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext) (Arguments, cty.Value, hcl.Diagnostics) {
+	target := reflect.New(reflect.TypeOf(reg.Args)).Elem()
+	eval, diags := decodeBody(body, ctx, target)
+	if diags.HasErrors() {
+		return nil, cty.NilVal, diags
+	}
+	if v, ok := target.Addr().Interface().(Validator); ok {
+		diags = append(diags, validationDiags(v.Validate(), body, def)...)
+		if diags.HasErrors() {
+			return nil, cty.NilVal, diags
+		}
+	}
+	return target.Interface(), eval, diags
+}
+
+// DecodeArguments decodes and validates a component body outside a config
+// file: for tests and tools. vars are extra variables for expressions.
+func DecodeArguments(reg Registration, body hcl.Body, configDir string, lookupEnv LookupEnvFunc, vars map[string]cty.Value) (Arguments, hcl.Diagnostics) {
+	ctx := &hcl.EvalContext{Variables: vars, Functions: functions(configDir, lookupEnv)}
+	args, _, diags := decodeArgs(reg, body, body.MissingItemRange(), ctx)
+	return args, diags
+}

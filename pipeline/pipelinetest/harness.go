@@ -1,0 +1,294 @@
+// Package pipelinetest builds one component from an HCL body, runs it and
+// reads its exports, so component tests read like usage:
+//
+//	h := pipelinetest.New(t, "relabel", `
+//	  input = test.upstream
+//	  rule { action = "drop" ... }
+//	`, pipelinetest.WithGatherer("upstream", reg))
+//	h.Start()
+//	families, err := h.Gatherer().Gather()
+package pipelinetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+type config struct {
+	configDir string
+	env       map[string]string
+	gatherers map[string]prometheus.Gatherer
+	mounter   pipeline.HTTPMounter
+	logger    *slog.Logger
+	id        string
+}
+
+// Option configures a harness.
+type Option func(*config)
+
+// WithGatherer makes g available in expressions as test.NAME.
+func WithGatherer(name string, g prometheus.Gatherer) Option {
+	return func(c *config) { c.gatherers[name] = g }
+}
+
+// WithConfigDir sets the directory relative paths resolve against.
+func WithConfigDir(dir string) Option { return func(c *config) { c.configDir = dir } }
+
+// WithEnv replaces the environment seen by env().
+func WithEnv(env map[string]string) Option { return func(c *config) { c.env = env } }
+
+// WithMounter sets what Options.HTTP mounts on (default: Mux, a fresh one).
+func WithMounter(m pipeline.HTTPMounter) Option { return func(c *config) { c.mounter = m } }
+
+// WithLogger sets the component's logger (default: discards).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithID sets the component's instance name (default "test").
+func WithID(name string) Option { return func(c *config) { c.id = name } }
+
+// Harness runs one component.
+type Harness struct {
+	t    testing.TB
+	cfg  config
+	reg  pipeline.Registration
+	name string
+
+	// Component is the built component.
+	Component pipeline.Component
+	// Registry holds the component's self-metrics (without the component_id
+	// label the agent adds).
+	Registry *prometheus.Registry
+
+	mu      sync.Mutex
+	exports pipeline.Exports
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Decode decodes body for the component type name, returning diagnostics
+// instead of failing the test: for bad-config tests.
+func Decode(t testing.TB, name, body string, opts ...Option) (pipeline.Arguments, hcl.Diagnostics) {
+	t.Helper()
+	cfg := newConfig(opts)
+	reg, ok := pipeline.Lookup(name)
+	if !ok {
+		t.Fatalf("component %q is not registered (missing import?)", name)
+	}
+	return decode(reg, body, cfg)
+}
+
+func newConfig(opts []Option) config {
+	cfg := config{gatherers: map[string]prometheus.Gatherer{}, id: "test"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.configDir == "" {
+		cfg.configDir = "."
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return cfg
+}
+
+func decode(reg pipeline.Registration, body string, cfg config) (pipeline.Arguments, hcl.Diagnostics) {
+	f, diags := hclparse.NewParser().ParseHCL([]byte(body), "test.hcl")
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	vars := map[string]cty.Value{}
+	if len(cfg.gatherers) > 0 {
+		m := map[string]cty.Value{}
+		for k, g := range cfg.gatherers {
+			m[k] = pipeline.GathererVal(g)
+		}
+		vars["test"] = cty.ObjectVal(m)
+	}
+	var lookup pipeline.LookupEnvFunc
+	if cfg.env != nil {
+		lookup = func(k string) (string, bool) { v, ok := cfg.env[k]; return v, ok }
+	}
+	return pipeline.DecodeArguments(reg, f.Body, cfg.configDir, lookup, vars)
+}
+
+// New decodes body and builds the component; any diagnostic fails the test.
+func New(t testing.TB, name, body string, opts ...Option) *Harness {
+	t.Helper()
+	h, err := TryNew(t, name, body, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TryNew is New returning decode and build errors instead of failing.
+func TryNew(t testing.TB, name, body string, opts ...Option) (*Harness, error) {
+	t.Helper()
+	cfg := newConfig(opts)
+	reg, ok := pipeline.Lookup(name)
+	if !ok {
+		t.Fatalf("component %q is not registered (missing import?)", name)
+	}
+	args, diags := decode(reg, body, cfg)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	h := &Harness{t: t, cfg: cfg, reg: reg, name: name, Registry: prometheus.NewRegistry()}
+	if cfg.mounter == nil {
+		cfg.mounter = NewMux()
+		h.cfg.mounter = cfg.mounter
+	}
+	id := name + "." + cfg.id
+	built := false
+	comp, err := reg.Build(pipeline.Options{
+		ID:         id,
+		Logger:     cfg.logger.With("component_id", id),
+		Registerer: h.Registry,
+		DataPath:   t.TempDir(),
+		ConfigDir:  cfg.configDir,
+		OnExports: func(e pipeline.Exports) {
+			h.mu.Lock()
+			h.exports = e
+			h.mu.Unlock()
+			built = true
+		},
+		HTTP: cfg.mounter,
+	}, args)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", id, err)
+	}
+	if !built {
+		t.Fatalf("%s: Build did not call OnExports", id)
+	}
+	h.Component = comp
+	return h, nil
+}
+
+// Start runs the component in a goroutine; the test's cleanup stops it and
+// fails the test if Run returned an error other than at stop.
+func (h *Harness) Start() {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.done = make(chan error, 1)
+	go func() { h.done <- h.Component.Run(ctx) }()
+	h.t.Cleanup(func() {
+		if h.cancel != nil {
+			if err := h.Stop(); err != nil {
+				h.t.Errorf("Run: %v", err)
+			}
+		}
+	})
+}
+
+// Stop cancels Run and waits (up to 10s) for it to return its error.
+func (h *Harness) Stop() error {
+	h.t.Helper()
+	if h.cancel == nil {
+		return errors.New("not started")
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		return err
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("Run did not return within 10s of its context ending")
+		return nil
+	}
+}
+
+// Done reports Run's return, for tests of components that fail.
+func (h *Harness) Done() <-chan error { return h.done }
+
+// Update decodes body and calls the component's Update.
+func (h *Harness) Update(body string) error {
+	h.t.Helper()
+	args, diags := decode(h.reg, body, h.cfg)
+	if diags.HasErrors() {
+		return diags
+	}
+	return h.Component.Update(args)
+}
+
+// Exports returns the latest exports.
+func (h *Harness) Exports() pipeline.Exports {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.exports
+}
+
+// Gatherer returns the exported field tagged `hcl:"metrics"`.
+func (h *Harness) Gatherer() prometheus.Gatherer {
+	h.t.Helper()
+	v := reflect.ValueOf(h.Exports())
+	for i := 0; i < v.NumField(); i++ {
+		if strings.HasPrefix(v.Type().Field(i).Tag.Get("hcl"), "metrics") {
+			g, _ := v.Field(i).Interface().(prometheus.Gatherer)
+			return g
+		}
+	}
+	h.t.Fatalf("%s exports no metrics", h.name)
+	return nil
+}
+
+// Eventually polls cond every 10ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: "+format, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Mux is a minimal HTTPMounter backed by an http.ServeMux-like table.
+type Mux struct {
+	mu sync.RWMutex
+	m  map[string]http.Handler
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux { return &Mux{m: map[string]http.Handler{}} }
+
+// Mount implements pipeline.HTTPMounter.
+func (m *Mux) Mount(path string, h http.Handler) (func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.m[path]; dup {
+		return nil, fmt.Errorf("path %s is already mounted", path)
+	}
+	m.m[path] = h
+	return func() { m.mu.Lock(); delete(m.m, path); m.mu.Unlock() }, nil
+}
+
+// ServeHTTP serves mounted handlers by exact path.
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.mu.RLock()
+	h := m.m[r.URL.Path]
+	m.mu.RUnlock()
+	if h == nil {
+		http.NotFound(w, r)
+		return
+	}
+	h.ServeHTTP(w, r)
+}
