@@ -66,8 +66,17 @@ type instantiateFunc func(n *LoadedNode) (cty.Value, error)
 
 // loadConfig parses, checks, orders and decodes a config. It stops at the
 // first stage with errors, so one mistake does not cascade into many.
-func loadConfig(filename string, src []byte, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, hcl.Diagnostics) {
-	decls, diags := parseDecls(filename, src)
+func loadConfig(filename string, src []byte, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, error) {
+	parser := hclparse.NewParser()
+	g, diags := loadWith(parser, filename, src, lookupEnv, agentExports, inst)
+	if diags.HasErrors() {
+		return nil, &DiagnosticsError{Diags: diags, Files: parser.Files()}
+	}
+	return g, nil
+}
+
+func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, hcl.Diagnostics) {
+	decls, diags := parseDecls(parser, filename, src)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -118,8 +127,8 @@ func loadConfig(filename string, src []byte, lookupEnv LookupEnvFunc, agentExpor
 	return g, diags
 }
 
-func parseDecls(filename string, src []byte) ([]*declaration, hcl.Diagnostics) {
-	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+func parseDecls(parser *hclparse.Parser, filename string, src []byte) ([]*declaration, hcl.Diagnostics) {
+	f, diags := parser.ParseHCL(src, filename)
 	if diags.HasErrors() {
 		return nil, diags
 	}

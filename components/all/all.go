@@ -1,0 +1,2 @@
+// Package all imports every built-in component, registering them.
+package all

@@ -1,0 +1,391 @@
+// Package sink implements the metrics_sink component: it serves the merged
+// metric families of its inputs over HTTP, for Prometheus to scrape.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+func init() {
+	pipeline.Register(pipeline.Registration{
+		Name:      "metrics_sink",
+		Stability: pipeline.StabilityBeta,
+		Summary:   "serves the merged metrics of its inputs for Prometheus to scrape (text and OpenMetrics, gzip)",
+		Args:      Arguments{},
+		Exports:   Exports{},
+		Build:     Build,
+		Example: `metrics_sink "default" {
+  inputs = [relabel.app.metrics, postgres_source.db.metrics]
+  path   = "/metrics/app"        # on the agent's server; or listen = ":9102"
+
+  const_labels = { node = env("NODE_NAME") }
+}`,
+	})
+}
+
+// Arguments configures a metrics_sink.
+type Arguments struct {
+	// Inputs are merged, by family name, in this order.
+	Inputs []prometheus.Gatherer `hcl:"inputs"`
+	// Listen is the address of the sink's own HTTP server, which serves the
+	// metrics at /metrics. Mutually exclusive with Path.
+	Listen string `hcl:"listen,optional"`
+	// Path mounts the metrics on the agent's HTTP server. When neither
+	// Listen nor Path is set, Path is "/metrics/NAME" (NAME: the instance
+	// name).
+	Path string `hcl:"path,optional"`
+	// ConstLabels are added to every series that does not already have a
+	// label of that name (the series' own label wins).
+	ConstLabels map[string]string `hcl:"const_labels,optional"`
+	// HonorTimestamps keeps the timestamps inputs put on samples; false
+	// strips them, so the scraper stamps samples with the scrape time.
+	HonorTimestamps bool `hcl:"honor_timestamps,optional"`
+}
+
+// Exports of a metrics_sink: none.
+type Exports struct{}
+
+// SetDefaults sets honor_timestamps = true.
+func (a *Arguments) SetDefaults() {
+	a.HonorTimestamps = true
+}
+
+// ListenPath is where a sink with its own server (listen) serves metrics.
+const ListenPath = "/metrics"
+
+// builtinPath reports whether p belongs to the agent's own server: its
+// /metrics, the lifecycle endpoints under /-/, and the API under /api.
+func builtinPath(p string) bool {
+	return p == "/metrics" || strings.HasPrefix(p, "/-/") || p == "/api" || strings.HasPrefix(p, "/api/")
+}
+
+// Validate checks the arguments.
+func (a Arguments) Validate() error {
+	var errs []error
+	for i, in := range a.Inputs {
+		if in == nil {
+			errs = append(errs, pipeline.ErrorAt("inputs", fmt.Errorf("element %d is null", i)))
+		}
+	}
+	if a.Listen != "" && a.Path != "" {
+		errs = append(errs, pipeline.ErrorAt("path", errors.New("set either listen (own server) or path (agent server), not both")))
+	}
+	if a.Listen != "" {
+		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
+			errs = append(errs, pipeline.ErrorAt("listen", fmt.Errorf("invalid address %q: %w", a.Listen, err)))
+		}
+	}
+	if a.Path != "" {
+		switch {
+		case !strings.HasPrefix(a.Path, "/") || a.Path == "/":
+			errs = append(errs, pipeline.ErrorAt("path", fmt.Errorf("path %q must start with / and not be the root", a.Path)))
+		case path.Clean(a.Path) != a.Path || strings.ContainsAny(a.Path, "?# \t"):
+			errs = append(errs, pipeline.ErrorAt("path", fmt.Errorf("path %q is not a clean URL path (no trailing slash, dot segments, query or spaces)", a.Path)))
+		case builtinPath(a.Path):
+			errs = append(errs, pipeline.ErrorAt("path", fmt.Errorf("path %q is the agent's own: built-in paths are refused (/metrics, /-/..., /api/...)", a.Path)))
+		}
+	}
+	for name, value := range a.ConstLabels {
+		switch {
+		case !model.UTF8Validation.IsValidLabelName(name):
+			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("invalid label name %q", name)))
+		case strings.HasPrefix(name, "__"):
+			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("label name %q is reserved (starts with __)", name)))
+		case name == "le" || name == "quantile":
+			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("label name %q is reserved for histograms and summaries", name)))
+		case !utf8.ValidString(value):
+			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("label %q: value is not valid UTF-8", name)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Component is a running metrics_sink.
+type Component struct {
+	opts    pipeline.Options
+	metrics *selfMetrics
+	handler http.Handler
+	state   atomic.Pointer[state] // what a scrape uses; swapped whole by Update
+	errLog  *rateLimitedLog
+
+	mu      sync.Mutex // guards the fields below
+	args    Arguments  // current arguments, Path resolved
+	running bool
+	serving *serving
+	wg      sync.WaitGroup // server goroutines
+}
+
+var _ pipeline.Component = (*Component)(nil)
+
+// Build creates a metrics_sink. It binds nothing: serving starts in Run.
+func Build(opts pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
+	c := &Component{opts: opts, errLog: newRateLimitedLog(opts.Logger, 10*time.Second)}
+	args, err := c.resolve(a)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newSelfMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	c.metrics = m
+	c.args = args
+	c.state.Store(newState(args, m))
+
+	h := promhttp.HandlerFor(gathererFunc(c.gather), promhttp.HandlerOpts{
+		ErrorLog:          promLogger{c.errLog},
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	})
+	c.handler = promhttp.InstrumentHandlerCounter(m.scrapes, promhttp.InstrumentHandlerDuration(m.duration, h))
+	opts.OnExports(Exports{})
+	return c, nil
+}
+
+// resolve checks a and fills in the default path.
+func (c *Component) resolve(a pipeline.Arguments) (Arguments, error) {
+	args, ok := a.(Arguments)
+	if !ok {
+		p, isPtr := a.(*Arguments)
+		if !isPtr || p == nil {
+			return Arguments{}, fmt.Errorf("metrics_sink: unexpected arguments type %T", a)
+		}
+		args = *p
+	}
+	if err := args.Validate(); err != nil {
+		return Arguments{}, err
+	}
+	if args.Listen == "" && args.Path == "" {
+		args.Path = DefaultPath(c.opts.ID)
+	}
+	return args, nil
+}
+
+// DefaultPath is the path of a sink that sets neither listen nor path:
+// "/metrics/NAME" for the component ID "metrics_sink.NAME".
+func DefaultPath(id string) string {
+	_, name, ok := strings.Cut(id, ".")
+	if !ok {
+		name = id
+	}
+	return "/metrics/" + name
+}
+
+// Handler serves the merged inputs; it is what Run mounts or serves.
+func (c *Component) Handler() http.Handler { return c.handler }
+
+// Run serves until ctx ends, then unmounts or shuts the server down
+// (in-flight scrapes get up to 5s to finish).
+func (c *Component) Run(ctx context.Context) error {
+	c.mu.Lock()
+	sv, err := c.startServing(c.args)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.serving, c.running = sv, true
+	c.mu.Unlock()
+
+	<-ctx.Done()
+
+	c.mu.Lock()
+	sv, c.serving, c.running = c.serving, nil, false
+	c.mu.Unlock()
+	sv.stop()
+	c.wg.Wait()
+	return nil
+}
+
+// Update applies new arguments atomically: the next scrape sees the new
+// inputs and labels. A changed listen address or path is bound or mounted
+// before the old one is released; if that fails, nothing changes.
+func (c *Component) Update(a pipeline.Arguments) error {
+	args, err := c.resolve(a)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var old *serving
+	if c.running && (args.Listen != c.args.Listen || args.Path != c.args.Path) {
+		sv, err := c.startServing(args)
+		if err != nil {
+			return err
+		}
+		old, c.serving = c.serving, sv
+	}
+	c.state.Store(newState(args, c.metrics))
+	c.args = args
+	if old != nil {
+		old.stop()
+	}
+	return nil
+}
+
+// serving is one way the handler is exposed: a mount or an own server.
+type serving struct {
+	unmount func()
+	srv     *http.Server
+	addr    string
+}
+
+func (s *serving) stop() {
+	if s == nil {
+		return
+	}
+	if s.unmount != nil {
+		s.unmount()
+	}
+	if s.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
+		}
+	}
+}
+
+// startServing mounts or binds for args. Called with c.mu held.
+func (c *Component) startServing(args Arguments) (*serving, error) {
+	if args.Listen == "" {
+		if c.opts.HTTP == nil {
+			return nil, errors.New("metrics_sink: no agent HTTP server to mount on (set listen)")
+		}
+		unmount, err := c.opts.HTTP.Mount(args.Path, c.handler)
+		if err != nil {
+			return nil, fmt.Errorf("metrics_sink: mount %s: %w", args.Path, err)
+		}
+		return &serving{unmount: unmount}, nil
+	}
+	ln, err := net.Listen("tcp", args.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_sink: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(ListenPath, c.handler)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(c.opts.Logger.Handler(), slog.LevelWarn),
+	}
+	c.opts.Logger.Info("serving metrics", "address", ln.Addr().String(), "path", ListenPath)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.opts.Logger.Error("metrics server stopped", "address", args.Listen, "err", err)
+		}
+	}()
+	return &serving{srv: srv, addr: ln.Addr().String()}, nil
+}
+
+// Addr is the address the own server listens on, or "" (path mode, or not
+// running): for tests and logs when listen is ":0".
+func (c *Component) Addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.serving == nil || c.serving.srv == nil {
+		return ""
+	}
+	return c.serving.addr
+}
+
+type selfMetrics struct {
+	scrapes      *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	gatherErrors *prometheus.CounterVec
+}
+
+func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
+	m := &selfMetrics{
+		scrapes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_metrics_sink_scrapes_total",
+			Help: "Scrapes served, by HTTP status code.",
+		}, []string{"code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_metrics_sink_scrape_duration_seconds",
+			Help:    "Time to gather, merge, encode and send one scrape.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, nil),
+		gatherErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_metrics_sink_gather_errors_total",
+			Help: "Errors while gathering, by input (its index in inputs) and reason: gather (the input returned an error; what it returned is still served) or inconsistent (a family skipped: type clash with an earlier input, or metrics that do not match the family type).",
+		}, []string{"input", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.gatherErrors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// rateLimitedLog logs at most one error per interval and counts the rest.
+type rateLimitedLog struct {
+	logger   *slog.Logger
+	interval time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func newRateLimitedLog(l *slog.Logger, every time.Duration) *rateLimitedLog {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return &rateLimitedLog{logger: l, interval: every}
+}
+
+func (r *rateLimitedLog) Error(msg string, args ...any) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < r.interval {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	r.last = now
+	n := r.suppressed
+	r.suppressed = 0
+	r.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed_since_last_log", n)
+	}
+	r.logger.Error(msg, args...)
+}
+
+// promLogger adapts promhttp's error log (encoding errors) to slog.
+type promLogger struct{ l *rateLimitedLog }
+
+func (p promLogger) Println(v ...any) {
+	p.l.Error(strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+// sortedConst returns const labels sorted by name.
+func sortedConst(m map[string]string) []constLabel {
+	out := make([]constLabel, 0, len(m))
+	for k, v := range m {
+		out = append(out, constLabel{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}

@@ -1,0 +1,323 @@
+package statsd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/statsd_exporter/pkg/mapper"
+	"go.yaml.in/yaml/v2"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+// Mapping is an inline mapping block: the fields of one entry of
+// statsd_exporter's `mappings` list.
+type Mapping struct {
+	Match           string            `hcl:"match"`
+	MatchType       string            `hcl:"match_type,optional"`
+	Name            string            `hcl:"name,optional"`
+	Labels          map[string]string `hcl:"labels,optional"`
+	Action          string            `hcl:"action,optional"`
+	ObserverType    string            `hcl:"observer_type,optional"`
+	TTL             time.Duration     `hcl:"ttl,optional"`
+	MatchMetricType string            `hcl:"match_metric_type,optional"`
+	HonorLabels     bool              `hcl:"honor_labels,optional"`
+	Help            string            `hcl:"help,optional"`
+	Scale           *float64          `hcl:"scale,optional"`
+
+	HistogramOptions *HistogramOptions `hcl:"histogram_options,block"`
+	SummaryOptions   *SummaryOptions   `hcl:"summary_options,block"`
+}
+
+// MappingDefaults is the mapping_defaults block: statsd_exporter's
+// `defaults`.
+type MappingDefaults struct {
+	ObserverType        string        `hcl:"observer_type,optional"`
+	MatchType           string        `hcl:"match_type,optional"`
+	GlobDisableOrdering bool          `hcl:"glob_disable_ordering,optional"`
+	TTL                 time.Duration `hcl:"ttl,optional"`
+
+	HistogramOptions *HistogramOptions `hcl:"histogram_options,block"`
+	SummaryOptions   *SummaryOptions   `hcl:"summary_options,block"`
+}
+
+// HistogramOptions configure histograms (classic buckets and native
+// histograms).
+type HistogramOptions struct {
+	Buckets                     []float64 `hcl:"buckets,optional"`
+	NativeHistogramBucketFactor float64   `hcl:"native_histogram_bucket_factor,optional"`
+	NativeHistogramMaxBuckets   uint32    `hcl:"native_histogram_max_buckets,optional"`
+}
+
+// SummaryOptions configure summaries. Quantiles are objects with
+// `quantile` and `error`, as in the YAML.
+type SummaryOptions struct {
+	Quantiles  []map[string]float64 `hcl:"quantiles,optional"`
+	MaxAge     time.Duration        `hcl:"max_age,optional"`
+	AgeBuckets uint32               `hcl:"age_buckets,optional"`
+	BufCap     uint32               `hcl:"buf_cap,optional"`
+}
+
+func oneOf(attr, v string, allowed ...string) error {
+	if v == "" {
+		return nil
+	}
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return pipeline.ErrorAt(attr, fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", ")))
+}
+
+// Validate implements pipeline.Validator for one mapping block: its enums,
+// then the block alone through upstream's mapper, so every error upstream
+// would report at start-up is a diagnostic here.
+func (m *Mapping) Validate() error {
+	errs := []error{
+		oneOf("match_type", m.MatchType, "glob", "regex"),
+		oneOf("action", m.Action, "map", "drop"),
+		oneOf("observer_type", m.ObserverType, "histogram", "summary"),
+		oneOf("match_metric_type", m.MatchMetricType, "counter", "gauge", "observer"),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	doc := yaml.MapSlice{{Key: "mappings", Value: []any{m.yaml()}}}
+	if err := compileYAML(doc); err != nil {
+		attr := ""
+		switch msg := err.Error(); {
+		case strings.Contains(msg, "invalid match"), strings.Contains(msg, "invalid regex"):
+			attr = "match"
+		case strings.Contains(msg, "metric name"):
+			attr = "name"
+		case strings.Contains(msg, "label key"):
+			attr = "labels"
+		}
+		if attr != "" {
+			return pipeline.ErrorAt(attr, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// Validate implements pipeline.Validator.
+func (d *MappingDefaults) Validate() error {
+	errs := []error{
+		oneOf("match_type", d.MatchType, "glob", "regex"),
+		oneOf("observer_type", d.ObserverType, "histogram", "summary"),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return compileYAML(yaml.MapSlice{{Key: "defaults", Value: d.yaml()}})
+}
+
+func (m Mapping) yaml() yaml.MapSlice {
+	var s yaml.MapSlice
+	add := func(k string, v any) { s = append(s, yaml.MapItem{Key: k, Value: v}) }
+	add("match", m.Match)
+	name := m.Name
+	if name == "" && m.Action == "drop" {
+		name = "dropped" // upstream insists on a name even for drops
+	}
+	add("name", name)
+	if m.MatchType != "" {
+		add("match_type", m.MatchType)
+	}
+	if len(m.Labels) > 0 {
+		add("labels", m.Labels)
+	}
+	if m.Action != "" {
+		add("action", m.Action)
+	}
+	if m.ObserverType != "" {
+		add("observer_type", m.ObserverType)
+	}
+	if m.TTL != 0 {
+		add("ttl", m.TTL.String())
+	}
+	if m.MatchMetricType != "" {
+		add("match_metric_type", m.MatchMetricType)
+	}
+	if m.HonorLabels {
+		add("honor_labels", true)
+	}
+	if m.Help != "" {
+		add("help", m.Help)
+	}
+	if m.Scale != nil {
+		add("scale", *m.Scale)
+	}
+	if m.HistogramOptions != nil {
+		add("histogram_options", m.HistogramOptions.yaml())
+	}
+	if m.SummaryOptions != nil {
+		add("summary_options", m.SummaryOptions.yaml())
+	}
+	return s
+}
+
+func (d MappingDefaults) yaml() yaml.MapSlice {
+	var s yaml.MapSlice
+	add := func(k string, v any) { s = append(s, yaml.MapItem{Key: k, Value: v}) }
+	if d.ObserverType != "" {
+		add("observer_type", d.ObserverType)
+	}
+	if d.MatchType != "" {
+		add("match_type", d.MatchType)
+	}
+	if d.GlobDisableOrdering {
+		add("glob_disable_ordering", true)
+	}
+	if d.TTL != 0 {
+		add("ttl", d.TTL.String())
+	}
+	if d.HistogramOptions != nil {
+		add("histogram_options", d.HistogramOptions.yaml())
+	}
+	if d.SummaryOptions != nil {
+		add("summary_options", d.SummaryOptions.yaml())
+	}
+	return s
+}
+
+func (h HistogramOptions) yaml() yaml.MapSlice {
+	var s yaml.MapSlice
+	if len(h.Buckets) > 0 {
+		s = append(s, yaml.MapItem{Key: "buckets", Value: h.Buckets})
+	}
+	if h.NativeHistogramBucketFactor != 0 {
+		s = append(s, yaml.MapItem{Key: "native_histogram_bucket_factor", Value: h.NativeHistogramBucketFactor})
+	}
+	if h.NativeHistogramMaxBuckets != 0 {
+		s = append(s, yaml.MapItem{Key: "native_histogram_max_buckets", Value: h.NativeHistogramMaxBuckets})
+	}
+	return s
+}
+
+func (o SummaryOptions) yaml() yaml.MapSlice {
+	var s yaml.MapSlice
+	if len(o.Quantiles) > 0 {
+		qs := make([]any, 0, len(o.Quantiles))
+		for _, q := range o.Quantiles {
+			var item yaml.MapSlice
+			for _, k := range []string{"quantile", "error"} {
+				if v, ok := q[k]; ok {
+					item = append(item, yaml.MapItem{Key: k, Value: v})
+				}
+			}
+			for k, v := range q {
+				if k != "quantile" && k != "error" {
+					item = append(item, yaml.MapItem{Key: k, Value: v}) // rejected by the strict decoder
+				}
+			}
+			qs = append(qs, item)
+		}
+		s = append(s, yaml.MapItem{Key: "quantiles", Value: qs})
+	}
+	if o.MaxAge != 0 {
+		s = append(s, yaml.MapItem{Key: "max_age", Value: o.MaxAge.String()})
+	}
+	if o.AgeBuckets != 0 {
+		s = append(s, yaml.MapItem{Key: "age_buckets", Value: o.AgeBuckets})
+	}
+	if o.BufCap != 0 {
+		s = append(s, yaml.MapItem{Key: "buf_cap", Value: o.BufCap})
+	}
+	return s
+}
+
+func isAbs(p string) bool { return filepath.IsAbs(p) }
+
+// resolvePath resolves a relative path against the config directory.
+func resolvePath(p, configDir string) string {
+	if p == "" || filepath.IsAbs(p) || configDir == "" {
+		return p
+	}
+	return filepath.Join(configDir, p)
+}
+
+// mappingYAML assembles the mapper configuration of a, in statsd_exporter's
+// YAML: the file's document, the mapping_defaults block in place of its
+// defaults, and the inline mappings after its mappings. Each part is
+// checked on its own first so that errors point at the right place.
+func mappingYAML(a Arguments, configDir string) (string, error) {
+	var doc yaml.MapSlice
+	if a.MappingFile != "" {
+		path := resolvePath(a.MappingFile, configDir)
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("reading the mapping file: %w", err))
+		}
+		if err := new(mapper.MetricMapper).InitFromYAMLString(string(src)); err != nil {
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
+		}
+		if err := yaml.Unmarshal(src, &doc); err != nil {
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
+		}
+	}
+	var mappings []any
+	var fileDefaults bool
+	var rest yaml.MapSlice
+	for _, item := range doc {
+		switch item.Key {
+		case "mappings":
+			if l, ok := item.Value.([]any); ok {
+				mappings = l
+			}
+		case "defaults":
+			fileDefaults = true
+			if a.MappingDefaults == nil {
+				rest = append(rest, item)
+			}
+		default:
+			rest = append(rest, item)
+		}
+	}
+	if a.MappingDefaults != nil {
+		if fileDefaults {
+			return "", pipeline.ErrorAt("mapping_file", errors.New("the mapping file has `defaults` and the block has a mapping_defaults block: set the defaults in one place"))
+		}
+		rest = append(rest, yaml.MapItem{Key: "defaults", Value: a.MappingDefaults.yaml()})
+	}
+	for _, m := range a.Mappings {
+		mappings = append(mappings, m.yaml())
+	}
+	if len(mappings) > 0 {
+		rest = append(rest, yaml.MapItem{Key: "mappings", Value: mappings})
+	}
+	out, err := yaml.Marshal(rest)
+	if err != nil {
+		return "", fmt.Errorf("assembling the mapping: %w", err)
+	}
+	if err := new(mapper.MetricMapper).InitFromYAMLString(string(out)); err != nil {
+		return "", fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
+	}
+	return string(out), nil
+}
+
+func compileYAML(doc yaml.MapSlice) error {
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	return new(mapper.MetricMapper).InitFromYAMLString(string(out))
+}
+
+// newMapper compiles a mapping into a fresh upstream mapper. A mapper is
+// never re-initialised in place: the shards read its defaults without a
+// lock, so a reload builds a new one and swaps the pointer.
+func newMapper(src string, logger *slog.Logger) (*mapper.MetricMapper, error) {
+	m := &mapper.MetricMapper{Logger: logger}
+	if err := m.InitFromYAMLString(src); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,190 @@
+// Package statsd implements the statsd_receiver component: statsd and
+// DogStatsD ingestion over UDP, TCP and unixgram, mapped to Prometheus
+// metrics with statsd_exporter's mapping language.
+//
+// It embeds github.com/prometheus/statsd_exporter/pkg for the line parser,
+// the mapper (and its caches) and the exporter's series registry, and
+// replaces upstream's listeners, event queue and exporter loop with its own:
+// those start goroutines that never stop, exit the process on errors and
+// process every event on one goroutine. Here, each socket has its own
+// readers (parse and map in parallel), events are routed by metric name to
+// a fixed set of shards, each owning one upstream registry, and Run stops
+// every goroutine and releases every socket when its context ends.
+//
+// Files, in reading order:
+//
+//	statsd.go     registration, Arguments, Exports, defaults and validation
+//	mapping.go    mapping blocks and files -> upstream mapper
+//	receiver.go   the component: Build, Run, Update, listeners
+//	ingest.go     packet -> lines -> events -> mapped items, routed to shards
+//	shard.go      mapped items -> series in upstream's registry, TTL, max_series
+//	metrics.go    self-metrics (statsd_exporter_* names)
+//	ratelog.go    bounded-rate logging of bad input
+package statsd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+func init() {
+	pipeline.Register(pipeline.Registration{
+		Name:      "statsd_receiver",
+		Stability: pipeline.StabilityBeta,
+		Summary:   "receives statsd/DogStatsD over UDP, TCP or unixgram and maps it to Prometheus metrics (statsd_exporter compatible)",
+		Args:      Arguments{},
+		Exports:   Exports{},
+		Build: func(opts pipeline.Options, args pipeline.Arguments) (pipeline.Component, error) {
+			return New(opts, args.(Arguments))
+		},
+		Example: example,
+	})
+}
+
+const example = `statsd_receiver "app" {
+  listen_udp   = ":9125"
+  mapping_file = "statsd-mapping.yml"  # statsd_exporter's format, unchanged
+
+  mapping {
+    match  = "gunicorn.request.status.*"
+    name   = "gunicorn_request_status_total"
+    labels = { status = "$1" }
+  }
+}`
+
+// Default values of the arguments.
+const (
+	DefaultListenUDP    = ":9125"
+	DefaultUnixgramMode = "755"
+	DefaultCacheType    = "lru"
+	DefaultCacheSize    = 1000
+	DefaultMaxSeries    = 100000
+)
+
+// Arguments configure a statsd_receiver.
+type Arguments struct {
+	// ListenUDP is the UDP address to receive on; "" disables UDP.
+	ListenUDP string `hcl:"listen_udp,optional"`
+	// ListenTCP is the TCP address to receive on (off by default).
+	ListenTCP string `hcl:"listen_tcp,optional"`
+	// ListenUnixgram is a unix datagram socket path (off by default).
+	ListenUnixgram string `hcl:"listen_unixgram,optional"`
+	// UnixgramMode is the socket file's permission, in octal.
+	UnixgramMode string `hcl:"unixgram_mode,optional"`
+	// ReadBuffer is the kernel receive buffer (SO_RCVBUF) of the UDP and
+	// unixgram sockets, in bytes; 0 keeps the system default.
+	ReadBuffer int `hcl:"read_buffer,optional"`
+
+	// MappingFile is a statsd_exporter mapping YAML file.
+	MappingFile string `hcl:"mapping_file,optional"`
+	// Mappings are appended after the file's mappings.
+	Mappings []Mapping `hcl:"mapping,block"`
+	// MappingDefaults replaces the file's `defaults`.
+	MappingDefaults *MappingDefaults `hcl:"mapping_defaults,block"`
+
+	ParseDogStatsDTags bool `hcl:"parse_dogstatsd_tags,optional"`
+	ParseInfluxDBTags  bool `hcl:"parse_influxdb_tags,optional"`
+	ParseLibratoTags   bool `hcl:"parse_librato_tags,optional"`
+	ParseSignalFXTags  bool `hcl:"parse_signalfx_tags,optional"`
+
+	// CacheType is the mapper cache: "lru" or "random".
+	CacheType string `hcl:"cache_type,optional"`
+	// CacheSize is the number of cached mapping results; 0 disables the cache.
+	CacheSize int `hcl:"cache_size,optional"`
+	// MaxSeries caps the number of live series; new series beyond it are
+	// dropped and counted. 0 means no limit.
+	MaxSeries int `hcl:"max_series,optional"`
+}
+
+// Exports are the receiver's metrics.
+type Exports struct {
+	Metrics prometheus.Gatherer `hcl:"metrics"`
+}
+
+// SetDefaults implements pipeline.SetDefaulter.
+func (a *Arguments) SetDefaults() {
+	*a = Arguments{
+		ListenUDP:          DefaultListenUDP,
+		UnixgramMode:       DefaultUnixgramMode,
+		ParseDogStatsDTags: true,
+		ParseInfluxDBTags:  true,
+		ParseLibratoTags:   true,
+		ParseSignalFXTags:  true,
+		CacheType:          DefaultCacheType,
+		CacheSize:          DefaultCacheSize,
+		MaxSeries:          DefaultMaxSeries,
+	}
+}
+
+// Validate implements pipeline.Validator. Inline mapping blocks validate
+// themselves; this checks the rest and, when mapping_file is an absolute
+// path, loads it with the inline mappings, so a bad file is a diagnostic at
+// load time. Relative paths are resolved (and checked) in Build and Update,
+// which know the config directory.
+func (a *Arguments) Validate() error {
+	var errs []error
+	if a.ListenUDP == "" && a.ListenTCP == "" && a.ListenUnixgram == "" {
+		errs = append(errs, errors.New("at least one of listen_udp, listen_tcp and listen_unixgram must be set"))
+	}
+	for _, l := range []struct{ attr, addr string }{{"listen_udp", a.ListenUDP}, {"listen_tcp", a.ListenTCP}} {
+		if l.addr != "" {
+			if err := checkHostPort(l.addr); err != nil {
+				errs = append(errs, pipeline.ErrorAt(l.attr, err))
+			}
+		}
+	}
+	if _, err := parseMode(a.UnixgramMode); err != nil {
+		errs = append(errs, pipeline.ErrorAt("unixgram_mode", err))
+	}
+	if a.ReadBuffer < 0 {
+		errs = append(errs, pipeline.ErrorAt("read_buffer", errors.New("must not be negative")))
+	}
+	switch a.CacheType {
+	case "lru", "random":
+	default:
+		errs = append(errs, pipeline.ErrorAt("cache_type", fmt.Errorf("%q is not a cache type: use \"lru\" or \"random\"", a.CacheType)))
+	}
+	if a.CacheSize < 0 {
+		errs = append(errs, pipeline.ErrorAt("cache_size", errors.New("must not be negative")))
+	}
+	if a.MaxSeries < 0 {
+		errs = append(errs, pipeline.ErrorAt("max_series", errors.New("must not be negative (0 means no limit)")))
+	}
+	if a.MappingFile == "" || isAbs(a.MappingFile) {
+		if _, err := mappingYAML(*a, ""); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkHostPort checks an address without resolving it: a DNS lookup in
+// Validate would make loading a config depend on the network.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not a host:port address: %w", addr, err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
+}
+
+func parseMode(s string) (uint32, error) {
+	m, err := strconv.ParseUint(strings.TrimPrefix(s, "0"), 8, 32)
+	if s == "0" {
+		m, err = 0, nil
+	}
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("%q is not an octal file mode such as \"755\"", s)
+	}
+	return uint32(m), nil
+}

@@ -1,0 +1,404 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// ControllerOptions configure a Controller.
+type ControllerOptions struct {
+	Logger *slog.Logger
+	// Registry is the agent's own registry; the controller registers its
+	// self-metrics there. Required.
+	Registry *prometheus.Registry
+	// DataPath is the parent of every component's data directory.
+	DataPath string
+	// HTTP mounts component handlers on the agent server.
+	HTTP HTTPMounter
+	// LookupEnv replaces os.LookupEnv for env() (tests).
+	LookupEnv LookupEnvFunc
+	// MinBackoff and MaxBackoff bound the delay before restarting a failed
+	// component (defaults 1s and 1m).
+	MinBackoff, MaxBackoff time.Duration
+	// StopTimeout bounds how long a component may take to stop (default 10s).
+	StopTimeout time.Duration
+}
+
+// Controller owns the running graph and applies new configs to it.
+type Controller struct {
+	opts      ControllerOptions
+	logger    *slog.Logger
+	configDir string
+
+	applyMu  sync.Mutex // serializes Apply
+	filename string
+	lastSrc  []byte // last applied source
+	lastHash string // hash of the last source tried (applied or not)
+
+	mu    sync.RWMutex
+	nodes map[string]*node
+	order []string // topological: producers before consumers
+	ready bool
+
+	agentGatherer prometheus.Gatherer
+	agentExports  cty.Value
+	reapply       chan struct{}
+
+	reloads            *prometheus.CounterVec
+	lastReloadOK       prometheus.Gauge
+	lastReloadOKTime   prometheus.Gauge
+	configHash         *prometheus.GaugeVec
+	evaluationDuration prometheus.Histogram
+}
+
+// NewController returns a controller with no components.
+func NewController(opts ControllerOptions) *Controller {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(time.Minute, opts.MinBackoff)
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 10 * time.Second
+	}
+	c := &Controller{
+		opts:    opts,
+		logger:  opts.Logger,
+		nodes:   map[string]*node{},
+		reapply: make(chan struct{}, 1),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_config_reloads_total",
+			Help: "Config loads and reloads, by result (success or failure).",
+		}, []string{"result"}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_config_last_reload_successful",
+			Help: "Whether the last attempt to load the config succeeded (1) or was rejected (0).",
+		}),
+		lastReloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful config load.",
+		}),
+		configHash: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_config_hash",
+			Help: "SHA-256 of the running config, as a label; the value is always 1.",
+		}, []string{"sha256"}),
+		evaluationDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_component_evaluation_seconds",
+			Help:    "Time to load, decode and validate a whole config.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}),
+	}
+	c.reloads.WithLabelValues("success")
+	c.reloads.WithLabelValues("failure")
+	opts.Registry.MustRegister(c.reloads, c.lastReloadOK, c.lastReloadOKTime, c.configHash, c.evaluationDuration, componentCollector{c})
+	c.agentGatherer = prometheus.Gatherers{opts.Registry, prometheus.GathererFunc(c.gatherComponents)}
+	c.agentExports = cty.ObjectVal(map[string]cty.Value{"metrics": GathererVal(c.agentGatherer)})
+	return c
+}
+
+// Gatherer returns the agent's own metrics, those of every component
+// included: what /metrics serves and agent.metrics exports.
+func (c *Controller) Gatherer() prometheus.Gatherer { return c.agentGatherer }
+
+// Ready reports whether a config has been applied.
+func (c *Controller) Ready() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ready
+}
+
+func (c *Controller) now() time.Time { return time.Now() }
+
+// LoadFile reads filename and applies it. With force false, a file whose
+// content is unchanged since the last attempt is skipped (returns nil).
+func (c *Controller) LoadFile(filename string, force bool) error {
+	src, err := os.ReadFile(filename)
+	if err != nil {
+		c.recordFailure()
+		return fmt.Errorf("reading config: %w", err)
+	}
+	if !force {
+		c.applyMu.Lock()
+		same := c.filename == filename && c.lastHash == hash(src)
+		c.applyMu.Unlock()
+		if same {
+			return nil
+		}
+	}
+	return c.Apply(filename, src)
+}
+
+func hash(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// Validate loads src exactly as Apply would (every block decoded, validated
+// and built) without running anything or touching the running graph.
+func Validate(filename string, src []byte, lookupEnv LookupEnvFunc) error {
+	c := NewController(ControllerOptions{LookupEnv: lookupEnv, Logger: slog.New(slog.DiscardHandler)})
+	c.configDir = filepath.Dir(filename)
+	_, err := loadConfig(filename, src, lookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
+		n, err := c.buildNode(ln)
+		if err != nil {
+			return cty.NilVal, err
+		}
+		return n.exportsValue(), nil
+	})
+	return err
+}
+
+// Apply loads src and, only if all of it loads and validates, makes the
+// running graph match it: unchanged components are left alone, changed ones
+// get Update, removed ones stop (producers first), new ones start
+// (consumers first). On error nothing running changes.
+func (c *Controller) Apply(filename string, src []byte) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	c.filename = filename
+	c.lastHash = hash(src)
+	c.configDir = filepath.Dir(filename)
+
+	start := time.Now()
+	c.mu.RLock()
+	running := c.nodes
+	c.mu.RUnlock()
+	built := map[string]*node{}
+	g, err := loadConfig(filename, src, c.opts.LookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
+		if old := running[ln.ID]; old != nil {
+			return old.exportsValue(), nil
+		}
+		n, err := c.buildNode(ln)
+		if err != nil {
+			return cty.NilVal, err
+		}
+		built[ln.ID] = n
+		return n.exportsValue(), nil
+	})
+	c.evaluationDuration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		c.recordFailure()
+		return err
+	}
+
+	// From here on the new config is accepted.
+	var errs []error
+	keep := map[string]bool{}
+	for _, ln := range g.Nodes {
+		keep[ln.ID] = true
+	}
+	c.mu.RLock()
+	oldOrder := slices.Clone(c.order)
+	c.mu.RUnlock()
+	for _, id := range oldOrder { // producers first
+		if !keep[id] {
+			n := running[id]
+			if err := n.stop(c.opts.StopTimeout); err != nil {
+				errs = append(errs, err)
+			}
+			n.logger.Info("component stopped (removed from config)")
+		}
+	}
+
+	nodes := make(map[string]*node, len(g.Nodes))
+	order := make([]string, 0, len(g.Nodes))
+	for _, ln := range g.Nodes {
+		order = append(order, ln.ID)
+		if n := built[ln.ID]; n != nil {
+			nodes[ln.ID] = n
+			continue
+		}
+		n := running[ln.ID]
+		nodes[ln.ID] = n
+		n.mu.Lock()
+		n.deps = ln.Deps
+		n.mu.Unlock()
+		if n.eval.RawEquals(ln.Eval) {
+			continue // unchanged: not touched at all
+		}
+		n.args, n.eval = ln.Args, ln.Eval
+		if err := n.update(ln.Args, c.now()); err != nil {
+			n.logger.Error("applying new arguments failed", "err", err)
+			errs = append(errs, fmt.Errorf("%s: update: %w", ln.ID, err))
+		} else {
+			n.logger.Info("component updated")
+		}
+	}
+	for i := len(g.Nodes) - 1; i >= 0; i-- { // consumers first
+		if n := built[g.Nodes[i].ID]; n != nil {
+			n.start(c)
+			n.logger.Info("component started")
+		}
+	}
+
+	c.mu.Lock()
+	c.nodes, c.order, c.ready = nodes, order, true
+	c.mu.Unlock()
+	c.lastSrc = src
+	c.reloads.WithLabelValues("success").Inc()
+	c.lastReloadOK.Set(1)
+	c.lastReloadOKTime.SetToCurrentTime()
+	c.configHash.Reset()
+	c.configHash.WithLabelValues(c.lastHash).Set(1)
+	c.logger.Info("config applied", "file", filename, "components", len(order), "added", len(built), "sha256", c.lastHash[:12])
+	return errors.Join(errs...)
+}
+
+func (c *Controller) recordFailure() {
+	c.reloads.WithLabelValues("failure").Inc()
+	c.lastReloadOK.Set(0)
+}
+
+// exportsChanged is called when a running component publishes new exports:
+// the consumers are re-evaluated by applying the current config again.
+func (c *Controller) exportsChanged() {
+	select {
+	case c.reapply <- struct{}{}:
+	default:
+	}
+}
+
+// Run serves exports changes until ctx ends, then stops every component
+// (producers first) and waits for them.
+func (c *Controller) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			c.stopAll()
+			return nil
+		case <-c.reapply:
+			c.applyMu.Lock()
+			filename, src := c.filename, c.lastSrc
+			c.applyMu.Unlock()
+			if src != nil {
+				if err := c.Apply(filename, src); err != nil {
+					c.logger.Error("re-evaluating after an exports change failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (c *Controller) stopAll() {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	c.mu.Lock()
+	nodes, order := c.nodes, c.order
+	c.nodes, c.order = map[string]*node{}, nil
+	c.mu.Unlock()
+	// Cancel producers first, then wait for all in parallel.
+	var wg sync.WaitGroup
+	for _, id := range order {
+		n := nodes[id]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.stop(c.opts.StopTimeout); err != nil {
+				c.logger.Error("component did not stop", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// ComponentInfo describes one component for /api/v0/components.
+type ComponentInfo struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	Health     Health    `json:"health"`
+	LastUpdate time.Time `json:"last_update"`
+	Restarts   uint64    `json:"restarts"`
+	Upstreams  []string  `json:"upstreams"`
+}
+
+// Components lists the running components in topological order.
+func (c *Controller) Components() []ComponentInfo {
+	c.mu.RLock()
+	nodes, order := c.nodes, c.order
+	c.mu.RUnlock()
+	out := make([]ComponentInfo, 0, len(order))
+	for _, id := range order {
+		n := nodes[id]
+		n.mu.Lock()
+		lu := n.lastUpdate
+		ups := slices.Clone(n.deps)
+		n.mu.Unlock()
+		if ups == nil {
+			ups = []string{}
+		}
+		out = append(out, ComponentInfo{ID: id, Type: n.typ, Health: n.health(), LastUpdate: lu, Restarts: n.restarts.Load(), Upstreams: ups})
+	}
+	return out
+}
+
+func (c *Controller) liveNodes() []*node {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*node, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// gatherComponents merges every live component's self-metrics.
+func (c *Controller) gatherComponents() ([]*dto.MetricFamily, error) {
+	nodes := c.liveNodes()
+	gs := make(prometheus.Gatherers, 0, len(nodes))
+	for _, n := range nodes {
+		gs = append(gs, n.selfReg)
+	}
+	return gs.Gather()
+}
+
+// componentCollector reports health and restarts of the live components,
+// so removed components leave no stale series.
+type componentCollector struct{ c *Controller }
+
+var (
+	healthDesc = prometheus.NewDesc("sluice_component_health",
+		"Health of each component: 1 for its current state, 0 for the others.", []string{"component_id", "state"}, nil)
+	restartsDesc = prometheus.NewDesc("sluice_component_restarts_total",
+		"Times a component was restarted after its Run failed.", []string{"component_id"}, nil)
+)
+
+func (cc componentCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- healthDesc
+	ch <- restartsDesc
+}
+
+func (cc componentCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, n := range cc.c.liveNodes() {
+		h := n.health()
+		for _, s := range HealthStates {
+			v := 0.0
+			if s == h.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, v, n.id, string(s))
+		}
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(n.restarts.Load()), n.id)
+	}
+}

@@ -1,0 +1,354 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type fixture struct {
+	t    *testing.T
+	ctrl *pipeline.Controller
+	reg  *prometheus.Registry
+	logs *syncBuffer
+	path string
+	stop func()
+}
+
+func newFixture(t *testing.T, opts pipeline.ControllerOptions) *fixture {
+	t.Helper()
+	f := &fixture{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}, path: filepath.Join(t.TempDir(), "sluice.hcl")}
+	opts.Registry = f.reg
+	opts.Logger = slog.New(slog.NewTextHandler(f.logs, nil))
+	if opts.MinBackoff == 0 {
+		opts.MinBackoff = 10 * time.Millisecond
+	}
+	opts.HTTP = pipeline.NewMounts()
+	f.ctrl = pipeline.NewController(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = f.ctrl.Run(ctx); close(done) }()
+	f.stop = func() { cancel(); <-done }
+	t.Cleanup(f.stop)
+	return f
+}
+
+func (f *fixture) apply(src string) error {
+	f.t.Helper()
+	if err := os.WriteFile(f.path, []byte(src), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	return f.ctrl.LoadFile(f.path, false)
+}
+
+// logged returns the component IDs of log lines with the given message, in order.
+func (f *fixture) logged(msg string) []string {
+	re := regexp.MustCompile(`msg="` + regexp.QuoteMeta(msg) + `"[^\n]*component_id=(\S+)`)
+	var ids []string
+	for _, m := range re.FindAllStringSubmatch(f.logs.String(), -1) {
+		ids = append(ids, m[1])
+	}
+	return ids
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestApplyKeepsUpdatesStopsAndStarts(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	cfg1 := `
+test_source "a"    { journal = "TestApplyKeepsUpdatesStopsAndStarts" }
+test_source "b"    {
+  journal = "TestApplyKeepsUpdatesStopsAndStarts"
+  value   = 2
+}
+test_sink "s" {
+  journal = "TestApplyKeepsUpdatesStopsAndStarts"
+  inputs  = [test_source.a.metrics, test_source.b.metrics]
+}
+test_source "old" { journal = "TestApplyKeepsUpdatesStopsAndStarts" }
+test_sink "old_sink" {
+  journal = "TestApplyKeepsUpdatesStopsAndStarts"
+  inputs  = [test_source.old.metrics]
+}
+`
+	if err := f.apply(cfg1); err != nil {
+		t.Fatal(err)
+	}
+	// New components start consumers first.
+	if got, want := f.logged("component started"), []string{"test_sink.old_sink", "test_source.old", "test_sink.s", "test_source.b", "test_source.a"}; !slices.Equal(got, want) {
+		t.Fatalf("start order %v, want %v", got, want)
+	}
+	waitFor(t, "5 components running", func() bool { return j.count("run ") == 5 })
+	j.take()
+
+	cfg2 := `
+test_source "a"    { journal = "TestApplyKeepsUpdatesStopsAndStarts" }
+test_source "b"    {
+  journal = "TestApplyKeepsUpdatesStopsAndStarts"
+  value   = 3
+}
+test_sink "s" {
+  journal = "TestApplyKeepsUpdatesStopsAndStarts"
+  inputs  = [test_source.a.metrics, test_source.b.metrics]
+}
+test_source "c" { journal = "TestApplyKeepsUpdatesStopsAndStarts" }
+test_sink "new_sink" {
+  journal = "TestApplyKeepsUpdatesStopsAndStarts"
+  inputs  = [test_source.c.metrics]
+}
+`
+	if err := f.apply(cfg2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "2 new components running", func() bool { return j.count("run ") == 2 })
+	events := j.take()
+	// Only b changed; a and s are untouched (not rebuilt, restarted or updated).
+	for _, e := range events {
+		for _, untouched := range []string{"test_source.a", "test_sink.s"} {
+			if strings.HasSuffix(e, " "+untouched) {
+				t.Errorf("unchanged component touched: %q", e)
+			}
+		}
+	}
+	for _, want := range []string{"update test_source.b", "stop test_source.old", "stop test_sink.old_sink", "build test_source.c", "build test_sink.new_sink"} {
+		if !slices.Contains(events, want) {
+			t.Errorf("missing event %q in %v", want, events)
+		}
+	}
+	if slices.Contains(events, "build test_source.b") {
+		t.Errorf("changed component was rebuilt instead of updated: %v", events)
+	}
+	// Removed components stop producers first (stop waits, so the journal
+	// order is the stop order).
+	if i, k := slices.Index(events, "stop test_source.old"), slices.Index(events, "stop test_sink.old_sink"); i > k {
+		t.Errorf("consumer stopped before its source: %v", events)
+	}
+	if got := f.logged("component stopped (removed from config)"); !slices.Equal(got, []string{"test_source.old", "test_sink.old_sink"}) {
+		t.Errorf("stop order %v", got)
+	}
+	started := f.logged("component started")
+	if got, want := started[len(started)-2:], []string{"test_sink.new_sink", "test_source.c"}; !slices.Equal(got, want) {
+		t.Errorf("start order %v, want %v", got, want)
+	}
+	// The updated value is visible through the unchanged sink's input.
+	var ids []string
+	for _, c := range f.ctrl.Components() {
+		ids = append(ids, c.ID)
+	}
+	if want := []string{"test_source.a", "test_source.b", "test_sink.s", "test_source.c", "test_sink.new_sink"}; !slices.Equal(ids, want) {
+		t.Errorf("components %v, want %v", ids, want)
+	}
+}
+
+func TestApplyIsAllOrNothing(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	good := `test_source "a" { journal = "TestApplyIsAllOrNothing" }`
+	if err := f.apply(good); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a running", func() bool { return j.count("run test_source.a") == 1 })
+	// b is valid and new; c is invalid: nothing may change, b must not run.
+	bad := good + `
+test_source "b" { journal = "TestApplyIsAllOrNothing" }
+test_source "c" { value = "nope" }
+`
+	err := f.apply(bad)
+	var de *pipeline.DiagnosticsError
+	if !errors.As(err, &de) {
+		t.Fatalf("apply of a bad config: err = %v, want diagnostics", err)
+	}
+	if got := len(f.ctrl.Components()); got != 1 {
+		t.Errorf("%d components after a rejected reload, want 1", got)
+	}
+	if n := j.count("run test_source.b"); n != 0 {
+		t.Errorf("component from the rejected config ran")
+	}
+	if v := testutil.ToFloat64(f.reg2Gauge("sluice_config_last_reload_successful")); v != 0 {
+		t.Errorf("sluice_config_last_reload_successful = %v, want 0", v)
+	}
+	// Fixing it applies, and the success gauge returns to 1.
+	if err := f.apply(good + "\ntest_source \"b\" { journal = \"TestApplyIsAllOrNothing\" }\n"); err != nil {
+		t.Fatal(err)
+	}
+	if v := testutil.ToFloat64(f.reg2Gauge("sluice_config_last_reload_successful")); v != 1 {
+		t.Errorf("sluice_config_last_reload_successful = %v, want 1", v)
+	}
+	if err := testutil.GatherAndCompare(f.ctrl.Gatherer(), strings.NewReader(`
+# HELP sluice_config_reloads_total Config loads and reloads, by result (success or failure).
+# TYPE sluice_config_reloads_total counter
+sluice_config_reloads_total{result="failure"} 1
+sluice_config_reloads_total{result="success"} 2
+`), "sluice_config_reloads_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// reg2Gauge reads one unlabelled gauge from the agent registry.
+func (f *fixture) reg2Gauge(name string) prometheus.Collector {
+	return gathered{f.reg, name}
+}
+
+type gathered struct {
+	g    prometheus.Gatherer
+	name string
+}
+
+func (g gathered) Describe(chan<- *prometheus.Desc) {}
+func (g gathered) Collect(ch chan<- prometheus.Metric) {
+	mfs, _ := g.g.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == g.name && len(mf.GetMetric()) == 1 {
+			ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(g.name, "x", nil, nil), prometheus.GaugeValue, mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+}
+
+func TestUnchangedFileIsNotReapplied(t *testing.T) {
+	newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	src := `test_source "a" { journal = "TestUnchangedFileIsNotReapplied" }`
+	if err := f.apply(src); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ctrl.LoadFile(f.path, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(f.logs.String(), `msg="config applied"`); got != 1 {
+		t.Errorf("config applied %d times for an unchanged file, want 1", got)
+	}
+}
+
+func TestRestartWithBackoff(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second})
+	if err := f.apply(`test_source "flaky" {
+  journal    = "TestRestartWithBackoff"
+  fail_times = 3
+}`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "unhealthy after the first failure", func() bool {
+		return f.ctrl.Components()[0].Health.State == pipeline.HealthUnhealthy
+	})
+	if msg := f.ctrl.Components()[0].Health.Message; !strings.Contains(msg, "injected failure") {
+		t.Errorf("health message %q does not carry the error", msg)
+	}
+	waitFor(t, "the fourth run", func() bool { return j.count("run ") == 4 })
+	waitFor(t, "healthy once it stays up", func() bool {
+		return f.ctrl.Components()[0].Health.State == pipeline.HealthHealthy
+	})
+	if err := testutil.GatherAndCompare(f.ctrl.Gatherer(), strings.NewReader(`
+# HELP sluice_component_restarts_total Times a component was restarted after its Run failed.
+# TYPE sluice_component_restarts_total counter
+sluice_component_restarts_total{component_id="test_source.flaky"} 3
+`), "sluice_component_restarts_total"); err != nil {
+		t.Error(err)
+	}
+	// The delay doubles: 20ms, 40ms, 80ms at least between runs.
+	runs := j.times("run ")
+	for i, min := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond} {
+		if gap := runs[i+1].Sub(runs[i]); gap < min {
+			t.Errorf("restart %d came after %v, want at least %v", i+1, gap, min)
+		}
+	}
+}
+
+func TestComponentHealthMetric(t *testing.T) {
+	newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	if err := f.apply(`test_source "a" { journal = "TestComponentHealthMetric" }`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "healthy", func() bool { return f.ctrl.Components()[0].Health.State == pipeline.HealthHealthy })
+	if err := testutil.GatherAndCompare(f.ctrl.Gatherer(), strings.NewReader(`
+# HELP sluice_component_health Health of each component: 1 for its current state, 0 for the others.
+# TYPE sluice_component_health gauge
+sluice_component_health{component_id="test_source.a",state="exited"} 0
+sluice_component_health{component_id="test_source.a",state="healthy"} 1
+sluice_component_health{component_id="test_source.a",state="unhealthy"} 0
+sluice_component_health{component_id="test_source.a",state="unknown"} 0
+`), "sluice_component_health"); err != nil {
+		t.Error(err)
+	}
+	// Removing the component removes its series.
+	if err := f.apply(`test_sink "s" { inputs = [] }`); err != nil {
+		t.Fatal(err)
+	}
+	mfs, _ := f.ctrl.Gatherer().Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == "test_source.a" {
+					t.Errorf("removed component still has series in %s", mf.GetName())
+				}
+			}
+		}
+	}
+}
+
+func TestStopAllStopsEveryComponent(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	if err := f.apply(`
+test_source "a" { journal = "TestStopAllStopsEveryComponent" }
+test_sink "s" {
+  journal = "TestStopAllStopsEveryComponent"
+  inputs  = [test_source.a.metrics, agent.metrics]
+}`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", func() bool { return j.count("run ") == 2 })
+	f.stop()
+	if got := j.count("stop "); got != 2 {
+		t.Errorf("%d components stopped, want 2", got)
+	}
+	goleak.VerifyNone(t, goleak.IgnoreCurrent())
+}

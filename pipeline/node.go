@@ -1,0 +1,253 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// node is one component instance owned by the controller: the component,
+// its configuration, its exports and the goroutine that runs it.
+type node struct {
+	id     string
+	typ    string
+	reg    Registration
+	comp   Component
+	logger *slog.Logger
+	// selfReg holds the component's self-metrics; the agent serves it.
+	selfReg *prometheus.Registry
+
+	// Guarded by the controller's apply lock.
+	args Arguments
+	eval cty.Value
+	deps []string
+
+	mu          sync.Mutex
+	exports     Exports
+	exportsVal  cty.Value
+	onChange    func() // called when exports change after Build
+	state       HealthState
+	message     string
+	since       time.Time
+	lastUpdate  time.Time
+	updateErr   error
+	generation  uint64 // incremented at each (re)start of Run
+	cancel      context.CancelFunc
+	done        chan struct{}
+	restarts    atomic.Uint64
+	stableAfter time.Duration
+}
+
+func (c *Controller) buildNode(ln *LoadedNode) (*node, error) {
+	n := &node{
+		id:      ln.ID,
+		typ:     ln.Type,
+		reg:     ln.Reg,
+		args:    ln.Args,
+		eval:    ln.Eval,
+		deps:    ln.Deps,
+		logger:  c.logger.With("component_id", ln.ID),
+		selfReg: prometheus.NewRegistry(),
+		state:   HealthUnknown,
+		since:   c.now(),
+	}
+	n.onChange = c.exportsChanged
+	opts := Options{
+		ID:         ln.ID,
+		Logger:     n.logger,
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"component_id": ln.ID}, n.selfReg),
+		DataPath:   filepath.Join(c.opts.DataPath, strings.ReplaceAll(ln.ID, "/", "_")),
+		ConfigDir:  c.configDir,
+		OnExports:  n.setExports,
+		HTTP:       c.opts.HTTP,
+	}
+	comp, err := ln.Reg.Build(opts, ln.Args)
+	if err != nil {
+		return nil, err
+	}
+	if comp == nil {
+		return nil, errors.New("Build returned no component")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.exportsVal == cty.NilVal {
+		return nil, errors.New("Build did not publish its exports (OnExports)")
+	}
+	n.comp = comp
+	n.onChange = c.exportsChanged
+	return n, nil
+}
+
+// setExports is the component's OnExports callback.
+func (n *node) setExports(e Exports) {
+	v, err := exportsToCty(e)
+	if err != nil {
+		n.logger.Error("invalid exports", "err", err)
+		return
+	}
+	n.mu.Lock()
+	changed := n.comp != nil && !sameExports(n.exports, e)
+	n.exports, n.exportsVal = e, v
+	notify := n.onChange
+	n.mu.Unlock()
+	if changed && notify != nil {
+		notify()
+	}
+}
+
+// sameExports compares exports by value, gatherers by identity.
+func sameExports(a, b Exports) (same bool) {
+	defer func() {
+		if recover() != nil { // uncomparable field types
+			same = false
+		}
+	}()
+	return a == b
+}
+
+func (n *node) exportsValue() cty.Value {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.exportsVal
+}
+
+func (n *node) setHealth(state HealthState, msg string, now time.Time) {
+	if state != n.state {
+		n.since = now
+	}
+	n.state, n.message = state, msg
+}
+
+// health combines what the runner knows with what the component reports.
+func (n *node) health() Health {
+	n.mu.Lock()
+	h := Health{State: n.state, Message: n.message, Since: n.since}
+	if n.updateErr != nil && h.State == HealthHealthy {
+		h = Health{State: HealthUnhealthy, Message: "applying new arguments failed: " + n.updateErr.Error(), Since: n.lastUpdate}
+	}
+	n.mu.Unlock()
+	if h.State == HealthHealthy {
+		if hr, ok := n.comp.(HealthReporter); ok {
+			ch := hr.Health()
+			if ch.State != "" && ch.State != HealthHealthy {
+				return ch
+			}
+		}
+	}
+	return h
+}
+
+// start runs the component until stop, restarting it with exponential
+// backoff whenever Run fails or returns early.
+func (n *node) start(c *Controller) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.mu.Lock()
+	n.cancel = cancel
+	n.done = make(chan struct{})
+	n.lastUpdate = c.now()
+	n.stableAfter = c.opts.MinBackoff * 4
+	n.mu.Unlock()
+	go n.run(ctx, c)
+}
+
+func (n *node) run(ctx context.Context, c *Controller) {
+	defer close(n.done)
+	backoff := c.opts.MinBackoff
+	for {
+		n.mu.Lock()
+		n.generation++
+		gen := n.generation
+		if n.state != HealthUnhealthy {
+			n.setHealth(HealthHealthy, "", c.now())
+		}
+		n.mu.Unlock()
+		// A restarted component is reported unhealthy until it has stayed up
+		// for stableAfter.
+		stable := time.AfterFunc(n.stableAfter, func() {
+			n.mu.Lock()
+			if n.generation == gen {
+				n.setHealth(HealthHealthy, "", c.now())
+			}
+			n.mu.Unlock()
+		})
+		started := c.now()
+		err := runSafely(ctx, n.comp)
+		stable.Stop()
+		if ctx.Err() != nil {
+			n.mu.Lock()
+			n.setHealth(HealthExited, "stopped", c.now())
+			n.mu.Unlock()
+			return
+		}
+		if err == nil {
+			err = errors.New("Run returned before the component was stopped")
+		}
+		if c.now().Sub(started) > c.opts.MaxBackoff {
+			backoff = c.opts.MinBackoff // it ran fine for a while: start over
+		}
+		n.restarts.Add(1)
+		n.logger.Error("component failed; restarting", "err", err, "backoff", backoff)
+		n.mu.Lock()
+		n.setHealth(HealthUnhealthy, fmt.Sprintf("run failed (restarting in %s): %v", backoff, err), c.now())
+		n.mu.Unlock()
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			n.mu.Lock()
+			n.setHealth(HealthExited, "stopped", c.now())
+			n.mu.Unlock()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, c.opts.MaxBackoff)
+	}
+}
+
+// runSafely turns a panic in Run into an error, so one component's bug
+// restarts that component instead of killing the agent.
+func runSafely(ctx context.Context, comp Component) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return comp.Run(ctx)
+}
+
+// stop cancels Run and waits for it to return, at most timeout.
+func (n *node) stop(timeout time.Duration) error {
+	n.mu.Lock()
+	cancel, done := n.cancel, n.done
+	n.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%s did not stop within %s", n.id, timeout)
+	}
+}
+
+func (n *node) update(args Arguments, now time.Time) error {
+	err := n.comp.Update(args)
+	n.mu.Lock()
+	n.updateErr = err
+	n.lastUpdate = now
+	n.mu.Unlock()
+	return err
+}

@@ -1,0 +1,139 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Built-in paths of the agent server. Components cannot mount on them.
+const (
+	PathMetrics    = "/metrics"
+	PathHealthy    = "/-/healthy"
+	PathReady      = "/-/ready"
+	PathReload     = "/-/reload"
+	PathComponents = "/api/v0/components"
+)
+
+// IsBuiltinPath reports whether path belongs to the agent itself.
+func IsBuiltinPath(path string) bool {
+	return path == PathMetrics || strings.HasPrefix(path, "/-/") || path == "/api" || strings.HasPrefix(path, "/api/")
+}
+
+// Mounts is the table of handlers components mount on the agent server.
+type Mounts struct {
+	mu sync.RWMutex
+	m  map[string]http.Handler
+}
+
+// NewMounts returns an empty table.
+func NewMounts() *Mounts { return &Mounts{m: map[string]http.Handler{}} }
+
+// Mount implements HTTPMounter.
+func (m *Mounts) Mount(path string, h http.Handler) (func(), error) {
+	if !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("path %q must start with /", path)
+	}
+	if IsBuiltinPath(path) {
+		return nil, fmt.Errorf("path %s is built into the agent server", path)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.m[path]; dup {
+		return nil, fmt.Errorf("path %s is already mounted by another component", path)
+	}
+	m.m[path] = h
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			delete(m.m, path)
+			m.mu.Unlock()
+		})
+	}, nil
+}
+
+func (m *Mounts) lookup(path string) http.Handler {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.m[path]
+}
+
+// ServerOptions configure the agent's HTTP handler.
+type ServerOptions struct {
+	Controller *Controller
+	Mounts     *Mounts
+	// EnableLifecycle allows POST /-/reload.
+	EnableLifecycle bool
+	// Reload re-reads and applies the config file.
+	Reload func() error
+	Logger *slog.Logger
+}
+
+// NewHandler returns the agent's HTTP handler: the built-in endpoints and
+// whatever components mounted.
+func NewHandler(o ServerOptions) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(PathHealthy, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "Sluice is healthy.")
+	})
+	mux.HandleFunc(PathReady, func(w http.ResponseWriter, r *http.Request) {
+		if !o.Controller.Ready() {
+			http.Error(w, "Sluice is not ready: no config applied yet.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Sluice is ready.")
+	})
+	mux.HandleFunc(PathReload, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			w.Header().Set("Allow", "POST, PUT")
+			http.Error(w, "Use POST to reload the config.", http.StatusMethodNotAllowed)
+			return
+		}
+		if !o.EnableLifecycle {
+			http.Error(w, "Lifecycle API is not enabled: start sluice with --web.enable-lifecycle.", http.StatusForbidden)
+			return
+		}
+		if err := o.Reload(); err != nil {
+			http.Error(w, "Config not applied; the running pipeline is unchanged.\n\n"+err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "Config reloaded.")
+	})
+	mux.HandleFunc(PathComponents, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(o.Controller.Components()) // a failed write means the client left
+	})
+	mux.Handle(PathMetrics, promhttp.HandlerFor(o.Controller.Gatherer(), promhttp.HandlerOpts{
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+		ErrorLog:          slogPrinter{o.Logger},
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if IsBuiltinPath(r.URL.Path) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		if h := o.Mounts.lookup(r.URL.Path); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
+}
+
+// slogPrinter adapts slog for promhttp's ErrorLog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) {
+	if p.l != nil {
+		p.l.Error("serving metrics", "err", fmt.Sprint(v...))
+	}
+}
