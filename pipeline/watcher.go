@@ -16,27 +16,35 @@ import (
 // by swapping the "..data" symlink; a watch on the file itself would miss
 // both. Events are debounced, and Reload itself skips unchanged content.
 type Watcher struct {
-	Path     string
-	Debounce time.Duration
-	Reload   func()
-	Logger   *slog.Logger
+	fw       *fsnotify.Watcher
+	debounce time.Duration
+	reload   func()
+	logger   *slog.Logger
 }
 
-// Run watches until ctx ends.
-func (w *Watcher) Run(ctx context.Context) error {
+// NewWatcher starts watching the directory of path; changes are seen from
+// the moment it returns. Run delivers them; Run must be called to release
+// the watch.
+func NewWatcher(path string, debounce time.Duration, reload func(), logger *slog.Logger) (*Watcher, error) {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("config watcher: %w", err)
+		return nil, fmt.Errorf("config watcher: %w", err)
 	}
-	defer fw.Close()
-	dir := filepath.Dir(w.Path)
+	dir := filepath.Dir(path)
 	if err := fw.Add(dir); err != nil {
-		return fmt.Errorf("config watcher: watching %s: %w", dir, err)
+		fw.Close()
+		return nil, fmt.Errorf("config watcher: watching %s: %w", dir, err)
 	}
-	debounce := w.Debounce
 	if debounce <= 0 {
 		debounce = 250 * time.Millisecond
 	}
+	return &Watcher{fw: fw, debounce: debounce, reload: reload, logger: logger}, nil
+}
+
+// Run calls reload after each burst of changes, until ctx ends.
+func (w *Watcher) Run(ctx context.Context) error {
+	fw, debounce := w.fw, w.debounce
+	defer fw.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -56,9 +64,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			w.Logger.Warn("config watcher error", "err", err)
+			w.logger.Warn("config watcher error", "err", err)
 		case <-timer.C:
-			w.Reload()
+			w.reload()
 		}
 	}
 }

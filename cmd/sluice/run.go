@@ -87,6 +87,12 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	}
 	logger.Info("serving HTTP", "addr", ln.Addr().String())
 
+	w, err := pipeline.NewWatcher(f.config, f.debounce, func() { _ = reload("file", false) }, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 1
+	}
+
 	var g run.Group
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -124,7 +130,6 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	}
 	{ // config watcher
 		wctx, wcancel := context.WithCancel(ctx)
-		w := &pipeline.Watcher{Path: f.config, Debounce: f.debounce, Logger: logger, Reload: func() { _ = reload("file", false) }}
 		g.Add(func() error { return w.Run(wctx) }, func(error) { wcancel() })
 	}
 	{ // controller: runs components, stops them all at the end

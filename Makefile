@@ -1,0 +1,34 @@
+# Sluice. `make run` runs the quickstart pipeline; `make test` runs every test.
+GO       ?= go
+BINARY   ?= sluice
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
+            -X github.com/prometheus/common/version.Revision=$(REVISION) \
+            -X github.com/prometheus/common/version.Branch=main
+CONFIG   ?= config/examples/quickstart.hcl
+
+.PHONY: build run test bench fmt vet deps
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
+
+# Runs the quickstart pipeline: statsd on :9125, metrics on http://localhost:9470/metrics/default
+run: build
+	./$(BINARY) run --web.enable-lifecycle $(CONFIG)
+
+# Installs what the tests need that Go cannot fetch (a PostgreSQL server).
+deps:
+	@bash scripts/ensure-deps.sh
+
+test: deps
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+	$(GO) run ./cmd/sluice fmt -w $$(git ls-files '*.hcl')

@@ -1,0 +1,138 @@
+// Package scrape benchmarks a scrape of 100k series through relabel into
+// metrics_sink against serving the same registry directly with promhttp.
+//
+// Each iteration serves one direct scrape and one scrape of the variant,
+// back to back, so both see the same machine load; the benchmark reports
+// both times and their ratio:
+//
+//	go test ./bench/scrape -run '^$' -bench Scrape100k -benchtime 20x
+package scrape
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	_ "github.com/sluicehq/sluice/components/relabel"
+	"github.com/sluicehq/sluice/components/sink"
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+)
+
+const (
+	families     = 10
+	seriesPerFam = 10_000
+)
+
+// registry holds 100k series: 5 counter and 5 gauge families of 10k
+// series, each with three labels.
+func registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	for f := 0; f < families; f++ {
+		names := []string{"instance", "pod", "code"}
+		if f%2 == 0 {
+			v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: fmt.Sprintf("app_requests_%d_total", f), Help: "Requests."}, names)
+			for i := 0; i < seriesPerFam; i++ {
+				v.WithLabelValues(fmt.Sprintf("10.0.%d.%d:8080", i/250, i%250), fmt.Sprintf("pod-%d", i%97), fmt.Sprint(200+i%5)).Add(float64(i))
+			}
+			reg.MustRegister(v)
+		} else {
+			v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: fmt.Sprintf("app_inflight_%d", f), Help: "In flight."}, names)
+			for i := 0; i < seriesPerFam; i++ {
+				v.WithLabelValues(fmt.Sprintf("10.0.%d.%d:8080", i/250, i%250), fmt.Sprintf("pod-%d", i%97), fmt.Sprint(200+i%5)).Set(float64(i))
+			}
+			reg.MustRegister(v)
+		}
+	}
+	return reg
+}
+
+var variants = []struct {
+	name, relabel, sink string
+}{
+	// The sink alone, serving the registry.
+	{name: "sink", sink: `inputs = [test.reg]`},
+	// A drop rule on the metric name that matches nothing: decided per family.
+	{name: "relabel_by_name", relabel: `
+rule {
+  action        = "drop"
+  source_labels = ["__name__"]
+  regex         = "debug_.*"
+}`, sink: `inputs = [test.rl]`},
+	// A label added to every series and a labeldrop: every series is
+	// rewritten (served from the per-series cache).
+	{name: "relabel_every_series", relabel: `
+rule {
+  target_label = "env"
+  replacement  = "prod"
+}
+rule {
+  action = "labeldrop"
+  regex  = "pod_template_hash"
+}`, sink: `inputs = [test.rl]`},
+}
+
+func BenchmarkScrape100k(b *testing.B) {
+	reg := registry()
+	direct := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true})
+	for _, enc := range []string{"identity", "gzip"} {
+		for _, v := range variants {
+			b.Run(enc+"/"+v.name, func(b *testing.B) {
+				opts := []pipelinetest.Option{pipelinetest.WithGatherer("reg", reg)}
+				if v.relabel != "" {
+					rl := pipelinetest.New(b, "relabel", "input = test.reg\n"+v.relabel, pipelinetest.WithGatherer("reg", reg))
+					opts = append(opts, pipelinetest.WithGatherer("rl", rl.Gatherer()))
+				}
+				s := pipelinetest.New(b, "metrics_sink", v.sink, opts...)
+				handler := s.Component.(*sink.Component).Handler()
+
+				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+				if enc == "gzip" {
+					req.Header.Set("Accept-Encoding", "gzip")
+				}
+				// Warm up: fill the relabel cache, size the buffers.
+				serve(b, direct, req)
+				serve(b, handler, req)
+
+				var tDirect, tVariant time.Duration
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					t0 := time.Now()
+					serve(b, direct, req)
+					t1 := time.Now()
+					serve(b, handler, req)
+					tDirect += t1.Sub(t0)
+					tVariant += time.Since(t1)
+				}
+				b.ReportMetric(float64(tDirect)/1e6/float64(b.N), "direct-ms/scrape")
+				b.ReportMetric(float64(tVariant)/1e6/float64(b.N), "sluice-ms/scrape")
+				b.ReportMetric(float64(tVariant)/float64(tDirect), "ratio")
+			})
+		}
+	}
+}
+
+type discard struct {
+	h      http.Header
+	n      int
+	status int
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) WriteHeader(code int)        { d.status = code }
+func (d *discard) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
+
+var _ io.Writer = (*discard)(nil)
+
+func serve(b *testing.B, h http.Handler, req *http.Request) {
+	w := &discard{h: http.Header{}, status: http.StatusOK}
+	h.ServeHTTP(w, req)
+	if w.status != http.StatusOK || w.n < 100_000 {
+		b.Fatalf("scrape: status %d, %d bytes", w.status, w.n)
+	}
+}

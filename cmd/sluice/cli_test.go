@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := Main(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidateCommand(t *testing.T) {
+	good := writeTemp(t, "good.hcl", e2eConfigV1)
+	if code, out, errOut := runCLI("validate", good); code != 0 || !strings.Contains(out, "valid") {
+		t.Errorf("validate good = %d %q %q", code, out, errOut)
+	}
+	bad := writeTemp(t, "bad.hcl", "relabel \"r\" {\n  input = agent.metrics\n  rule {\n    action = \"explode\"\n  }\n}\n")
+	code, _, errOut := runCLI("validate", bad)
+	if code != 1 || !strings.Contains(errOut, "bad.hcl:") || !strings.Contains(errOut, "explode") {
+		t.Errorf("validate bad = %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI("validate", filepath.Join(t.TempDir(), "missing.hcl")); code != 1 {
+		t.Errorf("validate of a missing file = %d, want 1", code)
+	}
+}
+
+func TestFmtCommand(t *testing.T) {
+	ugly := "metrics_sink \"a\" {\ninputs=[agent.metrics]\n    path =    \"/metrics/a\"\n}\n"
+	want := "metrics_sink \"a\" {\n  inputs = [agent.metrics]\n  path   = \"/metrics/a\"\n}\n"
+	p := writeTemp(t, "a.hcl", ugly)
+	if code, out, _ := runCLI("fmt", "--check", p); code != 1 || !strings.Contains(out, p) {
+		t.Errorf("fmt --check on an unformatted file = %d %q", code, out)
+	}
+	if code, out, _ := runCLI("fmt", p); code != 0 || out != want {
+		t.Errorf("fmt to stdout = %d %q, want %q", code, out, want)
+	}
+	if code, _, _ := runCLI("fmt", "-w", p); code != 0 {
+		t.Errorf("fmt -w = %d", code)
+	}
+	if b, _ := os.ReadFile(p); string(b) != want {
+		t.Errorf("after fmt -w: %q", b)
+	}
+	if code, out, _ := runCLI("fmt", "--check", p); code != 0 || out != "" {
+		t.Errorf("fmt --check on a formatted file = %d %q", code, out)
+	}
+	broken := writeTemp(t, "b.hcl", "metrics_sink \"a\" {\n")
+	if code, _, errOut := runCLI("fmt", "-w", broken); code != 1 || !strings.Contains(errOut, "b.hcl") {
+		t.Errorf("fmt of a syntax error = %d %q", code, errOut)
+	}
+}
+
+func TestComponentsCommand(t *testing.T) {
+	code, out, _ := runCLI("components", "--json")
+	if code != 0 {
+		t.Fatalf("components --json = %d", code)
+	}
+	var docs []pipeline.ComponentDoc
+	if err := json.Unmarshal([]byte(out), &docs); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]pipeline.ComponentDoc{}
+	for _, d := range docs {
+		byName[d.Name] = d
+	}
+	for _, name := range []string{"metrics_sink", "relabel"} {
+		d, ok := byName[name]
+		if !ok {
+			t.Errorf("components lacks %s", name)
+			continue
+		}
+		if d.Kind != "standard" || d.Module != "github.com/sluicehq/sluice" || len(d.Args) == 0 || len(d.Exports) == 0 && name != "metrics_sink" {
+			t.Errorf("%s doc = %+v", name, d)
+		}
+	}
+	code, out, _ = runCLI("components", "relabel")
+	if code != 0 || !strings.Contains(out, "input  metrics, required") || !strings.Contains(out, "Example:") {
+		t.Errorf("components relabel = %d:\n%s", code, out)
+	}
+	if code, _, errOut := runCLI("components", "nope"); code != 1 || !strings.Contains(errOut, "nope") {
+		t.Errorf("components nope = %d %q", code, errOut)
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	if code, out, _ := runCLI("version"); code != 0 || !strings.Contains(out, "sluice, version") || !strings.Contains(out, "go version") {
+		t.Errorf("version = %d %q", code, out)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if code, _, errOut := runCLI("rnu"); code != 2 || !strings.Contains(errOut, "rnu") {
+		t.Errorf("unknown command = %d %q", code, errOut)
+	}
+}

@@ -1,0 +1,425 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+// Component is a running postgres_source.
+type Component struct {
+	opts  pipeline.Options
+	log   *slog.Logger
+	self  *selfMetrics
+	store *store
+
+	updated chan struct{} // Update -> Run, buffered 1
+
+	mu     sync.Mutex
+	plan   *plan    // latest arguments
+	pools  *poolSet // the running pools, for tests
+	health pipeline.Health
+	logs   map[string]*logState
+}
+
+type logState struct {
+	failing bool
+	msg     string
+	at      time.Time
+}
+
+func build(opts pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
+	args, ok := a.(Arguments)
+	if !ok {
+		return nil, fmt.Errorf("postgres_source: unexpected arguments type %T", a)
+	}
+	p, err := newPlan(args)
+	if err != nil {
+		return nil, err
+	}
+	self, err := newSelfMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("postgres_source: self-metrics: %w", err)
+	}
+	st := newStore()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(st); err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Component{
+		opts:    opts,
+		log:     logger,
+		self:    self,
+		store:   st,
+		updated: make(chan struct{}, 1),
+		plan:    p,
+		health:  pipeline.Health{State: pipeline.HealthUnknown, Message: "not started", Since: time.Now()},
+		logs:    map[string]*logState{},
+	}
+	for _, q := range p.queries {
+		self.init(q.name)
+	}
+	opts.OnExports(Exports{Metrics: reg})
+	return c, nil
+}
+
+// Update implements pipeline.Component. The running schedulers pick the new
+// plan up: unchanged queries keep running with their values, and the pool
+// is kept unless a connection argument changed.
+func (c *Component) Update(a pipeline.Arguments) error {
+	args, ok := a.(Arguments)
+	if !ok {
+		return fmt.Errorf("postgres_source: unexpected arguments type %T", a)
+	}
+	p, err := newPlan(args)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.plan = p
+	c.mu.Unlock()
+	select {
+	case c.updated <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Health implements pipeline.HealthReporter: unhealthy while PostgreSQL
+// cannot be reached.
+func (c *Component) Health() pipeline.Health {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.health
+}
+
+func (c *Component) currentPlan() *plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.plan
+}
+
+// setUp records whether PostgreSQL answered, for pg_up and health.
+func (c *Component) setUp(up bool, err error, red redactor) {
+	c.store.setUp(up)
+	state, msg := pipeline.HealthHealthy, ""
+	if !up {
+		state, msg = pipeline.HealthUnhealthy, "cannot reach PostgreSQL: "+red.Error(err)
+	}
+	c.mu.Lock()
+	changed := c.health.State != state
+	if changed {
+		c.health = pipeline.Health{State: state, Message: msg, Since: time.Now()}
+	} else {
+		c.health.Message = msg
+	}
+	c.mu.Unlock()
+	switch {
+	case changed && up:
+		c.log.Info("PostgreSQL is reachable")
+	case changed:
+		c.log.Warn("PostgreSQL is unreachable; keeping the last values", "err", red.Error(err))
+	}
+}
+
+// logResult logs a query's failures at a bounded rate: on the first
+// failure, when the message changes, and at most once a minute otherwise.
+func (c *Component) logResult(q *queryDef, db, status string, err error, red redactor) {
+	key := q.name + "\x00" + db
+	c.mu.Lock()
+	st := c.logs[key]
+	if st == nil {
+		st = &logState{}
+		c.logs[key] = st
+	}
+	var logIt, recovered bool
+	var msg string
+	now := time.Now()
+	if err == nil {
+		recovered = st.failing
+		st.failing = false
+	} else {
+		msg = red.Error(err)
+		logIt = !st.failing || msg != st.msg || now.Sub(st.at) >= time.Minute
+		st.failing, st.msg = true, msg
+		if logIt {
+			st.at = now
+		}
+	}
+	c.mu.Unlock()
+	attrs := []any{"query", q.name}
+	if db != "" {
+		attrs = append(attrs, "database", db)
+	}
+	switch {
+	case recovered:
+		c.log.Info("query succeeded again", attrs...)
+	case logIt:
+		c.log.Warn("query failed; keeping its last values", append(attrs, "status", status, "err", msg)...)
+	}
+}
+
+// Run implements pipeline.Component.
+func (c *Component) Run(ctx context.Context) error {
+	r := &runner{c: c, scheds: map[string]*sched{}}
+	defer r.shutdown()
+	r.apply(ctx, c.currentPlan())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.updated:
+			r.apply(ctx, c.currentPlan())
+		}
+	}
+}
+
+// runner owns the pools and schedulers of one Run.
+type runner struct {
+	c      *Component
+	plan   *plan
+	pools  *poolSet
+	sem    chan struct{} // at most max_conns runs at once, across databases
+	scheds map[string]*sched
+	probe  *sched
+}
+
+type sched struct {
+	q      *queryDef
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *sched) stop() {
+	s.cancel()
+	<-s.done
+}
+
+func (r *runner) apply(ctx context.Context, p *plan) {
+	if p == r.plan {
+		return
+	}
+	poolChanged := r.plan == nil || r.plan.conn != p.conn
+	if poolChanged {
+		if r.plan != nil {
+			r.c.log.Info("connection arguments changed; replacing the connection pool")
+		}
+		r.stopAll()
+		r.pools = newPoolSet(p.poolCfg, p.conn.maxConns)
+		r.sem = make(chan struct{}, p.conn.maxConns)
+		r.c.mu.Lock()
+		r.c.pools = r.pools
+		r.c.mu.Unlock()
+	}
+	want := map[string]*queryDef{}
+	keep := map[string][]string{}
+	names := map[string]bool{}
+	for _, q := range p.queries {
+		want[q.key] = q
+		keep[q.key] = q.databases
+		names[q.name] = true
+	}
+	for key, s := range r.scheds {
+		if want[key] == nil {
+			s.stop()
+			delete(r.scheds, key)
+		}
+	}
+	if r.plan != nil {
+		for _, q := range r.plan.queries {
+			if !names[q.name] {
+				r.c.self.forget(q.name)
+			}
+		}
+	}
+	r.c.store.retain(keep)
+	for _, q := range p.queries {
+		r.c.self.init(q.name)
+		if _, running := r.scheds[q.key]; running {
+			continue
+		}
+		red := p.redact
+		r.scheds[q.key] = r.start(ctx, q.interval, func(ctx context.Context) { r.execute(ctx, q, red) }, func() { r.c.self.skipped(q.name) })
+	}
+	if poolChanged || r.plan.probeInterval != p.probeInterval || r.plan.probeTimeout != p.probeTimeout {
+		if r.probe != nil {
+			r.probe.stop()
+		}
+		r.probe = r.start(ctx, p.probeInterval, func(ctx context.Context) { r.ping(ctx, p) }, func() {})
+	}
+	r.plan = p
+}
+
+func (r *runner) stopAll() {
+	var wg sync.WaitGroup
+	for _, s := range r.scheds {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.stop() }()
+	}
+	if r.probe != nil {
+		r.probe.stop()
+		r.probe = nil
+	}
+	wg.Wait()
+	r.scheds = map[string]*sched{}
+	if r.pools != nil {
+		r.pools.close()
+		r.pools = nil
+	}
+}
+
+func (r *runner) shutdown() {
+	r.stopAll()
+}
+
+// start runs fn on a grid of interval, first after a random offset. A tick
+// that finds the previous run still going is skipped.
+func (r *runner) start(parent context.Context, interval time.Duration, fn func(context.Context), skipped func()) *sched {
+	ctx, cancel := context.WithCancel(parent)
+	s := &sched{cancel: cancel, done: make(chan struct{})}
+	offset := jitter(interval, rand.Int64N)
+	go func() {
+		defer close(s.done)
+		schedule(ctx, time.Now().Add(offset), interval, fn, skipped)
+	}()
+	return s
+}
+
+func schedule(ctx context.Context, first time.Time, interval time.Duration, fn func(context.Context), skipped func()) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timer := time.NewTimer(time.Until(first))
+	defer timer.Stop()
+	busy := make(chan struct{}, 1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		select {
+		case busy <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-busy }()
+				fn(ctx)
+			}()
+		default:
+			skipped()
+		}
+		now := time.Now()
+		timer.Reset(nextTick(first, interval, now).Sub(now))
+	}
+}
+
+// execute runs q once in each of its databases and records the outcome.
+func (r *runner) execute(ctx context.Context, q *queryDef, red redactor) {
+	start := time.Now()
+	dbs := q.databases
+	if len(dbs) == 0 {
+		dbs = []string{""}
+	}
+	total, allOK := 0, true
+	for _, db := range dbs {
+		samples, rows, broken, err := r.execOnce(ctx, q, db)
+		if err != nil && broken && ctx.Err() == nil {
+			samples, rows, _, err = r.execOnce(ctx, q, db)
+		}
+		if ctx.Err() != nil {
+			return // stopping or reloading: not an outcome of the query
+		}
+		status := classify(err)
+		r.c.self.count(q.name, status)
+		r.c.logResult(q, db, status, err, red)
+		if err != nil {
+			allOK = false
+			if isConnError(err) {
+				r.c.setUp(false, err, red)
+			}
+			continue
+		}
+		r.c.store.set(q.key, db, samples)
+		r.c.setUp(true, nil, red)
+		total += rows
+	}
+	r.c.self.finish(q.name, time.Since(start), total, allOK, time.Now())
+}
+
+// ping keeps pg_up current even when no query is due.
+func (r *runner) ping(ctx context.Context, p *plan) {
+	pool, err := r.pools.get("")
+	if err != nil {
+		return
+	}
+	if st := pool.Stat(); st.AcquiredConns() >= st.MaxConns() {
+		return // every connection is busy with queries, which report for themselves
+	}
+	pctx, cancel := context.WithTimeout(ctx, p.probeTimeout)
+	defer cancel()
+	err = pool.Ping(pctx)
+	if ctx.Err() != nil {
+		return
+	}
+	r.c.setUp(err == nil, err, p.redact)
+}
+
+// poolSet is the DSN's pool plus one small pool per other database that a
+// query lists in databases, created on first use.
+type poolSet struct {
+	cfg      *pgxpool.Config
+	maxConns int
+	mu       sync.Mutex
+	pools    map[string]*pgxpool.Pool
+}
+
+func newPoolSet(cfg *pgxpool.Config, maxConns int) *poolSet {
+	return &poolSet{cfg: cfg, maxConns: maxConns, pools: map[string]*pgxpool.Pool{}}
+}
+
+func (s *poolSet) get(db string) (*pgxpool.Pool, error) {
+	if db == s.cfg.ConnConfig.Database {
+		db = ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pools[db]; p != nil {
+		return p, nil
+	}
+	cfg := s.cfg.Copy()
+	if db != "" {
+		cfg.ConnConfig.Database = db
+		cfg.MaxConns = 1
+		cfg.MaxConnIdleTime = 5 * time.Minute
+	}
+	// NewWithConfig does not connect (MinConns is 0): a database that is
+	// down at start-up is not an error here.
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connection pool: %w", err)
+	}
+	s.pools[db] = p
+	return p, nil
+}
+
+func (s *poolSet) close() {
+	s.mu.Lock()
+	pools := s.pools
+	s.pools = map[string]*pgxpool.Pool{}
+	s.mu.Unlock()
+	for _, p := range pools {
+		p.Close()
+	}
+}

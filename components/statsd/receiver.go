@@ -1,0 +1,659 @@
+package statsd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/statsd_exporter/pkg/line"
+	"github.com/prometheus/statsd_exporter/pkg/mapper"
+	"github.com/prometheus/statsd_exporter/pkg/mappercache/lru"
+	"github.com/prometheus/statsd_exporter/pkg/mappercache/randomreplacement"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+// maxTCPLine is the longest TCP line accepted; longer lines are counted
+// (statsd_exporter_tcp_too_long_lines_total), skipped, and the connection
+// carries on with the next line.
+const maxTCPLine = 64 * 1024
+
+// Receiver is a running statsd_receiver.
+type Receiver struct {
+	opts   pipeline.Options
+	log    *slog.Logger
+	badLog *slog.Logger // bounded rate, for bad input
+	m      *selfMetrics
+
+	exported *prometheus.Registry
+	shards   []*shard
+	seed     maphash.Seed
+	total    atomic.Int64 // live series, all shards
+	cfg      atomic.Pointer[runtimeConfig]
+
+	mu        sync.Mutex // serialises Run's start and end with Update
+	args      Arguments
+	running   bool
+	listeners map[string]listener
+	shardWG   sync.WaitGroup
+}
+
+var (
+	_ pipeline.Component = (*Receiver)(nil)
+	_ pipeline.Validator = (*Arguments)(nil)
+	_ pipeline.Validator = (*Mapping)(nil)
+)
+
+// New builds a receiver: it compiles the mapping and registers the
+// self-metrics, and binds nothing.
+func New(opts pipeline.Options, args Arguments) (*Receiver, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	r := &Receiver{
+		opts:     opts,
+		log:      opts.Logger,
+		badLog:   newLimitedLogger(opts.Logger, 10*time.Second, 10),
+		exported: prometheus.NewRegistry(),
+		seed:     maphash.MakeSeed(),
+		args:     args,
+	}
+	m, err := newSelfMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("registering self-metrics: %w", err)
+	}
+	r.m = m
+	seriesGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_statsd_series",
+		Help: "The number of series the receiver currently exports.",
+	}, func() float64 { return float64(r.total.Load()) })
+	if err := opts.Registerer.Register(seriesGauge); err != nil {
+		return nil, fmt.Errorf("registering self-metrics: %w", err)
+	}
+	cfg, err := r.compile(args, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.commit(cfg)
+	n := runtime.GOMAXPROCS(0)
+	for range n {
+		r.shards = append(r.shards, newShard(r, r.exported))
+	}
+	opts.OnExports(Exports{Metrics: r.exported})
+	return r, nil
+}
+
+// compile turns arguments into a runtime configuration. The mapper (and
+// its cache) is kept when neither the mapping nor the cache changed.
+func (r *Receiver) compile(args Arguments, prev *runtimeConfig) (*runtimeConfig, error) {
+	src, err := mappingYAML(args, r.opts.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &runtimeConfig{args: args, yaml: src, maxSeries: int64(args.MaxSeries)}
+	if prev != nil && prev.yaml == src && prev.args.CacheType == args.CacheType && prev.args.CacheSize == args.CacheSize {
+		cfg.mapper = prev.mapper
+	} else {
+		if cfg.mapper, err = newMapper(src, r.log); err != nil {
+			return nil, fmt.Errorf("mapping: %w", err)
+		}
+		if args.CacheSize > 0 {
+			reg := replacingRegisterer{r.opts.Registerer}
+			switch args.CacheType {
+			case "random":
+				c, err := randomreplacement.NewMetricMapperRRCache(reg, args.CacheSize)
+				if err != nil {
+					return nil, fmt.Errorf("mapper cache: %w", err)
+				}
+				cfg.mapper.UseCache(c)
+			default:
+				c, err := lru.NewMetricMapperLRUCache(reg, args.CacheSize)
+				if err != nil {
+					return nil, fmt.Errorf("mapper cache: %w", err)
+				}
+				// Upstream's LRU moves entries under a read lock; readers
+				// share the mapper, so serialise its use.
+				cfg.mapper.UseCache(&lockedCache{c: c})
+			}
+		}
+	}
+	cfg.unmapped = &mapper.MetricMapping{Ttl: cfg.mapper.Defaults.Ttl}
+	p := line.NewParser()
+	if args.ParseDogStatsDTags {
+		p.EnableDogstatsdParsing()
+	}
+	if args.ParseInfluxDBTags {
+		p.EnableInfluxdbParsing()
+	}
+	if args.ParseLibratoTags {
+		p.EnableLibratoParsing()
+	}
+	if args.ParseSignalFXTags {
+		p.EnableSignalFXParsing()
+	}
+	cfg.parser = p
+	return cfg, nil
+}
+
+func (r *Receiver) commit(cfg *runtimeConfig) {
+	r.cfg.Store(cfg)
+	r.m.mappingsCount.Set(float64(len(cfg.mapper.Mappings)))
+	r.m.maxSeries.Set(float64(cfg.maxSeries))
+}
+
+type lockedCache struct {
+	mu sync.Mutex
+	c  mapper.MetricMapperCache
+}
+
+func (l *lockedCache) Get(k string) (any, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c.Get(k)
+}
+
+func (l *lockedCache) Add(k string, v any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.c.Add(k, v)
+}
+
+func (l *lockedCache) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.c.Reset()
+}
+
+// eventError counts and logs (at a bounded rate) a dropped event.
+func (r *Receiver) eventError(reason, msg string, kv ...any) {
+	r.m.errorEventStats.WithLabelValues(reason).Inc()
+	r.badLog.Warn(msg, append(kv, "reason", reason)...)
+}
+
+// Run binds the sockets, serves until ctx ends, then closes every socket
+// and waits for every goroutine it started.
+func (r *Receiver) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running {
+		r.mu.Unlock()
+		return errors.New("statsd_receiver: already running")
+	}
+	r.listeners = map[string]listener{}
+	fresh, err := r.bindChanged(r.args)
+	if err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	r.startShards()
+	r.swapListeners(r.args, fresh)
+	r.running = true
+	r.log.Info("statsd receiver started", "addresses", r.addrsLocked())
+	r.mu.Unlock()
+
+	<-ctx.Done()
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running = false
+	r.closeListeners()
+	r.stopShards()
+	return nil
+}
+
+func (r *Receiver) startShards() {
+	for _, s := range r.shards {
+		s.in = make(chan *batch, 256)
+		r.shardWG.Add(1)
+		go s.run(&r.shardWG, s.in)
+	}
+}
+
+// stopShards is called once no reader is left: the shards drain what the
+// readers handed them and exit.
+func (r *Receiver) stopShards() {
+	for _, s := range r.shards {
+		close(s.in)
+	}
+	r.shardWG.Wait()
+	for _, s := range r.shards {
+		s.in = nil
+	}
+}
+
+func (r *Receiver) closeListeners() {
+	for k, l := range r.listeners {
+		l.Close()
+		delete(r.listeners, k)
+	}
+}
+
+// Update applies new arguments. A new mapping is compiled first; if it (or
+// binding a changed address) fails, nothing changes. Sockets whose address
+// is unchanged stay bound; a changed address is bound before the old
+// socket is closed.
+func (r *Receiver) Update(a pipeline.Arguments) error {
+	args, ok := a.(Arguments)
+	if !ok {
+		return fmt.Errorf("statsd_receiver: unexpected arguments %T", a)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg, err := r.compile(args, r.cfg.Load())
+	if err != nil {
+		r.m.configLoads.WithLabelValues("failure").Inc()
+		r.log.Error("update rejected, keeping the running configuration", "err", err)
+		return err
+	}
+	if r.running {
+		fresh, err := r.bindChanged(args)
+		if err != nil {
+			r.m.configLoads.WithLabelValues("failure").Inc()
+			r.log.Error("update rejected, keeping the running configuration", "err", err)
+			return err
+		}
+		r.commit(cfg)
+		r.swapListeners(args, fresh)
+	} else {
+		r.commit(cfg)
+	}
+	r.args = args
+	r.m.configLoads.WithLabelValues("success").Inc()
+	return nil
+}
+
+type listenSpec struct {
+	key  string // "udp", "tcp", "unixgram"
+	addr string
+}
+
+func specs(a Arguments) []listenSpec {
+	return []listenSpec{{"udp", a.ListenUDP}, {"tcp", a.ListenTCP}, {"unixgram", a.ListenUnixgram}}
+}
+
+// bindChanged binds the sockets whose address args changes (r.mu held).
+// If one fails, those already bound are closed and nothing has changed.
+func (r *Receiver) bindChanged(args Arguments) (map[string]listener, error) {
+	fresh := map[string]listener{}
+	for _, sp := range specs(args) {
+		cur, ok := r.listeners[sp.key]
+		if sp.addr == "" || (ok && cur.Spec() == sp.addr) {
+			continue
+		}
+		l, err := r.bind(sp, args)
+		if err != nil {
+			for _, f := range fresh {
+				f.Close()
+			}
+			return nil, err
+		}
+		fresh[sp.key] = l
+	}
+	return fresh, nil
+}
+
+// swapListeners starts the fresh sockets, then closes the ones they
+// replace and the ones args turns off, and adjusts the ones kept (r.mu
+// held). Readers of a closed socket finish the packet in hand first.
+func (r *Receiver) swapListeners(args Arguments, fresh map[string]listener) {
+	for _, sp := range specs(args) {
+		cur, ok := r.listeners[sp.key]
+		if f, isNew := fresh[sp.key]; isNew {
+			f.Start()
+			r.listeners[sp.key] = f
+			if ok {
+				cur.Close()
+				r.log.Info("statsd listener moved", "proto", sp.key, "address", f.Addr())
+			}
+			continue
+		}
+		if ok && sp.addr == "" {
+			cur.Close()
+			delete(r.listeners, sp.key)
+			continue
+		}
+		if ok {
+			cur.Adjust(args, r.log)
+		}
+	}
+}
+
+func (r *Receiver) addrsLocked() map[string]string {
+	out := map[string]string{}
+	for k, l := range r.listeners {
+		out[k] = l.Addr()
+	}
+	return out
+}
+
+// Addrs returns the bound addresses by protocol ("udp", "tcp",
+// "unixgram"): with port 0 in the configuration, the port the system chose.
+func (r *Receiver) Addrs() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addrsLocked()
+}
+
+// listener is one bound socket and the goroutines serving it.
+type listener interface {
+	Spec() string // the configured address
+	Addr() string // the bound address
+	Start()
+	// Adjust applies options that need no new socket (read buffer, mode).
+	Adjust(args Arguments, log *slog.Logger)
+	// Close closes the socket and waits for its goroutines.
+	Close()
+}
+
+func (r *Receiver) bind(sp listenSpec, args Arguments) (listener, error) {
+	switch sp.key {
+	case "udp":
+		c, err := net.ListenPacket("udp", sp.addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen_udp: %w", err)
+		}
+		pl := &packetListener{r: r, spec: sp.addr, conn: c, packets: r.m.udpPackets}
+		if err := pl.setReadBuffer(args.ReadBuffer); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("listen_udp: read_buffer: %w", err)
+		}
+		return pl, nil
+	case "tcp":
+		ln, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen_tcp: %w", err)
+		}
+		return &tcpListener{r: r, spec: sp.addr, ln: ln, conns: map[net.Conn]struct{}{}}, nil
+	case "unixgram":
+		return r.bindUnixgram(sp.addr, args)
+	}
+	return nil, fmt.Errorf("unknown listener %q", sp.key)
+}
+
+func (r *Receiver) bindUnixgram(path string, args Arguments) (listener, error) {
+	abstract := strings.HasPrefix(path, "@")
+	if !abstract {
+		if fi, err := os.Stat(path); err == nil {
+			if fi.Mode()&os.ModeSocket == 0 {
+				return nil, fmt.Errorf("listen_unixgram: %s exists and is not a socket", path)
+			}
+			// A socket file nobody serves is left over from a crash: reuse
+			// the path. One that answers belongs to a live process.
+			if c, err := net.Dial("unixgram", path); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("listen_unixgram: %s is in use", path)
+			}
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("listen_unixgram: removing stale socket: %w", err)
+			}
+		}
+	}
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Net: "unixgram", Name: path})
+	if err != nil {
+		return nil, fmt.Errorf("listen_unixgram: %w", err)
+	}
+	pl := &packetListener{r: r, spec: path, conn: c, packets: r.m.unixgramPackets}
+	if !abstract {
+		pl.unlink = path
+		mode, _ := parseMode(args.UnixgramMode) // validated
+		if err := os.Chmod(path, os.FileMode(mode)); err != nil {
+			c.Close()
+			os.Remove(path)
+			return nil, fmt.Errorf("listen_unixgram: unixgram_mode: %w", err)
+		}
+		pl.mode = args.UnixgramMode
+	}
+	if err := pl.setReadBuffer(args.ReadBuffer); err != nil {
+		pl.closeConns()
+		return nil, fmt.Errorf("listen_unixgram: read_buffer: %w", err)
+	}
+	return pl, nil
+}
+
+// packetListener serves a UDP or unixgram socket. Go serialises reads on
+// one descriptor, so it reads through several descriptors of the same
+// socket (dup'ed), one goroutine each: the kernel hands each datagram to
+// one of them, and parsing and mapping run in parallel.
+type packetListener struct {
+	r       *Receiver
+	spec    string
+	conn    net.PacketConn
+	dups    []net.PacketConn
+	packets prometheus.Counter
+	unlink  string // socket file to remove on close
+	mode    string
+	rbuf    int
+	wg      sync.WaitGroup
+}
+
+func (l *packetListener) Spec() string { return l.spec }
+func (l *packetListener) Addr() string { return l.conn.LocalAddr().String() }
+
+func (l *packetListener) setReadBuffer(n int) error {
+	if n <= 0 || n == l.rbuf {
+		return nil
+	}
+	type rb interface{ SetReadBuffer(int) error }
+	if c, ok := l.conn.(rb); ok {
+		if err := c.SetReadBuffer(n); err != nil {
+			return err
+		}
+	}
+	l.rbuf = n
+	return nil
+}
+
+func (l *packetListener) Adjust(args Arguments, log *slog.Logger) {
+	if err := l.setReadBuffer(args.ReadBuffer); err != nil {
+		log.Warn("could not change read_buffer", "err", err)
+	}
+	if l.unlink != "" && args.UnixgramMode != l.mode {
+		mode, _ := parseMode(args.UnixgramMode)
+		if err := os.Chmod(l.unlink, os.FileMode(mode)); err != nil {
+			log.Warn("could not change unixgram_mode", "err", err)
+		} else {
+			l.mode = args.UnixgramMode
+		}
+	}
+}
+
+func (l *packetListener) Start() {
+	conns := []net.PacketConn{l.conn}
+	for range len(l.r.shards) - 1 {
+		d, err := dupPacketConn(l.conn)
+		if err != nil {
+			l.r.log.Warn("reading with one goroutine", "err", err)
+			break
+		}
+		l.dups = append(l.dups, d)
+		conns = append(conns, d)
+	}
+	for _, c := range conns {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.read(c)
+		}()
+	}
+}
+
+func dupPacketConn(c net.PacketConn) (net.PacketConn, error) {
+	fc, ok := c.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, errors.New("socket cannot be duplicated")
+	}
+	f, err := fc.File()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return net.FilePacketConn(f)
+}
+
+func (l *packetListener) read(c net.PacketConn) {
+	p := l.r.newProcessor()
+	packets := localCounter{Counter: l.packets}
+	defer func() {
+		p.flush()
+		packets.flush()
+	}()
+	for {
+		err := readPackets(c, func(b []byte) { packets.n++; p.packet(b) }, func() { p.flush(); packets.flush() })
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		l.r.m.readErrors.Inc()
+		l.r.badLog.Warn("reading from socket failed", "address", l.spec, "err", err)
+		time.Sleep(10 * time.Millisecond) // a failing socket must not spin
+	}
+}
+
+func (l *packetListener) closeConns() {
+	l.conn.Close()
+	for _, d := range l.dups {
+		d.Close()
+	}
+}
+
+func (l *packetListener) Close() {
+	l.closeConns()
+	l.wg.Wait()
+	if l.unlink != "" {
+		os.Remove(l.unlink)
+	}
+}
+
+// tcpListener serves a TCP socket: one goroutine per connection.
+type tcpListener struct {
+	r    *Receiver
+	spec string
+	ln   net.Listener
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (l *tcpListener) Spec() string                   { return l.spec }
+func (l *tcpListener) Addr() string                   { return l.ln.Addr().String() }
+func (l *tcpListener) Adjust(Arguments, *slog.Logger) {}
+
+func (l *tcpListener) Start() {
+	l.wg.Add(1)
+	go l.accept()
+}
+
+func (l *tcpListener) accept() {
+	defer l.wg.Done()
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: count, log, back off, carry on.
+			l.r.m.readErrors.Inc()
+			l.r.badLog.Warn("accepting a TCP connection failed", "address", l.spec, "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.conns[c] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go l.serve(c)
+	}
+}
+
+func (l *tcpListener) serve(c net.Conn) {
+	defer l.wg.Done()
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+		c.Close()
+	}()
+	m := l.r.m
+	m.tcpConnections.Inc()
+	p := l.r.newProcessor()
+	defer p.flush()
+	br := bufio.NewReaderSize(c, maxTCPLine)
+	for {
+		ln, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			m.tcpLineTooLong.Inc()
+			l.r.badLog.Warn("TCP line too long, skipped", "remote", c.RemoteAddr().String(), "max_bytes", maxTCPLine)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			if err == nil {
+				continue
+			}
+			ln = nil
+		}
+		if len(ln) > 0 {
+			p.line(bytesTrimNewline(ln))
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				m.tcpErrors.Inc()
+				l.r.badLog.Warn("reading from a TCP connection failed", "remote", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		if br.Buffered() == 0 {
+			p.flush()
+		}
+	}
+}
+
+func bytesTrimNewline(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		return b[:n-1]
+	}
+	return b
+}
+
+func (l *tcpListener) Close() {
+	l.ln.Close()
+	l.mu.Lock()
+	l.closed = true
+	for c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}
+
+// readPacketsPortable reads one datagram at a time, flushing after each.
+func readPacketsPortable(c net.PacketConn, packet func([]byte), idle func()) error {
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		packet(buf[:n])
+		idle()
+	}
+}

@@ -1,0 +1,171 @@
+package statsd
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/statsd_exporter/pkg/exporter"
+	"github.com/prometheus/statsd_exporter/pkg/registry"
+)
+
+// Upstream's registry is the series store of upstream's exporter; shards
+// drive it directly, through the same interface.
+var _ exporter.Registry = (*registry.Registry)(nil)
+
+// sweepInterval is how often a shard removes series whose TTL has passed
+// (upstream's exporter does it every second too).
+const sweepInterval = time.Second
+
+// shard owns the series of the metric names routed to it: one upstream
+// registry, used by one goroutine. Its vectors register with the receiver's
+// prometheus.Registry, which gathers all shards. The registry outlives Run,
+// so a restarted Run carries on with the same series.
+type shard struct {
+	r     *Receiver
+	reg   *registry.Registry
+	in    chan *batch
+	count int64 // live series in this shard, as last added to r.total
+
+	evCounter, evGauge, evObserver localCounter
+}
+
+func newShard(r *Receiver, exported prometheus.Registerer) *shard {
+	return &shard{
+		r:          r,
+		reg:        registry.NewRegistry(exported, nil),
+		evCounter:  localCounter{Counter: r.m.evCounter},
+		evGauge:    localCounter{Counter: r.m.evGauge},
+		evObserver: localCounter{Counter: r.m.evObserver},
+	}
+}
+
+func (s *shard) run(wg *sync.WaitGroup, in <-chan *batch) {
+	defer wg.Done()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case b, ok := <-in:
+			if !ok {
+				return
+			}
+			s.apply(b)
+			putBatch(b)
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+func (s *shard) apply(b *batch) {
+	s.reg.Mapper = b.cfg.mapper
+	for i := range b.items {
+		s.one(&b.items[i], b.cfg.maxSeries)
+	}
+	s.evCounter.flush()
+	s.evGauge.flush()
+	s.evObserver.flush()
+}
+
+// one applies an item to its series, creating the series if needed.
+// max_series is enforced without extra work while the total is clearly
+// below the limit (each shard creates at most one series between checking
+// and counting, hence the margin of one per shard); near the limit, a
+// series that does not exist yet must first reserve a slot.
+func (s *shard) one(it *item, maxSeries int64) {
+	total := &s.r.total
+	metric, known := s.reg.Metrics[it.name]
+	before := 0
+	if known {
+		before = len(metric.Metrics)
+	}
+	reserved := false
+	if maxSeries > 0 && total.Load()+int64(len(s.r.shards)) > maxSeries {
+		exists := false
+		if known {
+			h, _ := s.reg.HashLabels(it.labels)
+			_, exists = metric.Metrics[h.Values]
+		}
+		if !exists {
+			if !reserve(total, maxSeries) {
+				s.r.eventError(reasonSeriesLimit, "series limit reached, dropping a new series", "metric", it.name, "max_series", maxSeries)
+				return
+			}
+			reserved = true
+		}
+	}
+
+	var err error
+	switch it.kind {
+	case kindCounter:
+		var c prometheus.Counter
+		if c, err = s.reg.GetCounter(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
+			c.Add(it.value)
+			s.evCounter.n++
+		}
+	case kindGauge:
+		var g prometheus.Gauge
+		if g, err = s.reg.GetGauge(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
+			if it.relative {
+				g.Add(it.value)
+			} else {
+				g.Set(it.value)
+			}
+			s.evGauge.n++
+		}
+	case kindHistogram:
+		var o prometheus.Observer
+		if o, err = s.reg.GetHistogram(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
+			o.Observe(it.value)
+			s.evObserver.n++
+		}
+	case kindSummary:
+		var o prometheus.Observer
+		if o, err = s.reg.GetSummary(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
+			o.Observe(it.value)
+			s.evObserver.n++
+		}
+	}
+
+	grew := len(s.reg.Metrics[it.name].Metrics) > before
+	switch {
+	case grew:
+		s.count++
+		if !reserved {
+			total.Add(1)
+		}
+	case reserved:
+		total.Add(-1)
+	}
+	if err != nil {
+		typ := [...]string{"counter", "gauge", "observer", "observer"}[it.kind]
+		s.r.m.conflictingEventStats.WithLabelValues(typ, it.name).Inc()
+		s.r.badLog.Warn("conflicting metric, event dropped", "metric", it.name, "type", typ, "err", err)
+	}
+}
+
+// reserve takes one series slot if the total is below max.
+func reserve(total *atomic.Int64, max int64) bool {
+	for {
+		n := total.Load()
+		if n >= max {
+			return false
+		}
+		if total.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// sweep removes expired series (upstream's TTL logic) and recounts.
+func (s *shard) sweep() {
+	s.reg.RemoveStaleMetrics()
+	var n int64
+	for _, m := range s.reg.Metrics {
+		n += int64(len(m.Metrics))
+	}
+	s.r.total.Add(n - s.count)
+	s.count = n
+}

@@ -1,0 +1,35 @@
+// Package examples holds runnable example pipelines; this test validates
+// every one of them with the real loader and every built-in component.
+package examples
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	_ "github.com/sluicehq/sluice/components/all"
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+func TestExamplesValidate(t *testing.T) {
+	files, err := filepath.Glob("*.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no examples found")
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An empty environment: examples must run with their defaults.
+			noEnv := func(string) (string, bool) { return "", false }
+			if err := pipeline.Validate(f, src, noEnv); err != nil {
+				t.Fatalf("%s does not validate:\n%v", f, err)
+			}
+		})
+	}
+}
