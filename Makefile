@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Branch=main
 CONFIG   ?= config/examples/quickstart.hcl
 
-.PHONY: build run test bench fmt vet deps
+.PHONY: build run test bench fmt deps docs
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
@@ -32,3 +32,7 @@ bench:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 	$(GO) run ./cmd/sluice fmt -w $$(git ls-files '*.hcl')
+
+# Regenerates docs/components.md from the compiled-in components.
+docs:
+	SLUICE_UPDATE_DOCS=1 $(GO) test -count=1 -run TestComponentsReferenceIsCurrent ./cmd/sluice

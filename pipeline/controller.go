@@ -113,7 +113,7 @@ func NewController(opts ControllerOptions) *Controller {
 	c.reloads.WithLabelValues("failure")
 	opts.Registry.MustRegister(c.reloads, c.lastReloadOK, c.lastReloadOKTime, c.configHash, c.evaluationDuration, componentCollector{c})
 	c.agentGatherer = prometheus.Gatherers{opts.Registry, prometheus.GathererFunc(c.gatherComponents)}
-	c.agentExports = cty.ObjectVal(map[string]cty.Value{"metrics": GathererVal(c.agentGatherer)})
+	c.agentExports = cty.ObjectVal(map[string]cty.Value{"metrics": GathererVal(&componentGatherer{Gatherer: c.agentGatherer, id: agentRoot})})
 	return c
 }
 
@@ -239,6 +239,9 @@ func (c *Controller) Apply(filename string, src []byte) error {
 		}
 		n.args, n.eval = ln.Args, ln.Eval
 		if err := n.update(ln.Args, c.now()); err != nil {
+			// Forget the evaluation so that the next reload retries even
+			// if the file is unchanged.
+			n.eval = cty.NilVal
 			n.logger.Error("applying new arguments failed", "err", err)
 			errs = append(errs, fmt.Errorf("%s: update: %w", ln.ID, err))
 		} else {

@@ -352,3 +352,30 @@ test_sink "s" {
 	}
 	goleak.VerifyNone(t, goleak.IgnoreCurrent())
 }
+
+func TestFailedUpdateIsReportedAndRetried(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	if err := f.apply(`test_source "a" { journal = "TestFailedUpdateIsReportedAndRetried" }`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "healthy", func() bool { return f.ctrl.Components()[0].Health.State == pipeline.HealthHealthy })
+	err := f.apply(`test_source "a" {
+  journal       = "TestFailedUpdateIsReportedAndRetried"
+  reject_update = true
+}`)
+	if err == nil || !strings.Contains(err.Error(), "update rejected") {
+		t.Fatalf("apply with a failing Update: %v", err)
+	}
+	h := f.ctrl.Components()[0].Health
+	if h.State != pipeline.HealthUnhealthy || !strings.Contains(h.Message, "update rejected") {
+		t.Errorf("health after a failed Update = %+v", h)
+	}
+	// The same file again retries the Update.
+	if err := f.ctrl.LoadFile(f.path, true); err == nil {
+		t.Error("forced reload of the same file did not retry the failing Update")
+	}
+	if n := j.count("run "); n != 1 {
+		t.Errorf("component restarted %d times; a failed Update must not restart it", n-1)
+	}
+}

@@ -519,8 +519,25 @@ func ParseDuration(s string) (time.Duration, error) {
 	return time.Duration(d), nil
 }
 
+// componentGatherer is a gatherer exported by a component, tagged with the
+// component's ID so that consumers can name their inputs.
+type componentGatherer struct {
+	prometheus.Gatherer
+	id string
+}
+
+// SourceID returns the ID of the component that exported g (for example
+// "relabel.app", or "agent" for agent.metrics), or "" if g did not come
+// from a reference.
+func SourceID(g prometheus.Gatherer) string {
+	if cg, ok := g.(*componentGatherer); ok {
+		return cg.id
+	}
+	return ""
+}
+
 // exportsToCty converts an Exports struct into the object consumers see.
-func exportsToCty(exports Exports) (cty.Value, error) {
+func exportsToCty(id string, exports Exports) (cty.Value, error) {
 	v := reflect.ValueOf(exports)
 	for v.Kind() == reflect.Pointer {
 		v = v.Elem()
@@ -540,7 +557,7 @@ func exportsToCty(exports Exports) (cty.Value, error) {
 			if fv.IsNil() {
 				out[f.name] = cty.NullVal(ctyGatherer)
 			} else {
-				out[f.name] = GathererVal(fv.Interface().(prometheus.Gatherer))
+				out[f.name] = GathererVal(&componentGatherer{Gatherer: fv.Interface().(prometheus.Gatherer), id: id})
 			}
 		case f.typ.Kind() == reflect.String:
 			out[f.name] = cty.StringVal(fv.String())

@@ -89,7 +89,7 @@ func (c *Controller) buildNode(ln *LoadedNode) (*node, error) {
 
 // setExports is the component's OnExports callback.
 func (n *node) setExports(e Exports) {
-	v, err := exportsToCty(e)
+	v, err := exportsToCty(n.id, e)
 	if err != nil {
 		n.logger.Error("invalid exports", "err", err)
 		return

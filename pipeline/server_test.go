@@ -2,10 +2,10 @@ package pipeline_test
 
 import (
 	"encoding/json"
-	"os"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 

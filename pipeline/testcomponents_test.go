@@ -85,6 +85,7 @@ type sourceArgs struct {
 	FailTimes int               `hcl:"fail_times,optional"`
 	Labels    map[string]string `hcl:"labels,optional"`
 	Interval  string            `hcl:"interval,optional"`
+	RejectUpd bool              `hcl:"reject_update,optional"`
 	Nested    []nestedBlock     `hcl:"item,block"`
 }
 
@@ -131,6 +132,9 @@ func (s *testSource) Run(ctx context.Context) error {
 
 func (s *testSource) Update(a pipeline.Arguments) error {
 	args := a.(sourceArgs)
+	if args.RejectUpd {
+		return errors.New("update rejected")
+	}
 	s.gauge.Set(args.Value)
 	s.j.add("update %s", s.id)
 	return nil

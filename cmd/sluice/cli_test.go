@@ -109,3 +109,24 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("unknown command = %d %q", code, errOut)
 	}
 }
+
+// docs/components.md is generated; it must match the binary's components.
+func TestComponentsReferenceIsCurrent(t *testing.T) {
+	code, out, _ := runCLI("components", "--markdown")
+	if code != 0 {
+		t.Fatalf("components --markdown = %d", code)
+	}
+	path := filepath.Join("..", "..", "docs", "components.md")
+	if os.Getenv("SLUICE_UPDATE_DOCS") == "1" {
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != out {
+		t.Errorf("%s is out of date: run `make docs`", path)
+	}
+}

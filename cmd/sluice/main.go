@@ -48,6 +48,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	compCmd := app.Command("components", "List the compiled-in components, or show one.")
 	compJSON := compCmd.Flag("json", "Print JSON.").Bool()
+	compMarkdown := compCmd.Flag("markdown", "Print the Markdown reference (docs/components.md).").Bool()
 	compName := compCmd.Arg("name", "Show this component's arguments and example.").String()
 
 	versionCmd := app.Command("version", "Print the version.")
@@ -66,7 +67,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case fmtCmd.FullCommand():
 		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
 	case compCmd.FullCommand():
-		return listComponents(*compName, *compJSON, stdout, stderr)
+		return listComponents(*compName, *compJSON, *compMarkdown, stdout, stderr)
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print("sluice"))
 		return 0

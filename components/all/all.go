@@ -1,2 +1,7 @@
 // Package all imports every built-in component, registering them.
 package all
+
+import (
+	_ "github.com/sluicehq/sluice/components/relabel" // relabel
+	_ "github.com/sluicehq/sluice/components/sink"    // metrics_sink
+)

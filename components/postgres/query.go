@@ -86,8 +86,14 @@ type boundMetric struct {
 // result: a partial result would make series vanish for the wrong reason.
 func collectRows(res pgx.Rows, q *queryDef, db string) ([]sample, int, error) {
 	fds := res.FieldDescriptions()
-	if err := res.Err(); err != nil && len(fds) == 0 {
-		return nil, 0, err
+	if len(fds) == 0 {
+		// No row description yet: the statement failed (or returns no
+		// columns). Reading the result surfaces the server's error.
+		for res.Next() {
+		}
+		if err := res.Err(); err != nil {
+			return nil, 0, err
+		}
 	}
 	cols := map[string]int{}
 	dupCols := map[string]bool{}

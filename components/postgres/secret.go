@@ -16,7 +16,7 @@ import (
 
 // errInvalidDSN is the whole message for a DSN that does not parse: any
 // detail from the parser could quote part of the secret.
-var errInvalidDSN = errors.New("dsn is not a valid PostgreSQL connection string (use a URL such as postgres://user@host:5432/db or key=value pairs such as \"host=db user=app\"; the value is not shown because it may hold a password)")
+var errInvalidDSN = errors.New("dsn is not a valid PostgreSQL connection string (use a URL such as postgres://user@host:5432/db or key=value pairs such as \"host=db dbname=shop\"; the value is not shown because it may hold a password)")
 
 // parsePoolConfig parses the DSN and applies the connection arguments.
 func parsePoolConfig(a Arguments) (*pgxpool.Config, error) {

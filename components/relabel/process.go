@@ -30,8 +30,14 @@ type processor struct {
 	gen    uint64
 	series map[uint64]*entry
 	names  map[string]*nameEntry
-	lb     *labels.Builder
-	d      *xxhash.Digest
+	// outs counts cached entries per output series (hash of name and
+	// label set); collisions counts outputs shared by several entries.
+	// While collisions is 0, the rules cannot have merged two series of a
+	// gather and the duplicate check is skipped.
+	outs       map[uint64]int
+	collisions int
+	lb         *labels.Builder
+	d          *xxhash.Digest
 }
 
 // entry is the cached outcome of the rules for one input series.
@@ -42,6 +48,7 @@ type entry struct {
 	same   bool   // output equals input: the input metric is passed through
 	name   string // output family name
 	labels []*dto.LabelPair
+	out    uint64 // hash of the output series, when keep
 }
 
 type nameEntry struct {
@@ -56,6 +63,7 @@ func newProcessor(cfgs []*promrelabel.Config, m *selfMetrics) *processor {
 		nameOnly: onlyName(cfgs),
 		m:        m,
 		series:   map[uint64]*entry{},
+		outs:     map[uint64]int{},
 		names:    map[string]*nameEntry{},
 		lb:       labels.NewBuilder(labels.EmptyLabels()),
 		d:        xxhash.New(),
@@ -127,7 +135,8 @@ type run struct {
 	order []string                     // keys of moved, in first-seen order
 
 	in, dropped, dupes, conflicts, misses int
-	touched                               int // cache entries seen in this gather
+	touched                               int  // cache entries seen in this gather
+	replaced                              bool // an entry was replaced on an input hash collision
 }
 
 func (r *run) byName(mf *dto.MetricFamily) {
@@ -194,7 +203,7 @@ func (r *run) bySeries(mf *dto.MetricFamily) {
 		r.out = append(r.out, mf)
 		return
 	}
-	if dirty {
+	if dirty && (r.p.collisions > 0 || r.replaced) {
 		kept = r.dedupe(kept)
 	}
 	if len(kept) > 0 {
@@ -218,8 +227,20 @@ func (r *run) lookup(name string, pairs []*dto.LabelPair) *entry {
 	e := p.series[h]
 	if e == nil || !e.matches(name, pairs) {
 		r.misses++
+		if e != nil {
+			// An input hash collision: the other series' entry is
+			// replaced (correct, only slower), and it no longer counts
+			// in outs although it may be in this gather.
+			r.replaced = true
+			p.forget(e)
+		}
 		e = p.compute(name, pairs)
-		p.series[h] = e // a hash collision replaces the other series' entry: correct, only slower
+		p.series[h] = e
+		if e.keep {
+			if p.outs[e.out]++; p.outs[e.out] == 2 {
+				p.collisions++
+			}
+		}
 	}
 	if e.gen != p.gen {
 		e.gen = p.gen
@@ -273,10 +294,28 @@ func (p *processor) compute(name string, pairs []*dto.LabelPair) *entry {
 	for i := 0; e.same && i < len(pairs); i++ {
 		e.same = e.labels[i].GetName() == pairs[i].GetName() && e.labels[i].GetValue() == pairs[i].GetValue()
 	}
+	outPairs := e.labels
 	if e.same {
 		e.labels = nil
+		outPairs = pairs
 	}
+	e.out = labelSetHash(p.d, outPairs)
+	p.d.Reset()
+	_, _ = p.d.WriteString(e.name)
+	e.out ^= p.d.Sum64()
 	return e
+}
+
+// forget removes e's output from the collision accounting.
+func (p *processor) forget(e *entry) {
+	if !e.keep {
+		return
+	}
+	if p.outs[e.out]--; p.outs[e.out] == 1 {
+		p.collisions--
+	} else if p.outs[e.out] == 0 {
+		delete(p.outs, e.out)
+	}
 }
 
 // move adds metrics of family src, renamed to name, to the moved set.
@@ -396,6 +435,7 @@ func (p *processor) evict() {
 	for h, e := range p.series {
 		if e.gen != p.gen {
 			delete(p.series, h)
+			p.forget(e)
 		}
 	}
 	for n, e := range p.names {

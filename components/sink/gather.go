@@ -11,6 +11,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 type constLabel struct{ name, value string }
@@ -25,8 +27,13 @@ type state struct {
 
 func newState(a Arguments, m *selfMetrics) *state {
 	st := &state{inputs: append([]prometheus.Gatherer(nil), a.Inputs...), honorTS: a.HonorTimestamps}
-	for i := range st.inputs {
-		id := strconv.Itoa(i)
+	for i, g := range st.inputs {
+		// Name inputs by the component they come from; the index is the
+		// fallback for gatherers that do not come from a reference.
+		id := pipeline.SourceID(g)
+		if id == "" {
+			id = strconv.Itoa(i)
+		}
 		st.inputIDs = append(st.inputIDs, id)
 		m.gatherErrors.WithLabelValues(id, "gather")
 		m.gatherErrors.WithLabelValues(id, "inconsistent")
@@ -50,7 +57,7 @@ func (c *Component) gather() ([]*dto.MetricFamily, error) {
 	var (
 		errs    []error
 		out     []*dto.MetricFamily
-		index   map[string]int         // family name -> position in out
+		index   map[string]int                   // family name -> position in out
 		owned   map[int]map[uint64][]*dto.Metric // merged families: metrics by label set hash, for duplicate checks
 		d       = xxhash.New()
 		several = len(st.inputs) > 1

@@ -63,6 +63,24 @@ type SummaryOptions struct {
 	BufCap     uint32               `hcl:"buf_cap,optional"`
 }
 
+// Validate implements pipeline.Validator.
+func (o *SummaryOptions) Validate() error {
+	for i, q := range o.Quantiles {
+		for k := range q {
+			if k != "quantile" && k != "error" {
+				return pipeline.ErrorAt("quantiles", fmt.Errorf("element %d: unknown key %q (use quantile and error)", i, k))
+			}
+		}
+		if v, ok := q["quantile"]; !ok || v <= 0 || v >= 1 {
+			return pipeline.ErrorAt("quantiles", fmt.Errorf("element %d: quantile must be set, between 0 and 1", i))
+		}
+		if v := q["error"]; v < 0 || v >= 1 {
+			return pipeline.ErrorAt("quantiles", fmt.Errorf("element %d: error must be between 0 and 1", i))
+		}
+	}
+	return nil
+}
+
 func oneOf(attr, v string, allowed ...string) error {
 	if v == "" {
 		return nil

@@ -28,7 +28,6 @@ type selfMetrics struct {
 	tagErrors             prometheus.Counter
 	configLoads           *prometheus.CounterVec
 	mappingsCount         prometheus.Gauge
-	series                prometheus.Gauge
 	maxSeries             prometheus.Gauge
 	readErrors            prometheus.Counter
 
@@ -121,10 +120,6 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Name: "statsd_exporter_loaded_mappings",
 			Help: "The current number of configured metric mappings.",
 		}),
-		series: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sluice_statsd_series",
-			Help: "The number of series the receiver currently exports.",
-		}),
 		maxSeries: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_statsd_max_series",
 			Help: "The configured series limit (max_series); 0 means no limit.",
@@ -139,7 +134,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		m.eventStats, m.eventsUnmapped, m.eventsActions, m.errorEventStats, m.conflictingEventStats,
 		m.metricsCount, m.udpPackets, m.unixgramPackets, m.tcpConnections, m.tcpErrors, m.tcpLineTooLong,
 		m.linesReceived, m.samplesReceived, m.sampleErrors, m.tagsReceived, m.tagErrors, m.configLoads,
-		m.mappingsCount, m.series, m.maxSeries, m.readErrors,
+		m.mappingsCount, m.maxSeries, m.readErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)

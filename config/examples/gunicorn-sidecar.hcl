@@ -15,10 +15,11 @@ statsd_receiver "gunicorn" {
     labels = { view = "$1" }
     help   = "Time spent in a Flask view."
   }
-  # Debug counters are not worth a series.
+  # Debug metrics (debug.anything.at.any.depth) are not worth a series.
   mapping {
-    match  = "debug.*"
-    action = "drop"
+    match      = "^debug\\."
+    match_type = "regex"
+    action     = "drop"
   }
 
   max_series = 10000

@@ -78,8 +78,9 @@ type Harness struct {
 	mu      sync.Mutex
 	exports pipeline.Exports
 
-	cancel context.CancelFunc
-	done   chan error
+	cancel   context.CancelFunc
+	finished chan struct{} // closed when Run returns
+	runErr   error         // Run's result, valid once finished is closed
 }
 
 // Decode decodes body for the component type name, returning diagnostics
@@ -187,8 +188,11 @@ func (h *Harness) Start() {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	h.done = make(chan error, 1)
-	go func() { h.done <- h.Component.Run(ctx) }()
+	h.finished = make(chan struct{})
+	go func() {
+		h.runErr = h.Component.Run(ctx)
+		close(h.finished)
+	}()
 	h.t.Cleanup(func() {
 		if h.cancel != nil {
 			if err := h.Stop(); err != nil {
@@ -207,16 +211,24 @@ func (h *Harness) Stop() error {
 	h.cancel()
 	h.cancel = nil
 	select {
-	case err := <-h.done:
-		return err
+	case <-h.finished:
+		return h.runErr
 	case <-time.After(10 * time.Second):
 		h.t.Fatalf("Run did not return within 10s of its context ending")
 		return nil
 	}
 }
 
-// Done reports Run's return, for tests of components that fail.
-func (h *Harness) Done() <-chan error { return h.done }
+// Done delivers Run's result when Run returns, for tests of components
+// that fail; it may be called any number of times, and Stop still works.
+func (h *Harness) Done() <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		<-h.finished
+		ch <- h.runErr
+	}()
+	return ch
+}
 
 // Update decodes body and calls the component's Update.
 func (h *Harness) Update(body string) error {

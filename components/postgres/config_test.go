@@ -1,0 +1,280 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+)
+
+const okQuery = `
+query "q" {
+  sql = "SELECT 1 AS one"
+  metric "m" { value = "one" }
+}`
+
+func TestDefaults(t *testing.T) {
+	args, diags := pipelinetest.Decode(t, Name, `dsn = "postgres://localhost/db"`+okQuery)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	a := args.(Arguments)
+	if a.MaxConns != 2 || a.ApplicationName != "sluice" || a.DefaultInterval != DefaultInterval || a.DefaultTimeout != DefaultTimeout || a.ConnectTimeout != DefaultConnectTimeout {
+		t.Errorf("defaults: %+v", a)
+	}
+	if a.Queries[0].Metrics[0].Type != "gauge" {
+		t.Errorf("metric type default = %q", a.Queries[0].Metrics[0].Type)
+	}
+	p, err := newPlan(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.queries[0].interval != DefaultInterval || p.queries[0].timeout != DefaultTimeout {
+		t.Errorf("query defaults: %v %v", p.queries[0].interval, p.queries[0].timeout)
+	}
+	if p.poolCfg.MaxConns != 2 || p.poolCfg.ConnConfig.RuntimeParams["application_name"] != "sluice" || p.poolCfg.ConnConfig.ConnectTimeout != DefaultConnectTimeout {
+		t.Errorf("pool config: max %d app %q timeout %v", p.poolCfg.MaxConns, p.poolCfg.ConnConfig.RuntimeParams["application_name"], p.poolCfg.ConnConfig.ConnectTimeout)
+	}
+}
+
+func TestConfigDiagnostics(t *testing.T) {
+	const dsn = `dsn = "postgres://localhost/db"` + "\n"
+	cases := []struct {
+		name, body, want string
+	}{
+		{"bad type", dsn + `query "q" {
+  sql = "SELECT 1 AS one"
+  metric "m" {
+    type  = "histogram"
+    value = "one"
+  }
+}`, `type must be "gauge" or "counter"`},
+		{"value also a label", dsn + `query "q" {
+  sql = "SELECT 1 AS one"
+  metric "m" {
+    value  = "one"
+    labels = ["one"]
+  }
+}`, "cannot also be a label"},
+		{"bad label column name", dsn + `query "q" {
+  sql = "SELECT 1 AS one"
+  metric "m" {
+    value  = "one"
+    labels = ["my-label"]
+  }
+}`, "not a valid label name"},
+		{"static label clash", dsn + `query "q" {
+  sql = "SELECT 1 AS one"
+  metric "m" {
+    value  = "one"
+    labels = ["env"]
+    static_labels = { env = "prod" }
+  }
+}`, "both a static label and a label column"},
+		{"bad metric name", dsn + `query "q" {
+  sql = "SELECT 1 AS one"
+  metric "my-metric" { value = "one" }
+}`, "not a valid Prometheus metric name"},
+		{"no metric", dsn + `query "q" { sql = "SELECT 1" }`, "at least one metric block"},
+		{"empty sql", dsn + `query "q" {
+  sql = " "
+  metric "m" { value = "one" }
+}`, "sql is empty"},
+		{"interval too short", dsn + `query "q" {
+  sql = "SELECT 1 AS one"
+  interval = "10ms"
+  metric "m" { value = "one" }
+}`, "interval must be at least"},
+		{"datname with databases", dsn + `query "q" {
+  sql = "SELECT 1 AS one, 'x' AS datname"
+  databases = ["a"]
+  metric "m" {
+    value  = "one"
+    labels = ["datname"]
+  }
+}`, "datname label is added by databases"},
+		{"unknown collector", dsn + `collectors = ["pg_locks"]`, `unknown collector "pg_locks" (did you mean "locks"?)`},
+		{"duplicate metric across queries", dsn + okQuery + `
+query "r" {
+  sql = "SELECT 1 AS one"
+  metric "m" { value = "one" }
+}`, `metric "m" is already produced by query "q"`},
+		{"metric clashes with collector", dsn + `collectors = ["locks"]
+query "r" {
+  sql = "SELECT 1 AS one"
+  metric "pg_locks_count" { value = "one" }
+}`, "already produced by collector locks"},
+		{"pg_up is reserved", dsn + `query "r" {
+  sql = "SELECT 1 AS one"
+  metric "pg_up" { value = "one" }
+}`, "pg_up is always exported"},
+		{"query named like a collector", dsn + `collectors = ["locks"]
+query "locks" {
+  sql = "SELECT 1 AS one"
+  metric "x" { value = "one" }
+}`, "taken by the built-in collector"},
+		{"max_conns", dsn + `max_conns = 0` + okQuery, "max_conns must be at least 1"},
+		{"bad duration", dsn + `default_timeout = "soon"` + okQuery, "is not a duration"},
+		{"missing dsn", okQuery, `"dsn" is required`},
+		{"bad dsn", `dsn = "postgres://user:s3cr3t-pw@host:notaport/db"` + okQuery, "not a valid PostgreSQL connection string"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, diags := pipelinetest.Decode(t, Name, c.body)
+			if !diags.HasErrors() {
+				t.Fatalf("no error; want %q", c.want)
+			}
+			if !strings.Contains(diags.Error(), c.want) {
+				t.Errorf("diagnostics %q lack %q", diags.Error(), c.want)
+			}
+			if strings.Contains(diags.Error(), "s3cr3t") {
+				t.Errorf("a diagnostic shows the password: %s", diags.Error())
+			}
+		})
+	}
+}
+
+func TestDiagnosticPointsAtAttribute(t *testing.T) {
+	_, diags := pipelinetest.Decode(t, Name, `dsn = "postgres://localhost/db"
+query "q" {
+  sql = "SELECT 1 AS one"
+  metric "m" {
+    value = "one"
+    type  = "summary"
+  }
+}`)
+	if len(diags) != 1 || diags[0].Subject == nil || diags[0].Subject.Start.Line != 6 {
+		t.Fatalf("want one diagnostic on line 6 (type), got %v", diags)
+	}
+}
+
+func TestBadDSNsNeverEchoed(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://user:s3cr3t-pw@host:notaport/db",
+		"postgres://user:s3cr3t-pw@[::1/db",
+		"host=db password=s3cr3t-pw port=x",
+		"host=db password='s3cr3t-pw port=5432",
+		"s3cr3t-pw",
+		"postgres://user:s3cr3t-pw@host/db?sslmode=bogus",
+	} {
+		err := (&Arguments{DSN: dsn, MaxConns: 1, ConnectTimeout: time.Second, DefaultInterval: time.Second, DefaultTimeout: time.Second}).Validate()
+		if err == nil {
+			t.Errorf("%q: no error", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("the error shows the secret: %v", err)
+		}
+	}
+}
+
+func TestRedactor(t *testing.T) {
+	dsn := "postgres://app:s3cr3t-pw@db.internal:5432/shop"
+	p, err := newPlan(Arguments{DSN: dsn, MaxConns: 1, ConnectTimeout: time.Second, DefaultInterval: time.Second, DefaultTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []error{
+		errors.New("failed to connect to `user=app database=shop`: dial error"),
+		errors.New("something about " + dsn),
+		errors.New("password s3cr3t-pw rejected"),
+		&pgconn.ParseConfigError{ConnString: dsn},
+	} {
+		if got := p.redact.Error(e); strings.Contains(got, "s3cr3t") || strings.Contains(got, "user=app") {
+			t.Errorf("redact(%q) = %q", e, got)
+		}
+	}
+}
+
+func TestNextTickStaysOnTheGrid(t *testing.T) {
+	start := time.Unix(1000, 0)
+	iv := 10 * time.Second
+	for _, c := range []struct{ now, want time.Duration }{
+		{-time.Second, 0},     // before the first tick: the first tick
+		{0, 10 * time.Second}, // at a tick: the next one
+		{3 * time.Second, 10 * time.Second},
+		{12 * time.Second, 20 * time.Second}, // a run that overran lands on the grid
+		{35 * time.Second, 40 * time.Second}, // missed ticks are not made up
+	} {
+		if got := nextTick(start, iv, start.Add(c.now)); !got.Equal(start.Add(c.want)) {
+			t.Errorf("nextTick(now=start+%v) = start+%v, want start+%v", c.now, got.Sub(start), c.want)
+		}
+	}
+}
+
+func TestJitterBounds(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		j := jitter(time.Minute, r.Int64N)
+		if j < 0 || j >= 5*time.Second {
+			t.Fatalf("jitter(1m) = %v, want [0, 5s)", j)
+		}
+		seen[j] = true
+		if j2 := jitter(time.Second, r.Int64N); j2 < 0 || j2 >= 100*time.Millisecond {
+			t.Fatalf("jitter(1s) = %v, want [0, 100ms)", j2)
+		}
+	}
+	if len(seen) < 100 {
+		t.Errorf("jitter is not random: %d distinct values", len(seen))
+	}
+}
+
+func TestToFloat(t *testing.T) {
+	good := map[any]float64{int64(3): 3, int32(-2): -2, float64(1.5): 1.5, true: 1, false: 0, "  7.25 ": 7.25, time.Unix(10, 0): 10}
+	for in, want := range good {
+		if got, err := toFloat(in); err != nil || got != want {
+			t.Errorf("toFloat(%#v) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []any{nil, "abc", []byte{1}, map[string]any{}} {
+		if _, err := toFloat(in); err == nil {
+			t.Errorf("toFloat(%#v): no error", in)
+		}
+	}
+	if serverMajor("15.4 (Debian 15.4-1)") != 15 || serverMajor("17beta1") != 17 || serverMajor("") != 0 {
+		t.Error("serverMajor")
+	}
+}
+
+func TestScheduleSkipsWhileRunning(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	var running, maxRunning, runs, skips atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		schedule(ctx, time.Now(), 20*time.Millisecond, func(ctx context.Context) {
+			n := running.Add(1)
+			for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
+			}
+			runs.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			running.Add(-1)
+		}, func() { skips.Add(1) })
+	}()
+	pipelinetest.Eventually(t, 5*time.Second, func() bool { return skips.Load() >= 3 }, "ticks during a run are skipped")
+	if n := runs.Load(); n != 1 {
+		t.Errorf("%d runs started while the first was going", n)
+	}
+	close(release)
+	pipelinetest.Eventually(t, 5*time.Second, func() bool { return runs.Load() >= 3 }, "runs resume")
+	cancel()
+	<-done
+	if running.Load() != 0 {
+		t.Error("schedule returned with a run still going")
+	}
+	if maxRunning.Load() != 1 {
+		t.Errorf("max concurrent runs = %d", maxRunning.Load())
+	}
+}

@@ -1,0 +1,144 @@
+package statsd
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/statsd_exporter/pkg/event"
+	"github.com/prometheus/statsd_exporter/pkg/exporter"
+	"github.com/prometheus/statsd_exporter/pkg/line"
+	"github.com/prometheus/statsd_exporter/pkg/mapper"
+
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+)
+
+// The hot path, without sockets: datagram -> lines -> parser -> mapper ->
+// shard -> upstream registry. Run with
+//
+//	go test -run '^$' -bench . -benchmem ./components/statsd/
+
+// gunicornPackets is what one gunicorn request produces, plus a gauge and
+// a log counter now and then, with and without DogStatsD tags.
+var gunicornPackets = []string{
+	"gunicorn.request.duration:12.5|ms",
+	"gunicorn.requests:1|c|@1.0",
+	"gunicorn.request.status.200:1|c|@1.0",
+	"web.gunicorn.request.duration:101.2|ms|#env:prod,region:eu",
+	"web.gunicorn.requests:1|c|@1.0|#env:prod,region:eu",
+	"web.gunicorn.request.status.404:1|c|@1.0|#env:prod,region:eu",
+	"gunicorn.workers:4|g",
+	"gunicorn.log.warning:1|c|@1.0",
+}
+
+func benchReceiver(b *testing.B) *Receiver {
+	h := pipelinetest.New(b, "statsd_receiver", "listen_udp = \"127.0.0.1:0\"\nmapping_file = \"gunicorn-mapping.yml\"\nmax_series = 1000000\n",
+		pipelinetest.WithConfigDir(examplesDir))
+	r := h.Component.(*Receiver)
+	r.mu.Lock()
+	r.startShards()
+	r.mu.Unlock()
+	b.Cleanup(func() {
+		r.mu.Lock()
+		r.stopShards()
+		r.mu.Unlock()
+	})
+	return r
+}
+
+func (r *Receiver) eventsDone() float64 {
+	return testutil.ToFloat64(r.m.evCounter) + testutil.ToFloat64(r.m.evGauge) + testutil.ToFloat64(r.m.evObserver)
+}
+
+func waitEvents(b *testing.B, r *Receiver, n float64) {
+	deadline := time.Now().Add(time.Minute)
+	for r.eventsDone() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%v of %v events processed", r.eventsDone(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkIngest measures one line per datagram (gunicorn's way), with a
+// flush per datagram (light traffic) or per 64 (a drained socket under
+// load). ns/op is per line; allocations include the shards'.
+func BenchmarkIngest(b *testing.B) {
+	for _, every := range []int{1, 64} {
+		b.Run(fmt.Sprintf("gunicorn/flush_every_%d", every), func(b *testing.B) {
+			r := benchReceiver(b)
+			pkts := make([][]byte, len(gunicornPackets))
+			for i, p := range gunicornPackets {
+				pkts[i] = []byte(p)
+			}
+			p := r.newProcessor()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				p.packet(pkts[i%len(pkts)])
+				if i%every == every-1 {
+					p.flush()
+				}
+			}
+			p.flush()
+			waitEvents(b, r, float64(b.N))
+		})
+	}
+	b.Run("distinct_series", func(b *testing.B) {
+		r := benchReceiver(b)
+		pkts := make([][]byte, 100000)
+		for i := range pkts {
+			pkts[i] = fmt.Appendf(nil, "app.metric_%d:1|c|#instance:i%d", i%1000, i/1000)
+		}
+		p := r.newProcessor()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			p.packet(pkts[i%len(pkts)])
+			if i%64 == 63 {
+				p.flush()
+			}
+		}
+		p.flush()
+		waitEvents(b, r, float64(b.N))
+	})
+}
+
+// BenchmarkUpstreamExporter is the same gunicorn traffic through upstream's
+// parser and exporter loop (Exporter.Listen, one goroutine), for
+// comparison.
+func BenchmarkUpstreamExporter(b *testing.B) {
+	m := &mapper.MetricMapper{}
+	if err := m.InitFromFile(examplesDir + "/gunicorn-mapping.yml"); err != nil {
+		b.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	self := prometheus.NewRegistry()
+	sm, err := newSelfMetrics(self)
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	exp := exporter.NewExporter(reg, m, logger, sm.eventsActions, sm.eventsUnmapped, sm.errorEventStats, sm.eventStats, sm.conflictingEventStats, sm.metricsCount)
+	p := line.NewParser()
+	p.EnableDogstatsdParsing()
+	ch := make(chan event.Events, 1000)
+	done := make(chan struct{})
+	go func() { exp.Listen(ch); close(done) }()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var batch event.Events
+	for i := range b.N {
+		batch = append(batch, p.LineToEvents(gunicornPackets[i%len(gunicornPackets)], *sm.sampleErrors, sm.samplesReceived, sm.tagErrors, sm.tagsReceived, logger)...)
+		if len(batch) >= 1000 {
+			ch <- batch
+			batch = nil
+		}
+	}
+	ch <- batch
+	close(ch)
+	<-done
+}
