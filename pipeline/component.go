@@ -59,6 +59,24 @@ type Validator interface {
 	Validate() error
 }
 
+// PathResolver is implemented (on the pointer) by Arguments types that name
+// files. ResolvePaths is called after decoding and before Validate with the
+// config file's directory, so that relative paths mean "next to the config"
+// and Validate can check the files themselves (a bad mapping file is then a
+// diagnostic at load time, not a failure at start).
+type PathResolver interface {
+	ResolvePaths(configDir string)
+}
+
+// FileReferrer is implemented by Arguments types whose meaning depends on
+// the content of files they name (e.g. a statsd mapping file). The content
+// counts as part of the arguments: a changed file makes the component
+// "changed" at the next reload (it gets Update), and the config watcher
+// reloads when such a file changes, not only the config file.
+type FileReferrer interface {
+	ReferencedFiles() []string
+}
+
 // HealthState is the coarse health of a component.
 type HealthState string
 

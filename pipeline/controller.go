@@ -46,8 +46,9 @@ type Controller struct {
 
 	applyMu  sync.Mutex // serializes Apply
 	filename string
-	lastSrc  []byte // last applied source
-	lastHash string // hash of the last source tried (applied or not)
+	lastSrc  []byte   // last applied source
+	lastHash string   // hash of the last source tried (applied or not), with files
+	files    []string // files the running components refer to (FileReferrer)
 
 	mu    sync.RWMutex
 	nodes map[string]*node
@@ -140,7 +141,7 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 	}
 	if !force {
 		c.applyMu.Lock()
-		same := c.filename == filename && c.lastHash == hash(src)
+		same := c.filename == filename && c.lastHash == hashConfig(src, c.files)
 		c.applyMu.Unlock()
 		if same {
 			return nil
@@ -149,9 +150,14 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 	return c.Apply(filename, src)
 }
 
-func hash(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
+// hashConfig fingerprints a config and the files its components refer to.
+func hashConfig(src []byte, files []string) string {
+	h := sha256.Sum256(src)
+	s := hex.EncodeToString(h[:])
+	if len(files) == 0 {
+		return s
+	}
+	return s + "+" + filesHash(files)
 }
 
 // Validate loads src exactly as Apply would (every block decoded, validated
@@ -177,7 +183,7 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	c.filename = filename
-	c.lastHash = hash(src)
+	c.lastHash = hashConfig(src, c.files)
 	c.configDir = filepath.Dir(filename)
 
 	start := time.Now()
@@ -259,12 +265,18 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
 	c.lastSrc = src
+	c.files = nil
+	for _, ln := range g.Nodes {
+		c.files = append(c.files, ln.Files...)
+	}
+	c.lastHash = hashConfig(src, c.files)
 	c.reloads.WithLabelValues("success").Inc()
 	c.lastReloadOK.Set(1)
 	c.lastReloadOKTime.SetToCurrentTime()
 	c.configHash.Reset()
-	c.configHash.WithLabelValues(c.lastHash).Set(1)
-	c.logger.Info("config applied", "file", filename, "components", len(order), "added", len(built), "sha256", c.lastHash[:12])
+	srcHash := hashConfig(src, nil)
+	c.configHash.WithLabelValues(srcHash).Set(1)
+	c.logger.Info("config applied", "file", filename, "components", len(order), "added", len(built), "sha256", srcHash[:12])
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -37,6 +40,8 @@ type LoadedNode struct {
 	// Eval is the evaluated block; equal Evals mean equal configuration.
 	Eval cty.Value
 	Deps []string
+	// Files are the files the arguments refer to (FileReferrer).
+	Files []string
 	// Range is the block's header, for messages.
 	Range hcl.Range
 }
@@ -101,7 +106,7 @@ func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv Lo
 			continue
 		}
 		ctx := &hcl.EvalContext{Variables: evalVars(d, exports, agentExports), Functions: funcs}
-		n, ds := decodeDecl(d, ctx)
+		n, ds := decodeDecl(d, ctx, filepath.Dir(filename))
 		diags = append(diags, ds...)
 		if ds.HasErrors() {
 			failed[d.id] = true
@@ -338,21 +343,50 @@ func evalVars(d *declaration, exports map[string]cty.Value, agentExports cty.Val
 	return vars
 }
 
-func decodeDecl(d *declaration, ctx *hcl.EvalContext) (*LoadedNode, hcl.Diagnostics) {
-	args, eval, diags := decodeArgs(d.reg, d.block.Body, d.block.DefRange, ctx)
+func decodeDecl(d *declaration, ctx *hcl.EvalContext, configDir string) (*LoadedNode, hcl.Diagnostics) {
+	args, eval, diags := decodeArgs(d.reg, d.block.Body, d.block.DefRange, ctx, configDir)
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	return &LoadedNode{ID: d.id, Type: d.typ, Reg: d.reg, Args: args, Eval: eval, Deps: d.deps, Range: d.block.DefRange}, diags
+	n := &LoadedNode{ID: d.id, Type: d.typ, Reg: d.reg, Args: args, Eval: eval, Deps: d.deps, Range: d.block.DefRange}
+	// Through a pointer, so value and pointer receivers both count.
+	p := reflect.New(reflect.TypeOf(args))
+	p.Elem().Set(reflect.ValueOf(args))
+	if fr, ok := p.Interface().(FileReferrer); ok {
+		n.Files = fr.ReferencedFiles()
+	}
+	if len(n.Files) > 0 {
+		// The files' content is part of the configuration.
+		n.Eval = cty.TupleVal([]cty.Value{eval, cty.StringVal(filesHash(n.Files))})
+	}
+	return n, diags
+}
+
+// filesHash fingerprints the content of files; a missing file hashes as
+// such (Validate reports it).
+func filesHash(paths []string) string {
+	h := sha256.New()
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			b = []byte("unreadable: " + err.Error())
+		}
+		sum := sha256.Sum256(b)
+		fmt.Fprintf(h, "%s\x00%x\n", p, sum)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // decodeArgs decodes a component's body into a new value of its Args type
 // and validates it.
-func decodeArgs(reg Registration, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext) (Arguments, cty.Value, hcl.Diagnostics) {
+func decodeArgs(reg Registration, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext, configDir string) (Arguments, cty.Value, hcl.Diagnostics) {
 	target := reflect.New(reflect.TypeOf(reg.Args)).Elem()
 	eval, diags := decodeBody(body, ctx, target)
 	if diags.HasErrors() {
 		return nil, cty.NilVal, diags
+	}
+	if r, ok := target.Addr().Interface().(PathResolver); ok {
+		r.ResolvePaths(configDir)
 	}
 	if v, ok := target.Addr().Interface().(Validator); ok {
 		diags = append(diags, validationDiags(v.Validate(), body, def)...)
@@ -367,6 +401,6 @@ func decodeArgs(reg Registration, body hcl.Body, def hcl.Range, ctx *hcl.EvalCon
 // file: for tests and tools. vars are extra variables for expressions.
 func DecodeArguments(reg Registration, body hcl.Body, configDir string, lookupEnv LookupEnvFunc, vars map[string]cty.Value) (Arguments, hcl.Diagnostics) {
 	ctx := &hcl.EvalContext{Variables: vars, Functions: functions(configDir, lookupEnv)}
-	args, _, diags := decodeArgs(reg, body, body.MissingItemRange(), ctx)
+	args, _, diags := decodeArgs(reg, body, body.MissingItemRange(), ctx, configDir)
 	return args, diags
 }

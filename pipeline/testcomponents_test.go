@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"path/filepath"
 	"context"
 	"errors"
 	"fmt"
@@ -86,6 +87,7 @@ type sourceArgs struct {
 	Labels    map[string]string `hcl:"labels,optional"`
 	Interval  string            `hcl:"interval,optional"`
 	RejectUpd bool              `hcl:"reject_update,optional"`
+	File      string            `hcl:"file,optional"`
 	Nested    []nestedBlock     `hcl:"item,block"`
 }
 
@@ -95,6 +97,19 @@ type nestedBlock struct {
 }
 
 func (a *sourceArgs) SetDefaults() { a.Value = 1 }
+
+func (a *sourceArgs) ResolvePaths(dir string) {
+	if a.File != "" && !filepath.IsAbs(a.File) {
+		a.File = filepath.Join(dir, a.File)
+	}
+}
+
+func (a *sourceArgs) ReferencedFiles() []string {
+	if a.File == "" {
+		return nil
+	}
+	return []string{a.File}
+}
 
 func (a *sourceArgs) Validate() error {
 	var errs []error

@@ -129,3 +129,24 @@ func TestWatcherInvalidThenFixed(t *testing.T) {
 		t.Errorf("last reload successful = %v, want 1", v)
 	}
 }
+
+// A file a component refers to is part of its configuration: changing it
+// updates the component, and the watcher notices it.
+func TestReferencedFileChangeUpdatesComponent(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	data := filepath.Join(filepath.Dir(f.path), "data.txt")
+	writeFile(t, data, "one")
+	if err := f.apply(`test_source "a" {
+  journal = "TestReferencedFileChangeUpdatesComponent"
+  file    = "data.txt"
+}`); err != nil {
+		t.Fatal(err)
+	}
+	startWatcher(t, f, f.path)
+	writeFile(t, data, "two")
+	waitFor(t, "an update after the referenced file changed", func() bool { return j.count("update test_source.a") == 1 })
+	if n := j.count("build "); n != 1 {
+		t.Errorf("component rebuilt %d times; want an in-place update", n-1)
+	}
+}

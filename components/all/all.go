@@ -4,4 +4,5 @@ package all
 import (
 	_ "github.com/sluicehq/sluice/components/relabel" // relabel
 	_ "github.com/sluicehq/sluice/components/sink"    // metrics_sink
+	_ "github.com/sluicehq/sluice/components/statsd"  // statsd_receiver
 )

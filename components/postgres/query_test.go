@@ -420,3 +420,25 @@ func TestContextCancelStopsPromptly(t *testing.T) {
 	}
 	pipelinetest.Eventually(t, 10*time.Second, func() bool { return activeCount(t, s, app) == 0 }, "the statement was cancelled when the component stopped")
 }
+
+func TestMissingDatabaseIsAQueryError(t *testing.T) {
+	s := server(t)
+	h, _ := start(t, s, `
+		query "one" {
+		  sql       = "SELECT 1 AS n"
+		  interval  = "200ms"
+		  databases = ["postgres", "no_such_db"]
+		  metric "dbs_one" { value = "n" }
+		}`)
+	waitQueries(t, h, "one", statusError, 2, 10*time.Second)
+	waitQueries(t, h, "one", statusSuccess, 2, 10*time.Second)
+	if v, ok := value(t, h.Gatherer(), "dbs_one", map[string]string{"datname": "postgres"}); !ok || v != 1 {
+		t.Errorf("dbs_one{datname=postgres} = %v, %v", v, ok)
+	}
+	if v, _ := value(t, h.Gatherer(), "pg_up", map[string]string{}); v != 1 {
+		t.Errorf("pg_up = %v: one missing database is not a server outage", v)
+	}
+	if _, ok := value(t, h.Registry, "sluice_postgres_query_last_success_timestamp_seconds", map[string]string{"query": "one"}); ok {
+		t.Error("last success is set though a database failed every run")
+	}
+}

@@ -346,7 +346,9 @@ func (r *runner) execute(ctx context.Context, q *queryDef, red redactor) {
 		r.c.logResult(q, db, status, err, red)
 		if err != nil {
 			allOK = false
-			if isConnError(err) {
+			// pg_up is about the server: a database listed in databases
+			// that cannot be reached is that query's error only.
+			if db == "" && isConnError(err) {
 				r.c.setUp(false, err, red)
 			}
 			continue

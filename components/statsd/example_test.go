@@ -2,6 +2,7 @@ package statsd
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	_ "github.com/sluicehq/sluice/components/sink" // metrics_sink, used by the example
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -38,6 +41,24 @@ func exampleBody(t *testing.T) string {
 	return string(src[r.Start.Byte+1 : r.End.Byte-1])
 }
 
+// TestExampleFileValidates loads the whole example with the agent's loader,
+// as `sluice validate` does.
+func TestExampleFileValidates(t *testing.T) {
+	path := examplesDir + "/gunicorn-sidecar.hcl"
+	noEnv := func(string) (string, bool) { return "", false }
+	if err := pipeline.Validate(path, []byte(mustRead(t, path)), noEnv); err != nil {
+		t.Fatalf("%s does not validate: %v", path, err)
+	}
+	// And a broken mapping file fails it, with the file named.
+	dir := t.TempDir()
+	writeFile(t, dir, "gunicorn-mapping.yml", "mappings:\n- match: gunicorn.requests\n")
+	broken := dir + "/gunicorn-sidecar.hcl"
+	writeFile(t, dir, "gunicorn-sidecar.hcl", mustRead(t, path))
+	if err := pipeline.Validate(broken, []byte(mustRead(t, broken)), noEnv); err == nil || !strings.Contains(err.Error(), "gunicorn-mapping.yml") {
+		t.Fatalf("a broken mapping file validates: %v", err)
+	}
+}
+
 func TestExampleValidates(t *testing.T) {
 	body := exampleBody(t)
 	args, diags := pipelinetest.Decode(t, "statsd_receiver", body, pipelinetest.WithConfigDir(examplesDir))
@@ -45,7 +66,7 @@ func TestExampleValidates(t *testing.T) {
 		t.Fatalf("example does not decode: %v", diags)
 	}
 	a := args.(Arguments)
-	if a.MappingFile != "gunicorn-mapping.yml" || len(a.Mappings) != 2 || a.MaxSeries != 10000 {
+	if a.MappingFile != filepath.Join(examplesDir, "gunicorn-mapping.yml") || len(a.Mappings) != 2 || a.MaxSeries != 10000 {
 		t.Fatalf("unexpected arguments: %+v", a)
 	}
 	// Build resolves the mapping file against the config directory and

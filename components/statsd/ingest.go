@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/statsd_exporter/pkg/event"
 	"github.com/prometheus/statsd_exporter/pkg/line"
@@ -86,6 +87,7 @@ type processor struct {
 	r       *Receiver
 	cfg     *runtimeConfig
 	pending []*batch
+	since   time.Time // when the oldest pending item was queued
 
 	lines, samples, tags, tagErrors localCounter
 	unmapped, actMap, actDrop       localCounter
@@ -227,6 +229,9 @@ func (p *processor) event(ev event.Event) {
 	if b == nil {
 		b = getBatch(cfg)
 		p.pending[s] = b
+		if p.since.IsZero() {
+			p.since = time.Now()
+		}
 	}
 	b.items = append(b.items, it)
 }
@@ -241,6 +246,7 @@ func (p *processor) flush() {
 		}
 	}
 	p.cfg = nil
+	p.since = time.Time{}
 	for _, c := range []*localCounter{&p.lines, &p.samples, &p.tags, &p.tagErrors, &p.unmapped, &p.actMap, &p.actDrop} {
 		c.flush()
 	}

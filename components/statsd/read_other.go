@@ -2,8 +2,11 @@
 
 package statsd
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
-func readPackets(c net.PacketConn, packet func([]byte), idle func()) error {
-	return readPacketsPortable(c, packet, idle)
+func readPackets(c net.PacketConn, _ time.Duration, packet func([]byte), _ func() time.Time, flush func()) error {
+	return readPacketsPortable(c, packet, flush)
 }

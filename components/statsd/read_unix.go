@@ -5,7 +5,9 @@ package statsd
 import (
 	"errors"
 	"net"
+	"os"
 	"syscall"
+	"time"
 )
 
 // readBurst bounds the datagrams read in one go, so that closing the
@@ -13,14 +15,15 @@ import (
 const readBurst = 256
 
 // readPackets reads datagrams from c and hands each to packet. It drains
-// the socket without blocking and calls idle when the socket is empty, so
-// that batches are as large as the load and no larger: one datagram per
-// batch when traffic is light, hundreds under load. It returns when c is
-// closed (net.ErrClosed) or a read fails.
-func readPackets(c net.PacketConn, packet func([]byte), idle func()) error {
+// the socket without blocking; once the socket is empty it calls flush, at
+// the latest hold after the oldest unflushed datagram (pending reports
+// when that was): under load, batches for the shards grow to hundreds of
+// lines, and a quiet socket still delivers within hold. It returns when c
+// is closed (net.ErrClosed) or a read fails.
+func readPackets(c net.PacketConn, hold time.Duration, packet func([]byte), pending func() time.Time, flush func()) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return readPacketsPortable(c, packet, idle)
+		return readPacketsPortable(c, packet, flush)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
@@ -28,6 +31,7 @@ func readPackets(c net.PacketConn, packet func([]byte), idle func()) error {
 	}
 	buf := make([]byte, 65536)
 	var rerr error
+	deadline := false
 	read := func(fd uintptr) bool {
 		for range readBurst {
 			n, err := syscall.Read(int(fd), buf)
@@ -37,20 +41,37 @@ func readPackets(c net.PacketConn, packet func([]byte), idle func()) error {
 					packet(buf[:n])
 				}
 			case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK):
-				idle()
-				return false // wait until readable
+				since := pending()
+				if !since.IsZero() && time.Since(since) < hold {
+					if !deadline {
+						deadline = true
+						c.SetReadDeadline(since.Add(hold))
+					}
+					return false // wait for data or the deadline
+				}
+				flush()
+				return false
 			case errors.Is(err, syscall.EINTR):
 			default:
 				rerr = err
-				idle()
+				flush()
 				return true
 			}
 		}
-		idle()
+		if since := pending(); !since.IsZero() && time.Since(since) >= hold {
+			flush()
+		}
 		return true
 	}
 	for {
-		if err := rc.Read(read); err != nil {
+		err := rc.Read(read)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			flush()
+			deadline = false
+			c.SetReadDeadline(time.Time{})
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		if rerr != nil {

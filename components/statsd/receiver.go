@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,21 @@ import (
 // (statsd_exporter_tcp_too_long_lines_total), skipped, and the connection
 // carries on with the next line.
 const maxTCPLine = 64 * 1024
+
+// flushHold is how long a reader may hold mapped events before handing them
+// to the shards when its socket is quiet. Batching across datagrams saves
+// a shard wake-up per datagram; a scrape sees events at most this late.
+const flushHold = time.Millisecond
+
+// packetReaders is the number of goroutines (and descriptors) reading one
+// UDP or unixgram socket: GOMAXPROCS, or SLUICE_STATSD_READERS (for
+// benchmarking).
+var packetReaders = func() int {
+	if v, err := strconv.Atoi(os.Getenv("SLUICE_STATSD_READERS")); err == nil && v > 0 {
+		return v
+	}
+	return runtime.GOMAXPROCS(0)
+}()
 
 // Receiver is a running statsd_receiver.
 type Receiver struct {
@@ -54,6 +70,8 @@ var (
 	_ pipeline.Component = (*Receiver)(nil)
 	_ pipeline.Validator = (*Arguments)(nil)
 	_ pipeline.Validator = (*Mapping)(nil)
+	_ pipeline.Validator = (*MappingDefaults)(nil)
+	_ pipeline.Validator = (*SummaryOptions)(nil)
 )
 
 // New builds a receiver: it compiles the mapping and registers the
@@ -473,7 +491,7 @@ func (l *packetListener) Adjust(args Arguments, log *slog.Logger) {
 
 func (l *packetListener) Start() {
 	conns := []net.PacketConn{l.conn}
-	for range len(l.r.shards) - 1 {
+	for range packetReaders - 1 {
 		d, err := dupPacketConn(l.conn)
 		if err != nil {
 			l.r.log.Warn("reading with one goroutine", "err", err)
@@ -512,7 +530,10 @@ func (l *packetListener) read(c net.PacketConn) {
 		packets.flush()
 	}()
 	for {
-		err := readPackets(c, func(b []byte) { packets.n++; p.packet(b) }, func() { p.flush(); packets.flush() })
+		err := readPackets(c, flushHold,
+			func(b []byte) { packets.n++; p.packet(b) },
+			func() time.Time { return p.since },
+			func() { p.flush(); packets.flush() })
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}

@@ -165,6 +165,27 @@ func (a *Arguments) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ResolvePaths makes a relative mapping_file relative to the config file's
+// directory, before Validate, so that Validate can load and check it and a
+// bad mapping file is a diagnostic at its attribute.
+func (a *Arguments) ResolvePaths(configDir string) {
+	a.MappingFile = resolvePath(a.MappingFile, configDir)
+}
+
+// ReferencedFiles makes the mapping file's content part of the arguments:
+// editing it reloads the mapping (in place, like any other change).
+func (a *Arguments) ReferencedFiles() []string {
+	if a.MappingFile == "" {
+		return nil
+	}
+	return []string{a.MappingFile}
+}
+
+var (
+	_ pipeline.PathResolver = (*Arguments)(nil)
+	_ pipeline.FileReferrer = (*Arguments)(nil)
+)
+
 // checkHostPort checks an address without resolving it: a DNS lookup in
 // Validate would make loading a config depend on the network.
 func checkHostPort(addr string) error {

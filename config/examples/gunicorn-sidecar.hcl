@@ -1,7 +1,7 @@
 # Sluice as a sidecar next to a gunicorn/Flask app, in place of a
 # statsd_exporter sidecar. gunicorn runs with
 #   --statsd-host=localhost:9125 [--statsd-prefix=web] [--dogstatsd-tags=env:prod]
-# and Prometheus scrapes the agent's /metrics.
+# and Prometheus scrapes :9102/metrics, as it scraped statsd_exporter.
 
 statsd_receiver "gunicorn" {
   listen_udp   = "127.0.0.1:9125"
@@ -25,7 +25,10 @@ statsd_receiver "gunicorn" {
   max_series = 10000
 }
 
+# Served where statsd_exporter served them (:9102/metrics), so the existing
+# scrape configuration keeps working; the agent's own metrics (including the
+# receiver's statsd_exporter_* self-metrics) come along.
 metrics_sink "default" {
-  inputs = [statsd_receiver.gunicorn.metrics]
-  path   = "/metrics"
+  inputs = [statsd_receiver.gunicorn.metrics, agent.metrics]
+  listen = ":9102"
 }

@@ -1,0 +1,75 @@
+// Command receiver runs one statsd_receiver on its own, the way the agent
+// would, and serves its exports and self-metrics on /metrics: the Sluice
+// side of the statsd benchmark (see ../README.md).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/components/statsd"
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+func main() {
+	listenUDP := flag.String("listen-udp", "127.0.0.1:9125", "UDP address")
+	mapping := flag.String("mapping", "", "statsd_exporter mapping file")
+	readBuffer := flag.Int("read-buffer", 0, "SO_RCVBUF in bytes (0: system default)")
+	web := flag.String("web", "127.0.0.1:9102", "address serving /metrics")
+	flag.Parse()
+	if err := run(*listenUDP, *mapping, *readBuffer, *web); err != nil {
+		fmt.Fprintln(os.Stderr, "receiver:", err)
+		os.Exit(1)
+	}
+}
+
+func run(listenUDP, mapping string, readBuffer int, web string) error {
+	mapping, err := filepath.Abs(mapping)
+	if err != nil {
+		return err
+	}
+	body := fmt.Sprintf("listen_udp = %q\nmapping_file = %q\nread_buffer = %d\nmax_series = 0\n", listenUDP, mapping, readBuffer)
+	f, diags := hclparse.NewParser().ParseHCL([]byte(body), "bench.hcl")
+	if diags.HasErrors() {
+		return diags
+	}
+	reg, ok := pipeline.Lookup("statsd_receiver")
+	if !ok {
+		return fmt.Errorf("statsd_receiver is not registered")
+	}
+	args, diags := pipeline.DecodeArguments(reg, f.Body, filepath.Dir(mapping), nil, nil)
+	if diags.HasErrors() {
+		return diags
+	}
+	self := prometheus.NewRegistry()
+	var exports statsd.Exports
+	comp, err := reg.Build(pipeline.Options{
+		ID:         "statsd_receiver.bench",
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Registerer: self,
+		ConfigDir:  filepath.Dir(mapping),
+		OnExports:  func(e pipeline.Exports) { exports = e.(statsd.Exports) },
+	}, args)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{self, exports.Metrics}, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: web, Handler: mux}
+	go srv.ListenAndServe()
+	defer srv.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return comp.Run(ctx)
+}
