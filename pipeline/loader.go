@@ -3,8 +3,8 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"

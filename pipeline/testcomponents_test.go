@@ -1,10 +1,10 @@
 package pipeline_test
 
 import (
-	"path/filepath"
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
