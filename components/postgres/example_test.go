@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	_ "github.com/sluicehq/sluice/components/sink" // metrics_sink, used by the example
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -35,6 +37,14 @@ func exampleBody(t *testing.T, path string) string {
 const dbCollectorExample = "../../config/examples/db-collector.hcl"
 
 func TestExampleDBCollectorValidates(t *testing.T) {
+	src, err := os.ReadFile(dbCollectorExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) (string, bool) { return "", false }
+	if err := pipeline.Validate(dbCollectorExample, src, noEnv); err != nil {
+		t.Fatalf("the whole file, with the real loader: %v", err)
+	}
 	body := exampleBody(t, dbCollectorExample)
 	if _, diags := pipelinetest.Decode(t, Name, body, pipelinetest.WithEnv(map[string]string{})); diags.HasErrors() {
 		t.Fatalf("with its default dsn: %v", diags)

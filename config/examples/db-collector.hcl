@@ -6,6 +6,7 @@
 # the latest result. Scrapes never reach the database.
 #
 #   DATABASE_URL=postgres://metrics:...@db:5432/shop sluice run --config.file=db-collector.hcl
+#   curl -s localhost:9470/metrics/default
 
 postgres_source "shop" {
   dsn              = env("DATABASE_URL", "postgres://sluice@localhost:5432/shop?sslmode=disable")
@@ -51,7 +52,7 @@ postgres_source "shop" {
   }
 }
 
+# Served at /metrics/default on the agent's HTTP server.
 metrics_sink "default" {
   inputs = [postgres_source.shop.metrics]
-  path   = "/metrics"
 }
