@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -164,7 +163,7 @@ func hashConfig(src []byte, files []string) string {
 // and built) without running anything or touching the running graph.
 func Validate(filename string, src []byte, lookupEnv LookupEnvFunc) error {
 	c := NewController(ControllerOptions{LookupEnv: lookupEnv, Logger: slog.New(slog.DiscardHandler)})
-	c.configDir = filepath.Dir(filename)
+	c.configDir = absDir(filename)
 	_, err := loadConfig(filename, src, lookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
 		n, err := c.buildNode(ln)
 		if err != nil {
@@ -184,7 +183,7 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	defer c.applyMu.Unlock()
 	c.filename = filename
 	c.lastHash = hashConfig(src, c.files)
-	c.configDir = filepath.Dir(filename)
+	c.configDir = absDir(filename)
 
 	start := time.Now()
 	c.mu.RLock()

@@ -90,7 +90,8 @@ func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv Lo
 		return nil, diags
 	}
 
-	funcs := functions(filepath.Dir(filename), lookupEnv)
+	configDir := absDir(filename)
+	funcs := functions(configDir, lookupEnv)
 	exports := map[string]cty.Value{} // id -> exports
 	failed := map[string]bool{}
 	g := &Graph{}
@@ -106,7 +107,7 @@ func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv Lo
 			continue
 		}
 		ctx := &hcl.EvalContext{Variables: evalVars(d, exports, agentExports), Functions: funcs}
-		n, ds := decodeDecl(d, ctx, filepath.Dir(filename))
+		n, ds := decodeDecl(d, ctx, configDir)
 		diags = append(diags, ds...)
 		if ds.HasErrors() {
 			failed[d.id] = true
@@ -360,6 +361,16 @@ func decodeDecl(d *declaration, ctx *hcl.EvalContext, configDir string) (*Loaded
 		n.Eval = cty.TupleVal([]cty.Value{eval, cty.StringVal(filesHash(n.Files))})
 	}
 	return n, diags
+}
+
+// absDir is the absolute directory of a config file: relative paths in the
+// config resolve against it, whatever the process's working directory.
+func absDir(filename string) string {
+	dir := filepath.Dir(filename)
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 // filesHash fingerprints the content of files; a missing file hashes as

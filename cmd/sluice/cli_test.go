@@ -36,6 +36,14 @@ func TestValidateCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "bad.hcl:") || !strings.Contains(errOut, "explode") {
 		t.Errorf("validate bad = %d %q", code, errOut)
 	}
+	// A relative config path: files the config names (mapping files)
+	// resolve against the config's directory, not the working directory.
+	for _, ex := range []string{"quickstart.hcl", "gunicorn-sidecar.hcl"} {
+		rel := filepath.Join("..", "..", "config", "examples", ex)
+		if code, out, errOut := runCLI("validate", rel); code != 0 {
+			t.Errorf("validate %s = %d %q %q", rel, code, out, errOut)
+		}
+	}
 	if code, _, _ := runCLI("validate", filepath.Join(t.TempDir(), "missing.hcl")); code != 1 {
 		t.Errorf("validate of a missing file = %d, want 1", code)
 	}

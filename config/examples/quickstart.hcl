@@ -4,7 +4,7 @@
 # http://localhost:9470/metrics/default
 #
 #   make run
-#   echo "gunicorn.requests:1|c" | nc -u -w0 127.0.0.1 9125
+#   echo "gunicorn.requests:1|c" > /dev/udp/127.0.0.1/9125
 #   curl -s localhost:9470/metrics/default
 
 statsd_receiver "app" {
