@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
+	"github.com/sluicehq/sluice/internal/labelset"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -299,7 +300,7 @@ func (p *processor) compute(name string, pairs []*dto.LabelPair) *entry {
 		e.labels = nil
 		outPairs = pairs
 	}
-	e.out = labelSetHash(p.d, outPairs)
+	e.out = labelset.Hash(p.d, outPairs)
 	p.d.Reset()
 	_, _ = p.d.WriteString(e.name)
 	e.out ^= p.d.Sum64()
@@ -373,61 +374,9 @@ func (r *run) placeMoved() {
 // dedupe keeps the first of metrics with the same label set (rules can
 // merge series, e.g. labeldrop). It filters ms in place: callers own ms.
 func (r *run) dedupe(ms []*dto.Metric) []*dto.Metric {
-	if len(ms) < 2 {
-		return ms
-	}
-	seen := make(map[uint64][]*dto.Metric, len(ms))
-	out := ms[:0]
-	for _, m := range ms {
-		h := labelSetHash(r.p.d, m.Label)
-		dup := false
-		for _, o := range seen[h] {
-			if sameLabelSet(o.Label, m.Label) {
-				dup = true
-				break
-			}
-		}
-		if dup {
-			r.dupes++
-			continue
-		}
-		seen[h] = append(seen[h], m)
-		out = append(out, m)
-	}
-	clear(ms[len(out):])
+	out, dropped := labelset.Dedupe(r.p.d, ms)
+	r.dupes += dropped
 	return out
-}
-
-// labelSetHash hashes a label set independently of the pairs' order.
-func labelSetHash(d *xxhash.Digest, pairs []*dto.LabelPair) uint64 {
-	var sum uint64
-	for _, lp := range pairs {
-		d.Reset()
-		_, _ = d.WriteString(lp.GetName())
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(lp.GetValue())
-		sum += d.Sum64()
-	}
-	return sum
-}
-
-func sameLabelSet(a, b []*dto.LabelPair) bool {
-	if len(a) != len(b) {
-		return false
-	}
-outer:
-	for _, x := range a {
-		for _, y := range b {
-			if x.GetName() == y.GetName() {
-				if x.GetValue() != y.GetValue() {
-					return false
-				}
-				continue outer
-			}
-		}
-		return false
-	}
-	return true
 }
 
 // evict drops cache entries not seen in the current gather.

@@ -9,9 +9,9 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluicehq/sluice/internal/labelset"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -108,7 +108,7 @@ func (c *Component) gather() ([]*dto.MetricFamily, error) {
 				// family stays untouched.
 				hashes = make(map[uint64][]*dto.Metric, len(have.Metric)+len(mf.Metric))
 				for _, m := range have.Metric {
-					h := labelSetHash(d, m.Label)
+					h := labelset.Hash(d, m.Label)
 					hashes[h] = append(hashes[h], m)
 				}
 				have = &dto.MetricFamily{Name: have.Name, Help: have.Help, Type: have.Type, Unit: have.Unit,
@@ -117,8 +117,8 @@ func (c *Component) gather() ([]*dto.MetricFamily, error) {
 			}
 			dups := 0
 			for _, m := range mf.Metric {
-				h := labelSetHash(d, m.Label)
-				if containsLabelSet(hashes[h], m.Label) {
+				h := labelset.Hash(d, m.Label)
+				if labelset.Contains(hashes[h], m.Label) {
 					dups++
 					continue
 				}
@@ -203,7 +203,7 @@ func rewrite(fams []*dto.MetricFamily, st *state, d *xxhash.Digest) []*dto.Metri
 		if clash {
 			// A series that keeps its own value of a const label can now
 			// equal one that received the const value: keep the first.
-			ms = dedupe(ms, d)
+			ms, _ = labelset.Dedupe(d, ms)
 		}
 		out[i] = &dto.MetricFamily{Name: mf.Name, Help: mf.Help, Type: mf.Type, Unit: mf.Unit, Metric: ms}
 	}
@@ -254,69 +254,4 @@ func withConst(pairs, consts []*dto.LabelPair) ([]*dto.LabelPair, bool) {
 		}
 	}
 	return out, had
-}
-
-// dedupe keeps the first metric of each label set; it filters ms in place.
-func dedupe(ms []*dto.Metric, d *xxhash.Digest) []*dto.Metric {
-	seen := make(map[uint64][]*dto.Metric, len(ms))
-	out := ms[:0]
-	for _, m := range ms {
-		h := labelSetHash(d, m.Label)
-		dup := false
-		for _, o := range seen[h] {
-			if sameLabelSet(o.Label, m.Label) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			seen[h] = append(seen[h], m)
-			out = append(out, m)
-		}
-	}
-	clear(ms[len(out):])
-	return out
-}
-
-var sep = []byte{model.SeparatorByte}
-
-// labelSetHash hashes a label set independently of the pairs' order.
-func labelSetHash(d *xxhash.Digest, pairs []*dto.LabelPair) uint64 {
-	var sum uint64
-	for _, lp := range pairs {
-		d.Reset()
-		_, _ = d.WriteString(lp.GetName())
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(lp.GetValue())
-		sum += d.Sum64()
-	}
-	return sum
-}
-
-func containsLabelSet(ms []*dto.Metric, pairs []*dto.LabelPair) bool {
-	for _, m := range ms {
-		if sameLabelSet(m.Label, pairs) {
-			return true
-		}
-	}
-	return false
-}
-
-func sameLabelSet(a, b []*dto.LabelPair) bool {
-	if len(a) != len(b) {
-		return false
-	}
-outer:
-	for _, x := range a {
-		for _, y := range b {
-			if x.GetName() == y.GetName() {
-				if x.GetValue() != y.GetValue() {
-					return false
-				}
-				continue outer
-			}
-		}
-		return false
-	}
-	return true
 }

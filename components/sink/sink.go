@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 
+	"github.com/sluicehq/sluice/internal/ratelog"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -124,7 +125,7 @@ type Component struct {
 	metrics *selfMetrics
 	handler http.Handler
 	state   atomic.Pointer[state] // what a scrape uses; swapped whole by Update
-	errLog  *rateLimitedLog
+	errLog  *slog.Logger          // rate-limited
 
 	mu      sync.Mutex // guards the fields below
 	args    Arguments  // current arguments, Path resolved
@@ -137,7 +138,7 @@ var _ pipeline.Component = (*Component)(nil)
 
 // Build creates a metrics_sink. It binds nothing: serving starts in Run.
 func Build(opts pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
-	c := &Component{opts: opts, errLog: newRateLimitedLog(opts.Logger, 10*time.Second)}
+	c := &Component{opts: opts, errLog: ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second})}
 	args, err := c.resolve(a)
 	if err != nil {
 		return nil, err
@@ -338,43 +339,8 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 	return m, nil
 }
 
-// rateLimitedLog logs at most one error per interval and counts the rest.
-type rateLimitedLog struct {
-	logger   *slog.Logger
-	interval time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func newRateLimitedLog(l *slog.Logger, every time.Duration) *rateLimitedLog {
-	if l == nil {
-		l = slog.New(slog.DiscardHandler)
-	}
-	return &rateLimitedLog{logger: l, interval: every}
-}
-
-func (r *rateLimitedLog) Error(msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if now.Sub(r.last) < r.interval {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	r.last = now
-	n := r.suppressed
-	r.suppressed = 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed_since_last_log", n)
-	}
-	r.logger.Error(msg, args...)
-}
-
 // promLogger adapts promhttp's error log (encoding errors) to slog.
-type promLogger struct{ l *rateLimitedLog }
+type promLogger struct{ l *slog.Logger }
 
 func (p promLogger) Println(v ...any) {
 	p.l.Error(strings.TrimSpace(fmt.Sprintln(v...)))

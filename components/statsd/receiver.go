@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/statsd_exporter/pkg/mappercache/lru"
 	"github.com/prometheus/statsd_exporter/pkg/mappercache/randomreplacement"
 
+	"github.com/sluicehq/sluice/internal/ratelog"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -83,10 +84,13 @@ func New(opts pipeline.Options, args Arguments) (*Receiver, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
+	// Upstream's parser logs bad lines at Debug; they are worth a (bounded)
+	// warning here.
+	warnLevel := slog.LevelWarn
 	r := &Receiver{
 		opts:     opts,
 		log:      opts.Logger,
-		badLog:   newLimitedLogger(opts.Logger, 10*time.Second, 10),
+		badLog:   ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 10, Level: &warnLevel}),
 		exported: prometheus.NewRegistry(),
 		seed:     maphash.MakeSeed(),
 		args:     args,
