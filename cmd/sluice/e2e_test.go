@@ -285,3 +285,63 @@ func TestRunRejectsInvalidConfigAtStart(t *testing.T) {
 		}
 	}
 }
+
+// Scrapes keep succeeding while the config is reloaded over and over.
+func TestEndToEndNoScrapeFailsDuringReloads(t *testing.T) {
+	a := startAgent(t, e2eConfigV1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var scrapes int
+	var failures []string
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body := a.get("/metrics/e2e")
+				mu.Lock()
+				scrapes++
+				if code != 200 || !strings.Contains(body, "sluice_build_info") {
+					failures = append(failures, fmt.Sprintf("%d: %.200s", code, body))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range 10 {
+		if i%2 == 0 {
+			a.write(e2eConfigV2)
+			a.scrapeHas("/metrics/e2e", []string{`pipeline="v2"`}, nil)
+		} else {
+			a.write(e2eConfigV1)
+			a.scrapeHas("/metrics/e2e", []string{"sluice_build_info{"}, []string{`pipeline="v2"`})
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d scrapes failed during reloads; first: %s", len(failures), scrapes, failures[0])
+	}
+	if scrapes == 0 {
+		t.Fatal("no scrapes were made")
+	}
+	if code, body := a.get("/metrics"); !strings.Contains(body, `sluice_config_reloads_total{result="success"} 11`) {
+		t.Errorf("want 11 successful loads (1 + 10 reloads), got status %d:\n%s", code, grepLines(body, "sluice_config_reloads_total"))
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
