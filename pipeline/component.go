@@ -90,7 +90,9 @@ const (
 )
 
 // HealthStates lists every state, in the order the self-metric reports them.
-var HealthStates = []HealthState{HealthUnknown, HealthHealthy, HealthUnhealthy, HealthExited}
+func HealthStates() []HealthState {
+	return []HealthState{HealthUnknown, HealthHealthy, HealthUnhealthy, HealthExited}
+}
 
 // Health is a component's health at a point in time.
 type Health struct {

@@ -406,7 +406,7 @@ func (cc componentCollector) Describe(ch chan<- *prometheus.Desc) {
 func (cc componentCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range cc.c.liveNodes() {
 		h := n.health()
-		for _, s := range HealthStates {
+		for _, s := range HealthStates() {
 			v := 0.0
 			if s == h.State {
 				v = 1

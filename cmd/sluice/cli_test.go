@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -98,7 +99,7 @@ func TestComponentsCommand(t *testing.T) {
 		}
 	}
 	code, out, _ = runCLI("components", "relabel")
-	if code != 0 || !strings.Contains(out, "input  metrics, required") || !strings.Contains(out, "Example:") {
+	if code != 0 || !regexp.MustCompile(`(?m)^  input +metrics +required`).MatchString(out) || !strings.Contains(out, "Example:") {
 		t.Errorf("components relabel = %d:\n%s", code, out)
 	}
 	if code, _, errOut := runCLI("components", "nope"); code != 1 || !strings.Contains(errOut, "nope") {

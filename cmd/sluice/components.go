@@ -36,18 +36,24 @@ func listComponents(name string, asJSON, asMarkdown bool, stdout, stderr io.Writ
 	}
 	if name == "" {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSTABILITY\tKIND\tMODULE\tSUMMARY")
+		fmt.Fprintln(tw, "NAME\tSTABILITY\tKIND\tPACKAGE\tVERSION")
 		for _, d := range docs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\n", d.Name, d.Stability, d.Kind, d.Module, d.Version, d.Summary)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Stability, d.Kind, d.Package, d.Version)
 		}
 		_ = tw.Flush()
+		fmt.Fprintln(stdout, "\nsluice components NAME shows a component's arguments, exports and an example.")
 		return 0
 	}
 	d := docs[0]
 	fmt.Fprintf(stdout, "%s (%s, %s)\n%s\n\npackage: %s\nmodule:  %s %s\n\nArguments:\n", d.Name, d.Stability, d.Kind, d.Summary, d.Package, d.Module, d.Version)
-	writeArgs(stdout, d.Args, "  ")
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	writeArgs(tw, d.Args, "  ")
+	_ = tw.Flush()
 	fmt.Fprintln(stdout, "\nExports:")
-	writeArgs(stdout, d.Exports, "  ")
+	for _, e := range d.Exports {
+		fmt.Fprintf(tw, "  %s.%s.%s\t%s\n", d.Name, "NAME", e.Name, e.Type)
+	}
+	_ = tw.Flush()
 	if d.Example != "" {
 		fmt.Fprintf(stdout, "\nExample:\n\n%s\n", d.Example)
 	}
@@ -62,12 +68,12 @@ func writeArgs(w io.Writer, args []pipeline.ArgDoc, indent string) {
 		}
 		extra := ""
 		if a.Default != "" {
-			extra = " default " + a.Default
+			extra = "default " + a.Default
 		}
 		if len(a.Labels) > 0 {
-			extra += " labels " + strings.Join(a.Labels, ", ")
+			extra = "label: " + strings.Join(a.Labels, ", ")
 		}
-		fmt.Fprintf(w, "%s%s  %s, %s%s\n", indent, a.Name, a.Type, req, extra)
+		fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\n", indent, a.Name, a.Type, req, extra)
 		if len(a.Args) > 0 {
 			writeArgs(w, a.Args, indent+"    ")
 		}
