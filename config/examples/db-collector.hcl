@@ -5,7 +5,7 @@
 # minute, with a timeout, in a read-only transaction, and every scrape reads
 # the latest result. Scrapes never reach the database.
 #
-#   DATABASE_URL=postgres://metrics:...@db:5432/shop sluice run --config.file=db-collector.hcl
+#   DATABASE_URL=postgres://metrics:...@db:5432/shop sluice run db-collector.hcl
 #   curl -s localhost:9470/metrics/default
 
 postgres_source "shop" {
