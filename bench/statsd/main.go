@@ -212,6 +212,10 @@ func (p *proc) scrape(names ...string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
+// memStats are the Go runtime's figures both targets serve.
+var memStats = []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes",
+	"go_memstats_heap_released_bytes", "go_memstats_next_gc_bytes", "go_memstats_sys_bytes", "go_gc_duration_seconds_count"}
+
 func (p *proc) events() (float64, error) {
 	m, err := p.scrape("statsd_exporter_events_total")
 	return m["statsd_exporter_events_total"], err
@@ -413,6 +417,11 @@ func measure(t target, rates []int) (*result, error) {
 	time.Sleep(2 * time.Second)
 	res.rss, err = rssBytes(p.cmd.Process.Pid)
 	fmt.Fprintf(os.Stderr, "  RSS %.1f MiB before, %.1f MiB after %d series\n", res.rssIdle/(1<<20), res.rss/(1<<20), n)
+	if ms, err := p.scrape(memStats...); err == nil {
+		fmt.Fprintf(os.Stderr, "  then: heap alloc %.1f MiB, inuse %.1f, idle %.1f, released %.1f, next GC %.1f, sys %.1f MiB, %v GCs\n",
+			ms["go_memstats_heap_alloc_bytes"]/(1<<20), ms["go_memstats_heap_inuse_bytes"]/(1<<20), ms["go_memstats_heap_idle_bytes"]/(1<<20),
+			ms["go_memstats_heap_released_bytes"]/(1<<20), ms["go_memstats_next_gc_bytes"]/(1<<20), ms["go_memstats_sys_bytes"]/(1<<20), ms["go_gc_duration_seconds_count"])
+	}
 	return res, err
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/components/statsd"
@@ -52,7 +53,10 @@ func run(listenUDP, mapping string, readBuffer int, web string) error {
 	if diags.HasErrors() {
 		return diags
 	}
+	// The same collectors as statsd_exporter's default registry, so both
+	// serve (and pay for) the same runtime metrics on every scrape.
 	self := prometheus.NewRegistry()
+	self.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var exports statsd.Exports
 	comp, err := reg.Build(pipeline.Options{
 		ID:         "statsd_receiver.bench",
