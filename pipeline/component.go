@@ -77,6 +77,14 @@ type FileReferrer interface {
 	ReferencedFiles() []string
 }
 
+// HTTPPathUser is implemented by Arguments types of components that mount
+// handlers on the agent's HTTP server. The loader refuses a config in which
+// two components want the same path, so the clash is a diagnostic instead
+// of a component failing at run time.
+type HTTPPathUser interface {
+	HTTPPaths(componentID string) []string
+}
+
 // HealthState is the coarse health of a component.
 type HealthState string
 

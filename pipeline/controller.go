@@ -46,8 +46,10 @@ type Controller struct {
 	applyMu  sync.Mutex // serializes Apply
 	filename string
 	lastSrc  []byte   // last applied source
-	lastHash string   // hash of the last source tried (applied or not), with files
-	files    []string // files the running components refer to (FileReferrer)
+	lastHash string   // fingerprint of the last attempt (see fingerprint)
+	files    []string // files the running config depends on (Graph.Files)
+	failed   bool     // the last attempt was rejected
+	closed   bool     // stopped: Apply refuses to start anything
 
 	mu    sync.RWMutex
 	nodes map[string]*node
@@ -140,7 +142,7 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 	}
 	if !force {
 		c.applyMu.Lock()
-		same := c.filename == filename && c.lastHash == hashConfig(src, c.files)
+		same := c.filename == filename && c.lastHash == c.fingerprint(src)
 		c.applyMu.Unlock()
 		if same {
 			return nil
@@ -149,7 +151,17 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 	return c.Apply(filename, src)
 }
 
-// hashConfig fingerprints a config and the files its components refer to.
+// fingerprint identifies what a load of src would see: the source and the
+// files the running config depends on; after a rejected load, the source
+// and its whole directory (the fix may be a file the config names).
+func (c *Controller) fingerprint(src []byte) string {
+	if c.failed {
+		return hashConfig(src, nil) + "+dir:" + dirHash(c.configDir)
+	}
+	return hashConfig(src, c.files)
+}
+
+// hashConfig fingerprints a config and the files it depends on.
 func hashConfig(src []byte, files []string) string {
 	h := sha256.Sum256(src)
 	s := hex.EncodeToString(h[:])
@@ -181,8 +193,10 @@ func Validate(filename string, src []byte, lookupEnv LookupEnvFunc) error {
 func (c *Controller) Apply(filename string, src []byte) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
+	if c.closed {
+		return ErrStopped
+	}
 	c.filename = filename
-	c.lastHash = hashConfig(src, c.files)
 	c.configDir = absDir(filename)
 
 	start := time.Now()
@@ -203,6 +217,8 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	})
 	c.evaluationDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
+		c.failed = true
+		c.lastHash = c.fingerprint(src)
 		c.recordFailure()
 		return err
 	}
@@ -264,11 +280,8 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
 	c.lastSrc = src
-	c.files = nil
-	for _, ln := range g.Nodes {
-		c.files = append(c.files, ln.Files...)
-	}
-	c.lastHash = hashConfig(src, c.files)
+	c.files, c.failed = g.Files, false
+	c.lastHash = c.fingerprint(src)
 	c.reloads.WithLabelValues("success").Inc()
 	c.lastReloadOK.Set(1)
 	c.lastReloadOKTime.SetToCurrentTime()
@@ -276,8 +289,26 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	srcHash := hashConfig(src, nil)
 	c.configHash.WithLabelValues(srcHash).Set(1)
 	c.logger.Info("config applied", "file", filename, "components", len(order), "added", len(built), "sha256", srcHash[:12])
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return &ApplyError{Errs: errs}
+	}
+	return nil
 }
+
+// ApplyError is returned by Apply when the config was accepted and is now
+// running, but some components failed to take it: an Update that failed
+// (the component keeps its old arguments and is reported unhealthy) or a
+// removed component that did not stop in time. A rejected config is a
+// *DiagnosticsError instead, and nothing changed.
+type ApplyError struct {
+	Errs []error
+}
+
+func (e *ApplyError) Error() string {
+	return "config applied, but some components reported errors: " + errors.Join(e.Errs...).Error()
+}
+
+func (e *ApplyError) Unwrap() []error { return e.Errs }
 
 func (c *Controller) recordFailure() {
 	c.reloads.WithLabelValues("failure").Inc()
@@ -317,11 +348,16 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) stopAll() {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
+	c.closed = true
 	c.mu.Lock()
 	nodes, order := c.nodes, c.order
 	c.nodes, c.order = map[string]*node{}, nil
 	c.mu.Unlock()
-	// Cancel producers first, then wait for all in parallel.
+	// Cancel producers first, then wait for all of them together, each at
+	// most StopTimeout.
+	for _, id := range order {
+		nodes[id].cancelRun()
+	}
 	var wg sync.WaitGroup
 	for _, id := range order {
 		n := nodes[id]
@@ -335,6 +371,9 @@ func (c *Controller) stopAll() {
 	}
 	wg.Wait()
 }
+
+// ErrStopped is returned by Apply once the controller has stopped.
+var ErrStopped = errors.New("the agent is shutting down")
 
 // ComponentInfo describes one component for /api/v0/components.
 type ComponentInfo struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -208,8 +209,8 @@ test_source "c" { value = "nope" }
 	if got := len(f.ctrl.Components()); got != 1 {
 		t.Errorf("%d components after a rejected reload, want 1", got)
 	}
-	if n := j.count("run test_source.b"); n != 0 {
-		t.Errorf("component from the rejected config ran")
+	if started := f.logged("component started"); slices.Contains(started, "test_source.b") {
+		t.Errorf("component from the rejected config was started: %v", started)
 	}
 	if v := testutil.ToFloat64(f.reg2Gauge("sluice_config_last_reload_successful")); v != 0 {
 		t.Errorf("sluice_config_last_reload_successful = %v, want 0", v)
@@ -364,8 +365,9 @@ func TestFailedUpdateIsReportedAndRetried(t *testing.T) {
   journal       = "TestFailedUpdateIsReportedAndRetried"
   reject_update = true
 }`)
-	if err == nil || !strings.Contains(err.Error(), "update rejected") {
-		t.Fatalf("apply with a failing Update: %v", err)
+	var ae *pipeline.ApplyError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "update rejected") {
+		t.Fatalf("apply with a failing Update: %v, want an *ApplyError (applied, with errors)", err)
 	}
 	h := f.ctrl.Components()[0].Health
 	if h.State != pipeline.HealthUnhealthy || !strings.Contains(h.Message, "update rejected") {
@@ -378,4 +380,81 @@ func TestFailedUpdateIsReportedAndRetried(t *testing.T) {
 	if n := j.count("run "); n != 1 {
 		t.Errorf("component restarted %d times; a failed Update must not restart it", n-1)
 	}
+}
+
+func TestApplyAfterStopIsRefused(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	f.stop()
+	err := f.apply(`test_source "late" { journal = "TestApplyAfterStopIsRefused" }`)
+	if !errors.Is(err, pipeline.ErrStopped) {
+		t.Fatalf("Apply after stop: %v, want ErrStopped", err)
+	}
+	if n := j.count("build "); n != 0 || len(f.ctrl.Components()) != 0 {
+		t.Errorf("a stopped controller built %d components", n)
+	}
+}
+
+// Exports that a component publishes again unchanged do not make its
+// consumers "changed"; new exports do, and the consumers get Update.
+func TestRepublishedExports(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	cfg := func(value int, republish string) string {
+		return fmt.Sprintf(`
+test_source "a" {
+  journal   = "TestRepublishedExports"
+  value     = %d
+  republish = %q
+}
+test_sink "s" {
+  journal = "TestRepublishedExports"
+  inputs  = [test_source.a.metrics]
+}`, value, republish)
+	}
+	if err := f.apply(cfg(1, "same")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.apply(cfg(2, "same")); err != nil { // a updates, republishes the same
+		t.Fatal(err)
+	}
+	if err := f.ctrl.LoadFile(f.path, true); err != nil { // the same file again
+		t.Fatal(err)
+	}
+	if n := j.count("update test_sink.s"); n != 0 {
+		t.Fatalf("the consumer was updated %d times for unchanged exports", n)
+	}
+	if err := f.apply(cfg(3, "new")); err != nil { // a publishes a new gatherer
+		t.Fatal(err)
+	}
+	waitFor(t, "the consumer to get the new exports", func() bool { return j.count("update test_sink.s") == 1 })
+}
+
+// After a rejected config, creating the file it needed is enough: the
+// watcher retries without the config itself changing.
+func TestRejectedConfigRetriedWhenItsFileAppears(t *testing.T) {
+	f := newFixture(t, pipeline.ControllerOptions{})
+	if err := f.apply(`test_source "a" {}`); err != nil {
+		t.Fatal(err)
+	}
+	startWatcher(t, f, f.path)
+	writeFile(t, f.path, `test_source "b" { file = "needed.txt" }`)
+	waitFor(t, "the rejected reload", func() bool { return testutilValue(f, "sluice_config_last_reload_successful") == 0 })
+	writeFile(t, filepath.Join(filepath.Dir(f.path), "needed.txt"), "here")
+	waitForIDs(t, f.ctrl, "test_source.b")
+}
+
+// A file read with file() is part of the config: changing it reloads.
+func TestFileFunctionContentIsWatched(t *testing.T) {
+	f := newFixture(t, pipeline.ControllerOptions{})
+	dir := filepath.Dir(f.path)
+	writeFile(t, filepath.Join(dir, "value.txt"), "one")
+	if err := f.apply(`test_source "a" { labels = { v = trimspace(file("value.txt")) } }`); err != nil {
+		t.Fatal(err)
+	}
+	startWatcher(t, f, f.path)
+	writeFile(t, filepath.Join(dir, "value.txt"), "two")
+	waitFor(t, "a reload after the file() content changed", func() bool {
+		return strings.Count(f.logs.String(), `msg="config applied"`) == 2
+	})
 }

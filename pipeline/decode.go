@@ -9,6 +9,9 @@ package pipeline
 //	`hcl:"name,block"`     nested block: struct (exactly one), *struct (at most one), []struct (any)
 //	`hcl:"name,label"`     a label of a nested block (only in a nested block's struct)
 //
+// A field tagged `secret:"true"` (a DSN, a token) is never echoed: a
+// diagnostic about its line is printed without the source snippet.
+//
 // Attribute types: string, bool, signed/unsigned integers, floats,
 // time.Duration (a string such as "10s", "1m30s" or "1d"),
 // prometheus.Gatherer (a reference such as statsd_receiver.app.metrics),
@@ -30,6 +33,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/zclconf/go-cty/cty"
@@ -48,6 +52,7 @@ type fieldInfo struct {
 	name     string
 	kind     fieldKind
 	required bool
+	secret   bool
 	index    int
 	typ      reflect.Type
 }
@@ -80,7 +85,7 @@ func structFields(t reflect.Type) ([]fieldInfo, error) {
 			return nil, fmt.Errorf("field %s has an hcl tag but is not exported", f.Name)
 		}
 		name, opt, _ := strings.Cut(tag, ",")
-		fi := fieldInfo{name: name, index: i, typ: f.Type, kind: kindAttr, required: true}
+		fi := fieldInfo{name: name, index: i, typ: f.Type, kind: kindAttr, required: true, secret: f.Tag.Get("secret") == "true"}
 		switch opt {
 		case "":
 		case "optional":
@@ -180,6 +185,32 @@ func bodySchema(t reflect.Type) (*hcl.BodySchema, []string) {
 		}
 	}
 	return s, labels
+}
+
+// secretRanges returns the source ranges of the attributes of body (and of
+// its nested blocks) whose fields are tagged secret.
+func secretRanges(body hcl.Body, t reflect.Type) []hcl.Range {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	fields, _ := structFields(t)
+	var out []hcl.Range
+	for _, f := range fields {
+		switch {
+		case f.kind == kindAttr && f.secret:
+			if a, ok := sb.Attributes[f.name]; ok {
+				out = append(out, a.Range())
+			}
+		case f.kind == kindBlock:
+			for _, b := range sb.Blocks {
+				if b.Type == f.name {
+					out = append(out, secretRanges(b.Body, blockElem(f.typ))...)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // decodeBody decodes body into target (an addressable struct), returning the

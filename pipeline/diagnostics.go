@@ -13,6 +13,9 @@ import (
 type DiagnosticsError struct {
 	Diags hcl.Diagnostics
 	Files map[string]*hcl.File
+	// Secrets are the ranges of secret attributes: lines that must never
+	// be printed.
+	Secrets []hcl.Range
 }
 
 // Error renders every diagnostic as
@@ -40,7 +43,7 @@ func (e *DiagnosticsError) Error() string {
 		if d.Detail != "" {
 			b.WriteString("\n  " + strings.ReplaceAll(d.Detail, "\n", "\n  "))
 		}
-		if d.Subject != nil {
+		if d.Subject != nil && !e.secretLine(*d.Subject) {
 			if f := e.Files[d.Subject.Filename]; f != nil {
 				writeSnippet(&b, f.Bytes, *d.Subject)
 			}
@@ -67,4 +70,15 @@ func writeSnippet(b *strings.Builder, src []byte, r hcl.Range) {
 		fmt.Fprintf(b, "\n\n  %4d | %s\n       | %s%s", line, text, strings.Repeat(" ", start), strings.Repeat("^", width))
 		return
 	}
+}
+
+// secretLine reports whether the snippet of r (its first line) would show
+// part of a secret attribute.
+func (e *DiagnosticsError) secretLine(r hcl.Range) bool {
+	for _, s := range e.Secrets {
+		if s.Filename == r.Filename && r.Start.Line >= s.Start.Line && r.Start.Line <= s.End.Line {
+			return true
+		}
+	}
+	return false
 }

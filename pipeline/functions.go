@@ -14,14 +14,15 @@ import (
 type LookupEnvFunc func(string) (string, bool)
 
 // functions returns the functions available in expressions. Relative paths
-// given to file() resolve against configDir.
-func functions(configDir string, lookupEnv LookupEnvFunc) map[string]function.Function {
+// given to file() resolve against configDir; onRead (if not nil) learns every
+// file file() reads, so that the controller can reload when one changes.
+func functions(configDir string, lookupEnv LookupEnvFunc, onRead func(string)) map[string]function.Function {
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
 	return map[string]function.Function{
 		"env":  envFunc(lookupEnv),
-		"file": fileFunc(configDir),
+		"file": fileFunc(configDir, onRead),
 
 		"upper":      stdlib.UpperFunc,
 		"lower":      stdlib.LowerFunc,
@@ -79,7 +80,7 @@ func envFunc(lookupEnv LookupEnvFunc) function.Function {
 	})
 }
 
-func fileFunc(configDir string) function.Function {
+func fileFunc(configDir string, onRead func(string)) function.Function {
 	return function.New(&function.Spec{
 		Description: "Reads a file, relative to the config file's directory.",
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
@@ -88,6 +89,9 @@ func fileFunc(configDir string) function.Function {
 			p := args[0].AsString()
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(configDir, p)
+			}
+			if onRead != nil {
+				onRead(p)
 			}
 			b, err := os.ReadFile(p)
 			if err != nil {

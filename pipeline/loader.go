@@ -50,6 +50,9 @@ type LoadedNode struct {
 // nodes it references).
 type Graph struct {
 	Nodes []*LoadedNode
+	// Files are the files the config depends on besides itself: those read
+	// with file() and those components refer to (FileReferrer).
+	Files []string
 }
 
 // Node returns the node with the given ID, or nil.
@@ -75,9 +78,29 @@ func loadConfig(filename string, src []byte, lookupEnv LookupEnvFunc, agentExpor
 	parser := hclparse.NewParser()
 	g, diags := loadWith(parser, filename, src, lookupEnv, agentExports, inst)
 	if diags.HasErrors() {
-		return nil, &DiagnosticsError{Diags: diags, Files: parser.Files()}
+		return nil, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser, filename)}
 	}
 	return g, nil
+}
+
+// fileSecrets finds the secret attributes of every known block in the file,
+// even when the file did not load, so that no diagnostic prints them.
+func fileSecrets(parser *hclparse.Parser, filename string) []hcl.Range {
+	f := parser.Files()[filename]
+	if f == nil {
+		return nil
+	}
+	sb, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	var out []hcl.Range
+	for _, b := range sb.Blocks {
+		if reg, ok := Lookup(b.Type); ok {
+			out = append(out, secretRanges(b.Body, reflect.TypeOf(reg.Args))...)
+		}
+	}
+	return out
 }
 
 func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, hcl.Diagnostics) {
@@ -91,7 +114,8 @@ func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv Lo
 	}
 
 	configDir := absDir(filename)
-	funcs := functions(configDir, lookupEnv)
+	var read []string
+	funcs := functions(configDir, lookupEnv, func(p string) { read = append(read, p) })
 	exports := map[string]cty.Value{} // id -> exports
 	failed := map[string]bool{}
 	g := &Graph{}
@@ -127,8 +151,24 @@ func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv Lo
 		exports[d.id] = ev
 		g.Nodes = append(g.Nodes, n)
 	}
+	diags = append(diags, checkHTTPPaths(g.Nodes)...)
 	if diags.HasErrors() {
 		return nil, diags
+	}
+	seen := map[string]bool{}
+	for _, p := range read {
+		if !seen[p] {
+			seen[p] = true
+			g.Files = append(g.Files, p)
+		}
+	}
+	for _, n := range g.Nodes {
+		for _, p := range n.Files {
+			if !seen[p] {
+				seen[p] = true
+				g.Files = append(g.Files, p)
+			}
+		}
 	}
 	return g, diags
 }
@@ -373,6 +413,52 @@ func absDir(filename string) string {
 	return dir
 }
 
+// checkHTTPPaths refuses two components that mount the same path.
+func checkHTTPPaths(nodes []*LoadedNode) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	owner := map[string]*LoadedNode{}
+	for _, n := range nodes {
+		p := reflect.New(reflect.TypeOf(n.Args))
+		p.Elem().Set(reflect.ValueOf(n.Args))
+		u, ok := p.Interface().(HTTPPathUser)
+		if !ok {
+			continue
+		}
+		for _, path := range u.HTTPPaths(n.ID) {
+			if first, dup := owner[path]; dup {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "HTTP path used twice",
+					Detail:   fmt.Sprintf("%s wants to serve %s, which %s (at %s) already serves; give one of them another path.", n.ID, path, first.ID, first.Range),
+					Subject:  n.Range.Ptr(),
+				})
+				continue
+			}
+			owner[path] = n
+		}
+	}
+	return diags
+}
+
+// dirHash fingerprints the regular files directly in dir (symlinks
+// followed, as in a mounted ConfigMap). After a rejected config the
+// controller cannot know which files the config meant to use, so any
+// content change next to it is worth another try.
+func dirHash(dir string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "unreadable"
+	}
+	var paths []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() < 16<<20 {
+			paths = append(paths, p)
+		}
+	}
+	return filesHash(paths)
+}
+
 // filesHash fingerprints the content of files; a missing file hashes as
 // such (Validate reports it).
 func filesHash(paths []string) string {
@@ -411,7 +497,7 @@ func decodeArgs(reg Registration, body hcl.Body, def hcl.Range, ctx *hcl.EvalCon
 // DecodeArguments decodes and validates a component body outside a config
 // file: for tests and tools. vars are extra variables for expressions.
 func DecodeArguments(reg Registration, body hcl.Body, configDir string, lookupEnv LookupEnvFunc, vars map[string]cty.Value) (Arguments, hcl.Diagnostics) {
-	ctx := &hcl.EvalContext{Variables: vars, Functions: functions(configDir, lookupEnv)}
+	ctx := &hcl.EvalContext{Variables: vars, Functions: functions(configDir, lookupEnv, nil)}
 	args, _, diags := decodeArgs(reg, body, body.MissingItemRange(), ctx, configDir)
 	return args, diags
 }

@@ -95,7 +95,13 @@ func (n *node) setExports(e Exports) {
 		return
 	}
 	n.mu.Lock()
-	changed := n.comp != nil && !sameExports(n.exports, e)
+	if n.exportsVal != cty.NilVal && sameExports(n.exports, e) {
+		// Keep the old value: consumers compare it by identity, and an
+		// unchanged export must not make them "changed".
+		n.mu.Unlock()
+		return
+	}
+	changed := n.comp != nil
 	n.exports, n.exportsVal = e, v
 	notify := n.onChange
 	n.mu.Unlock()
@@ -222,6 +228,16 @@ func runSafely(ctx context.Context, comp Component) (err error) {
 		}
 	}()
 	return comp.Run(ctx)
+}
+
+// cancelRun asks Run to return, without waiting.
+func (n *node) cancelRun() {
+	n.mu.Lock()
+	cancel := n.cancel
+	n.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // stop cancels Run and waits for it to return, at most timeout.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -100,6 +101,12 @@ func NewHandler(o ServerOptions) http.Handler {
 			return
 		}
 		if err := o.Reload(); err != nil {
+			var ae *ApplyError
+			if errors.As(err, &ae) {
+				// Accepted and running; some components are unhealthy.
+				http.Error(w, err.Error()+"\nSee /api/v0/components.", http.StatusInternalServerError)
+				return
+			}
 			http.Error(w, "Config not applied; the running pipeline is unchanged.\n\n"+err.Error(), http.StatusBadRequest)
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -88,7 +89,10 @@ type sourceArgs struct {
 	Interval  string            `hcl:"interval,optional"`
 	RejectUpd bool              `hcl:"reject_update,optional"`
 	File      string            `hcl:"file,optional"`
-	Nested    []nestedBlock     `hcl:"item,block"`
+	// Republish: "same" re-publishes the same exports in Update, "new" a
+	// new gatherer.
+	Republish string        `hcl:"republish,optional"`
+	Nested    []nestedBlock `hcl:"item,block"`
 }
 
 type nestedBlock struct {
@@ -116,6 +120,11 @@ func (a *sourceArgs) Validate() error {
 	if a.Value < 0 {
 		errs = append(errs, pipeline.ErrorAt("value", errors.New("value must not be negative")))
 	}
+	if a.File != "" {
+		if _, err := os.Stat(a.File); err != nil {
+			errs = append(errs, pipeline.ErrorAt("file", err))
+		}
+	}
 	if a.FailTimes < 0 {
 		errs = append(errs, pipeline.ErrorAt("fail_times", errors.New("fail_times must not be negative")))
 	}
@@ -127,11 +136,12 @@ type metricsExports struct {
 }
 
 type testSource struct {
-	id    string
-	j     *journal
-	reg   *prometheus.Registry
-	gauge prometheus.Gauge
-	fails atomic.Int64
+	publish func(pipeline.Exports)
+	id      string
+	j       *journal
+	reg     *prometheus.Registry
+	gauge   prometheus.Gauge
+	fails   atomic.Int64
 }
 
 func (s *testSource) Run(ctx context.Context) error {
@@ -151,6 +161,13 @@ func (s *testSource) Update(a pipeline.Arguments) error {
 		return errors.New("update rejected")
 	}
 	s.gauge.Set(args.Value)
+	switch args.Republish {
+	case "same":
+		s.publish(metricsExports{Metrics: s.reg})
+	case "new":
+		s.reg = prometheus.NewRegistry()
+		s.publish(metricsExports{Metrics: s.reg})
+	}
 	s.j.add("update %s", s.id)
 	return nil
 }
@@ -197,7 +214,7 @@ func init() {
 		Exports:   metricsExports{},
 		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
 			args := a.(sourceArgs)
-			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry()}
+			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry(), publish: o.OnExports}
 			s.fails.Store(int64(args.FailTimes))
 			s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_value", Help: "test", ConstLabels: args.Labels})
 			s.gauge.Set(args.Value)

@@ -66,7 +66,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 			w.logger.Warn("config watcher error", "err", err)
 		case <-timer.C:
-			w.reload()
+			if ctx.Err() == nil {
+				w.reload()
+			}
 		}
 	}
 }

@@ -139,3 +139,46 @@ func TestComponentsReferenceIsCurrent(t *testing.T) {
 		t.Errorf("%s is out of date: run `make docs`", path)
 	}
 }
+
+// A secret attribute (postgres_source's dsn) never reaches the output, not
+// even as the source line of a diagnostic that points at it.
+func TestValidateNeverPrintsSecrets(t *testing.T) {
+	cfg := writeTemp(t, "leak.hcl", `postgres_source "db" {
+  dsn = "postgres://app:Hunter2Secret@db/shop?sslmode=bogus"
+  query "q" {
+    sql = "SELECT 1 AS n"
+    metric "x" {
+      value = "n"
+    }
+  }
+}
+`)
+	code, out, errOut := runCLI("validate", cfg)
+	if code != 1 {
+		t.Fatalf("validate = %d, want 1 (bad sslmode)\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "leak.hcl:2:") {
+		t.Errorf("the diagnostic lacks its position:\n%s", errOut)
+	}
+	if strings.Contains(out+errOut, "Hunter2Secret") {
+		t.Errorf("the password was printed:\n%s", errOut)
+	}
+}
+
+// Two sinks on one agent path are refused at load time, default paths
+// included, instead of one of them failing at run time.
+func TestValidateRefusesHTTPPathClash(t *testing.T) {
+	cfg := writeTemp(t, "clash.hcl", `metrics_sink "a" {
+  inputs = [agent.metrics]
+  path   = "/metrics/b"
+}
+
+metrics_sink "b" {
+  inputs = [agent.metrics]
+}
+`)
+	code, _, errOut := runCLI("validate", cfg)
+	if code != 1 || !strings.Contains(errOut, "clash.hcl:6:1: error: HTTP path used twice") || !strings.Contains(errOut, "metrics_sink.a") {
+		t.Errorf("validate = %d:\n%s", code, errOut)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -46,7 +47,7 @@ func formatFiles(paths []string, write, check bool, stdout, stderr io.Writer) in
 				code = 1
 				continue
 			}
-			if err := os.WriteFile(path, out, info.Mode().Perm()); err != nil {
+			if err := writeAtomically(path, out, info.Mode().Perm()); err != nil {
 				fmt.Fprintf(stderr, "sluice fmt: %v\n", err)
 				code = 1
 			}
@@ -55,4 +56,26 @@ func formatFiles(paths []string, write, check bool, stdout, stderr io.Writer) in
 		}
 	}
 	return code
+}
+
+// writeAtomically replaces path with data through a temporary file and a
+// rename, so that a running agent watching the file never reads half of it.
+func writeAtomically(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

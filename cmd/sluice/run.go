@@ -64,7 +64,11 @@ func runAgent(f runFlags, stderr io.Writer) int {
 
 	reload := func(trigger string, force bool) error {
 		err := ctrl.LoadFile(f.config, force)
-		if err != nil {
+		var ae *pipeline.ApplyError
+		switch {
+		case errors.As(err, &ae):
+			logger.Error("config applied with errors", "trigger", trigger, "err", err)
+		case err != nil:
 			logger.Error("config reload failed; the running pipeline is unchanged", "trigger", trigger, "err", err)
 		}
 		return err

@@ -50,7 +50,7 @@ const (
 type Arguments struct {
 	// DSN is a libpq connection string or URL. It is a secret: it never
 	// appears in logs, errors or the component API.
-	DSN             string        `hcl:"dsn"`
+	DSN             string        `hcl:"dsn" secret:"true"`
 	MaxConns        int           `hcl:"max_conns,optional"`
 	ApplicationName string        `hcl:"application_name,optional"`
 	ConnectTimeout  time.Duration `hcl:"connect_timeout,optional"`

@@ -180,6 +180,20 @@ func (c *Component) resolve(a pipeline.Arguments) (Arguments, error) {
 	return args, nil
 }
 
+// HTTPPaths is the path the sink mounts on the agent server (none with
+// listen), so that the loader refuses two sinks on one path.
+func (a Arguments) HTTPPaths(id string) []string {
+	if a.Listen != "" {
+		return nil
+	}
+	if a.Path != "" {
+		return []string{a.Path}
+	}
+	return []string{DefaultPath(id)}
+}
+
+var _ pipeline.HTTPPathUser = Arguments{}
+
 // DefaultPath is the path of a sink that sets neither listen nor path:
 // "/metrics/NAME" for the component ID "metrics_sink.NAME".
 func DefaultPath(id string) string {
