@@ -8,8 +8,8 @@
 // builds ./bench/statsd/receiver, and for each target in turn: sends
 // gunicorn-shaped statsd lines over UDP on loopback at increasing rates,
 // counting the events the target processed (its statsd_exporter_events_total)
-// against the lines sent; then, on a fresh process, sends 100k distinct
-// series and reads its resident memory. All traffic goes to 127.0.0.1 and
+// against the lines sent; then, three times on a fresh process, sends 100k
+// distinct series and reads its resident memory (the median is reported). All traffic goes to 127.0.0.1 and
 // every step is bounded in time.
 package main
 
@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,11 +47,11 @@ type stepResult struct {
 }
 
 type result struct {
-	steps          []stepResult
-	lossless       float64 // highest achieved rate with loss < 0.1%
-	cpuPerMillion  float64 // at the lossless step
-	rssIdle, rss   float64 // bytes, before and after the distinct series
-	seriesReceived float64
+	steps         []stepResult
+	lossless      float64   // highest achieved rate with loss < 0.1%
+	cpuPerMillion float64   // at the lossless step
+	rss, added    float64   // bytes: median RSS after the distinct series, and median added by them
+	rssRuns       []float64 // RSS after the series, each run
 }
 
 var (
@@ -61,6 +62,7 @@ var (
 	flagMapping  = flag.String("mapping", "config/examples/gunicorn-mapping.yml", "mapping file, used by both")
 	flagExporter = flag.String("statsd-exporter", "", "a statsd_exporter binary (default: go install v0.31.0 into a temp dir)")
 	flagOnly     = flag.String("only", "", "run one target only: sluice or statsd_exporter")
+	flagMemRuns  = flag.Int("mem-runs", 3, "memory measurements per target, each on a fresh process (the median is reported)")
 	flagRcvBuf   = flag.Int("read-buffer", 4<<20, "socket receive buffer for both targets, bytes (capped by net.core.rmem_max; 0: system default)")
 )
 
@@ -117,6 +119,9 @@ func run() error {
 			return fmt.Errorf("-rates: %w", err)
 		}
 		rates = append(rates, n)
+	}
+	if *flagMemRuns < 1 {
+		return errors.New("-mem-runs must be at least 1")
 	}
 	results := map[string]*result{}
 	for _, t := range targets {
@@ -213,8 +218,8 @@ func (p *proc) scrape(names ...string) (map[string]float64, error) {
 }
 
 // memStats are the Go runtime's figures both targets serve.
-var memStats = []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes",
-	"go_memstats_heap_released_bytes", "go_memstats_next_gc_bytes", "go_memstats_sys_bytes", "go_gc_duration_seconds_count"}
+var memStats = []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes",
+	"go_memstats_heap_released_bytes", "go_memstats_next_gc_bytes", "go_gc_duration_seconds_count", "go_memstats_alloc_bytes_total"}
 
 func (p *proc) events() (float64, error) {
 	m, err := p.scrape("statsd_exporter_events_total")
@@ -380,55 +385,89 @@ func measure(t target, rates []int) (*result, error) {
 	}
 	p.stop()
 
-	// Memory: a fresh process, then *flagSeries distinct series.
-	p, err = start(t)
+	// Memory: a fresh process, then *flagSeries distinct series, -mem-runs
+	// times. The resident size after a load depends on when the last GC
+	// ran (the heap goal is twice the heap that was live then, and a scrape
+	// of 100k series is tens of MiB): single runs of the same binary differ
+	// by up to 15%, so the median is reported.
+	var rss, added []float64
+	for range *flagMemRuns {
+		idle, after, err := memoryOnce(t, rnd)
+		if err != nil {
+			return nil, err
+		}
+		rss, added = append(rss, after), append(added, after-idle)
+	}
+	res.rss, res.added = median(rss), median(added)
+	res.rssRuns = rss
+	return res, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// memoryOnce starts the target afresh, warms it up, sends the distinct
+// series and returns its resident size before and after them.
+func memoryOnce(t target, rnd *rand.Rand) (idle, rss float64, err error) {
+	p, err := start(t)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	defer p.stop()
 	// Warm up with the gunicorn traffic so both have their steady-state
 	// structures, then measure what the distinct series add.
 	if _, _, err := blast(p.udp, 20000, 500*time.Millisecond, func(i int) string { return gunicornLine(i, rnd) }); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	before, err := p.settle()
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	res.rssIdle, _ = rssBytes(p.cmd.Process.Pid)
+	idle, _ = rssBytes(p.cmd.Process.Pid)
 	n := *flagSeries
 	sent, _, err := blast(p.udp, 25000, time.Duration(float64(n)/25000*float64(time.Second))+50*time.Millisecond, func(i int) string {
 		i %= n
 		return "bench.series_" + strconv.Itoa(i%100) + ":1|c|#id:" + strconv.Itoa(i/100)
 	})
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	after, err := p.settle()
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	res.seriesReceived = after - before
-	if got := res.seriesReceived; got < float64(n) {
+	if got := after - before; got < float64(n) {
 		fmt.Fprintf(os.Stderr, "  warning: %v of %d series lines processed (%d sent)\n", got, n, sent)
 	}
 	// Scrape once (as Prometheus would) and let the GC settle.
 	p.scrape()
 	time.Sleep(2 * time.Second)
-	res.rss, err = rssBytes(p.cmd.Process.Pid)
-	fmt.Fprintf(os.Stderr, "  RSS %.1f MiB before, %.1f MiB after %d series\n", res.rssIdle/(1<<20), res.rss/(1<<20), n)
-	if ms, err := p.scrape(memStats...); err == nil {
-		fmt.Fprintf(os.Stderr, "  then: heap alloc %.1f MiB, inuse %.1f, idle %.1f, released %.1f, next GC %.1f, sys %.1f MiB, %v GCs\n",
-			ms["go_memstats_heap_alloc_bytes"]/(1<<20), ms["go_memstats_heap_inuse_bytes"]/(1<<20), ms["go_memstats_heap_idle_bytes"]/(1<<20),
-			ms["go_memstats_heap_released_bytes"]/(1<<20), ms["go_memstats_next_gc_bytes"]/(1<<20), ms["go_memstats_sys_bytes"]/(1<<20), ms["go_gc_duration_seconds_count"])
+	rss, err = rssBytes(p.cmd.Process.Pid)
+	if err != nil {
+		return 0, 0, err
 	}
-	return res, err
+	fmt.Fprintf(os.Stderr, "  RSS %.1f MiB before, %.1f MiB after %d series\n", idle/(1<<20), rss/(1<<20), n)
+	if ms, err := p.scrape(memStats...); err == nil {
+		fmt.Fprintf(os.Stderr, "  then: Go heap in use %.1f MiB, idle %.1f MiB (released %.1f), next GC at %.1f MiB, %v GCs\n",
+			ms["go_memstats_heap_inuse_bytes"]/(1<<20), ms["go_memstats_heap_idle_bytes"]/(1<<20),
+			ms["go_memstats_heap_released_bytes"]/(1<<20), ms["go_memstats_next_gc_bytes"]/(1<<20), ms["go_gc_duration_seconds_count"])
+		if ms2, err := p.scrape(memStats...); err == nil {
+			fmt.Fprintf(os.Stderr, "  one scrape allocates %.1f MiB\n", (ms2["go_memstats_alloc_bytes_total"]-ms["go_memstats_alloc_bytes_total"])/(1<<20))
+		}
+	}
+	return idle, rss, nil
 }
 
 func report(results map[string]*result) {
 	w := io.Writer(os.Stdout)
 	fmt.Fprintf(w, "\n%s/%s, %d CPUs, %d line(s) per datagram, %s per step, read buffer %d bytes\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *flagLPP, *flagDuration, *flagRcvBuf)
-	fmt.Fprintln(w, "| | lossless rate (lines/s, <0.1% loss) | CPU s per 1M lines | RSS after 100k series | RSS added per series |")
+	fmt.Fprintf(w, "| | lossless rate (lines/s, <0.1%% loss) | CPU s per 1M lines | RSS after %d series (median of %d) | RSS added per series |\n", *flagSeries, *flagMemRuns)
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	names := []string{"statsd_exporter", "sluice"}
 	for _, n := range names {
@@ -436,12 +475,22 @@ func report(results map[string]*result) {
 		if r == nil {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f MiB | %.0f B |\n", n, r.lossless, r.cpuPerMillion, r.rss/(1<<20), (r.rss-r.rssIdle)/float64(*flagSeries))
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f MiB | %.0f B |\n", n, r.lossless, r.cpuPerMillion, r.rss/(1<<20), r.added/float64(*flagSeries))
 	}
 	up, sl := results["statsd_exporter"], results["sluice"]
 	if up != nil && sl != nil && up.lossless > 0 && sl.cpuPerMillion > 0 {
 		fmt.Fprintf(w, "\nsluice / statsd_exporter: lossless rate %.2fx, CPU per line %.2fx, RSS %.2fx, RSS per series %.2fx\n",
-			sl.lossless/up.lossless, sl.cpuPerMillion/up.cpuPerMillion, sl.rss/up.rss, (sl.rss-sl.rssIdle)/(up.rss-up.rssIdle))
+			sl.lossless/up.lossless, sl.cpuPerMillion/up.cpuPerMillion, sl.rss/up.rss, sl.added/up.added)
+	}
+	fmt.Fprintln(w, "\nRSS after the series, each run:")
+	for _, n := range names {
+		if r := results[n]; r != nil {
+			fmt.Fprintf(w, "  %-16s", n)
+			for _, v := range r.rssRuns {
+				fmt.Fprintf(w, " %.1f MiB", v/(1<<20))
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	fmt.Fprintln(w, "\nAll steps:")
 	for _, n := range names {

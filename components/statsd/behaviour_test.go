@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
@@ -40,6 +41,68 @@ mapping {
 	// A new event starts the series afresh.
 	send(t, "udp", r.addr(t, "udp"), "gone:2|c")
 	waitValue(t, g, "gone", nil, 2)
+}
+
+// TestTTLLabelledSeries: the registry does not keep a series' labels map
+// (dropLabels); an expired series of each type is still deleted from its
+// vector, by the labels the series writes, and the others stay.
+func TestTTLLabelledSeries(t *testing.T) {
+	h := pipelinetest.New(t, "statsd_receiver", udp+`
+mapping_defaults {
+  ttl = "1h"
+}
+mapping {
+  match         = "sum.*"
+  name          = "sum_seconds"
+  labels        = { op = "$1" }
+  observer_type = "summary"
+}
+`)
+	r := h.Component.(*Receiver)
+	p := r.newProcessor()
+	p.packet([]byte("c:1|c|#a:1,b:2\nc:1|c|#a:2,b:2\ng:3|g|#a:1\nh:5|ms|#a:1\nsum.read:5|ms|#a:1\nsum.write:5|ms|#a:1"))
+	// Apply on this goroutine: the shards are not running.
+	for s, b := range p.pending {
+		if b != nil {
+			r.shards[s].apply(b)
+		}
+	}
+	p.pending = make([]*batch, len(r.shards))
+	if n := seriesCount(t, r.exported); n != 6 {
+		t.Fatalf("%d series, want 6", n)
+	}
+	keep := map[string]string{"a": "2", "b": "2"}
+	for _, s := range r.shards {
+		for name, metric := range s.reg.Metrics {
+			for _, rm := range metric.Metrics {
+				if rm.Labels != nil {
+					t.Errorf("%s: the registry kept the labels map %v", name, rm.Labels)
+				}
+				if l := seriesLabels(rm); !(name == "c" && l["a"] == "2") {
+					rm.LastRegisteredAt = rm.LastRegisteredAt.Add(-2 * time.Hour)
+				}
+			}
+		}
+	}
+	for _, s := range r.shards {
+		s.sweep()
+	}
+	if n := seriesCount(t, r.exported); n != 1 || value(t, r.exported, "c", keep) != 1 {
+		t.Fatalf("after the sweep: %d series (want 1), c%v = %v", n, keep, value(t, r.exported, "c", keep))
+	}
+	if n := r.total.Load(); n != 1 {
+		t.Fatalf("total = %d, want 1", n)
+	}
+	// An expired series comes back afresh.
+	p.packet([]byte("h:7|ms|#a:1"))
+	for s, b := range p.pending {
+		if b != nil {
+			r.shards[s].apply(b)
+		}
+	}
+	if v := value(t, r.exported, "h", map[string]string{"a": "1"}); v != 1 {
+		t.Fatalf("h{a=1} count = %v, want 1", v)
+	}
 }
 
 func TestMaxSeries(t *testing.T) {

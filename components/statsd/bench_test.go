@@ -3,6 +3,8 @@ package statsd
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/statsd_exporter/pkg/exporter"
 	"github.com/prometheus/statsd_exporter/pkg/line"
 	"github.com/prometheus/statsd_exporter/pkg/mapper"
+	"github.com/prometheus/statsd_exporter/pkg/mappercache/lru"
 
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
@@ -141,4 +144,97 @@ func BenchmarkUpstreamExporter(b *testing.B) {
 	ch <- batch
 	close(ch)
 	<-done
+}
+
+// BenchmarkSeriesMemory reports the live heap that 100k distinct series
+// (bench.series_<0..99> x #id:<0..999>, as bench/statsd sends) add, after
+// a forced GC: through the receiver's shards, and through upstream's
+// exporter loop with its LRU mapper cache, as statsd_exporter runs it. Run
+// it on its own, with -benchtime=1x:
+//
+//	go test -run '^$' -bench SeriesMemory -benchtime=1x ./components/statsd/
+func BenchmarkSeriesMemory(b *testing.B) {
+	const n = 100000
+	series := func(i int) string {
+		return "bench.series_" + strconv.Itoa(i%100) + ":1|c|#id:" + strconv.Itoa(i/100)
+	}
+	b.Run("receiver", func(b *testing.B) {
+		for range b.N {
+			r := benchReceiver(b)
+			p := r.newProcessor()
+			for i := range 2000 {
+				p.packet([]byte(gunicornPackets[i%len(gunicornPackets)]))
+			}
+			p.flush()
+			waitEvents(b, r, 2000)
+			before := liveHeap()
+			for i := range n {
+				p.packet([]byte(series(i)))
+				if i%64 == 63 {
+					p.flush()
+				}
+			}
+			p.flush()
+			waitEvents(b, r, 2000+n)
+			b.ReportMetric(float64(liveHeap()-before)/n, "B/series")
+			runtime.KeepAlive(r)
+		}
+	})
+	b.Run("upstream", func(b *testing.B) {
+		for range b.N {
+			m := &mapper.MetricMapper{}
+			if err := m.InitFromFile(examplesDir + "/gunicorn-mapping.yml"); err != nil {
+				b.Fatal(err)
+			}
+			self := prometheus.NewRegistry()
+			c, err := lru.NewMetricMapperLRUCache(self, DefaultCacheSize)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.UseCache(c)
+			sm, err := newSelfMetrics(self)
+			if err != nil {
+				b.Fatal(err)
+			}
+			reg := prometheus.NewRegistry()
+			logger := slog.New(slog.DiscardHandler)
+			exp := exporter.NewExporter(reg, m, logger, sm.eventsActions, sm.eventsUnmapped, sm.errorEventStats, sm.eventStats, sm.conflictingEventStats, sm.metricsCount)
+			p := line.NewParser()
+			p.EnableDogstatsdParsing()
+			ch := make(chan event.Events, 1000)
+			done := make(chan struct{})
+			go func() { exp.Listen(ch); close(done) }()
+			send := func(count int, f func(int) string) {
+				var batch event.Events
+				for i := range count {
+					batch = append(batch, p.LineToEvents(f(i), *sm.sampleErrors, sm.samplesReceived, sm.tagErrors, sm.tagsReceived, logger)...)
+					if len(batch) >= 1000 {
+						ch <- batch
+						batch = nil
+					}
+				}
+				ch <- batch
+			}
+			send(2000, func(i int) string { return gunicornPackets[i%len(gunicornPackets)] })
+			for testutil.ToFloat64(sm.evCounter)+testutil.ToFloat64(sm.evGauge)+testutil.ToFloat64(sm.evObserver) < 2000 {
+				time.Sleep(time.Millisecond)
+			}
+			before := liveHeap()
+			send(n, series)
+			close(ch)
+			<-done
+			b.ReportMetric(float64(liveHeap()-before)/n, "B/series")
+			runtime.KeepAlive(exp)
+			runtime.KeepAlive(reg)
+		}
+	})
+}
+
+// liveHeap is the heap in use after a full GC.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

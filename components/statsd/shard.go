@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/statsd_exporter/pkg/clock"
 	"github.com/prometheus/statsd_exporter/pkg/exporter"
+	"github.com/prometheus/statsd_exporter/pkg/metrics"
 	"github.com/prometheus/statsd_exporter/pkg/registry"
 )
 
@@ -132,6 +135,7 @@ func (s *shard) one(it *item, maxSeries int64) {
 	grew := len(s.reg.Metrics[it.name].Metrics) > before
 	switch {
 	case grew:
+		s.dropLabels(it)
 		s.count++
 		if !reserved {
 			total.Add(1)
@@ -159,13 +163,64 @@ func reserve(total *atomic.Int64, max int64) bool {
 	}
 }
 
-// sweep removes expired series (upstream's TTL logic) and recounts.
+// dropLabels releases the labels map upstream's registry keeps with a
+// series it has just created. The map is the parser's (a Go map: about
+// 340 bytes even for one label, some 40% of a series' memory), and the
+// registry only reads it to delete the series when its TTL passes; sweep
+// takes the labels from the series itself instead. client_golang keeps
+// its own copy of the label values.
+func (s *shard) dropLabels(it *item) {
+	metric, ok := s.reg.Metrics[it.name]
+	if !ok {
+		return
+	}
+	h, _ := s.reg.HashLabels(it.labels)
+	if rm := metric.Metrics[h.Values]; rm != nil {
+		rm.Labels = nil
+	}
+}
+
+// sweep removes expired series and recounts. It is upstream's
+// Registry.RemoveStaleMetrics, except that a series' labels come from the
+// series (dropLabels).
 func (s *shard) sweep() {
-	s.reg.RemoveStaleMetrics()
+	now := clock.Now()
 	var n int64
-	for _, m := range s.reg.Metrics {
-		n += int64(len(m.Metrics))
+	for _, metric := range s.reg.Metrics {
+		for hash, rm := range metric.Metrics {
+			if rm.TTL == 0 || !rm.LastRegisteredAt.Add(rm.TTL).Before(now) {
+				continue
+			}
+			v := metric.Vectors[rm.VecKey]
+			if labels := seriesLabels(rm); labels != nil {
+				v.Holder.Delete(labels)
+			}
+			v.RefCount--
+			delete(metric.Metrics, hash)
+		}
+		n += int64(len(metric.Metrics))
 	}
 	s.r.total.Add(n - s.count)
 	s.count = n
+}
+
+// seriesLabels returns the label set of a registered series: the map the
+// registry kept, or else the labels the series itself writes.
+func seriesLabels(rm *metrics.RegisteredMetric) prometheus.Labels {
+	if rm.Labels != nil {
+		return rm.Labels
+	}
+	m, ok := rm.Metric.(prometheus.Metric)
+	if !ok {
+		return nil
+	}
+	var pb dto.Metric
+	if err := m.Write(&pb); err != nil {
+		return nil
+	}
+	labels := make(prometheus.Labels, len(pb.Label))
+	for _, lp := range pb.Label {
+		labels[lp.GetName()] = lp.GetValue()
+	}
+	return labels
 }
