@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,42 +18,25 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	t    *testing.T
 	ctrl *pipeline.Controller
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *pipelinetest.Buffer
 	path string
 	stop func()
 }
 
 func newFixture(t *testing.T, opts pipeline.ControllerOptions) *fixture {
 	t.Helper()
-	f := &fixture{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}, path: filepath.Join(t.TempDir(), "sluice.hcl")}
+	f := &fixture{t: t, reg: prometheus.NewRegistry(), logs: &pipelinetest.Buffer{}, path: filepath.Join(t.TempDir(), "sluice.hcl")}
 	opts.Registry = f.reg
 	opts.Logger = slog.New(slog.NewTextHandler(f.logs, nil))
 	if opts.MinBackoff == 0 {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 // buildBinary compiles sluice once per test binary run.
@@ -30,40 +30,13 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 type agent struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string
 	config string
-	out    *lockedBuffer
+	out    *pipelinetest.Buffer
 	exited chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startAgent(t *testing.T, config string, extra ...string) *agent {
@@ -73,7 +46,7 @@ func startAgent(t *testing.T, config string, extra ...string) *agent {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	a := &agent{t: t, addr: freeAddr(t), config: filepath.Join(dir, "sluice.hcl"), out: &lockedBuffer{}, exited: make(chan error, 1)}
+	a := &agent{t: t, addr: pipelinetest.FreeTCPAddr(t), config: filepath.Join(dir, "sluice.hcl"), out: &pipelinetest.Buffer{}, exited: make(chan error, 1)}
 	a.write(config)
 	args := append([]string{"run", "--server.http.listen-addr", a.addr, "--storage.path", filepath.Join(dir, "data"), "--config.reload-debounce", "50ms"}, extra...)
 	a.cmd = exec.Command(bin, append(args, a.config)...)
@@ -274,7 +247,7 @@ func TestRunRejectsInvalidConfigAtStart(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("metrics_sink \"a\" {\n  inputs = [agent.metrics]\n  lsiten = \":1\"\n}\n\nrelabel \"r\" {\n  input = \"not a reference\"\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--server.http.listen-addr", freeAddr(t), "--storage.path", filepath.Join(dir, "data"), cfg)
+	cmd := exec.Command(bin, "run", "--server.http.listen-addr", pipelinetest.FreeTCPAddr(t), "--storage.path", filepath.Join(dir, "data"), cfg)
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("exit: %v, want status 1\n%s", err, out)

@@ -2,12 +2,10 @@ package statsd
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,16 +22,6 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 `
-
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // TestRealGunicorn runs a real gunicorn (Debian's package; `make test`
 // installs it) with --statsd-host pointing at the receiver, serves HTTP
@@ -57,10 +45,10 @@ mapping_file = "gunicorn-mapping.yml"
 	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(wsgiApp), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := freeTCPAddr(t)
+	httpAddr := pipelinetest.FreeTCPAddr(t)
 	cmd := exec.Command(bin, "--bind", httpAddr, "--workers", "2", "--chdir", dir,
 		"--statsd-host", r.addr(t, "udp"), "--dogstatsd-tags", "env:test,team:web", "app:app")
-	out := &lockedOutput{}
+	out := &pipelinetest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -141,23 +129,4 @@ mapping_file = "gunicorn-mapping.yml"
 	if t.Failed() {
 		t.Logf("families: %v", familyNames(t, g))
 	}
-}
-
-// lockedOutput collects a process's output for the failure log.
-type lockedOutput struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (l *lockedOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	return len(p), nil
-}
-
-func (l *lockedOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.buf)
 }
