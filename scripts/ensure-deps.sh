@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond Go modules, when it is missing:
 # - a PostgreSQL server: the postgres_source tests start a throwaway one;
-# - gunicorn: the statsd_receiver test drives a real gunicorn.
+# - gunicorn: the statsd_receiver test drives a real gunicorn;
+# - prometheus: cmd/sluice's TestRealPrometheus has a real Prometheus server
+#   (Debian's package, 2.42) scrape the agent.
 # Idempotent and quiet when everything is present (Debian/Ubuntu, apt-get).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/ensure-postgres.sh"
 
-if ! command -v gunicorn >/dev/null 2>&1; then
-  sudo=""
+sudo=""
+updated=""
+# apt_install PACKAGE: installs PACKAGE with apt-get (no recommends, quietly).
+apt_install() {
   if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "ensure-deps: need root (or sudo) to apt-get install gunicorn" >&2; exit 1; }
+    command -v sudo >/dev/null 2>&1 || { echo "ensure-deps: need root (or sudo) to apt-get install $1" >&2; exit 1; }
     sudo=sudo
   fi
-  echo "ensure-deps: installing gunicorn (apt-get)" >&2
+  echo "ensure-deps: installing $1 (apt-get)" >&2
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq >/dev/null
-  $sudo apt-get install -y -qq --no-install-recommends gunicorn >/dev/null
+  if [ -z "$updated" ]; then
+    $sudo apt-get update -qq >/dev/null
+    updated=1
+  fi
+  $sudo apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+}
+
+if ! command -v gunicorn >/dev/null 2>&1; then
+  apt_install gunicorn
+fi
+
+if ! command -v prometheus >/dev/null 2>&1; then
+  apt_install prometheus
+  # On a systemd machine the package starts and enables a Prometheus server
+  # on :9090. The test runs its own on a free port: stop and disable the one
+  # installed here, so `make test` leaves no server behind.
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi

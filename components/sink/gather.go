@@ -23,10 +23,12 @@ type state struct {
 	inputIDs []string
 	consts   []*dto.LabelPair // sorted by name
 	honorTS  bool
+	// openMetrics offers OpenMetrics in content negotiation.
+	openMetrics bool
 }
 
 func newState(a Arguments, m *selfMetrics) *state {
-	st := &state{inputs: append([]prometheus.Gatherer(nil), a.Inputs...), honorTS: a.HonorTimestamps}
+	st := &state{inputs: append([]prometheus.Gatherer(nil), a.Inputs...), honorTS: a.HonorTimestamps, openMetrics: a.OpenMetrics}
 	for i, g := range st.inputs {
 		// Name inputs by the component they come from; the index is the
 		// fallback for gatherers that do not come from a reference.

@@ -59,14 +59,20 @@ type Arguments struct {
 	// HonorTimestamps keeps the timestamps inputs put on samples; false
 	// strips them, so the scraper stamps samples with the scrape time.
 	HonorTimestamps bool `hcl:"honor_timestamps,optional"`
+	// OpenMetrics offers the OpenMetrics format to scrapers that ask for it
+	// (Prometheus does). false always serves the Prometheus text format, as
+	// statsd_exporter and most exporters do: OpenMetrics exposes a counter
+	// whose name lacks "_total" as type unknown.
+	OpenMetrics bool `hcl:"openmetrics,optional"`
 }
 
 // Exports of a metrics_sink: none.
 type Exports struct{}
 
-// SetDefaults sets honor_timestamps = true.
+// SetDefaults sets honor_timestamps and openmetrics to true.
 func (a *Arguments) SetDefaults() {
 	a.HonorTimestamps = true
+	a.OpenMetrics = true
 }
 
 // ListenPath is where a sink with its own server (listen) serves metrics.
@@ -151,10 +157,22 @@ func Build(opts pipeline.Options, a pipeline.Arguments) (pipeline.Component, err
 	c.args = args
 	c.state.Store(newState(args, m))
 
-	h := promhttp.HandlerFor(gathererFunc(c.gather), promhttp.HandlerOpts{
-		ErrorLog:          promLogger{c.errLog},
-		ErrorHandling:     promhttp.ContinueOnError,
-		EnableOpenMetrics: true,
+	// One handler per format choice; each scrape takes the one its state
+	// says, so an Update switches formats atomically like everything else.
+	handler := func(openMetrics bool) http.Handler {
+		return promhttp.HandlerFor(gathererFunc(c.gather), promhttp.HandlerOpts{
+			ErrorLog:          promLogger{c.errLog},
+			ErrorHandling:     promhttp.ContinueOnError,
+			EnableOpenMetrics: openMetrics,
+		})
+	}
+	withOM, textOnly := handler(true), handler(false)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c.state.Load().openMetrics {
+			withOM.ServeHTTP(w, r)
+			return
+		}
+		textOnly.ServeHTTP(w, r)
 	})
 	c.handler = promhttp.InstrumentHandlerCounter(m.scrapes, promhttp.InstrumentHandlerDuration(m.duration, h))
 	opts.OnExports(Exports{})

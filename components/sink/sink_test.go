@@ -212,6 +212,35 @@ path   = "/m"`, pipelinetest.WithGatherer("a", a))
 	}
 }
 
+// openmetrics = false serves the text format even to scrapers that prefer
+// OpenMetrics, and an Update switches it back.
+func TestOpenMetricsOff(t *testing.T) {
+	a := counterReg(t, "app_errors", 2) // no _total: "unknown" in OpenMetrics
+	h, srv := pathSink(t, `
+inputs      = [test.a]
+path        = "/m"
+openmetrics = false`, pipelinetest.WithGatherer("a", a))
+	url := srv.URL + "/m"
+	waitServing(t, url)
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	accept := map[string]string{"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"}
+
+	resp, body := get(t, client, url, accept)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || !strings.Contains(body, "# TYPE app_errors counter") {
+		t.Errorf("openmetrics = false: Content-Type %q, body:\n%s", ct, body)
+	}
+	if err := h.Update(`
+inputs = [test.a]
+path   = "/m"`); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = get(t, client, url, accept)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") || !strings.Contains(body, "# TYPE app_errors unknown") {
+		t.Errorf("after Update to the default: Content-Type %q, body:\n%s", ct, body)
+	}
+}
+
 func TestInconsistentFamilyIsSkipped(t *testing.T) {
 	// Both inputs export "shared", as a gauge and as a counter: the
 	// second one is reported and skipped; everything else is served.
