@@ -29,7 +29,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 type target struct {
@@ -43,13 +47,16 @@ type stepResult struct {
 	sent     int
 	done     float64
 	loss     float64
-	cpu      float64 // seconds
+	cpu      float64 // target's CPU, seconds
+	gen      genStats
+	rcvbuf   float64 // datagrams the kernel dropped for a full receive buffer (all UDP sockets)
 }
 
 type result struct {
 	steps         []stepResult
 	lossless      float64   // highest achieved rate with loss < 0.1%
 	cpuPerMillion float64   // at the lossless step
+	genPerDgram   float64   // generator CPU per datagram at the lossless step, microseconds
 	rss, added    float64   // bytes: median RSS after the distinct series, and median added by them
 	rssRuns       []float64 // RSS after the series, each run
 }
@@ -64,6 +71,8 @@ var (
 	flagOnly     = flag.String("only", "", "run one target only: sluice or statsd_exporter")
 	flagMemRuns  = flag.Int("mem-runs", 3, "memory measurements per target, each on a fresh process (the median is reported)")
 	flagRcvBuf   = flag.Int("read-buffer", 4<<20, "socket receive buffer for both targets, bytes (capped by net.core.rmem_max; 0: system default)")
+	flagSenders  = flag.Int("senders", 1, "sender goroutines, each with its own connected UDP socket and an equal share of the rate")
+	flagBatch    = flag.Int("batch", 64, "datagrams per sendmmsg call; pacing is per batch")
 )
 
 func main() {
@@ -120,9 +129,13 @@ func run() error {
 		}
 		rates = append(rates, n)
 	}
-	if *flagMemRuns < 1 {
-		return errors.New("-mem-runs must be at least 1")
+	if *flagMemRuns < 0 || *flagLPP < 1 || *flagSenders < 1 || *flagBatch < 1 {
+		return errors.New("-mem-runs must be at least 0; -lines-per-packet, -senders and -batch at least 1")
 	}
+	// The traffic is built once, from a fixed seed, so both targets get the
+	// same bytes, and the sender only hands ready datagrams to the kernel.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	gunicorn = packets(gunicornLines, *flagLPP, func(i int) string { return gunicornLine(i, rnd) })
 	results := map[string]*result{}
 	for _, t := range targets {
 		if *flagOnly != "" && *flagOnly != t.name {
@@ -304,41 +317,152 @@ func gunicornLine(i int, rnd *rand.Rand) string {
 	}
 }
 
-// blast sends lines at rate lines/s for d, returning the lines sent.
-func blast(addr string, rate int, d time.Duration, line func(i int) string) (int, time.Duration, error) {
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer c.Close()
-	lpp := *flagLPP
-	buf := make([]byte, 0, 64*1024)
-	sent := 0
-	t0 := time.Now()
-	for {
-		el := time.Since(t0)
-		if el >= d {
-			return sent, el, nil
+// gunicornLines is the length of the prebuilt gunicorn traffic (a
+// multiple of the 600-line cycle of gunicornLine), replayed round robin:
+// some 7 MB, so building it takes no time from a step.
+const gunicornLines = 120000
+
+var gunicorn *traffic
+
+// traffic is prebuilt datagrams of lpp lines each.
+type traffic struct {
+	dgrams [][]byte
+	lpp    int
+}
+
+// packets builds datagrams of lpp newline-separated lines from the first
+// n lines (rounded down to whole datagrams, at least one).
+func packets(n, lpp int, line func(i int) string) *traffic {
+	t := &traffic{lpp: lpp}
+	i := 0
+	for d := 0; d < max(1, n/lpp); d++ {
+		var b []byte
+		for k := range lpp {
+			if k > 0 {
+				b = append(b, '\n')
+			}
+			b = append(b, line(i)...)
+			i++
 		}
-		due := int(float64(rate) * el.Seconds())
-		if sent >= due {
-			time.Sleep(100 * time.Microsecond)
+		t.dgrams = append(t.dgrams, b)
+	}
+	return t
+}
+
+// genStats is what the load generator itself cost over a step: its
+// process's user+system CPU (getrusage), which includes the kernel's
+// loopback delivery of each datagram up to the target's socket (on
+// loopback that runs in the sender's context).
+type genStats struct {
+	cpu    float64 // seconds
+	dgrams int
+}
+
+func rusageSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// rcvbufErrors reads the kernel's count of UDP datagrams dropped because a
+// socket's receive buffer was full (all sockets of the network namespace).
+func rcvbufErrors() float64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var hdr []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "Udp: ") {
 			continue
 		}
-		for sent < due {
-			buf = buf[:0]
-			for k := 0; k < lpp; k++ {
-				if k > 0 {
-					buf = append(buf, '\n')
-				}
-				buf = append(buf, line(sent)...)
-				sent++
-			}
-			if _, err := c.Write(buf); err != nil {
-				return sent, time.Since(t0), err
+		f := strings.Fields(l)
+		if hdr == nil {
+			hdr = f
+			continue
+		}
+		for i, h := range hdr {
+			if h == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseFloat(f[i], 64)
+				return v
 			}
 		}
 	}
+	return 0
+}
+
+// blast sends t's datagrams, round robin from the first, at rate lines/s
+// for d, and returns the lines sent. Each of -senders goroutines has its
+// own connected socket and an equal share of the rate; it sleeps until a
+// whole batch (-batch datagrams) is due and hands it to the kernel in one
+// sendmmsg (ipv4.PacketConn.WriteBatch), so the sender costs little more
+// than the kernel's own per-datagram work.
+func blast(addr string, rate int, d time.Duration, t *traffic) (int, time.Duration, genStats, error) {
+	senders, bsz := *flagSenders, *flagBatch
+	share := float64(rate) / float64(t.lpp) / float64(senders) // datagrams/s per sender
+	conns := make([]*net.UDPConn, senders)
+	for i := range conns {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			return 0, 0, genStats{}, err
+		}
+		conns[i] = c.(*net.UDPConn)
+	}
+	sent := make([]int, senders)
+	errs := make([]error, senders)
+	var wg sync.WaitGroup
+	cpu0 := rusageSeconds()
+	t0 := time.Now()
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conns[s].Close()
+			pc := ipv4.NewPacketConn(conns[s])
+			msgs := make([]ipv4.Message, bsz)
+			pos := s * len(t.dgrams) / senders
+			n := 0
+			for {
+				el := time.Since(t0)
+				if el >= d {
+					break
+				}
+				if due := int(share * el.Seconds()); due-n < bsz {
+					next := time.Duration(float64(n+bsz) / share * float64(time.Second))
+					time.Sleep(min(next, d) - el)
+					continue
+				}
+				for k := range msgs {
+					msgs[k].Buffers = t.dgrams[pos : pos+1]
+					if pos++; pos == len(t.dgrams) {
+						pos = 0
+					}
+				}
+				for b := msgs; len(b) > 0; {
+					m, err := pc.WriteBatch(b, 0)
+					if err != nil {
+						errs[s] = err
+						sent[s] = n
+						return
+					}
+					b, n = b[m:], n+m
+				}
+			}
+			sent[s] = n
+		}()
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	g := genStats{cpu: rusageSeconds() - cpu0}
+	for _, n := range sent {
+		g.dgrams += n
+	}
+	return g.dgrams * t.lpp, el, g, errors.Join(errs...)
 }
 
 func measure(t target, rates []int) (*result, error) {
@@ -348,7 +472,6 @@ func measure(t target, rates []int) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rnd := rand.New(rand.NewPCG(1, 2))
 	lossy := 0
 	for _, rate := range rates {
 		before, err := p.settle()
@@ -357,7 +480,8 @@ func measure(t target, rates []int) (*result, error) {
 			return nil, err
 		}
 		cpu0, _ := cpuSeconds(p.cmd.Process.Pid)
-		sent, el, err := blast(p.udp, rate, *flagDuration, func(i int) string { return gunicornLine(i, rnd) })
+		drops0 := rcvbufErrors()
+		sent, el, gen, err := blast(p.udp, rate, *flagDuration, gunicorn)
 		if err != nil {
 			p.stop()
 			return nil, err
@@ -368,15 +492,17 @@ func measure(t target, rates []int) (*result, error) {
 			return nil, err
 		}
 		cpu1, _ := cpuSeconds(p.cmd.Process.Pid)
-		s := stepResult{rate: rate, sent: sent, sentRate: float64(sent) / el.Seconds(), done: after - before, cpu: cpu1 - cpu0}
+		s := stepResult{rate: rate, sent: sent, sentRate: float64(sent) / el.Seconds(), done: after - before, cpu: cpu1 - cpu0,
+			gen: gen, rcvbuf: rcvbufErrors() - drops0}
 		s.loss = 1 - s.done/float64(sent)
 		res.steps = append(res.steps, s)
-		fmt.Fprintf(os.Stderr, "  %7d lines/s asked, %9.0f sent/s, loss %6.3f%%, %.2f CPU s per 1M lines\n",
-			rate, s.sentRate, 100*s.loss, s.cpu/(s.done/1e6))
+		fmt.Fprintf(os.Stderr, "  %7d lines/s asked, %9.0f sent/s, loss %6.3f%% (%.0f dropped by the kernel), %.2f CPU s per 1M lines; generator %.2f us/datagram, %.2f CPUs\n",
+			rate, s.sentRate, 100*s.loss, s.rcvbuf, s.cpu/(s.done/1e6), 1e6*gen.cpu/float64(max(1, gen.dgrams)), gen.cpu/el.Seconds())
 		if s.loss < 0.001 {
 			if s.sentRate > res.lossless {
 				res.lossless = s.sentRate
 				res.cpuPerMillion = s.cpu / (s.done / 1e6)
+				res.genPerDgram = 1e6 * s.gen.cpu / float64(max(1, s.gen.dgrams))
 			}
 			lossy = 0
 		} else if lossy++; lossy == 2 {
@@ -392,13 +518,15 @@ func measure(t target, rates []int) (*result, error) {
 	// by up to 15%, so the median is reported.
 	var rss, added []float64
 	for range *flagMemRuns {
-		idle, after, err := memoryOnce(t, rnd)
+		idle, after, err := memoryOnce(t)
 		if err != nil {
 			return nil, err
 		}
 		rss, added = append(rss, after), append(added, after-idle)
 	}
-	res.rss, res.added = median(rss), median(added)
+	if len(rss) > 0 {
+		res.rss, res.added = median(rss), median(added)
+	}
 	res.rssRuns = rss
 	return res, nil
 }
@@ -414,7 +542,7 @@ func median(xs []float64) float64 {
 
 // memoryOnce starts the target afresh, warms it up, sends the distinct
 // series and returns its resident size before and after them.
-func memoryOnce(t target, rnd *rand.Rand) (idle, rss float64, err error) {
+func memoryOnce(t target) (idle, rss float64, err error) {
 	p, err := start(t)
 	if err != nil {
 		return 0, 0, err
@@ -422,7 +550,7 @@ func memoryOnce(t target, rnd *rand.Rand) (idle, rss float64, err error) {
 	defer p.stop()
 	// Warm up with the gunicorn traffic so both have their steady-state
 	// structures, then measure what the distinct series add.
-	if _, _, err := blast(p.udp, 20000, 500*time.Millisecond, func(i int) string { return gunicornLine(i, rnd) }); err != nil {
+	if _, _, _, err := blast(p.udp, 20000, 500*time.Millisecond, gunicorn); err != nil {
 		return 0, 0, err
 	}
 	before, err := p.settle()
@@ -431,10 +559,10 @@ func memoryOnce(t target, rnd *rand.Rand) (idle, rss float64, err error) {
 	}
 	idle, _ = rssBytes(p.cmd.Process.Pid)
 	n := *flagSeries
-	sent, _, err := blast(p.udp, 25000, time.Duration(float64(n)/25000*float64(time.Second))+50*time.Millisecond, func(i int) string {
-		i %= n
+	series := packets(n, *flagLPP, func(i int) string {
 		return "bench.series_" + strconv.Itoa(i%100) + ":1|c|#id:" + strconv.Itoa(i/100)
 	})
+	sent, _, _, err := blast(p.udp, 25000, time.Duration(float64(n)/25000*float64(time.Second))+50*time.Millisecond, series)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -466,40 +594,51 @@ func memoryOnce(t target, rnd *rand.Rand) (idle, rss float64, err error) {
 
 func report(results map[string]*result) {
 	w := io.Writer(os.Stdout)
-	fmt.Fprintf(w, "\n%s/%s, %d CPUs, %d line(s) per datagram, %s per step, read buffer %d bytes\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *flagLPP, *flagDuration, *flagRcvBuf)
-	fmt.Fprintf(w, "| | lossless rate (lines/s, <0.1%% loss) | CPU s per 1M lines | RSS after %d series (median of %d) | RSS added per series |\n", *flagSeries, *flagMemRuns)
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintf(w, "\n%s/%s, %d CPUs, %d line(s) per datagram, %s per step, read buffer %d bytes; generator: %d sender(s), %d datagrams per sendmmsg\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *flagLPP, *flagDuration, *flagRcvBuf, *flagSenders, *flagBatch)
+	fmt.Fprintf(w, "| | lossless rate (lines/s, <0.1%% loss) | CPU s per 1M lines | RSS after %d series (median of %d) | RSS added per series | generator us per datagram |\n", *flagSeries, *flagMemRuns)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	names := []string{"statsd_exporter", "sluice"}
 	for _, n := range names {
 		r := results[n]
 		if r == nil {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.1f MiB | %.0f B |\n", n, r.lossless, r.cpuPerMillion, r.rss/(1<<20), r.added/float64(*flagSeries))
+		mem := "- | -"
+		if len(r.rssRuns) > 0 {
+			mem = fmt.Sprintf("%.1f MiB | %.0f B", r.rss/(1<<20), r.added/float64(*flagSeries))
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %s | %.2f |\n", n, r.lossless, r.cpuPerMillion, mem, r.genPerDgram)
 	}
 	up, sl := results["statsd_exporter"], results["sluice"]
-	if up != nil && sl != nil && up.lossless > 0 && sl.cpuPerMillion > 0 {
-		fmt.Fprintf(w, "\nsluice / statsd_exporter: lossless rate %.2fx, CPU per line %.2fx, RSS %.2fx, RSS per series %.2fx\n",
-			sl.lossless/up.lossless, sl.cpuPerMillion/up.cpuPerMillion, sl.rss/up.rss, sl.added/up.added)
+	if up != nil && sl != nil && up.lossless > 0 && up.cpuPerMillion > 0 {
+		fmt.Fprintf(w, "\nsluice / statsd_exporter: lossless rate %.2fx, CPU per line %.2fx", sl.lossless/up.lossless, sl.cpuPerMillion/up.cpuPerMillion)
+		if up.rss > 0 && up.added > 0 {
+			fmt.Fprintf(w, ", RSS %.2fx, RSS per series %.2fx", sl.rss/up.rss, sl.added/up.added)
+		}
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "\nRSS after the series, each run:")
-	for _, n := range names {
-		if r := results[n]; r != nil {
-			fmt.Fprintf(w, "  %-16s", n)
-			for _, v := range r.rssRuns {
-				fmt.Fprintf(w, " %.1f MiB", v/(1<<20))
+	if *flagMemRuns > 0 {
+		fmt.Fprintln(w, "\nRSS after the series, each run:")
+		for _, n := range names {
+			if r := results[n]; r != nil {
+				fmt.Fprintf(w, "  %-16s", n)
+				for _, v := range r.rssRuns {
+					fmt.Fprintf(w, " %.1f MiB", v/(1<<20))
+				}
+				fmt.Fprintln(w)
 			}
-			fmt.Fprintln(w)
 		}
 	}
-	fmt.Fprintln(w, "\nAll steps:")
+	fmt.Fprintln(w, "\nAll steps (target CPU; generator CPU incl. the kernel's loopback delivery; datagrams the kernel dropped for a full receive buffer):")
 	for _, n := range names {
 		r := results[n]
 		if r == nil {
 			continue
 		}
 		for _, s := range r.steps {
-			fmt.Fprintf(w, "  %-16s asked %7d/s sent %9.0f/s processed %9.0f of %9d loss %7.3f%% CPU %.2fs\n", n, s.rate, s.sentRate, s.done, s.sent, 100*s.loss, s.cpu)
+			fmt.Fprintf(w, "  %-16s asked %7d/s sent %9.0f/s processed %9.0f of %9d loss %7.3f%% CPU %.2fs | generator %.2fs, %.2f us/datagram | rcvbuf drops %.0f\n",
+				n, s.rate, s.sentRate, s.done, s.sent, 100*s.loss, s.cpu, s.gen.cpu, 1e6*s.gen.cpu/float64(max(1, s.gen.dgrams)), s.rcvbuf)
 		}
 	}
 }
