@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/statsd_exporter/pkg/event"
 	"github.com/prometheus/statsd_exporter/pkg/line"
 	"github.com/prometheus/statsd_exporter/pkg/mapper"
@@ -79,6 +80,33 @@ type runtimeConfig struct {
 	// unmapped is the mapping of events no mapping matched: the defaults'
 	// TTL, nothing else (as upstream).
 	unmapped *mapper.MetricMapping
+	// memoSize bounds each reader's memo of mapper results (0: no memo,
+	// as with the mapper cache turned off).
+	memoSize int
+	// cacheGets and cacheHits are upstream's LRU cache counters (nil for
+	// other caches), which count the memo's hits too.
+	cacheGets, cacheHits prometheus.Counter
+}
+
+// maxMemo bounds a reader's memo of mapper results.
+const maxMemo = 1024
+
+// memoKey is what the mapper maps: a statsd name and type.
+type memoKey struct {
+	name string
+	typ  mapper.MetricType
+}
+
+// memoEntry is the mapper's answer for a memoKey, with what the reader
+// derives from it: the escaped, checked metric name and its shard. Only
+// answers that map to a valid name (or drop) are kept; the others take the
+// full path, with its counting and logging, every time.
+type memoEntry struct {
+	mapping *mapper.MetricMapping
+	labels  map[string]string // the mapping's labels; read only
+	name    string
+	shard   int
+	present bool
 }
 
 // processor carries the state of one reader: pending batches and counters
@@ -88,6 +116,14 @@ type processor struct {
 	cfg     *runtimeConfig
 	pending []*batch
 	since   time.Time // when the oldest pending item was queued
+
+	// memo answers repeated names without the shared mapper (whose cache
+	// is a locked LRU that every reader would otherwise contend for). It
+	// belongs to memoCfg and is emptied when the configuration changes
+	// or it is full.
+	memo     map[memoKey]memoEntry
+	memoCfg  *runtimeConfig
+	memoHits float64 // not yet added to memoCfg's cache counters
 
 	lines, samples, tags, tagErrors localCounter
 	unmapped, actMap, actDrop       localCounter
@@ -132,6 +168,9 @@ func (p *processor) line(l []byte) {
 	}
 	if p.cfg == nil {
 		p.cfg = p.r.cfg.Load()
+		if p.cfg != p.memoCfg {
+			p.resetMemo(p.cfg)
+		}
 	}
 	p.lines.n++
 	events := p.cfg.parser.LineToEvents(string(l), *p.r.m.sampleErrors, &p.samples, &p.tagErrors, &p.tags, p.r.badLog)
@@ -147,49 +186,127 @@ func (p *processor) line(l []byte) {
 	}
 }
 
-// event maps one event, as upstream's exporter does before it touches the
-// registry, and queues it for the shard that owns its metric name.
-func (p *processor) event(ev event.Event) {
+// resetMemo empties the memo and ties it to cfg.
+func (p *processor) resetMemo(cfg *runtimeConfig) {
+	p.flushMemoHits()
+	p.memoCfg = cfg
+	switch {
+	case cfg == nil || cfg.memoSize == 0:
+		p.memo = nil
+	case p.memo == nil:
+		p.memo = make(map[memoKey]memoEntry, 64)
+	default:
+		clear(p.memo)
+	}
+}
+
+func (p *processor) flushMemoHits() {
+	if p.memoHits == 0 {
+		return
+	}
+	if c := p.memoCfg; c != nil && c.cacheGets != nil && c.cacheHits != nil {
+		c.cacheGets.Add(p.memoHits)
+		c.cacheHits.Add(p.memoHits)
+	}
+	p.memoHits = 0
+}
+
+// resolve maps a statsd name and type, as upstream's exporter does before
+// it touches the registry: from the memo, or through the mapper, counting
+// and logging what cannot be exported. ok is false if the event is
+// dropped.
+func (p *processor) resolve(ev event.Event) (e memoEntry, ok bool) {
+	key := memoKey{ev.MetricName(), ev.MetricType()}
+	if p.memo != nil {
+		if e, ok := p.memo[key]; ok {
+			p.memoHits++
+			return p.counted(e)
+		}
+	}
 	cfg := p.cfg
-	mapping, mlabels, present := cfg.mapper.GetMapping(ev.MetricName(), ev.MetricType())
+	mapping, mlabels, present := cfg.mapper.GetMapping(key.name, key.typ)
 	if mapping == nil {
 		mapping = cfg.unmapped
 	}
-	if mapping.Action == mapper.ActionTypeDrop {
+	e = memoEntry{mapping: mapping, labels: mlabels, present: present}
+	if mapping.Action != mapper.ActionTypeDrop {
+		if present {
+			if mapping.Name == "" {
+				p.r.eventError(reasonEmptyName, "the mapping produces an empty metric name", "statsd_metric", key.name, "match", mapping.Match)
+				return e, false
+			}
+			e.name = mapper.EscapeMetricName(mapping.Name)
+		} else {
+			e.name = mapper.EscapeMetricName(key.name)
+		}
+		if e.name == "" || !validName(e.name) {
+			p.counted(e)
+			if e.name == "" {
+				p.r.eventError(reasonEmptyName, "the metric name is empty", "statsd_metric", key.name)
+			} else {
+				p.r.eventError(reasonInvalidName, "invalid metric name", "metric", e.name, "statsd_metric", key.name)
+			}
+			return e, false
+		}
+		for k := range mlabels {
+			if !validLabelName(k) {
+				p.counted(e)
+				p.r.eventError(reasonInvalidLabel, "invalid label name (reserved or malformed)", "label", k, "metric", e.name)
+				return e, false
+			}
+		}
+		e.shard = p.r.shardOf(e.name)
+	}
+	if p.memo != nil {
+		if len(p.memo) >= p.memoCfg.memoSize {
+			clear(p.memo)
+		}
+		p.memo[key] = e
+	}
+	return p.counted(e)
+}
+
+// counted counts a resolved event's action (as upstream, before the
+// checks that follow).
+func (p *processor) counted(e memoEntry) (memoEntry, bool) {
+	switch {
+	case e.mapping.Action == mapper.ActionTypeDrop:
 		p.actDrop.n++
+		return e, false
+	case e.present:
+		p.actMap.n++
+	default:
+		p.unmapped.n++
+	}
+	return e, true
+}
+
+func validLabelName(k string) bool {
+	return validName(k) && !strings.HasPrefix(k, "__")
+}
+
+// event maps one event and queues it for the shard that owns its metric
+// name.
+func (p *processor) event(ev event.Event) {
+	cfg := p.cfg
+	e, ok := p.resolve(ev)
+	if !ok {
 		return
 	}
+	mapping, name := e.mapping, e.name
 	labels := ev.Labels()
-	var name string
-	if present {
-		if mapping.Name == "" {
-			p.r.eventError(reasonEmptyName, "the mapping produces an empty metric name", "statsd_metric", ev.MetricName(), "match", mapping.Match)
+	for k := range labels {
+		if !validLabelName(k) {
+			p.r.eventError(reasonInvalidLabel, "invalid label name (reserved or malformed)", "label", k, "metric", name)
 			return
 		}
-		name = mapper.EscapeMetricName(mapping.Name)
-		for k, v := range mlabels {
+	}
+	if e.present {
+		for k, v := range e.labels {
 			if _, ok := labels[k]; ok && mapping.HonorLabels {
 				continue
 			}
 			labels[k] = v
-		}
-		p.actMap.n++
-	} else {
-		p.unmapped.n++
-		name = mapper.EscapeMetricName(ev.MetricName())
-	}
-	if name == "" {
-		p.r.eventError(reasonEmptyName, "the metric name is empty", "statsd_metric", ev.MetricName())
-		return
-	}
-	if !validName(name) {
-		p.r.eventError(reasonInvalidName, "invalid metric name", "metric", name, "statsd_metric", ev.MetricName())
-		return
-	}
-	for k := range labels {
-		if !validName(k) || strings.HasPrefix(k, "__") {
-			p.r.eventError(reasonInvalidLabel, "invalid label name (reserved or malformed)", "label", k, "metric", name)
-			return
 		}
 	}
 	value := ev.Value()
@@ -200,7 +317,7 @@ func (p *processor) event(ev event.Event) {
 	if mapping.HelpText != "" {
 		it.help = mapping.HelpText
 	}
-	switch e := ev.(type) {
+	switch te := ev.(type) {
 	case *event.CounterEvent:
 		if value < 0 {
 			p.r.eventError(reasonNegativeCounter, "counter increments must not be negative", "metric", name, "value", value)
@@ -209,7 +326,7 @@ func (p *processor) event(ev event.Event) {
 		it.kind = kindCounter
 	case *event.GaugeEvent:
 		it.kind = kindGauge
-		it.relative = e.GRelative
+		it.relative = te.GRelative
 	case *event.ObserverEvent:
 		t := mapping.ObserverType
 		if t == mapper.ObserverTypeDefault {
@@ -224,7 +341,7 @@ func (p *processor) event(ev event.Event) {
 		p.r.m.eventStats.WithLabelValues("illegal").Inc()
 		return
 	}
-	s := p.r.shardOf(name)
+	s := e.shard
 	b := p.pending[s]
 	if b == nil {
 		b = getBatch(cfg)
@@ -247,6 +364,7 @@ func (p *processor) flush() {
 	}
 	p.cfg = nil
 	p.since = time.Time{}
+	p.flushMemoHits()
 	for _, c := range []*localCounter{&p.lines, &p.samples, &p.tags, &p.tagErrors, &p.unmapped, &p.actMap, &p.actDrop} {
 		c.flush()
 	}

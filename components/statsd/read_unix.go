@@ -29,17 +29,20 @@ func readPackets(c net.PacketConn, hold time.Duration, packet func([]byte), pend
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 65536)
+	rb := newRecvBufs()
 	var rerr error
 	deadline := false
 	read := func(fd uintptr) bool {
-		for range readBurst {
-			n, err := syscall.Read(int(fd), buf)
+		for got := 0; got < readBurst; {
+			n, err := rb.recv(fd)
 			switch {
 			case err == nil:
-				if n > 0 {
-					packet(buf[:n])
+				for i := range n {
+					if d := rb.datagram(i); len(d) > 0 {
+						packet(d)
+					}
 				}
+				got += max(n, 1)
 			case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK):
 				since := pending()
 				if !since.IsZero() && time.Since(since) < hold {

@@ -130,6 +130,7 @@ func (r *Receiver) compile(args Arguments, prev *runtimeConfig) (*runtimeConfig,
 	cfg := &runtimeConfig{args: args, yaml: src, maxSeries: int64(args.MaxSeries)}
 	if prev != nil && prev.yaml == src && prev.args.CacheType == args.CacheType && prev.args.CacheSize == args.CacheSize {
 		cfg.mapper = prev.mapper
+		cfg.cacheGets, cfg.cacheHits = prev.cacheGets, prev.cacheHits
 	} else {
 		if cfg.mapper, err = newMapper(src, r.log); err != nil {
 			return nil, fmt.Errorf("mapping: %w", err)
@@ -144,10 +145,15 @@ func (r *Receiver) compile(args Arguments, prev *runtimeConfig) (*runtimeConfig,
 				}
 				cfg.mapper.UseCache(c)
 			default:
-				c, err := lru.NewMetricMapperLRUCache(reg, args.CacheSize)
+				cr := &capturingRegisterer{replacingRegisterer: reg}
+				c, err := lru.NewMetricMapperLRUCache(cr, args.CacheSize)
 				if err != nil {
 					return nil, fmt.Errorf("mapper cache: %w", err)
 				}
+				// The readers' memos answer most lookups without the
+				// cache, and count them in its gets and hits.
+				cfg.cacheGets = cr.counter("statsd_metric_mapper_cache_gets_total")
+				cfg.cacheHits = cr.counter("statsd_metric_mapper_cache_hits_total")
 				// Upstream's LRU moves entries under a read lock; readers
 				// share the mapper, so serialise its use.
 				cfg.mapper.UseCache(&lockedCache{c: c})
@@ -155,6 +161,9 @@ func (r *Receiver) compile(args Arguments, prev *runtimeConfig) (*runtimeConfig,
 		}
 	}
 	cfg.unmapped = &mapper.MetricMapping{Ttl: cfg.mapper.Defaults.Ttl}
+	if args.CacheSize > 0 {
+		cfg.memoSize = min(args.CacheSize, maxMemo)
+	}
 	p := line.NewParser()
 	if args.ParseDogStatsDTags {
 		p.EnableDogstatsdParsing()
@@ -670,9 +679,12 @@ func (l *tcpListener) Close() {
 	l.wg.Wait()
 }
 
+// maxDatagram is the largest datagram read whole.
+const maxDatagram = 65536
+
 // readPacketsPortable reads one datagram at a time, flushing after each.
 func readPacketsPortable(c net.PacketConn, packet func([]byte), idle func()) error {
-	buf := make([]byte, 65536)
+	buf := make([]byte, maxDatagram)
 	for {
 		n, _, err := c.ReadFrom(buf)
 		if err != nil {

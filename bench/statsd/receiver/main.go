@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -30,7 +31,25 @@ func main() {
 	readBuffer := flag.Int("read-buffer", 0, "SO_RCVBUF in bytes (0: system default)")
 	web := flag.String("web", "127.0.0.1:9102", "address serving /metrics")
 	flag.Parse()
+	// SLUICE_BENCH_CPUPROFILE / SLUICE_BENCH_MEMPROFILE: write a CPU profile
+	// of the whole run, and an allocation profile at its end (the bench
+	// passes its environment on: for profiling runs with -mem-runs 0).
+	if path := os.Getenv("SLUICE_BENCH_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
+	if path := os.Getenv("SLUICE_BENCH_MEMPROFILE"); path != "" {
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	if err := run(*listenUDP, *mapping, *readBuffer, *web); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "receiver:", err)
 		os.Exit(1)
 	}
