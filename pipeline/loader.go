@@ -55,19 +55,6 @@ type Graph struct {
 	Files []string
 }
 
-// Node returns the node with the given ID, or nil.
-func (g *Graph) Node(id string) *LoadedNode {
-	if g == nil {
-		return nil
-	}
-	for _, n := range g.Nodes {
-		if n.ID == id {
-			return n
-		}
-	}
-	return nil
-}
-
 // instantiateFunc returns the exports of a node that has just been decoded:
 // the controller builds a new component, or hands back a running one's.
 type instantiateFunc func(n *LoadedNode) (cty.Value, error)

@@ -78,12 +78,6 @@ func (a *Arguments) SetDefaults() {
 // ListenPath is where a sink with its own server (listen) serves metrics.
 const ListenPath = "/metrics"
 
-// builtinPath reports whether p belongs to the agent's own server: its
-// /metrics, the lifecycle endpoints under /-/, and the API under /api.
-func builtinPath(p string) bool {
-	return p == "/metrics" || strings.HasPrefix(p, "/-/") || p == "/api" || strings.HasPrefix(p, "/api/")
-}
-
 // Validate checks the arguments.
 func (a Arguments) Validate() error {
 	var errs []error
@@ -106,7 +100,7 @@ func (a Arguments) Validate() error {
 			errs = append(errs, pipeline.ErrorAt("path", fmt.Errorf("path %q must start with / and not be the root", a.Path)))
 		case path.Clean(a.Path) != a.Path || strings.ContainsAny(a.Path, "?# \t"):
 			errs = append(errs, pipeline.ErrorAt("path", fmt.Errorf("path %q is not a clean URL path (no trailing slash, dot segments, query or spaces)", a.Path)))
-		case builtinPath(a.Path):
+		case pipeline.IsBuiltinPath(a.Path):
 			errs = append(errs, pipeline.ErrorAt("path", fmt.Errorf("path %q is the agent's own: built-in paths are refused (/metrics, /-/..., /api/...)", a.Path)))
 		}
 	}
