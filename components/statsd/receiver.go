@@ -65,6 +65,7 @@ type Receiver struct {
 	running   bool
 	listeners map[string]listener
 	shardWG   sync.WaitGroup
+	stopSweep chan struct{}
 }
 
 var (
@@ -247,23 +248,19 @@ func (r *Receiver) Run(ctx context.Context) error {
 }
 
 func (r *Receiver) startShards() {
+	r.stopSweep = make(chan struct{})
 	for _, s := range r.shards {
-		s.in = make(chan *batch, 256)
 		r.shardWG.Add(1)
-		go s.run(&r.shardWG, s.in)
+		go s.run(&r.shardWG, r.stopSweep)
 	}
 }
 
-// stopShards is called once no reader is left: the shards drain what the
-// readers handed them and exit.
+// stopShards is called once no reader is left (the readers apply what they
+// hold before they exit): it stops the shards' sweeps.
 func (r *Receiver) stopShards() {
-	for _, s := range r.shards {
-		close(s.in)
-	}
+	close(r.stopSweep)
 	r.shardWG.Wait()
-	for _, s := range r.shards {
-		s.in = nil
-	}
+	r.stopSweep = nil
 }
 
 func (r *Receiver) closeListeners() {

@@ -22,13 +22,16 @@ var _ exporter.Registry = (*registry.Registry)(nil)
 const sweepInterval = time.Second
 
 // shard owns the series of the metric names routed to it: one upstream
-// registry, used by one goroutine. Its vectors register with the receiver's
-// prometheus.Registry, which gathers all shards. The registry outlives Run,
-// so a restarted Run carries on with the same series.
+// registry, guarded by mu. Readers apply their batches themselves, under
+// the lock (no handoff to another goroutine: on a busy machine, a woken
+// goroutine waits for a CPU while the socket fills); a shard's goroutine
+// only sweeps expired series. Its vectors register with the receiver's
+// prometheus.Registry, which gathers all shards. The registry outlives
+// Run, so a restarted Run carries on with the same series.
 type shard struct {
 	r     *Receiver
+	mu    sync.Mutex
 	reg   *registry.Registry
-	in    chan *batch
 	count int64 // live series in this shard, as last added to r.total
 
 	evCounter, evGauge, evObserver localCounter
@@ -44,24 +47,43 @@ func newShard(r *Receiver, exported prometheus.Registerer) *shard {
 	}
 }
 
-func (s *shard) run(wg *sync.WaitGroup, in <-chan *batch) {
+// run sweeps expired series every sweepInterval until stop is closed.
+func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}) {
 	defer wg.Done()
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	for {
 		select {
-		case b, ok := <-in:
-			if !ok {
-				return
-			}
-			s.apply(b)
-			putBatch(b)
+		case <-stop:
+			return
 		case <-t.C:
+			s.mu.Lock()
 			s.sweep()
+			s.mu.Unlock()
 		}
 	}
 }
 
+// deliver applies a batch under the lock and recycles it.
+func (s *shard) deliver(b *batch) {
+	s.mu.Lock()
+	s.apply(b)
+	s.mu.Unlock()
+	putBatch(b)
+}
+
+// tryDeliver is deliver if the lock is free; it reports whether it was.
+func (s *shard) tryDeliver(b *batch) bool {
+	if !s.mu.TryLock() {
+		return false
+	}
+	s.apply(b)
+	s.mu.Unlock()
+	putBatch(b)
+	return true
+}
+
+// apply applies a batch's items (s.mu held, or s not shared).
 func (s *shard) apply(b *batch) {
 	s.reg.Mapper = b.cfg.mapper
 	for i := range b.items {
