@@ -377,10 +377,7 @@ func decodeDecl(d *declaration, ctx *hcl.EvalContext, configDir string) (*Loaded
 		return nil, diags
 	}
 	n := &LoadedNode{ID: d.id, Type: d.typ, Reg: d.reg, Args: args, Eval: eval, Deps: d.deps, Range: d.block.DefRange}
-	// Through a pointer, so value and pointer receivers both count.
-	p := reflect.New(reflect.TypeOf(args))
-	p.Elem().Set(reflect.ValueOf(args))
-	if fr, ok := p.Interface().(FileReferrer); ok {
+	if fr, ok := argsPointer(args).(FileReferrer); ok {
 		n.Files = fr.ReferencedFiles()
 	}
 	if len(n.Files) > 0 {
@@ -400,14 +397,20 @@ func absDir(filename string) string {
 	return dir
 }
 
+// argsPointer returns a pointer to a copy of args, so that optional
+// interfaces implemented with value or pointer receivers both match.
+func argsPointer(args Arguments) any {
+	p := reflect.New(reflect.TypeOf(args))
+	p.Elem().Set(reflect.ValueOf(args))
+	return p.Interface()
+}
+
 // checkHTTPPaths refuses two components that mount the same path.
 func checkHTTPPaths(nodes []*LoadedNode) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	owner := map[string]*LoadedNode{}
 	for _, n := range nodes {
-		p := reflect.New(reflect.TypeOf(n.Args))
-		p.Elem().Set(reflect.ValueOf(n.Args))
-		u, ok := p.Interface().(HTTPPathUser)
+		u, ok := argsPointer(n.Args).(HTTPPathUser)
 		if !ok {
 			continue
 		}
