@@ -136,7 +136,7 @@ type metricsExports struct {
 }
 
 type testSource struct {
-	publish func(pipeline.Exports)
+	publish func(metricsExports)
 	id      string
 	j       *journal
 	reg     *prometheus.Registry
@@ -155,22 +155,39 @@ func (s *testSource) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *testSource) Update(a pipeline.Arguments) error {
-	args := a.(sourceArgs)
+// Update journals "prepare ID"; Commit journals "update ID", Abort
+// "abort ID".
+func (s *testSource) Update(args sourceArgs) (pipeline.Pending, error) {
+	s.j.add("prepare %s", s.id)
 	if args.RejectUpd {
-		return errors.New("update rejected")
+		return nil, errors.New("update rejected")
 	}
-	s.gauge.Set(args.Value)
-	switch args.Republish {
-	case "same":
-		s.publish(metricsExports{Metrics: s.reg})
-	case "new":
-		s.reg = prometheus.NewRegistry()
-		s.publish(metricsExports{Metrics: s.reg})
-	}
-	s.j.add("update %s", s.id)
-	return nil
+	return &testPending{j: s.j, id: s.id, commit: func() {
+		s.gauge.Set(args.Value)
+		switch args.Republish {
+		case "same":
+			s.publish(metricsExports{Metrics: s.reg})
+		case "new":
+			s.reg = prometheus.NewRegistry()
+			s.publish(metricsExports{Metrics: s.reg})
+		}
+	}}, nil
 }
+
+type testPending struct {
+	j      *journal
+	id     string
+	commit func()
+}
+
+func (p *testPending) Commit() {
+	if p.commit != nil {
+		p.commit()
+	}
+	p.j.add("update %s", p.id)
+}
+
+func (p *testPending) Abort() { p.j.add("abort %s", p.id) }
 
 type sinkArgs struct {
 	Journal string                `hcl:"journal,optional"`
@@ -191,12 +208,13 @@ func (s *testSink) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *testSink) Update(a pipeline.Arguments) error {
-	s.mu.Lock()
-	s.in = a.(sinkArgs).Inputs
-	s.mu.Unlock()
-	s.j.add("update %s", s.id)
-	return nil
+func (s *testSink) Update(args sinkArgs) (pipeline.Pending, error) {
+	s.j.add("prepare %s", s.id)
+	return &testPending{j: s.j, id: s.id, commit: func() {
+		s.mu.Lock()
+		s.in = args.Inputs
+		s.mu.Unlock()
+	}}, nil
 }
 
 func (s *testSink) Gather() (prometheus.Gatherers, error) {
@@ -205,15 +223,17 @@ func (s *testSink) Gather() (prometheus.Gatherers, error) {
 	return prometheus.Gatherers(s.in), nil
 }
 
+var (
+	_ pipeline.Component[sourceArgs] = (*testSource)(nil)
+	_ pipeline.Component[sinkArgs]   = (*testSink)(nil)
+)
+
 func init() {
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[sourceArgs, metricsExports]{
 		Name:      "test_source",
 		Stability: pipeline.StabilityExperimental,
 		Summary:   "test source",
-		Args:      sourceArgs{},
-		Exports:   metricsExports{},
-		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
-			args := a.(sourceArgs)
+		Build: func(o pipeline.Options[metricsExports], args sourceArgs) (pipeline.Component[sourceArgs], error) {
 			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry(), publish: o.OnExports}
 			s.fails.Store(int64(args.FailTimes))
 			s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_value", Help: "test", ConstLabels: args.Labels})
@@ -224,13 +244,10 @@ func init() {
 			return s, nil
 		},
 	})
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[sinkArgs, struct{}]{
 		Name:    "test_sink",
 		Summary: "test sink",
-		Args:    sinkArgs{},
-		Exports: struct{}{},
-		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
-			args := a.(sinkArgs)
+		Build: func(o pipeline.Options[struct{}], args sinkArgs) (pipeline.Component[sinkArgs], error) {
 			s := &testSink{id: o.ID, j: journalFor(args.Journal), in: args.Inputs}
 			s.j.add("build %s", o.ID)
 			o.OnExports(struct{}{})

@@ -89,7 +89,7 @@ query "a" {
 		}
 	})
 	t.Run("invalid update is refused", func(t *testing.T) {
-		err := h.Component.Update(Arguments{DSN: "postgres://u:s3cr3t@h:x/db", MaxConns: 1})
+		err := h.Update(`dsn = "postgres://u:s3cr3t@h:x/db"`)
 		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("Update(bad dsn) = %v", err)
 		}

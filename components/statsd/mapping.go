@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -103,26 +102,30 @@ func (m *Mapping) Validate() error {
 		oneOf("observer_type", m.ObserverType, "histogram", "summary"),
 		oneOf("match_metric_type", m.MatchMetricType, "counter", "gauge", "observer"),
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	// The block compiles in Provision, with the others.
+	return errors.Join(errs...)
+}
+
+// check compiles the block alone, to find which block (and attribute) a
+// mapping that does not compile is wrong in.
+func (m Mapping) check() error {
+	err := compileYAML(yaml.MapSlice{{Key: "mappings", Value: []any{m.yaml()}}})
+	if err == nil {
+		return nil
 	}
-	doc := yaml.MapSlice{{Key: "mappings", Value: []any{m.yaml()}}}
-	if err := compileYAML(doc); err != nil {
-		attr := ""
-		switch msg := err.Error(); {
-		case strings.Contains(msg, "invalid match"), strings.Contains(msg, "invalid regex"):
-			attr = "match"
-		case strings.Contains(msg, "metric name"):
-			attr = "name"
-		case strings.Contains(msg, "label key"):
-			attr = "labels"
-		}
-		if attr != "" {
-			return pipeline.ErrorAt(attr, err)
-		}
-		return err
+	attr := ""
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "invalid match"), strings.Contains(msg, "invalid regex"):
+		attr = "match"
+	case strings.Contains(msg, "metric name"):
+		attr = "name"
+	case strings.Contains(msg, "label key"):
+		attr = "labels"
 	}
-	return nil
+	if attr != "" {
+		return pipeline.ErrorAt(attr, err)
+	}
+	return err
 }
 
 // Validate implements pipeline.Validator.
@@ -131,10 +134,8 @@ func (d *MappingDefaults) Validate() error {
 		oneOf("match_type", d.MatchType, "glob", "regex"),
 		oneOf("observer_type", d.ObserverType, "histogram", "summary"),
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return compileYAML(yaml.MapSlice{{Key: "defaults", Value: d.yaml()}})
+	// The block compiles in Provision, with the mappings.
+	return errors.Join(errs...)
 }
 
 func (m Mapping) yaml() yaml.MapSlice {
@@ -252,8 +253,6 @@ func (o SummaryOptions) yaml() yaml.MapSlice {
 	return s
 }
 
-func isAbs(p string) bool { return filepath.IsAbs(p) }
-
 // resolvePath resolves a relative path against the config directory.
 func resolvePath(p, configDir string) string {
 	if p == "" || filepath.IsAbs(p) || configDir == "" {
@@ -262,23 +261,63 @@ func resolvePath(p, configDir string) string {
 	return filepath.Join(configDir, p)
 }
 
+// compiledMapping is a mapping as statsd_exporter's YAML and the mapper
+// compiled from it.
+type compiledMapping struct {
+	yaml   string
+	mapper *mapper.MetricMapper
+}
+
+// compileMapping reads the mapping file with readFile, assembles it with
+// the blocks (mappingYAML) and compiles the result, once. Only when that
+// fails does it compile parts alone, to point the error at the part that
+// is wrong.
+func compileMapping(a Arguments, readFile func(string) ([]byte, error), logger *slog.Logger) (*compiledMapping, error) {
+	src, err := mappingYAML(a, readFile)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMapper(src, logger)
+	if err == nil {
+		logger.Debug("statsd mapping compiled", "mappings", len(m.Mappings))
+		return &compiledMapping{yaml: src, mapper: m}, nil
+	}
+	if a.MappingFile != "" {
+		if file, rerr := readFile(a.MappingFile); rerr == nil {
+			if ferr := new(mapper.MetricMapper).InitFromYAMLString(string(file)); ferr != nil {
+				return nil, pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", a.MappingFile, ferr))
+			}
+		}
+	}
+	if d := a.MappingDefaults; d != nil {
+		if derr := compileYAML(yaml.MapSlice{{Key: "defaults", Value: d.yaml()}}); derr != nil {
+			return nil, pipeline.ErrorInBlock("mapping_defaults", 0, derr)
+		}
+	}
+	var errs []error
+	for i, m := range a.Mappings {
+		if merr := m.check(); merr != nil {
+			errs = append(errs, pipeline.ErrorInBlock("mapping", i, merr))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return nil, fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
+}
+
 // mappingYAML assembles the mapper configuration of a, in statsd_exporter's
 // YAML: the file's document, the mapping_defaults block in place of its
-// defaults, and the inline mappings after its mappings. Each part is
-// checked on its own first so that errors point at the right place.
-func mappingYAML(a Arguments, configDir string) (string, error) {
+// defaults, and the inline mappings after its mappings.
+func mappingYAML(a Arguments, readFile func(string) ([]byte, error)) (string, error) {
 	var doc yaml.MapSlice
 	if a.MappingFile != "" {
-		path := resolvePath(a.MappingFile, configDir)
-		src, err := os.ReadFile(path)
+		src, err := readFile(a.MappingFile)
 		if err != nil {
 			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("reading the mapping file: %w", err))
 		}
-		if err := new(mapper.MetricMapper).InitFromYAMLString(string(src)); err != nil {
-			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
-		}
 		if err := yaml.Unmarshal(src, &doc); err != nil {
-			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", a.MappingFile, err))
 		}
 	}
 	var mappings []any
@@ -314,9 +353,6 @@ func mappingYAML(a Arguments, configDir string) (string, error) {
 	out, err := yaml.Marshal(rest)
 	if err != nil {
 		return "", fmt.Errorf("assembling the mapping: %w", err)
-	}
-	if err := new(mapper.MetricMapper).InitFromYAMLString(string(out)); err != nil {
-		return "", fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
 	}
 	return string(out), nil
 }
