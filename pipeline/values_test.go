@@ -165,7 +165,9 @@ func TestRegisterRefusesTypesItCannotHandle(t *testing.T) {
 	type badArgs struct {
 		F func() `hcl:"f"`
 	}
-	build := func(o pipeline.Options[badExports], a struct{}) (pipeline.Component[struct{}], error) { return nil, errors.New("unused") }
+	build := func(o pipeline.Options[badExports], a struct{}) (pipeline.Component[struct{}], error) {
+		return nil, errors.New("unused")
+	}
 	cases := []struct {
 		name     string
 		register func()
