@@ -294,3 +294,37 @@ func TestRestartKeepsSeries(t *testing.T) {
 	send(t, "udp", r.addr(t, "udp"), "hits:1|c")
 	waitValue(t, g, "hits", nil, 2)
 }
+
+// Update binds a changed address before the reload commits; an aborted
+// Update (another component of the reload failed) releases it and changes
+// nothing.
+func TestUpdateAbortReleasesNewSockets(t *testing.T) {
+	h, r := startReceiver(t, udp+"listen_tcp = \"127.0.0.1:0\"\n")
+	tcpAddr := r.addr(t, "tcp")
+	newTCP := pipelinetest.FreeTCPAddr(t)
+	p, err := h.Prepare(udp + "listen_tcp = \"" + newTCP + "\"\nmax_series = 3\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := net.Listen("tcp", newTCP); err == nil {
+		ln.Close()
+		t.Fatal("Update did not bind the new address")
+	}
+	if got := r.addr(t, "tcp"); got != tcpAddr {
+		t.Fatalf("the prepared socket serves before Commit: %s", got)
+	}
+	p.Abort()
+	ln, err := net.Listen("tcp", newTCP)
+	if err != nil {
+		t.Fatalf("Abort did not release %s: %v", newTCP, err)
+	}
+	ln.Close()
+	if got := r.addr(t, "tcp"); got != tcpAddr {
+		t.Fatalf("TCP moved to %s after Abort", got)
+	}
+	if v := value(t, h.Registry, "sluice_statsd_max_series", nil); v != DefaultMaxSeries {
+		t.Fatalf("max_series applied by an aborted update: %v", v)
+	}
+	send(t, "tcp", tcpAddr, "kept:1|c")
+	waitValue(t, h.Gatherer(), "kept", nil, 1)
+}
