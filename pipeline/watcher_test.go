@@ -21,7 +21,13 @@ func startWatcher(t *testing.T, f *fixture, path string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	w, err := pipeline.NewWatcher(path, 20*time.Millisecond, func() { _ = f.ctrl.LoadFile(path, false) }, f.ctrl2Logger())
+	w, err := pipeline.NewWatcher(pipeline.WatcherOptions{
+		Path:     path,
+		Debounce: 20 * time.Millisecond,
+		Files:    f.ctrl.WatchedFiles,
+		Reload:   func() { _ = f.ctrl.LoadFile(path, false) },
+		Logger:   f.ctrl2Logger(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
