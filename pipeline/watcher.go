@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // WatcherOptions configure a Watcher.
@@ -33,6 +34,8 @@ type WatcherOptions struct {
 	// Reload re-reads the config.
 	Reload func()
 	Logger *slog.Logger
+	// Registerer, if set, gets sluice_config_watcher_events_total.
+	Registerer prometheus.Registerer
 }
 
 // Watcher calls Reload when the config file may have changed.
@@ -55,6 +58,7 @@ type Watcher struct {
 	parent string // absolute; "" when dir is the root
 	// dirWatched is false while the directory is gone.
 	dirWatched bool
+	events     *prometheus.CounterVec
 }
 
 // NewWatcher starts watching the directory of o.Path; changes are seen from
@@ -79,7 +83,18 @@ func NewWatcher(o WatcherOptions) (*Watcher, error) {
 		fw.Close()
 		return nil, fmt.Errorf("config watcher: watching %s: %w", dir, err)
 	}
-	w := &Watcher{o: o, fw: fw, dir: dir, dirWatched: true}
+	w := &Watcher{o: o, fw: fw, dir: dir, dirWatched: true, events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_config_watcher_events_total",
+		Help: "File system events seen by the config watcher (config directory and its parent), by whether they concern the config and a reload follows (relevant=\"true\") or were ignored.",
+	}, []string{"relevant"})}
+	w.events.WithLabelValues("true")
+	w.events.WithLabelValues("false")
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(w.events); err != nil {
+			fw.Close()
+			return nil, fmt.Errorf("config watcher: %w", err)
+		}
+	}
 	if p := filepath.Dir(dir); p != dir {
 		if err := fw.Add(p); err != nil {
 			// Not fatal: the periodic check still sees a replaced directory.
@@ -113,7 +128,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if w.handle(ev) {
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			relevant := w.handle(ev)
+			w.events.WithLabelValues(fmt.Sprint(relevant)).Inc()
+			if relevant {
 				timer.Reset(w.o.Debounce)
 			}
 		case err, ok := <-fw.Errors:
@@ -156,9 +176,6 @@ func (w *Watcher) handle(ev fsnotify.Event) bool {
 	}
 	if filepath.Dir(name) != w.dir {
 		return false // another entry of the parent
-	}
-	if ev.Op == fsnotify.Chmod {
-		return false
 	}
 	return w.relevant(name)
 }

@@ -109,6 +109,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		Files:         ctrl.WatchedFiles,
 		Reload:        func() { _ = reload("file", false) },
 		Logger:        logger,
+		Registerer:    reg,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
