@@ -9,8 +9,9 @@ package pipeline
 //	`hcl:"name,block"`     nested block: struct (exactly one), *struct (at most one), []struct (any)
 //	`hcl:"name,label"`     a label of a nested block (only in a nested block's struct)
 //
-// A field tagged `secret:"true"` (a DSN, a token) is never echoed: a
-// diagnostic about its line is printed without the source snippet.
+// A field tagged `secret:"true"` (a DSN, a token) is never echoed: its
+// value is redacted from every rendered diagnostic, and so is the value of
+// any attribute whose name is close to it (see redact.go).
 //
 // Attribute types: string, bool, signed/unsigned integers, floats,
 // time.Duration (a string such as "10s", "1m30s" or "1d"),
