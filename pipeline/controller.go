@@ -10,7 +10,9 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,8 @@ type ControllerOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// StopTimeout bounds how long a component may take to stop (default 10s).
 	StopTimeout time.Duration
+	// LoadOptions are applied to every config the controller loads.
+	LoadOptions
 }
 
 // Controller owns the running graph and applies new configs to it.
@@ -47,9 +51,12 @@ type Controller struct {
 	filename string
 	lastSrc  []byte   // last applied source
 	lastHash string   // fingerprint of the last attempt (see fingerprint)
-	files    []string // files the running config depends on (Graph.Files)
-	failed   bool     // the last attempt was rejected
+	files    []string // files the config depends on (see fingerprint)
 	closed   bool     // stopped: Apply refuses to start anything
+
+	// watched is the config file and c.files, for the watcher, which must
+	// not wait for applyMu while an Apply stops components.
+	watched atomic.Pointer[[]string]
 
 	mu    sync.RWMutex
 	nodes map[string]*node
@@ -123,22 +130,84 @@ func NewController(opts ControllerOptions) *Controller {
 // included: what /metrics serves and agent.metrics exports.
 func (c *Controller) Gatherer() prometheus.Gatherer { return c.agentGatherer }
 
-// Ready reports whether a config has been applied.
+// Ready reports whether the agent is serving: see Readiness.
 func (c *Controller) Ready() bool {
+	ok, _ := c.Readiness()
+	return ok
+}
+
+// Readiness reports whether the agent is ready, and why not: a config has
+// been applied and no component is failing to start (its Run fails without
+// ever staying up, such as a socket that cannot be bound, or fails twice in
+// a row; see node.failing). A component that reports itself unhealthy (a
+// database that is down) or that failed to take new arguments does not
+// make the agent unready: the agent still serves what it has, and taking it
+// out of a load balancer would lose the rest.
+func (c *Controller) Readiness() (bool, string) {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.ready
+	ready := c.ready
+	c.mu.RUnlock()
+	if !ready {
+		return false, "no config applied yet"
+	}
+	var failing []string
+	for _, n := range c.liveNodes() {
+		if msg, bad := n.failing(); bad {
+			failing = append(failing, n.id+": "+RedactText(msg))
+		}
+	}
+	if len(failing) > 0 {
+		return false, "components failing to start: " + strings.Join(failing, "; ")
+	}
+	return true, ""
+}
+
+// WatchedFiles returns the files whose change may change what the config
+// loads to: the config file, the files it read with file() and those its
+// components refer to (for a rejected config, those it tried to use and
+// those of the running one).
+func (c *Controller) WatchedFiles() []string {
+	if p := c.watched.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *Controller) setWatched(filename string, files []string) {
+	w := append([]string{filename}, files...)
+	c.watched.Store(&w)
 }
 
 func (c *Controller) now() time.Time { return time.Now() }
 
+// ReadConfigFile reads a config file, refusing what is not a regular file
+// (after symlinks): a directory, a device or a FIFO (reading which would
+// block forever) are mistakes, not configs.
+func ReadConfigFile(filename string) ([]byte, error) {
+	fi, err := os.Stat(filename)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("reading config: %s is a directory; give the config file's path", filename)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading config: %s is not a regular file (%s)", filename, fi.Mode().Type())
+	}
+	src, err := os.ReadFile(filename)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return src, nil
+}
+
 // LoadFile reads filename and applies it. With force false, a file whose
 // content is unchanged since the last attempt is skipped (returns nil).
 func (c *Controller) LoadFile(filename string, force bool) error {
-	src, err := os.ReadFile(filename)
+	src, err := ReadConfigFile(filename)
 	if err != nil {
 		c.recordFailure()
-		return fmt.Errorf("reading config: %w", err)
+		return err
 	}
 	if !force {
 		c.applyMu.Lock()
@@ -152,12 +221,12 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 }
 
 // fingerprint identifies what a load of src would see: the source and the
-// files the running config depends on; after a rejected load, the source
-// and its whole directory (the fix may be a file the config names).
+// content of c.files. After an accepted load, c.files are the files the
+// config depends on; after a rejected one, also those the attempt tried to
+// use (a missing mapping file: creating it is worth another try). Nothing
+// else counts: a log file written next to the config must not make a
+// rejected config be retried, and fail again, at every log line.
 func (c *Controller) fingerprint(src []byte) string {
-	if c.failed {
-		return hashConfig(src, nil) + "+dir:" + dirHash(c.configDir)
-	}
 	return hashConfig(src, c.files)
 }
 
@@ -172,11 +241,25 @@ func hashConfig(src []byte, files []string) string {
 }
 
 // Validate loads src exactly as Apply would (every block decoded, validated
-// and built) without running anything or touching the running graph.
+// and built) without running anything or touching the running graph, with
+// default LoadOptions.
 func Validate(filename string, src []byte, lookupEnv LookupEnvFunc) error {
+	return ValidateWith(filename, src, ValidateOptions{LookupEnv: lookupEnv})
+}
+
+// ValidateOptions configure ValidateWith.
+type ValidateOptions struct {
+	LookupEnv LookupEnvFunc
+	LoadOptions
+}
+
+// ValidateWith is Validate with the agent's load options (sluice validate
+// passes the flags run would get).
+func ValidateWith(filename string, src []byte, o ValidateOptions) error {
+	lookupEnv := o.LookupEnv
 	c := NewController(ControllerOptions{LookupEnv: lookupEnv, Logger: slog.New(slog.DiscardHandler)})
 	c.configDir = absDir(filename)
-	_, err := loadConfig(filename, src, lookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
+	_, _, err := loadConfig(filename, src, o.LoadOptions, lookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
 		n, err := c.buildNode(ln)
 		if err != nil {
 			return cty.NilVal, err
@@ -204,7 +287,7 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	running := c.nodes
 	c.mu.RUnlock()
 	built := map[string]*node{}
-	g, err := loadConfig(filename, src, c.opts.LookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
+	g, tried, err := loadConfig(filename, src, c.opts.LoadOptions, c.opts.LookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
 		if old := running[ln.ID]; old != nil {
 			return old.exportsValue(), nil
 		}
@@ -217,7 +300,8 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	})
 	c.evaluationDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		c.failed = true
+		c.files = dedup(append(slices.Clone(c.files), tried...))
+		c.setWatched(filename, c.files)
 		c.lastHash = c.fingerprint(src)
 		c.recordFailure()
 		return err
@@ -280,7 +364,8 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
 	c.lastSrc = src
-	c.files, c.failed = g.Files, false
+	c.files = g.Files
+	c.setWatched(filename, c.files)
 	c.lastHash = c.fingerprint(src)
 	c.reloads.WithLabelValues("success").Inc()
 	c.lastReloadOK.Set(1)
@@ -304,8 +389,10 @@ type ApplyError struct {
 	Errs []error
 }
 
+// Error redacts URL userinfo and passwords: component errors may quote
+// their arguments, and this text is logged and served by /-/reload.
 func (e *ApplyError) Error() string {
-	return "config applied, but some components reported errors: " + errors.Join(e.Errs...).Error()
+	return RedactText("config applied, but some components reported errors: " + errors.Join(e.Errs...).Error())
 }
 
 func (e *ApplyError) Unwrap() []error { return e.Errs }
@@ -400,7 +487,9 @@ func (c *Controller) Components() []ComponentInfo {
 		if ups == nil {
 			ups = []string{}
 		}
-		out = append(out, ComponentInfo{ID: id, Type: n.typ, Health: n.health(), LastUpdate: lu, Restarts: n.restarts.Load(), Upstreams: ups})
+		h := n.health()
+		h.Message = RedactText(h.Message) // components may quote their arguments
+		out = append(out, ComponentInfo{ID: id, Type: n.typ, Health: h, LastUpdate: lu, Restarts: n.restarts.Load(), Upstreams: ups})
 	}
 	return out
 }

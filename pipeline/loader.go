@@ -44,6 +44,8 @@ type LoadedNode struct {
 	Files []string
 	// Range is the block's header, for messages.
 	Range hcl.Range
+
+	body hcl.Body // for diagnostics that point at one attribute
 }
 
 // Graph is a loaded config: nodes in topological order (every node after the
@@ -55,19 +57,35 @@ type Graph struct {
 	Files []string
 }
 
+// LoadOptions are what a config is checked against besides itself: facts
+// about the agent that runs it.
+type LoadOptions struct {
+	// AllowEmpty accepts a config that declares no components. Without it
+	// such a config is refused: an empty or comment-only file is far more
+	// often a truncated write or a failed template render than a wish to
+	// stop every component (--config.allow-empty).
+	AllowEmpty bool
+	// AgentListenAddress is the address of the agent's own HTTP server; a
+	// component that wants to listen on it is refused at load time.
+	AgentListenAddress string
+}
+
 // instantiateFunc returns the exports of a node that has just been decoded:
 // the controller builds a new component, or hands back a running one's.
 type instantiateFunc func(n *LoadedNode) (cty.Value, error)
 
 // loadConfig parses, checks, orders and decodes a config. It stops at the
-// first stage with errors, so one mistake does not cascade into many.
-func loadConfig(filename string, src []byte, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, error) {
+// first stage with errors, so one mistake does not cascade into many. It
+// also returns every file the attempt depended on besides the config (read
+// with file(), named by a component), whether or not it succeeded: a
+// rejected config deserves another try when one of them changes.
+func loadConfig(filename string, src []byte, lopts LoadOptions, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, []string, error) {
 	parser := hclparse.NewParser()
-	g, diags := loadWith(parser, filename, src, lookupEnv, agentExports, inst)
+	g, files, diags := loadWith(parser, filename, src, lopts, lookupEnv, agentExports, inst)
 	if diags.HasErrors() {
-		return nil, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser, filename)}
+		return nil, files, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser, filename)}
 	}
-	return g, nil
+	return g, files, nil
 }
 
 // fileSecrets finds the secret attributes of every known block in the file,
@@ -90,14 +108,22 @@ func fileSecrets(parser *hclparse.Parser, filename string) []hcl.Range {
 	return out
 }
 
-func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, hcl.Diagnostics) {
+func loadWith(parser *hclparse.Parser, filename string, src []byte, lopts LoadOptions, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, []string, hcl.Diagnostics) {
 	decls, diags := parseDecls(parser, filename, src)
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, nil, diags
+	}
+	if len(decls) == 0 && !lopts.AllowEmpty {
+		return nil, nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "No components in the config",
+			Detail:   "The config declares no component, so applying it would stop everything. An empty or comment-only file is usually a truncated write or a failed template; if an agent without components is really intended, run with --config.allow-empty.",
+			Subject:  &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
 	}
 	order, diags := orderDecls(decls)
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, nil, diags
 	}
 
 	configDir := absDir(filename)
@@ -118,7 +144,8 @@ func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv Lo
 			continue
 		}
 		ctx := &hcl.EvalContext{Variables: evalVars(d, exports, agentExports), Functions: funcs}
-		n, ds := decodeDecl(d, ctx, configDir)
+		n, referenced, ds := decodeDecl(d, ctx, configDir)
+		read = append(read, referenced...)
 		diags = append(diags, ds...)
 		if ds.HasErrors() {
 			failed[d.id] = true
@@ -139,25 +166,25 @@ func loadWith(parser *hclparse.Parser, filename string, src []byte, lookupEnv Lo
 		g.Nodes = append(g.Nodes, n)
 	}
 	diags = append(diags, checkHTTPPaths(g.Nodes)...)
+	diags = append(diags, checkListenAddresses(g.Nodes, lopts.AgentListenAddress)...)
+	files := dedup(read)
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, files, diags
 	}
+	g.Files = files
+	return g, files, diags
+}
+
+func dedup(ss []string) []string {
 	seen := map[string]bool{}
-	for _, p := range read {
-		if !seen[p] {
-			seen[p] = true
-			g.Files = append(g.Files, p)
+	var out []string
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
 		}
 	}
-	for _, n := range g.Nodes {
-		for _, p := range n.Files {
-			if !seen[p] {
-				seen[p] = true
-				g.Files = append(g.Files, p)
-			}
-		}
-	}
-	return g, diags
+	return out
 }
 
 func parseDecls(parser *hclparse.Parser, filename string, src []byte) ([]*declaration, hcl.Diagnostics) {
@@ -371,20 +398,20 @@ func evalVars(d *declaration, exports map[string]cty.Value, agentExports cty.Val
 	return vars
 }
 
-func decodeDecl(d *declaration, ctx *hcl.EvalContext, configDir string) (*LoadedNode, hcl.Diagnostics) {
-	args, eval, diags := decodeArgs(d.reg, d.block.Body, d.block.DefRange, ctx, configDir)
+// decodeDecl decodes one block. It also returns the files the block refers
+// to (FileReferrer) when its arguments decoded but did not validate: a
+// missing mapping file is then retried when it appears.
+func decodeDecl(d *declaration, ctx *hcl.EvalContext, configDir string) (*LoadedNode, []string, hcl.Diagnostics) {
+	args, eval, files, diags := decodeArgs(d.reg, d.block.Body, d.block.DefRange, ctx, configDir)
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, files, diags
 	}
-	n := &LoadedNode{ID: d.id, Type: d.typ, Reg: d.reg, Args: args, Eval: eval, Deps: d.deps, Range: d.block.DefRange}
-	if fr, ok := argsPointer(args).(FileReferrer); ok {
-		n.Files = fr.ReferencedFiles()
-	}
+	n := &LoadedNode{ID: d.id, Type: d.typ, Reg: d.reg, Args: args, Eval: eval, Deps: d.deps, Range: d.block.DefRange, Files: files, body: d.block.Body}
 	if len(n.Files) > 0 {
 		// The files' content is part of the configuration.
 		n.Eval = cty.TupleVal([]cty.Value{eval, cty.StringVal(filesHash(n.Files))})
 	}
-	return n, diags
+	return n, files, diags
 }
 
 // absDir is the absolute directory of a config file: relative paths in the
@@ -430,25 +457,6 @@ func checkHTTPPaths(nodes []*LoadedNode) hcl.Diagnostics {
 	return diags
 }
 
-// dirHash fingerprints the regular files directly in dir (symlinks
-// followed, as in a mounted ConfigMap). After a rejected config the
-// controller cannot know which files the config meant to use, so any
-// content change next to it is worth another try.
-func dirHash(dir string) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "unreadable"
-	}
-	var paths []string
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() < 16<<20 {
-			paths = append(paths, p)
-		}
-	}
-	return filesHash(paths)
-}
-
 // filesHash fingerprints the content of files; a missing file hashes as
 // such (Validate reports it).
 func filesHash(paths []string) string {
@@ -465,29 +473,33 @@ func filesHash(paths []string) string {
 }
 
 // decodeArgs decodes a component's body into a new value of its Args type
-// and validates it.
-func decodeArgs(reg Registration, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext, configDir string) (Arguments, cty.Value, hcl.Diagnostics) {
+// and validates it, returning also the files it refers to (FileReferrer).
+func decodeArgs(reg Registration, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext, configDir string) (Arguments, cty.Value, []string, hcl.Diagnostics) {
 	target := reflect.New(reflect.TypeOf(reg.Args)).Elem()
 	eval, diags := decodeBody(body, ctx, target)
 	if diags.HasErrors() {
-		return nil, cty.NilVal, diags
+		return nil, cty.NilVal, nil, diags
 	}
 	if r, ok := target.Addr().Interface().(PathResolver); ok {
 		r.ResolvePaths(configDir)
 	}
+	var files []string
+	if fr, ok := target.Addr().Interface().(FileReferrer); ok {
+		files = fr.ReferencedFiles()
+	}
 	if v, ok := target.Addr().Interface().(Validator); ok {
 		diags = append(diags, validationDiags(v.Validate(), body, def)...)
 		if diags.HasErrors() {
-			return nil, cty.NilVal, diags
+			return nil, cty.NilVal, files, diags
 		}
 	}
-	return target.Interface(), eval, diags
+	return target.Interface(), eval, files, diags
 }
 
 // DecodeArguments decodes and validates a component body outside a config
 // file: for tests and tools. vars are extra variables for expressions.
 func DecodeArguments(reg Registration, body hcl.Body, configDir string, lookupEnv LookupEnvFunc, vars map[string]cty.Value) (Arguments, hcl.Diagnostics) {
 	ctx := &hcl.EvalContext{Variables: vars, Functions: functions(configDir, lookupEnv, nil)}
-	args, _, diags := decodeArgs(reg, body, body.MissingItemRange(), ctx, configDir)
+	args, _, _, diags := decodeArgs(reg, body, body.MissingItemRange(), ctx, configDir)
 	return args, diags
 }

@@ -93,6 +93,9 @@ type sourceArgs struct {
 	// new gatherer.
 	Republish string        `hcl:"republish,optional"`
 	Nested    []nestedBlock `hcl:"item,block"`
+	// Crash makes Update end the running Run with an error (a crash of a
+	// component that was running fine).
+	Crash bool `hcl:"crash,optional"`
 }
 
 type nestedBlock struct {
@@ -142,6 +145,7 @@ type testSource struct {
 	reg     *prometheus.Registry
 	gauge   prometheus.Gauge
 	fails   atomic.Int64
+	crash   chan struct{}
 }
 
 func (s *testSource) Run(ctx context.Context) error {
@@ -150,7 +154,12 @@ func (s *testSource) Run(ctx context.Context) error {
 		s.j.add("fail %s", s.id)
 		return errors.New("injected failure")
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-s.crash:
+		s.j.add("crash %s", s.id)
+		return errors.New("crashed")
+	}
 	s.j.add("stop %s", s.id)
 	return nil
 }
@@ -159,6 +168,12 @@ func (s *testSource) Update(a pipeline.Arguments) error {
 	args := a.(sourceArgs)
 	if args.RejectUpd {
 		return errors.New("update rejected")
+	}
+	if args.Crash {
+		select {
+		case s.crash <- struct{}{}:
+		default:
+		}
 	}
 	s.gauge.Set(args.Value)
 	switch args.Republish {
@@ -205,7 +220,34 @@ func (s *testSink) Gather() (prometheus.Gatherers, error) {
 	return prometheus.Gatherers(s.in), nil
 }
 
+// listenerArgs claims sockets, for the loader's listen-address checks.
+type listenerArgs struct {
+	TCP      string `hcl:"tcp,optional"`
+	UDP      string `hcl:"udp,optional"`
+	Unixgram string `hcl:"unixgram,optional"`
+}
+
+func (a listenerArgs) ListenAddresses() []pipeline.ListenAddress {
+	var out []pipeline.ListenAddress
+	for _, l := range []pipeline.ListenAddress{{Network: "tcp", Address: a.TCP, Attr: "tcp"}, {Network: "udp", Address: a.UDP, Attr: "udp"}, {Network: "unixgram", Address: a.Unixgram, Attr: "unixgram"}} {
+		if l.Address != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func init() {
+	pipeline.Register(pipeline.Registration{
+		Name:    "test_listener",
+		Summary: "test component that claims sockets",
+		Args:    listenerArgs{},
+		Exports: struct{}{},
+		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
+			o.OnExports(struct{}{})
+			return &testSink{id: o.ID, j: &journal{}}, nil
+		},
+	})
 	pipeline.Register(pipeline.Registration{
 		Name:      "test_source",
 		Stability: pipeline.StabilityExperimental,
@@ -214,7 +256,7 @@ func init() {
 		Exports:   metricsExports{},
 		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
 			args := a.(sourceArgs)
-			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry(), publish: o.OnExports}
+			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry(), publish: o.OnExports, crash: make(chan struct{}, 1)}
 			s.fails.Store(int64(args.FailTimes))
 			s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_value", Help: "test", ConstLabels: args.Labels})
 			s.gauge.Set(args.Value)
