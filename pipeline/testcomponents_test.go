@@ -97,6 +97,9 @@ type sourceArgs struct {
 	// change that no reload caused.
 	RepublishOnRun bool          `hcl:"republish_on_run,optional"`
 	Nested         []nestedBlock `hcl:"item,block"`
+	// Crash makes a committed Update end the running Run with an error (a
+	// crash of a component that was running fine).
+	Crash bool `hcl:"crash,optional"`
 }
 
 type nestedBlock struct {
@@ -147,6 +150,7 @@ type testSource struct {
 	reg            *prometheus.Registry
 	gauge          prometheus.Gauge
 	fails          atomic.Int64
+	crash          chan struct{}
 }
 
 func (s *testSource) Run(ctx context.Context) error {
@@ -159,7 +163,12 @@ func (s *testSource) Run(ctx context.Context) error {
 		s.j.add("fail %s", s.id)
 		return errors.New("injected failure")
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-s.crash:
+		s.j.add("crash %s", s.id)
+		return errors.New("crashed")
+	}
 	s.j.add("stop %s", s.id)
 	return nil
 }
@@ -172,6 +181,12 @@ func (s *testSource) Update(args sourceArgs) (pipeline.Pending, error) {
 		return nil, errors.New("update rejected")
 	}
 	return &testPending{j: s.j, id: s.id, commit: func() {
+		if args.Crash {
+			select {
+			case s.crash <- struct{}{}:
+			default:
+			}
+		}
 		s.gauge.Set(args.Value)
 		s.j.add("set %s %v", s.id, args.Value)
 		switch args.Republish {
@@ -249,18 +264,52 @@ func (s *testSink) Gather() (prometheus.Gatherers, error) {
 	return prometheus.Gatherers(s.in), nil
 }
 
+// listenerArgs claims sockets, for the loader's listen-address checks.
+type listenerArgs struct {
+	TCP      string `hcl:"tcp,optional"`
+	UDP      string `hcl:"udp,optional"`
+	Unixgram string `hcl:"unixgram,optional"`
+}
+
+func (a listenerArgs) ListenAddresses() []pipeline.ListenAddress {
+	var out []pipeline.ListenAddress
+	for _, l := range []pipeline.ListenAddress{{Network: "tcp", Address: a.TCP, Attr: "tcp"}, {Network: "udp", Address: a.UDP, Attr: "udp"}, {Network: "unixgram", Address: a.Unixgram, Attr: "unixgram"}} {
+		if l.Address != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// testListener binds nothing: its arguments only claim sockets.
+type testListener struct{}
+
+func (testListener) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (testListener) Update(listenerArgs) (pipeline.Pending, error) {
+	return pipeline.CommitFunc(nil), nil
+}
+
 var (
-	_ pipeline.Component[sourceArgs] = (*testSource)(nil)
-	_ pipeline.Component[sinkArgs]   = (*testSink)(nil)
+	_ pipeline.Component[sourceArgs]   = (*testSource)(nil)
+	_ pipeline.Component[sinkArgs]     = (*testSink)(nil)
+	_ pipeline.Component[listenerArgs] = testListener{}
 )
 
 func init() {
+	pipeline.Register(pipeline.Registration[listenerArgs, struct{}]{
+		Name:    "test_listener",
+		Summary: "test component that claims sockets",
+		Build: func(o pipeline.Options[struct{}], _ listenerArgs) (pipeline.Component[listenerArgs], error) {
+			o.OnExports(struct{}{})
+			return testListener{}, nil
+		},
+	})
 	pipeline.Register(pipeline.Registration[sourceArgs, metricsExports]{
 		Name:      "test_source",
 		Stability: pipeline.StabilityExperimental,
 		Summary:   "test source",
 		Build: func(o pipeline.Options[metricsExports], args sourceArgs) (pipeline.Component[sourceArgs], error) {
-			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry(), publish: o.OnExports, republishOnRun: args.RepublishOnRun}
+			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry(), publish: o.OnExports, republishOnRun: args.RepublishOnRun, crash: make(chan struct{}, 1)}
 			s.fails.Store(int64(args.FailTimes))
 			s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_value", Help: "test", ConstLabels: args.Labels})
 			s.gauge.Set(args.Value)
