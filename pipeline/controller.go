@@ -448,7 +448,7 @@ func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, hc
 	}
 	if diags.HasErrors() {
 		for i := len(changes) - 1; i >= 0; i-- {
-			changes[i].pending.Abort()
+			changes[i].n.finish(changes[i].pending.Abort, "Abort")
 		}
 		return nil, &DiagnosticsError{Diags: diags, Files: hclFiles, Secrets: secrets}
 	}
@@ -459,7 +459,7 @@ func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, hc
 func (c *Controller) commit(changes []change) {
 	now := c.now()
 	for _, ch := range changes {
-		ch.pending.Commit()
+		ch.n.finish(ch.pending.Commit, "Commit")
 		n, ln := ch.n, ch.ln
 		n.args, n.eval, n.files, n.filesHash = ln.args, ln.eval, ln.files, ln.filesHash
 		n.mu.Lock()

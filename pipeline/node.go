@@ -279,6 +279,18 @@ func (n *node) stop(timeout time.Duration) error {
 	}
 }
 
+// finish calls a Pending's Commit or Abort. Neither may fail; a panic is a
+// bug in the component, logged so that it does not take the agent (and
+// the reload of every other component) down with it.
+func (n *node) finish(f func(), what string) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.logger.Error("panic in "+what+" of new arguments", "panic", RedactText(fmt.Sprint(r)))
+		}
+	}()
+	f()
+}
+
 // prepare calls the component's Update for args, turning a panic into an
 // error: a reload must not kill the agent.
 func (n *node) prepare(args any) (p Pending, err error) {
