@@ -138,7 +138,8 @@ type FileReferrer interface {
 // HTTPPathUser is implemented by Arguments types of components that mount
 // handlers on the agent's HTTP server. The loader refuses a config in which
 // two components want the same path, so the clash is a diagnostic instead
-// of a component failing at run time. ListenAddressUser (listen.go) does the same for sockets.
+// of a component failing at run time. ListenAddressUser (listen.go) does
+// the same for sockets.
 type HTTPPathUser interface {
 	HTTPPaths(componentID string) []string
 }
