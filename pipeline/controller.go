@@ -60,11 +60,10 @@ type Controller struct {
 	// not wait for applyMu while an Apply stops components.
 	watched atomic.Pointer[[]string]
 	// The declarations of the running config, in topological order, and
-	// what renders diagnostics about it: an export change re-evaluates
+	// its parsed files (for diagnostics): an export change re-evaluates
 	// some of them without parsing the file again.
 	decls    []*declaration
 	hclFiles map[string]*hcl.File
-	secrets  []hcl.Range
 
 	mu    sync.RWMutex
 	nodes map[string]*node
@@ -353,11 +352,11 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 	// Prepare every change; commit only if all of them can be made.
 	var changed []*loadedNode
 	for _, ln := range g.nodes {
-		if n := running[ln.id]; n != nil && !n.eval.RawEquals(ln.eval) {
+		if running[ln.id] != nil && !ln.unchanged {
 			changed = append(changed, ln)
 		}
 	}
-	changes, err := c.prepare(running, changed, g.hclFiles, g.secrets)
+	changes, err := c.prepare(running, changed, filename, g.hclFiles)
 	if err != nil {
 		c.reject(filename, src, files, tried)
 		return err
@@ -407,7 +406,7 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 	c.mu.Lock()
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
-	c.decls, c.hclFiles, c.secrets = g.decls, g.hclFiles, g.secrets
+	c.decls, c.hclFiles = g.decls, g.hclFiles
 	c.files = g.files
 	c.setWatched(filename, c.files)
 	c.lastHash = c.fingerprint(src, files)
@@ -427,7 +426,7 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 // prepare calls Update on every changed component. If one fails, it aborts
 // those already prepared and returns every failure as a diagnostic at its
 // block.
-func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, hclFiles map[string]*hcl.File, secrets []hcl.Range) ([]change, error) {
+func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, filename string, hclFiles map[string]*hcl.File) ([]change, error) {
 	var changes []change
 	var diags hcl.Diagnostics
 	for _, ln := range changed {
@@ -450,7 +449,7 @@ func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, hc
 		for i := len(changes) - 1; i >= 0; i-- {
 			changes[i].n.finish(changes[i].pending.Abort, "Abort")
 		}
-		return nil, &DiagnosticsError{Diags: diags, Files: hclFiles, Secrets: secrets}
+		return nil, &DiagnosticsError{Diags: diags, Files: hclFiles, Secrets: fileSecrets(hclFiles, filename)}
 	}
 	return changes, nil
 }
@@ -579,16 +578,16 @@ func (c *Controller) reevaluate(changed map[string]bool) error {
 		if ds.HasErrors() {
 			continue
 		}
-		if !n.eval.RawEquals(ln.eval) {
+		if !ln.unchanged {
 			diff = append(diff, ln)
 		}
 	}
 	if diags.HasErrors() {
 		c.lastHash = "" // let the next reload of the same file retry
 		c.recordFailure()
-		return &DiagnosticsError{Diags: diags, Files: c.hclFiles, Secrets: c.secrets}
+		return &DiagnosticsError{Diags: diags, Files: c.hclFiles, Secrets: fileSecrets(c.hclFiles, c.filename)}
 	}
-	changes, err := c.prepare(running, diff, c.hclFiles, c.secrets)
+	changes, err := c.prepare(running, diff, c.filename, c.hclFiles)
 	if err != nil {
 		c.lastHash = ""
 		c.recordFailure()

@@ -52,6 +52,9 @@ type loadedNode struct {
 	// filesHash their fingerprint.
 	files     []string
 	filesHash string
+	// unchanged is set when the block evaluates as the running
+	// component's (which keeps its arguments).
+	unchanged bool
 	// rng is the block's header, for messages, and body its body, for
 	// diagnostics that point at one attribute.
 	rng  hcl.Range
@@ -66,10 +69,9 @@ type graph struct {
 	// files are the files the config depends on besides itself: those read
 	// with file() and those components refer to (FileReferrer).
 	files []string
-	// hclFiles and secrets render diagnostics about this config later
-	// (a failed Update, a failed re-evaluation).
+	// hclFiles render diagnostics about this config later (a failed
+	// Update, a failed re-evaluation).
 	hclFiles map[string]*hcl.File
-	secrets  []hcl.Range
 }
 
 // LoadOptions are what a config is checked against besides itself: facts
@@ -134,10 +136,10 @@ func (l *loader) load(filename string, src []byte) (*graph, []string, error) {
 	g, diags := l.loadWith(parser, filename, src)
 	files := dedup(l.read)
 	if diags.HasErrors() {
-		return nil, files, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser, filename)}
+		return nil, files, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser.Files(), filename)}
 	}
 	g.files = files
-	g.hclFiles, g.secrets = parser.Files(), fileSecrets(parser, filename)
+	g.hclFiles = parser.Files()
 	return g, files, nil
 }
 
@@ -155,8 +157,8 @@ func dedup(ss []string) []string {
 
 // fileSecrets finds the secret attributes of every known block in the file,
 // even when the file did not load, so that no diagnostic prints them.
-func fileSecrets(parser *hclparse.Parser, filename string) []hcl.Range {
-	f := parser.Files()[filename]
+func fileSecrets(files map[string]*hcl.File, filename string) []hcl.Range {
+	f := files[filename]
 	if f == nil {
 		return nil
 	}
@@ -482,7 +484,7 @@ func (l *loader) evalDecl(d *declaration, exports map[string]cty.Value) (*loaded
 	}
 	if hasPrior && prior.eval.RawEquals(n.eval) {
 		// Unchanged: keep the running arguments, provisioned already.
-		n.args = prior.args
+		n.args, n.unchanged = prior.args, true
 		return n, diags
 	}
 	diags = append(diags, provision(target, body, def, provisionContext{
