@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -177,8 +178,14 @@ func collectRows(res pgx.Rows, q *queryDef, db string) ([]sample, int, error) {
 				return nil, rows, resultErrorf("metric %s: row %d: value column %q: %v", b.m.name, rows, b.m.value, err)
 			}
 			lvs := make([]string, 0, len(b.labels)+1)
-			for _, li := range b.labels {
-				lvs = append(lvs, labelValue(vals[li]))
+			for j, li := range b.labels {
+				lv := labelValue(vals[li])
+				// Prometheus refuses such a series at every scrape; a bytea
+				// column or a SQL_ASCII database can produce one.
+				if !utf8.ValidString(lv) {
+					return nil, rows, resultErrorf("metric %s: row %d: label column %q: the value is not valid UTF-8 (convert it in SQL, e.g. encode(col, 'hex'))", b.m.name, rows, b.m.labels[j])
+				}
+				lvs = append(lvs, lv)
 			}
 			if len(q.databases) > 0 {
 				lvs = append(lvs, db)
