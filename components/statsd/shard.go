@@ -48,8 +48,10 @@ func newShard(r *Receiver, exported prometheus.Registerer) *shard {
 }
 
 // run sweeps expired series every sweepInterval until stop is closed.
-func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}) {
+func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}, name string) {
 	defer wg.Done()
+	prog, unwatch := s.r.watch(name)
+	defer unwatch()
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	for {
@@ -57,19 +59,34 @@ func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			s.mu.Lock()
-			s.sweep()
-			s.mu.Unlock()
+			prog.busy(s.r)
+			s.lockedSweep()
+			prog.idle()
 		}
 	}
 }
 
+func (s *shard) lockedSweep() {
+	defer func() {
+		if v := recover(); v != nil {
+			s.r.recovered("sweep", v)
+		}
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweep()
+}
+
 // deliver applies a batch under the lock and recycles it.
 func (s *shard) deliver(b *batch) {
-	s.mu.Lock()
-	s.apply(b)
-	s.mu.Unlock()
+	s.lockedApply(b)
 	putBatch(b)
+}
+
+func (s *shard) lockedApply(b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apply(b)
 }
 
 // tryDeliver is deliver if the lock is free; it reports whether it was.
@@ -77,8 +94,10 @@ func (s *shard) tryDeliver(b *batch) bool {
 	if !s.mu.TryLock() {
 		return false
 	}
-	s.apply(b)
-	s.mu.Unlock()
+	func() {
+		defer s.mu.Unlock()
+		s.apply(b)
+	}()
 	putBatch(b)
 	return true
 }
@@ -87,11 +106,27 @@ func (s *shard) tryDeliver(b *batch) bool {
 func (s *shard) apply(b *batch) {
 	s.reg.Mapper = b.cfg.mapper
 	for i := range b.items {
-		s.one(&b.items[i], b.cfg.maxSeries)
+		s.safeOne(&b.items[i], b.cfg.maxSeries)
 	}
 	s.evCounter.flush()
 	s.evGauge.flush()
 	s.evObserver.flush()
+}
+
+// safeOne is one, recovering a panic: the item is dropped and counted,
+// the rest of the batch applies. The events are checked before they get
+// here (names, reserved labels, values), so a panic is a bug in the
+// receiver or below it, not bad input.
+func (s *shard) safeOne(it *item, maxSeries int64) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.r.recovered("shard", v, "metric", it.name)
+		}
+	}()
+	if s.r.hooks.apply != nil {
+		s.r.hooks.apply(it.name)
+	}
+	s.one(it, maxSeries)
 }
 
 // one applies an item to its series, creating the series if needed.
