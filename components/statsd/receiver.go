@@ -43,8 +43,8 @@ var packetReaders = func() int {
 
 // Receiver is a running statsd_receiver.
 type Receiver struct {
-	opts   pipeline.Options
-	log    *slog.Logger
+	opts     pipeline.Options
+	log      *slog.Logger
 	badLog   *slog.Logger // bounded rate, for bad input
 	panicLog *slog.Logger // bounded rate, for recovered panics
 	m        *selfMetrics
@@ -70,10 +70,10 @@ type Receiver struct {
 var (
 	_ pipeline.Component      = (*Receiver)(nil)
 	_ pipeline.HealthReporter = (*Receiver)(nil)
-	_ pipeline.Validator = (*Arguments)(nil)
-	_ pipeline.Validator = (*Mapping)(nil)
-	_ pipeline.Validator = (*MappingDefaults)(nil)
-	_ pipeline.Validator = (*SummaryOptions)(nil)
+	_ pipeline.Validator      = (*Arguments)(nil)
+	_ pipeline.Validator      = (*Mapping)(nil)
+	_ pipeline.Validator      = (*MappingDefaults)(nil)
+	_ pipeline.Validator      = (*SummaryOptions)(nil)
 )
 
 // New builds a receiver: it compiles the mapping and registers the
