@@ -245,3 +245,30 @@ func TestWatchdogReportsStalledReader(t *testing.T) {
 	pipelinetest.Eventually(t, waitFor, func() bool { return r.Health().State == pipeline.HealthHealthy },
 		"health did not recover: %+v", r.Health())
 }
+
+// Found by FuzzIngestLine: a counter foo_count next to a histogram or
+// summary foo (in either order, or two observers foo and foo_count) made
+// every gather fail ("collides with previously collected histogram"),
+// which upstream's registry does not check. The second one is now a
+// counted conflict and the scrape keeps working.
+func TestSuffixCollisionsAreConflicts(t *testing.T) {
+	h, r := startReceiver(t, udp+"mapping_defaults {\n  observer_type = \"histogram\"\n}\n")
+	g := h.Gatherer()
+	send(t, "udp", r.addr(t, "udp"),
+		"a:1|ms\na_count:1|c\n"+ // observer first
+			"b_sum:1|g\nb:1|ms\n"+ // observer second
+			"c:1|ms\nc_bucket:1|ms\n"+ // two observers
+			"d:1|ms\nd_count_sum:1|c\n"+ // d_count_sum routes with d and d_count
+			"d_count:1|ms\n"+
+			"ok:1|c")
+	waitValue(t, g, "ok", nil, 1)
+	for _, c := range []struct{ typ, name string }{{"counter", "a_count"}, {"observer", "b"}, {"observer", "c_bucket"}, {"observer", "d_count"}} {
+		waitValue(t, h.Registry, "statsd_exporter_events_conflict_total", map[string]string{"type": c.typ, "metric_name": c.name}, 1)
+	}
+	if _, err := g.Gather(); err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	waitValue(t, g, "a", nil, 1)
+	waitValue(t, g, "b_sum", nil, 1)
+	waitValue(t, g, "d_count_sum", nil, 1)
+}

@@ -542,10 +542,14 @@ func (r *Receiver) shardOf(name string) int {
 	if len(r.shards) == 1 {
 		return 0
 	}
-	for _, suf := range [...]string{"_bucket", "_count", "_sum"} {
-		if strings.HasSuffix(name, suf) {
-			name = name[:len(name)-len(suf)]
-			break
+	// All of them, repeatedly: a histogram foo_count makes foo_count_sum.
+	for stripped := true; stripped; {
+		stripped = false
+		for _, suf := range [...]string{"_bucket", "_count", "_sum"} {
+			if base, ok := strings.CutSuffix(name, suf); ok {
+				name, stripped = base, true
+				break
+			}
 		}
 	}
 	return int(maphash.String(r.seed, name) % uint64(len(r.shards)))

@@ -1,6 +1,8 @@
 package statsd
 
 import (
+	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,14 +160,18 @@ func (s *shard) one(it *item, maxSeries int64) {
 	}
 
 	var err error
-	switch it.kind {
-	case kindCounter:
+	if !known && s.suffixConflict(it.name, it.kind) {
+		err = errSuffixConflict
+	}
+	switch {
+	case err != nil:
+	case it.kind == kindCounter:
 		var c prometheus.Counter
 		if c, err = s.reg.GetCounter(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			c.Add(it.value)
 			s.evCounter.n++
 		}
-	case kindGauge:
+	case it.kind == kindGauge:
 		var g prometheus.Gauge
 		if g, err = s.reg.GetGauge(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			if it.relative {
@@ -175,13 +181,13 @@ func (s *shard) one(it *item, maxSeries int64) {
 			}
 			s.evGauge.n++
 		}
-	case kindHistogram:
+	case it.kind == kindHistogram:
 		var o prometheus.Observer
 		if o, err = s.reg.GetHistogram(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			o.Observe(it.value)
 			s.evObserver.n++
 		}
-	case kindSummary:
+	case it.kind == kindSummary:
 		var o prometheus.Observer
 		if o, err = s.reg.GetSummary(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			o.Observe(it.value)
@@ -205,6 +211,31 @@ func (s *shard) one(it *item, maxSeries int64) {
 		s.r.m.conflictingEventStats.WithLabelValues(typ, it.name).Inc()
 		s.r.badLog.Warn("conflicting metric, event dropped", "metric", it.name, "type", typ, "err", err)
 	}
+}
+
+var errSuffixConflict = errors.New("the name collides with a family of an existing histogram or summary (_bucket, _count, _sum)")
+
+// suffixConflict reports whether the first series of a metric named name
+// would collide, when gathered, with the families of a histogram or
+// summary (foo_bucket, foo_count, foo_sum): upstream's registry only
+// refuses a different type under the same name, and a collision makes
+// every gather fail. shardOf routes such names to the same shard.
+func (s *shard) suffixConflict(name string, k kind) bool {
+	for _, suf := range [...]string{"_count", "_sum", "_bucket"} {
+		if base, ok := strings.CutSuffix(name, suf); ok {
+			if m, ok := s.reg.Metrics[base]; ok {
+				if m.MetricType == metrics.HistogramMetricType || (m.MetricType == metrics.SummaryMetricType && suf != "_bucket") {
+					return true
+				}
+			}
+		}
+		if k == kindHistogram || (k == kindSummary && suf != "_bucket") {
+			if _, ok := s.reg.Metrics[name+suf]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // reserve takes one series slot if the total is below max.
