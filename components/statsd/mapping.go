@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,6 +109,9 @@ func (m *Mapping) Validate() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if err := m.checkLabels(); err != nil {
+		return pipeline.ErrorAt("labels", err)
+	}
 	doc := yaml.MapSlice{{Key: "mappings", Value: []any{m.yaml()}}}
 	if err := compileYAML(doc); err != nil {
 		attr := ""
@@ -121,6 +127,72 @@ func (m *Mapping) Validate() error {
 			return pipeline.ErrorAt(attr, err)
 		}
 		return err
+	}
+	return nil
+}
+
+// checkLabels checks the block's label names against what its own
+// observer_type reserves. With no observer_type the type comes from the
+// defaults, which the receiver's Validate checks with the whole mapping
+// (checkMappingLabels).
+func (m *Mapping) checkLabels() error {
+	if m.Action == "drop" {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Labels)) {
+		if err := labelProblem(k, mapper.ObserverType(m.ObserverType), mapper.MetricType(m.MatchMetricType)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// labelProblem says why a mapping label named k cannot be used on the
+// series its mapping makes: a reserved name (`__` prefixed; le on
+// histograms, quantile on summaries, which client_golang panics on) or an
+// invalid one. observer is the mapping's effective observer type ("" when
+// unknown: then only the type-independent checks run); a mapping that
+// matches only counters or gauges makes no observers.
+func labelProblem(k string, observer mapper.ObserverType, match mapper.MetricType) error {
+	if !validName(k) {
+		return fmt.Errorf("label %q is not a valid Prometheus label name", k)
+	}
+	if strings.HasPrefix(k, "__") {
+		return fmt.Errorf("label %q: names starting with __ are reserved", k)
+	}
+	if match == mapper.MetricTypeCounter || match == mapper.MetricTypeGauge {
+		return nil
+	}
+	switch {
+	case k == "le" && observer == mapper.ObserverTypeHistogram:
+		return errors.New(`label "le" is reserved for histogram buckets: rename it, or set match_metric_type to counter or gauge`)
+	case k == "quantile" && observer == mapper.ObserverTypeSummary:
+		return errors.New(`label "quantile" is reserved for summary quantiles: rename it, or set match_metric_type to counter or gauge`)
+	}
+	return nil
+}
+
+// checkMappingLabels checks every mapping of a compiled mapper (where each
+// mapping's observer type is resolved against the defaults) with
+// labelProblem.
+func checkMappingLabels(m *mapper.MetricMapper) error {
+	for i := range m.Mappings {
+		mp := &m.Mappings[i]
+		if mp.Action == mapper.ActionTypeDrop {
+			continue
+		}
+		t := mp.ObserverType
+		if t == mapper.ObserverTypeDefault {
+			t = m.Defaults.ObserverType
+		}
+		if t == mapper.ObserverTypeDefault {
+			t = mapper.ObserverTypeSummary // upstream's exporter's default
+		}
+		for _, k := range slices.Sorted(maps.Keys(mp.Labels)) {
+			if err := labelProblem(k, t, mp.MatchMetricType); err != nil {
+				return fmt.Errorf("mapping %d (match %q): %w", i+1, mp.Match, err)
+			}
+		}
 	}
 	return nil
 }
@@ -274,10 +346,20 @@ func mappingYAML(a Arguments, configDir string) (string, error) {
 		if err != nil {
 			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("reading the mapping file: %w", err))
 		}
-		if err := new(mapper.MetricMapper).InitFromYAMLString(string(src)); err != nil {
+		// The file may be anything (mapping_file = "/etc/shadow"): its
+		// YAML errors quote its content, so they are reduced to their
+		// positions.
+		if err := yaml.Unmarshal(src, &doc); err != nil {
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, redactYAMLError(err)))
+		}
+		fm := new(mapper.MetricMapper)
+		if err := fm.InitFromYAMLString(string(src)); err != nil {
+			if isYAMLError(err) {
+				err = redactYAMLError(err)
+			}
 			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
 		}
-		if err := yaml.Unmarshal(src, &doc); err != nil {
+		if err := checkMappingLabels(fm); err != nil {
 			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
 		}
 	}
@@ -315,10 +397,52 @@ func mappingYAML(a Arguments, configDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("assembling the mapping: %w", err)
 	}
-	if err := new(mapper.MetricMapper).InitFromYAMLString(string(out)); err != nil {
+	all := new(mapper.MetricMapper)
+	if err := all.InitFromYAMLString(string(out)); err != nil {
+		return "", fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
+	}
+	if err := checkMappingLabels(all); err != nil {
 		return "", fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
 	}
 	return string(out), nil
+}
+
+// yamlLineRE finds the positions in a YAML error message.
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// isYAMLError tells YAML decoding errors (which quote the document) from
+// the mapper's own checks (which quote a mapping's match or name).
+func isYAMLError(err error) bool {
+	var te *yaml.TypeError
+	return errors.As(err, &te) || strings.HasPrefix(err.Error(), "yaml:")
+}
+
+// redactYAMLError reduces a YAML error to what kind of error it is and
+// where: the YAML library quotes the offending content ("cannot unmarshal
+// !!str `root:$6$...`", "field API_KEY not found", "key ... already
+// defined"), and a mapping file that is not a mapping file may hold
+// secrets.
+func redactYAMLError(err error) error {
+	msg := err.Error()
+	kind := "not valid YAML"
+	switch {
+	case strings.Contains(msg, "cannot unmarshal"):
+		kind = "a value of the wrong type"
+	case strings.Contains(msg, "not found in type"):
+		kind = "an unknown field"
+	case strings.Contains(msg, "already defined"), strings.Contains(msg, "already set"):
+		kind = "a duplicate key"
+	}
+	var lines []string
+	for _, m := range yamlLineRE.FindAllStringSubmatch(msg, -1) {
+		if !slices.Contains(lines, m[1]) {
+			lines = append(lines, m[1])
+		}
+	}
+	if len(lines) == 0 {
+		return fmt.Errorf("%s (content not shown)", kind)
+	}
+	return fmt.Errorf("%s at line %s (content not shown)", kind, strings.Join(lines, ", "))
 }
 
 func compileYAML(doc yaml.MapSlice) error {
