@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,41 +25,67 @@ func resultErrorf(format string, args ...any) error {
 	return &resultError{msg: fmt.Sprintf(format, args...)}
 }
 
-// execOnce runs q once in database db ("" for the DSN's database). It
-// reports whether a failure happened on a connection that broke, which is
-// worth one retry on a fresh connection (a server restart leaves dead
-// connections in the pool).
-func (r *runner) execOnce(ctx context.Context, q *queryDef, db string) (samples []sample, rows int, broken bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, q.timeout)
-	defer cancel()
+// statementGrace is how long after a run's deadline the client waits for
+// the server to end the statement itself. The server's statement_timeout
+// fires at the deadline; its error reaches us a round trip later. Were the
+// context deadline the same instant, it would win that race: pgx would
+// close the connection (sending a cancel request of its own) and the run
+// would look like a broken connection. The grace only runs out when the
+// server or the network does not answer.
+const statementGrace = 2 * time.Second
+
+// execOnce runs q once in database db ("" for the DSN's database), due to
+// finish by deadline. It reports whether a failure happened on a connection
+// that broke, which is worth one retry on a fresh connection (a server
+// restart leaves dead connections in the pool).
+//
+// The deadline is kept by the server, not by cancelling the context: the
+// statement runs with statement_timeout set to the time left, so a slow
+// statement is cancelled once, by its own backend, and the connection
+// goes back to the pool healthy. The context ends statementGrace later,
+// for a server or network that does not answer.
+func (r *runner) execOnce(ctx context.Context, q *queryDef, db string, deadline time.Time) (samples []sample, rows int, broken bool, err error) {
+	// Waiting for a slot and connecting are ours to time out: no statement
+	// runs yet, so there is nothing to cancel on the server.
+	wctx, wcancel := context.WithDeadline(ctx, deadline)
+	defer wcancel()
 
 	select {
 	case r.sem <- struct{}{}:
 		defer func() { <-r.sem }()
-	case <-ctx.Done():
-		return nil, 0, false, fmt.Errorf("waiting for a free connection slot (max_conns): %w", ctx.Err())
+	case <-wctx.Done():
+		return nil, 0, false, fmt.Errorf("waiting for a free connection slot (max_conns): %w", wctx.Err())
 	}
 
 	pool, err := r.pools.get(db)
 	if err != nil {
 		return nil, 0, false, err
 	}
-	conn, err := pool.Acquire(ctx)
+	conn, err := pool.Acquire(wctx)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Release()
 	defer func() { broken = err != nil && conn.Conn().IsClosed() }()
 
+	left := time.Until(deadline)
+	if left < time.Millisecond {
+		return nil, 0, false, fmt.Errorf("no time left for the statement after connecting: %w", context.DeadlineExceeded)
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline.Add(statementGrace))
+	defer cancel()
+
 	major := serverMajor(conn.Conn().PgConn().ParameterStatus("server_version"))
-	ms := max(q.timeout.Milliseconds(), 1)
 	// One round trip: a READ ONLY transaction whose statements the server
-	// itself cancels after the timeout, even if this process goes away.
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: fmt.Sprintf("BEGIN READ ONLY; SET LOCAL statement_timeout = %d", ms)})
+	// itself cancels at the deadline, even if this process goes away.
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: fmt.Sprintf("BEGIN READ ONLY; SET LOCAL statement_timeout = %d", left.Milliseconds())})
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("begin: %w", err)
 	}
 	defer func() {
+		// The statement may have failed (statement_timeout): ROLLBACK ends
+		// the aborted transaction so the connection is clean for the next
+		// borrower. It gets its own short deadline: ctx may be done.
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		_ = tx.Rollback(rctx)
 		rcancel()
@@ -151,8 +178,14 @@ func collectRows(res pgx.Rows, q *queryDef, db string) ([]sample, int, error) {
 				return nil, rows, resultErrorf("metric %s: row %d: value column %q: %v", b.m.name, rows, b.m.value, err)
 			}
 			lvs := make([]string, 0, len(b.labels)+1)
-			for _, li := range b.labels {
-				lvs = append(lvs, labelValue(vals[li]))
+			for j, li := range b.labels {
+				lv := labelValue(vals[li])
+				// Prometheus refuses such a series at every scrape; a bytea
+				// column or a SQL_ASCII database can produce one.
+				if !utf8.ValidString(lv) {
+					return nil, rows, resultErrorf("metric %s: row %d: label column %q: the value is not valid UTF-8 (convert it in SQL, e.g. encode(col, 'hex'))", b.m.name, rows, b.m.labels[j])
+				}
+				lvs = append(lvs, lv)
 			}
 			if len(q.databases) > 0 {
 				lvs = append(lvs, db)

@@ -270,6 +270,8 @@ func TestBadResults(t *testing.T) {
 		{"sql_error", "SELEC 1", `value = "v"`, "syntax error"},
 		{"write_refused", "INSERT INTO q_bad VALUES ('b', 2) RETURNING k, v", "value = \"v\"\nlabels = [\"k\"]", "read-only transaction"},
 		{"duplicate_column", "SELECT 1 AS v, 2 AS v", `value = "v"`, "appears more than once"},
+		{"too_many_series", "SELECT g AS k, 1 AS v FROM generate_series(1, 10001) g", "value = \"v\"\nlabels = [\"k\"]", "more than 10000 series"},
+		{"label_not_utf8", "SELECT '\\xff'::bytea AS k, 1 AS v", "value = \"v\"\nlabels = [\"k\"]", "not valid UTF-8"},
 	}
 	var body strings.Builder
 	for _, c := range cases {

@@ -381,9 +381,15 @@ func (r *runner) execute(ctx context.Context, q *queryDef, red redactor) {
 	}
 	total, allOK := 0, true
 	for _, db := range dbs {
-		samples, rows, broken, err := r.execOnce(ctx, q, db)
-		if err != nil && broken && ctx.Err() == nil {
-			samples, rows, _, err = r.execOnce(ctx, q, db)
+		// One deadline per database covers the retry too: a run never
+		// takes longer than its timeout (plus statementGrace).
+		deadline := time.Now().Add(q.timeout)
+		samples, rows, broken, err := r.execOnce(ctx, q, db, deadline)
+		// A timed-out statement is not retried: it was slow, not broken,
+		// and running it again would double the load it puts on the
+		// server (and the run's duration).
+		if err != nil && broken && classify(err) != statusTimeout && ctx.Err() == nil {
+			samples, rows, _, err = r.execOnce(ctx, q, db, deadline)
 		}
 		if ctx.Err() != nil {
 			return // stopping or reloading: not an outcome of the query

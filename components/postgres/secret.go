@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -31,6 +32,16 @@ func parsePoolConfig(a Arguments) (*pgxpool.Config, error) {
 	}
 	if a.ApplicationName != "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = a.ApplicationName
+	}
+	// A context that ends mid-statement (Stop, reload, a server that does
+	// not answer within statementGrace) closes the connection: pgx sends
+	// one cancel request for the statement as it closes, and the pool
+	// never hands the connection out again. This is pgx's default, pinned
+	// here because the alternative, CancelRequestContextWatcherHandler,
+	// keeps the connection, and its cancel request can land after the
+	// statement ended, on the next borrower's statement.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}
 	return cfg, nil
 }

@@ -1,8 +1,12 @@
 package statsd
 
 import (
+	"io"
+	"net"
 	"os"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 const udp = "listen_udp = \"127.0.0.1:0\"\n"
@@ -185,6 +189,128 @@ mapping {
 			}
 		case "noise_x":
 			t.Errorf("noise.x was not dropped")
+		}
+	}
+}
+
+func dialTCP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func write(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	if _, err := c.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// max_connections: at the limit the listener stops accepting (the next
+// connection waits in the backlog, its lines are not lost); raising the
+// limit or closing a connection lets it in.
+func TestMaxConnections(t *testing.T) {
+	body := "listen_udp = \"\"\nlisten_tcp = \"127.0.0.1:0\"\n"
+	h, r := startReceiver(t, body+"max_connections = 2\n")
+	g := h.Gatherer()
+	addr := r.addr(t, "tcp")
+	c1, c2 := dialTCP(t, addr), dialTCP(t, addr)
+	write(t, c1, "one:1|c\n")
+	write(t, c2, "two:1|c\n")
+	waitValue(t, g, "one", nil, 1)
+	waitValue(t, g, "two", nil, 1)
+	waitValue(t, h.Registry, "sluice_statsd_tcp_open_connections", nil, 2)
+	// The accept loop is waiting for a slot before the third connection
+	// exists, so the third one cannot have been accepted.
+	waitValue(t, h.Registry, "sluice_statsd_tcp_accept_paused_total", nil, 1)
+	c3 := dialTCP(t, addr) // completes in the kernel's backlog
+	write(t, c3, "three:1|c\n")
+	if v := value(t, g, "three", nil); v != -1 {
+		t.Fatalf("three = %v: a connection past max_connections was served", v)
+	}
+	if v := value(t, h.Registry, "statsd_exporter_tcp_connections_total", nil); v != 2 {
+		t.Fatalf("%v connections accepted, want 2", v)
+	}
+	// Raising the limit in place serves it.
+	if err := h.Update(body + "max_connections = 3\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitValue(t, g, "three", nil, 1)
+	waitValue(t, h.Registry, "sluice_statsd_tcp_open_connections", nil, 3)
+	// A fourth waits until one closes.
+	waitValue(t, h.Registry, "sluice_statsd_tcp_accept_paused_total", nil, 2)
+	c4 := dialTCP(t, addr)
+	write(t, c4, "four:1|c\n")
+	c1.Close()
+	waitValue(t, g, "four", nil, 1)
+	waitValue(t, h.Registry, "statsd_exporter_tcp_connections_total", nil, 4)
+	waitValue(t, h.Registry, "sluice_statsd_tcp_open_connections", nil, 3)
+}
+
+// max_line_length: a longer TCP line is counted and skipped up to its
+// newline; the connection goes on. A line of exactly the limit, and an
+// unterminated last line, are kept.
+func TestMaxLineLength(t *testing.T) {
+	h, r := startReceiver(t, "listen_udp = \"\"\nlisten_tcp = \"127.0.0.1:0\"\nmax_line_length = 20\n")
+	g := h.Gatherer()
+	c := dialTCP(t, r.addr(t, "tcp"))
+	exact := "exactly.twenty.b:1|c" // 20 bytes
+	if len(exact) != 20 {
+		t.Fatal(len(exact))
+	}
+	write(t, c, "short:1|c\n"+exact+"\nway.too.long.for.the.limit:1|c\nafter:1|c\n")
+	// A long line arriving in pieces, with no newline for a while.
+	write(t, c, "split.too.long")
+	write(t, c, ".for.the.limit.again.and.again")
+	write(t, c, ":1|c\nafter.split:1|c\nlast:2|c")
+	c.Close()
+	waitValue(t, g, "short", nil, 1)
+	waitValue(t, g, "exactly_twenty_b", nil, 1)
+	waitValue(t, g, "after", nil, 1)
+	waitValue(t, g, "after_split", nil, 1)
+	waitValue(t, g, "last", nil, 2)
+	waitValue(t, h.Registry, "statsd_exporter_events_error_total", map[string]string{"reason": reasonLineTooLong}, 2)
+	waitValue(t, h.Registry, "statsd_exporter_tcp_too_long_lines_total", nil, 2)
+	for _, n := range familyNames(t, g) {
+		if strings.Contains(n, "too_long") || strings.Contains(n, "again") {
+			t.Errorf("part of a too-long line was ingested: %s", n)
+		}
+	}
+}
+
+// lineReader against every way reads can split a stream: one byte at a
+// time (growth, discarding across reads) and all at once.
+func TestLineReader(t *testing.T) {
+	in := "a:1|c\n" + strings.Repeat("x", 50) + "\nb:1|c\n\n" + strings.Repeat("y", 5000) + ":1|c\n" + strings.Repeat("z", 30) + "\ntail"
+	for name, rd := range map[string]func() io.Reader{
+		"whole":    func() io.Reader { return strings.NewReader(in) },
+		"one byte": func() io.Reader { return iotest.OneByteReader(strings.NewReader(in)) },
+		"halves":   func() io.Reader { return iotest.HalfReader(strings.NewReader(in)) },
+	} {
+		for _, max := range []int{30, 6000} {
+			lr := lineReader{buf: make([]byte, 16), max: max}
+			var got []string
+			tooLong := 0
+			err := lr.run(rd(), func(b []byte) { got = append(got, string(b)) }, func() { tooLong++ }, func() {})
+			if err != io.EOF {
+				t.Fatalf("%s: %v", name, err)
+			}
+			want := []string{"a:1|c", "b:1|c", "", strings.Repeat("z", 30), "tail"}
+			wantLong := 2
+			if max == 6000 {
+				want = []string{"a:1|c", strings.Repeat("x", 50), "b:1|c", "", strings.Repeat("y", 5000) + ":1|c", strings.Repeat("z", 30), "tail"}
+				wantLong = 0
+			}
+			if strings.Join(got, "|") != strings.Join(want, "|") || tooLong != wantLong {
+				t.Errorf("%s, max %d: got %q (%d too long), want %q (%d)", name, max, got, tooLong, want, wantLong)
+			}
+			if cap(lr.buf) > max+1 && cap(lr.buf) > 16 {
+				t.Errorf("%s, max %d: buffer grew to %d", name, max, cap(lr.buf))
+			}
 		}
 	}
 }

@@ -242,7 +242,7 @@ mapping {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	long := "tcp.long:" + strings.Repeat("9", maxTCPLine+10) + "|c\n"
+	long := "tcp.long:" + strings.Repeat("9", DefaultMaxLineLength+10) + "|c\n"
 	if _, err := c.Write([]byte("tcp.before:1|c\n" + long + "tcp.after:1|c\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package statsd
 import (
 	"bytes"
 	"hash/maphash"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,12 @@ const (
 	// maxBatch is the size at which a reader applies a batch to its shard
 	// if the shard is free; at twice that, it waits for the shard.
 	maxBatch = 512
+	// maxLineEvents bounds the events one line may expand into. Upstream
+	// repeats a timer, histogram or distribution sample 1/rate times
+	// (`x:1|ms|@0.0001` is 10,000 events, `@1e-9` a billion), and a line
+	// may carry thousands of samples; beyond this the line is dropped and
+	// counted (too_many_events) instead of exhausting memory.
+	maxLineEvents = 1 << 16
 )
 
 // kind is the series type an item updates.
@@ -128,6 +136,11 @@ type processor struct {
 
 	lines, samples, tags, tagErrors localCounter
 	unmapped, actMap, actDrop       localCounter
+
+	// prog is the reader's heartbeat for the watchdog: busy from the
+	// first line after a flush until the next flush, refreshed whenever a
+	// batch is handed to a shard.
+	prog *progress
 }
 
 func (r *Receiver) newProcessor() *processor {
@@ -142,7 +155,17 @@ func (r *Receiver) newProcessor() *processor {
 		unmapped:  localCounter{Counter: m.eventsUnmapped},
 		actMap:    localCounter{Counter: m.actMap},
 		actDrop:   localCounter{Counter: m.actDrop},
+		prog:      &progress{name: "processor"},
 	}
+}
+
+// newWatchedProcessor is newProcessor with its heartbeat registered with
+// the watchdog under name; call the returned function when done.
+func (r *Receiver) newWatchedProcessor(name string) (*processor, func()) {
+	p := r.newProcessor()
+	prog, unwatch := r.watch(name)
+	p.prog = prog
+	return p, unwatch
 }
 
 // packet handles one datagram: newline-separated lines.
@@ -162,22 +185,22 @@ func (p *processor) packet(b []byte) {
 // line handles one line. The string is copied out of the read buffer, one
 // allocation per line: series keep references to their name and labels,
 // and a per-line copy keeps a whole packet from being pinned by one series.
+// A panic while parsing or mapping the line is recovered and counted: the
+// events of the line not yet queued are lost, the reader goes on.
 func (p *processor) line(l []byte) {
 	l = bytes.TrimSuffix(l, []byte{'\r'})
 	if len(l) == 0 {
 		return
 	}
 	if p.cfg == nil {
+		p.prog.busy(p.r)
 		p.cfg = p.r.cfg.Load()
 		if p.cfg != p.memoCfg {
 			p.resetMemo(p.cfg)
 		}
 	}
 	p.lines.n++
-	events := p.cfg.parser.LineToEvents(string(l), *p.r.m.sampleErrors, &p.samples, &p.tagErrors, &p.tags, p.r.badLog)
-	for _, ev := range events {
-		p.event(ev)
-	}
+	p.parse(string(l))
 	// Flush only between lines: the events of one line share a labels map.
 	// A full batch is applied now if its shard is free, and at maxBatch*2
 	// in any case.
@@ -191,7 +214,117 @@ func (p *processor) line(l []byte) {
 			continue
 		}
 		p.pending[s] = nil
+		p.prog.beat(p.r)
 	}
+}
+
+// parse turns a line into events and queues them, recovering a panic.
+func (p *processor) parse(l string) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.r.recovered("reader", v, "line_bytes", len(l))
+		}
+	}()
+	if p.r.hooks.line != nil {
+		p.r.hooks.line(l)
+	}
+	if reason := sampleRateProblem(l); reason != "" {
+		p.r.eventError(reason, "sample rate refused, line dropped", "line", truncate(l, 200))
+		return
+	}
+	events := p.cfg.parser.LineToEvents(l, *p.r.m.sampleErrors, &p.samples, &p.tagErrors, &p.tags, p.r.badLog)
+	for _, ev := range events {
+		p.event(ev)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// sampleRateProblem checks a line's sample rates (`|@rate`) before
+// upstream's parser expands it, and returns the reason to drop the line,
+// or "". A rate must be a number in (0, 1]: upstream would divide a
+// counter by NaN, 0 (which it takes as 1), a negative or a denormal rate
+// (NaN, or +Inf for `@1e-320`), and repeat a timer int(1/rate) times,
+// which for a rate above 1 silently drops it and for a tiny one is
+// billions of events. A rate that is not a number at all is left to
+// upstream, which counts it (invalid_sample_factor) and uses 1. It follows
+// upstream's split of a line into samples, without allocating.
+func sampleRateProblem(line string) string {
+	if !strings.Contains(line, "|@") {
+		return ""
+	}
+	_, rest, ok := strings.Cut(line, ":")
+	if !ok {
+		return ""
+	}
+	valuePart, suffix, ok := strings.Cut(rest, "|")
+	if !ok {
+		return ""
+	}
+	events := 0
+	check := func(sample string, times int) string {
+		n, reason := sampleEvents(sample)
+		if reason != "" {
+			return reason
+		}
+		events += n * times
+		if events > maxLineEvents || n > maxLineEvents {
+			return reasonTooManyEvents
+		}
+		return ""
+	}
+	switch {
+	case strings.Contains(valuePart, ":"):
+		// DogStatsD extended aggregation: values share one suffix.
+		return check("0|"+suffix, strings.Count(valuePart, ":")+1)
+	case strings.Contains(rest, "|#"):
+		return check(rest, 1)
+	}
+	for rest != "" {
+		var sample string
+		sample, rest, _ = strings.Cut(rest, ":")
+		if reason := check(sample, 1); reason != "" {
+			return reason
+		}
+	}
+	return ""
+}
+
+// sampleEvents returns how many events upstream makes of one sample
+// (value|type|components...), or why its sample rate is refused.
+func sampleEvents(sample string) (int, string) {
+	_, rest, ok := strings.Cut(sample, "|")
+	if !ok {
+		return 1, ""
+	}
+	typ, rest, _ := strings.Cut(rest, "|")
+	n := 1
+	for rest != "" {
+		var c string
+		c, rest, _ = strings.Cut(rest, "|")
+		if len(c) < 2 || c[0] != '@' {
+			continue
+		}
+		rate, err := strconv.ParseFloat(c[1:], 64)
+		if err != nil {
+			continue // upstream's to count
+		}
+		if !(rate > 0 && rate <= 1) {
+			return 0, reasonSampleRate
+		}
+		if typ == "ms" || typ == "h" || typ == "d" {
+			if 1/rate > maxLineEvents {
+				return 0, reasonTooManyEvents
+			}
+			n = int(1 / rate)
+		}
+	}
+	return n, ""
 }
 
 // resetMemo empties the memo and ties it to cfg.
@@ -328,6 +461,12 @@ func (p *processor) event(ev event.Event) {
 	if mapping.Scale.Set {
 		value *= mapping.Scale.Val
 	}
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		// A NaN or infinite counter, gauge or observation would stay
+		// NaN or infinite (a counter forever): drop it.
+		p.r.eventError(reasonNonFinite, "value is not a finite number, event dropped", "metric", name, "value", value)
+		return
+	}
 	it := item{name: name, labels: labels, help: defaultHelp, mapping: mapping, value: value}
 	if mapping.HelpText != "" {
 		it.help = mapping.HelpText
@@ -347,10 +486,20 @@ func (p *processor) event(ev event.Event) {
 		if t == mapper.ObserverTypeDefault {
 			t = cfg.mapper.Defaults.ObserverType
 		}
+		// client_golang panics on a histogram with an le label or a
+		// summary with a quantile label: check before it sees them.
 		if t == mapper.ObserverTypeHistogram {
 			it.kind = kindHistogram
+			if _, bad := labels["le"]; bad {
+				p.r.eventError(reasonReservedLabel, "label le is reserved for histograms, event dropped", "metric", name)
+				return
+			}
 		} else {
 			it.kind = kindSummary
+			if _, bad := labels["quantile"]; bad {
+				p.r.eventError(reasonReservedLabel, "label quantile is reserved for summaries, event dropped", "metric", name)
+				return
+			}
 		}
 	default:
 		p.r.m.eventStats.WithLabelValues("illegal").Inc()
@@ -379,6 +528,7 @@ func (p *processor) flush() {
 	}
 	p.cfg = nil
 	p.since = time.Time{}
+	p.prog.idle()
 	p.flushMemoHits()
 	for _, c := range []*localCounter{&p.lines, &p.samples, &p.tags, &p.tagErrors, &p.unmapped, &p.actMap, &p.actDrop} {
 		c.flush()
@@ -392,10 +542,14 @@ func (r *Receiver) shardOf(name string) int {
 	if len(r.shards) == 1 {
 		return 0
 	}
-	for _, suf := range [...]string{"_bucket", "_count", "_sum"} {
-		if strings.HasSuffix(name, suf) {
-			name = name[:len(name)-len(suf)]
-			break
+	// All of them, repeatedly: a histogram foo_count makes foo_count_sum.
+	for stripped := true; stripped; {
+		stripped = false
+		for _, suf := range [...]string{"_bucket", "_count", "_sum"} {
+			if base, ok := strings.CutSuffix(name, suf); ok {
+				name, stripped = base, true
+				break
+			}
 		}
 	}
 	return int(maphash.String(r.seed, name) % uint64(len(r.shards)))

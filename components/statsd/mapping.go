@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,8 +105,14 @@ func (m *Mapping) Validate() error {
 		oneOf("observer_type", m.ObserverType, "histogram", "summary"),
 		oneOf("match_metric_type", m.MatchMetricType, "counter", "gauge", "observer"),
 	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := m.checkLabels(); err != nil {
+		return pipeline.ErrorAt("labels", err)
+	}
 	// The block compiles in Provision, with the others.
-	return errors.Join(errs...)
+	return nil
 }
 
 // check compiles the block alone, to find which block (and attribute) a
@@ -126,6 +135,72 @@ func (m Mapping) check() error {
 		return pipeline.ErrorAt(attr, err)
 	}
 	return err
+}
+
+// checkLabels checks the block's label names against what its own
+// observer_type reserves. With no observer_type the type comes from the
+// defaults, which the receiver's Validate checks with the whole mapping
+// (checkMappingLabels).
+func (m *Mapping) checkLabels() error {
+	if m.Action == "drop" {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Labels)) {
+		if err := labelProblem(k, mapper.ObserverType(m.ObserverType), mapper.MetricType(m.MatchMetricType)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// labelProblem says why a mapping label named k cannot be used on the
+// series its mapping makes: a reserved name (`__` prefixed; le on
+// histograms, quantile on summaries, which client_golang panics on) or an
+// invalid one. observer is the mapping's effective observer type ("" when
+// unknown: then only the type-independent checks run); a mapping that
+// matches only counters or gauges makes no observers.
+func labelProblem(k string, observer mapper.ObserverType, match mapper.MetricType) error {
+	if !validName(k) {
+		return fmt.Errorf("label %q is not a valid Prometheus label name", k)
+	}
+	if strings.HasPrefix(k, "__") {
+		return fmt.Errorf("label %q: names starting with __ are reserved", k)
+	}
+	if match == mapper.MetricTypeCounter || match == mapper.MetricTypeGauge {
+		return nil
+	}
+	switch {
+	case k == "le" && observer == mapper.ObserverTypeHistogram:
+		return errors.New(`label "le" is reserved for histogram buckets: rename it, or set match_metric_type to counter or gauge`)
+	case k == "quantile" && observer == mapper.ObserverTypeSummary:
+		return errors.New(`label "quantile" is reserved for summary quantiles: rename it, or set match_metric_type to counter or gauge`)
+	}
+	return nil
+}
+
+// checkMappingLabels checks every mapping of a compiled mapper (where each
+// mapping's observer type is resolved against the defaults) with
+// labelProblem.
+func checkMappingLabels(m *mapper.MetricMapper) error {
+	for i := range m.Mappings {
+		mp := &m.Mappings[i]
+		if mp.Action == mapper.ActionTypeDrop {
+			continue
+		}
+		t := mp.ObserverType
+		if t == mapper.ObserverTypeDefault {
+			t = m.Defaults.ObserverType
+		}
+		if t == mapper.ObserverTypeDefault {
+			t = mapper.ObserverTypeSummary // upstream's exporter's default
+		}
+		for _, k := range slices.Sorted(maps.Keys(mp.Labels)) {
+			if err := labelProblem(k, t, mp.MatchMetricType); err != nil {
+				return fmt.Errorf("mapping %d (match %q): %w", i+1, mp.Match, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Validate implements pipeline.Validator.
@@ -279,16 +354,17 @@ func compileMapping(a Arguments, readFile func(string) ([]byte, error), logger *
 	}
 	m, err := newMapper(src, logger)
 	if err == nil {
+		err = checkMappingLabels(m)
+	}
+	if err == nil {
 		logger.Debug("statsd mapping compiled", "mappings", len(m.Mappings))
 		return &compiledMapping{yaml: src, mapper: m}, nil
 	}
 	// Report every part that is wrong on its own, each where it is.
 	var errs []error
 	if a.MappingFile != "" {
-		if file, rerr := readFile(a.MappingFile); rerr == nil {
-			if ferr := new(mapper.MetricMapper).InitFromYAMLString(string(file)); ferr != nil {
-				errs = append(errs, pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", a.MappingFile, ferr)))
-			}
+		if ferr := fileError(a.MappingFile, readFile); ferr != nil {
+			errs = append(errs, ferr)
 		}
 	}
 	if d := a.MappingDefaults; d != nil {
@@ -307,6 +383,30 @@ func compileMapping(a Arguments, readFile func(string) ([]byte, error), logger *
 	return nil, fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
 }
 
+// fileError compiles the mapping file alone and returns what is wrong with
+// it, at mapping_file, or nil.
+func fileError(path string, readFile func(string) ([]byte, error)) error {
+	file, err := readFile(path)
+	if err != nil {
+		return pipeline.ErrorAt("mapping_file", fmt.Errorf("reading the mapping file: %w", err))
+	}
+	fm := new(mapper.MetricMapper)
+	err = fm.InitFromYAMLString(string(file))
+	if err != nil && isYAMLError(err) {
+		// The file may be anything (mapping_file = "/etc/shadow"): its
+		// YAML errors quote its content, so they are reduced to their
+		// positions.
+		err = redactYAMLError(err)
+	}
+	if err == nil {
+		err = checkMappingLabels(fm)
+	}
+	if err != nil {
+		return pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
+	}
+	return nil
+}
+
 // mappingYAML assembles the mapper configuration of a, in statsd_exporter's
 // YAML: the file's document, the mapping_defaults block in place of its
 // defaults, and the inline mappings after its mappings.
@@ -317,19 +417,32 @@ func mappingYAML(a Arguments, readFile func(string) ([]byte, error)) (string, er
 		if err != nil {
 			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("reading the mapping file: %w", err))
 		}
+		// The file may be anything (mapping_file = "/etc/shadow"): its
+		// YAML errors quote its content, so they are reduced to their
+		// positions.
 		if err := yaml.Unmarshal(src, &doc); err != nil {
-			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", a.MappingFile, err))
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", a.MappingFile, redactYAMLError(err)))
 		}
 	}
 	var mappings []any
 	var fileDefaults bool
 	var rest yaml.MapSlice
+	seen := map[any]bool{}
 	for _, item := range doc {
+		// Assembling would hide a key given twice, or mappings that are
+		// not a list: upstream's strict parse of the file alone says what
+		// is wrong and where (only on this error path).
+		l, isList := item.Value.([]any)
+		if seen[item.Key] || (item.Key == "mappings" && !isList && item.Value != nil) {
+			if err := fileError(a.MappingFile, readFile); err != nil {
+				return "", err
+			}
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: a top-level key is given twice, or mappings is not a list", a.MappingFile))
+		}
+		seen[item.Key] = true
 		switch item.Key {
 		case "mappings":
-			if l, ok := item.Value.([]any); ok {
-				mappings = l
-			}
+			mappings = l
 		case "defaults":
 			fileDefaults = true
 			if a.MappingDefaults == nil {
@@ -356,6 +469,44 @@ func mappingYAML(a Arguments, readFile func(string) ([]byte, error)) (string, er
 		return "", fmt.Errorf("assembling the mapping: %w", err)
 	}
 	return string(out), nil
+}
+
+// yamlLineRE finds the positions in a YAML error message.
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// isYAMLError tells YAML decoding errors (which quote the document) from
+// the mapper's own checks (which quote a mapping's match or name).
+func isYAMLError(err error) bool {
+	var te *yaml.TypeError
+	return errors.As(err, &te) || strings.HasPrefix(err.Error(), "yaml:")
+}
+
+// redactYAMLError reduces a YAML error to what kind of error it is and
+// where: the YAML library quotes the offending content ("cannot unmarshal
+// !!str `root:$6$...`", "field API_KEY not found", "key ... already
+// defined"), and a mapping file that is not a mapping file may hold
+// secrets.
+func redactYAMLError(err error) error {
+	msg := err.Error()
+	kind := "not valid YAML"
+	switch {
+	case strings.Contains(msg, "cannot unmarshal"):
+		kind = "a value of the wrong type"
+	case strings.Contains(msg, "not found in type"):
+		kind = "an unknown field"
+	case strings.Contains(msg, "already defined"), strings.Contains(msg, "already set"):
+		kind = "a duplicate key"
+	}
+	var lines []string
+	for _, m := range yamlLineRE.FindAllStringSubmatch(msg, -1) {
+		if !slices.Contains(lines, m[1]) {
+			lines = append(lines, m[1])
+		}
+	}
+	if len(lines) == 0 {
+		return fmt.Errorf("%s (content not shown)", kind)
+	}
+	return fmt.Errorf("%s at line %s (content not shown)", kind, strings.Join(lines, ", "))
 }
 
 func compileYAML(doc yaml.MapSlice) error {

@@ -30,6 +30,8 @@ type selfMetrics struct {
 	mappingsCount         prometheus.Gauge
 	maxSeries             prometheus.Gauge
 	readErrors            prometheus.Counter
+	tcpOpen               prometheus.Gauge
+	tcpAcceptPaused       prometheus.Counter
 
 	// Resolved children, for the hot path.
 	evCounter, evGauge, evObserver prometheus.Counter
@@ -44,6 +46,21 @@ const (
 	reasonNegativeCounter  = "illegal_negative_counter"
 	reasonSeriesLimit      = "max_series"
 	reasonRegistryConflict = "registry_error"
+	// A label the event's series type reserves: le on a histogram,
+	// quantile on a summary (client_golang would panic on it).
+	reasonReservedLabel = "reserved_label"
+	// NaN or an infinity, in the value or after the sample rate or scale.
+	reasonNonFinite = "non_finite_value"
+	// A sample rate that is not a number in (0, 1].
+	reasonSampleRate = "invalid_sample_rate"
+	// A line whose sample rates would expand it into more than
+	// maxLineEvents events.
+	reasonTooManyEvents = "too_many_events"
+	// A TCP line longer than max_line_length.
+	reasonLineTooLong = "line_too_long"
+	// A panic recovered while handling the event (or line): a bug, not
+	// bad input, but it must not stop ingestion.
+	reasonPanic = "panic"
 )
 
 func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
@@ -128,13 +145,21 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Name: "sluice_statsd_read_errors_total",
 			Help: "Errors reading from a UDP or unixgram socket, or accepting TCP connections.",
 		}),
+		tcpOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_statsd_tcp_open_connections",
+			Help: "TCP connections being served now (at most max_connections).",
+		}),
+		tcpAcceptPaused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_statsd_tcp_accept_paused_total",
+			Help: "Times the TCP listener stopped accepting because max_connections were open (new connections wait in the kernel's backlog).",
+		}),
 	}
 	var errs []error
 	for _, c := range []prometheus.Collector{
 		m.eventStats, m.eventsUnmapped, m.eventsActions, m.errorEventStats, m.conflictingEventStats,
 		m.metricsCount, m.udpPackets, m.unixgramPackets, m.tcpConnections, m.tcpErrors, m.tcpLineTooLong,
 		m.linesReceived, m.samplesReceived, m.sampleErrors, m.tagsReceived, m.tagErrors, m.configLoads,
-		m.mappingsCount, m.maxSeries, m.readErrors,
+		m.mappingsCount, m.maxSeries, m.readErrors, m.tcpOpen, m.tcpAcceptPaused,
 	} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
@@ -151,6 +176,9 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 	// Make the usual outcomes visible at zero.
 	m.configLoads.WithLabelValues("success")
 	m.configLoads.WithLabelValues("failure")
+	for _, r := range []string{reasonReservedLabel, reasonNonFinite, reasonPanic} {
+		m.errorEventStats.WithLabelValues(r)
+	}
 	return m, nil
 }
 

@@ -1,7 +1,6 @@
 package statsd
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -27,11 +26,6 @@ import (
 	"github.com/sluicehq/sluice/ratelog"
 )
 
-// maxTCPLine is the longest TCP line accepted; longer lines are counted
-// (statsd_exporter_tcp_too_long_lines_total), skipped, and the connection
-// carries on with the next line.
-const maxTCPLine = 64 * 1024
-
 // flushHold is how long a reader may hold mapped events before handing them
 // to the shards when its socket is quiet. Batching across datagrams saves
 // a shard wake-up per datagram; a scrape sees events at most this late.
@@ -49,10 +43,15 @@ var packetReaders = func() int {
 
 // Receiver is a running statsd_receiver.
 type Receiver struct {
-	opts   pipeline.Options[Exports]
-	log    *slog.Logger
-	badLog *slog.Logger // bounded rate, for bad input
-	m      *selfMetrics
+	opts     pipeline.Options[Exports]
+	log      *slog.Logger
+	badLog   *slog.Logger // bounded rate, for bad input
+	panicLog *slog.Logger // bounded rate, for recovered panics
+	m        *selfMetrics
+	watchState
+	hooks testHooks
+	// tcpBufs recycles TCP connections' read buffers (*[]byte).
+	tcpBufs sync.Pool
 
 	exported *prometheus.Registry
 	shards   []*shard
@@ -70,6 +69,7 @@ type Receiver struct {
 
 var (
 	_ pipeline.Component[Arguments] = (*Receiver)(nil)
+	_ pipeline.HealthReporter       = (*Receiver)(nil)
 	_ pipeline.Validator            = (*Arguments)(nil)
 	_ pipeline.Validator            = (*Mapping)(nil)
 	_ pipeline.Validator            = (*MappingDefaults)(nil)
@@ -92,10 +92,18 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		badLog:   ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 10, Level: &warnLevel}),
+		panicLog: ratelog.New(opts.Logger, ratelog.Options{Interval: time.Minute, Burst: 3}),
 		exported: prometheus.NewRegistry(),
 		seed:     maphash.MakeSeed(),
 		args:     args,
+		watchState: watchState{
+			epoch:      time.Now(),
+			stallAfter: defaultStallAfter,
+			workers:    map[*progress]struct{}{},
+			health:     pipeline.Health{State: pipeline.HealthHealthy, Since: time.Now()},
+		},
 	}
+	r.tcpBufs.New = func() any { b := make([]byte, tcpInitialBuf); return &b }
 	m, err := newSelfMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("registering self-metrics: %w", err)
@@ -263,9 +271,9 @@ func (r *Receiver) Run(ctx context.Context) error {
 
 func (r *Receiver) startShards() {
 	r.stopSweep = make(chan struct{})
-	for _, s := range r.shards {
+	for i, s := range r.shards {
 		r.shardWG.Add(1)
-		go s.run(&r.shardWG, r.stopSweep)
+		go s.run(&r.shardWG, r.stopSweep, fmt.Sprintf("shard %d of %d (TTL sweep)", i+1, len(r.shards)))
 	}
 }
 
@@ -504,7 +512,7 @@ func (r *Receiver) bind(sp listenSpec, args Arguments) (listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen_tcp: %w", err)
 		}
-		return &tcpListener{r: r, spec: sp.addr, ln: ln, conns: map[net.Conn]struct{}{}}, nil
+		return newTCPListener(r, sp.addr, ln, args), nil
 	case "unixgram":
 		return r.bindUnixgram(sp.addr, args)
 	}
@@ -609,11 +617,11 @@ func (l *packetListener) Start() {
 		l.dups = append(l.dups, d)
 		conns = append(conns, d)
 	}
-	for _, c := range conns {
+	for i, c := range conns {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.read(c)
+			l.read(c, fmt.Sprintf("reader %d of %d on %s", i+1, len(conns), l.spec))
 		}()
 	}
 }
@@ -631,25 +639,51 @@ func dupPacketConn(c net.PacketConn) (net.PacketConn, error) {
 	return net.FilePacketConn(f)
 }
 
-func (l *packetListener) read(c net.PacketConn) {
-	p := l.r.newProcessor()
+func (l *packetListener) read(c net.PacketConn, name string) {
+	p, unwatch := l.r.newWatchedProcessor(name)
+	defer unwatch()
 	packets := localCounter{Counter: l.packets}
 	defer func() {
 		p.flush()
 		packets.flush()
 	}()
 	for {
-		err := readPackets(c, flushHold,
-			func(b []byte) { packets.n++; p.packet(b) },
-			func() time.Time { return p.since },
-			func() { p.flush(); packets.flush() })
+		err := l.readSome(c, p, &packets)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		l.r.m.readErrors.Inc()
-		l.r.badLog.Warn("reading from socket failed", "address", l.spec, "err", err)
+		if !errors.Is(err, errRecovered) {
+			l.r.m.readErrors.Inc()
+			l.r.badLog.Warn("reading from socket failed", "address", l.spec, "err", err)
+		}
 		time.Sleep(10 * time.Millisecond) // a failing socket must not spin
 	}
+}
+
+// errRecovered is what readSome returns after recovering a panic.
+var errRecovered = errors.New("recovered from a panic")
+
+// readSome reads until the socket fails or closes. The processor recovers
+// panics per line; this recovers the rest of the read loop, and leaves the
+// processor with nothing pending (the items in hand are dropped) and idle.
+func (l *packetListener) readSome(c net.PacketConn, p *processor, packets *localCounter) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.r.recovered("reader", v, "address", l.spec)
+			for s, b := range p.pending {
+				if b != nil {
+					putBatch(b)
+					p.pending[s] = nil
+				}
+			}
+			p.flush()
+			err = errRecovered
+		}
+	}()
+	return readPackets(c, flushHold,
+		func(b []byte) { packets.n++; p.packet(b) },
+		func() time.Time { return p.since },
+		func() { p.flush(); packets.flush() })
 }
 
 func (l *packetListener) closeConns() {
@@ -659,119 +693,13 @@ func (l *packetListener) closeConns() {
 	}
 }
 
+// Close closes the sockets, removes the socket file (first: it must go
+// even if a reader were to hang) and waits for the readers.
 func (l *packetListener) Close() {
 	l.closeConns()
-	l.wg.Wait()
 	if l.unlink != "" {
 		os.Remove(l.unlink)
 	}
-}
-
-// tcpListener serves a TCP socket: one goroutine per connection.
-type tcpListener struct {
-	r    *Receiver
-	spec string
-	ln   net.Listener
-	wg   sync.WaitGroup
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-}
-
-func (l *tcpListener) Spec() string                   { return l.spec }
-func (l *tcpListener) Addr() string                   { return l.ln.Addr().String() }
-func (l *tcpListener) Adjust(Arguments, *slog.Logger) {}
-
-func (l *tcpListener) Start() {
-	l.wg.Add(1)
-	go l.accept()
-}
-
-func (l *tcpListener) accept() {
-	defer l.wg.Done()
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// EMFILE and friends: count, log, back off, carry on.
-			l.r.m.readErrors.Inc()
-			l.r.badLog.Warn("accepting a TCP connection failed", "address", l.spec, "err", err)
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			return
-		}
-		l.conns[c] = struct{}{}
-		l.wg.Add(1)
-		l.mu.Unlock()
-		go l.serve(c)
-	}
-}
-
-func (l *tcpListener) serve(c net.Conn) {
-	defer l.wg.Done()
-	defer func() {
-		l.mu.Lock()
-		delete(l.conns, c)
-		l.mu.Unlock()
-		c.Close()
-	}()
-	m := l.r.m
-	m.tcpConnections.Inc()
-	p := l.r.newProcessor()
-	defer p.flush()
-	br := bufio.NewReaderSize(c, maxTCPLine)
-	for {
-		ln, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			m.tcpLineTooLong.Inc()
-			l.r.badLog.Warn("TCP line too long, skipped", "remote", c.RemoteAddr().String(), "max_bytes", maxTCPLine)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
-			}
-			if err == nil {
-				continue
-			}
-			ln = nil
-		}
-		if len(ln) > 0 {
-			p.line(bytesTrimNewline(ln))
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				m.tcpErrors.Inc()
-				l.r.badLog.Warn("reading from a TCP connection failed", "remote", c.RemoteAddr().String(), "err", err)
-			}
-			return
-		}
-		if br.Buffered() == 0 {
-			p.flush()
-		}
-	}
-}
-
-func bytesTrimNewline(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		return b[:n-1]
-	}
-	return b
-}
-
-func (l *tcpListener) Close() {
-	l.ln.Close()
-	l.mu.Lock()
-	l.closed = true
-	for c := range l.conns {
-		c.Close()
-	}
-	l.mu.Unlock()
 	l.wg.Wait()
 }
 

@@ -1,6 +1,8 @@
 package statsd
 
 import (
+	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +50,10 @@ func newShard(r *Receiver, exported prometheus.Registerer) *shard {
 }
 
 // run sweeps expired series every sweepInterval until stop is closed.
-func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}) {
+func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}, name string) {
 	defer wg.Done()
+	prog, unwatch := s.r.watch(name)
+	defer unwatch()
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	for {
@@ -57,19 +61,34 @@ func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			s.mu.Lock()
-			s.sweep()
-			s.mu.Unlock()
+			prog.busy(s.r)
+			s.lockedSweep()
+			prog.idle()
 		}
 	}
 }
 
+func (s *shard) lockedSweep() {
+	defer func() {
+		if v := recover(); v != nil {
+			s.r.recovered("sweep", v)
+		}
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweep()
+}
+
 // deliver applies a batch under the lock and recycles it.
 func (s *shard) deliver(b *batch) {
-	s.mu.Lock()
-	s.apply(b)
-	s.mu.Unlock()
+	s.lockedApply(b)
 	putBatch(b)
+}
+
+func (s *shard) lockedApply(b *batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apply(b)
 }
 
 // tryDeliver is deliver if the lock is free; it reports whether it was.
@@ -77,8 +96,10 @@ func (s *shard) tryDeliver(b *batch) bool {
 	if !s.mu.TryLock() {
 		return false
 	}
-	s.apply(b)
-	s.mu.Unlock()
+	func() {
+		defer s.mu.Unlock()
+		s.apply(b)
+	}()
 	putBatch(b)
 	return true
 }
@@ -87,11 +108,27 @@ func (s *shard) tryDeliver(b *batch) bool {
 func (s *shard) apply(b *batch) {
 	s.reg.Mapper = b.cfg.mapper
 	for i := range b.items {
-		s.one(&b.items[i], b.cfg.maxSeries)
+		s.safeOne(&b.items[i], b.cfg.maxSeries)
 	}
 	s.evCounter.flush()
 	s.evGauge.flush()
 	s.evObserver.flush()
+}
+
+// safeOne is one, recovering a panic: the item is dropped and counted,
+// the rest of the batch applies. The events are checked before they get
+// here (names, reserved labels, values), so a panic is a bug in the
+// receiver or below it, not bad input.
+func (s *shard) safeOne(it *item, maxSeries int64) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.r.recovered("shard", v, "metric", it.name)
+		}
+	}()
+	if s.r.hooks.apply != nil {
+		s.r.hooks.apply(it.name)
+	}
+	s.one(it, maxSeries)
 }
 
 // one applies an item to its series, creating the series if needed.
@@ -123,14 +160,18 @@ func (s *shard) one(it *item, maxSeries int64) {
 	}
 
 	var err error
-	switch it.kind {
-	case kindCounter:
+	if !known && s.suffixConflict(it.name, it.kind) {
+		err = errSuffixConflict
+	}
+	switch {
+	case err != nil:
+	case it.kind == kindCounter:
 		var c prometheus.Counter
 		if c, err = s.reg.GetCounter(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			c.Add(it.value)
 			s.evCounter.n++
 		}
-	case kindGauge:
+	case it.kind == kindGauge:
 		var g prometheus.Gauge
 		if g, err = s.reg.GetGauge(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			if it.relative {
@@ -140,13 +181,13 @@ func (s *shard) one(it *item, maxSeries int64) {
 			}
 			s.evGauge.n++
 		}
-	case kindHistogram:
+	case it.kind == kindHistogram:
 		var o prometheus.Observer
 		if o, err = s.reg.GetHistogram(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			o.Observe(it.value)
 			s.evObserver.n++
 		}
-	case kindSummary:
+	case it.kind == kindSummary:
 		var o prometheus.Observer
 		if o, err = s.reg.GetSummary(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			o.Observe(it.value)
@@ -170,6 +211,31 @@ func (s *shard) one(it *item, maxSeries int64) {
 		s.r.m.conflictingEventStats.WithLabelValues(typ, it.name).Inc()
 		s.r.badLog.Warn("conflicting metric, event dropped", "metric", it.name, "type", typ, "err", err)
 	}
+}
+
+var errSuffixConflict = errors.New("the name collides with a family of an existing histogram or summary (_bucket, _count, _sum)")
+
+// suffixConflict reports whether the first series of a metric named name
+// would collide, when gathered, with the families of a histogram or
+// summary (foo_bucket, foo_count, foo_sum): upstream's registry only
+// refuses a different type under the same name, and a collision makes
+// every gather fail. shardOf routes such names to the same shard.
+func (s *shard) suffixConflict(name string, k kind) bool {
+	for _, suf := range [...]string{"_count", "_sum", "_bucket"} {
+		if base, ok := strings.CutSuffix(name, suf); ok {
+			if m, ok := s.reg.Metrics[base]; ok {
+				if m.MetricType == metrics.HistogramMetricType || (m.MetricType == metrics.SummaryMetricType && suf != "_bucket") {
+					return true
+				}
+			}
+		}
+		if k == kindHistogram || (k == kindSummary && suf != "_bucket") {
+			if _, ok := s.reg.Metrics[name+suf]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // reserve takes one series slot if the total is below max.

@@ -64,6 +64,14 @@ const (
 	DefaultCacheType    = "lru"
 	DefaultCacheSize    = 1000
 	DefaultMaxSeries    = 100000
+	// DefaultMaxConnections bounds the TCP connections served at once.
+	DefaultMaxConnections = 1024
+	// DefaultMaxLineLength is the longest TCP line accepted, in bytes
+	// (statsd_exporter's limit too).
+	DefaultMaxLineLength = 64 * 1024
+	// maxMaxLineLength bounds max_line_length: every open connection may
+	// hold a buffer of that size.
+	maxMaxLineLength = 16 << 20
 )
 
 // Arguments configure a statsd_receiver.
@@ -100,6 +108,15 @@ type Arguments struct {
 	// dropped and counted. 0 means no limit.
 	MaxSeries int `hcl:"max_series,optional"`
 
+	// MaxConnections bounds the TCP connections served at once. At the
+	// limit the listener stops accepting until one closes: new
+	// connections wait in the kernel's backlog, nothing is refused.
+	MaxConnections int `hcl:"max_connections,optional"`
+	// MaxLineLength is the longest TCP line accepted, in bytes (without
+	// the newline). A longer line is counted and discarded up to its
+	// newline; the connection goes on.
+	MaxLineLength int `hcl:"max_line_length,optional"`
+
 	// mapping is the mapping file, mapping_defaults and mapping blocks
 	// together, compiled once per load (Provision).
 	mapping *compiledMapping
@@ -122,6 +139,8 @@ func (a *Arguments) SetDefaults() {
 		CacheType:          DefaultCacheType,
 		CacheSize:          DefaultCacheSize,
 		MaxSeries:          DefaultMaxSeries,
+		MaxConnections:     DefaultMaxConnections,
+		MaxLineLength:      DefaultMaxLineLength,
 	}
 }
 
@@ -156,6 +175,12 @@ func (a *Arguments) Validate() error {
 	}
 	if a.MaxSeries < 0 {
 		errs = append(errs, pipeline.ErrorAt("max_series", errors.New("must not be negative (0 means no limit)")))
+	}
+	if a.MaxConnections < 1 {
+		errs = append(errs, pipeline.ErrorAt("max_connections", errors.New("must be at least 1")))
+	}
+	if a.MaxLineLength < 1 || a.MaxLineLength > maxMaxLineLength {
+		errs = append(errs, pipeline.ErrorAt("max_line_length", fmt.Errorf("must be from 1 to %d bytes", maxMaxLineLength)))
 	}
 	return errors.Join(errs...)
 }
