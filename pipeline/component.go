@@ -4,13 +4,30 @@
 //
 // The lifecycle of a config, in reading order:
 //
-//	registry.go   components register themselves from init()
-//	loader.go     parse -> schema check -> reference graph -> cycle check ->
-//	              topological decode (decode.go) -> Validate()
-//	controller.go apply a loaded graph: keep, update, stop, start
-//	runner.go     run one component, restart it with backoff when it fails
-//	watcher.go    reload triggers: fsnotify, SIGHUP, POST /-/reload
-//	server.go     /-/healthy, /-/ready, /-/reload, /api/v0/components, /metrics
+//	component.go   what a component is: Component, Pending, Options, the
+//	               optional interfaces of its Arguments (Provisioner, ...)
+//	registry.go    components register themselves from init() (Register);
+//	               the type-erased view the kernel works with
+//	loader.go      parse -> schema check -> reference graph -> cycle check ->
+//	               per block, in topological order: decode (decode.go) ->
+//	               ResolvePaths -> Validate -> Provision -> build
+//	decode.go      HCL body -> Arguments struct
+//	values.go      exports -> cty values that expressions see (gatherers)
+//	functions.go   env(), file() and the other expression functions
+//	fingerprint.go the per-load file cache; hashes of configs and files
+//	checks.go      whole-config checks: two components on one HTTP path
+//	listen.go      ... or on one socket (ListenAddressUser)
+//	controller.go  apply a loaded graph all-or-nothing: prepare every
+//	               Update, then commit, stop, start; re-evaluate the
+//	               dependents of a changed export
+//	node.go        one running component: build, run with restart backoff,
+//	               exports, health
+//	watcher.go     reload triggers: fsnotify (SIGHUP and POST /-/reload go
+//	               through Controller.LoadFile too)
+//	server.go      /-/healthy, /-/ready, /-/reload, /api/v0/components, /metrics
+//	diagnostics.go rendering of load errors
+//	redact.go      keeping secrets out of diagnostics, logs and the API
+//	describe.go    documentation of registered components (sluice components)
 package pipeline
 
 import (
@@ -22,23 +39,59 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Arguments is a component's decoded configuration: a struct whose fields
-// carry `hcl` tags (see decode.go for the supported tags and types).
-type Arguments any
-
-// Exports is the struct of values a component offers to its consumers, with
-// `hcl` tags naming each export (e.g. `hcl:"metrics"`).
-type Exports any
-
-// Component is a running instance of a registered component type.
-type Component interface {
-	// Run runs the component until ctx ends. A non-nil error (or an early
-	// return) makes the controller restart it with backoff.
+// Component is a built instance of a component type with arguments A.
+//
+// The kernel keeps four promises to a component, and a component may rely
+// on them:
+//
+//   - Run is called again, on the same instance, after it failed (returned
+//     early, returned an error or panicked), after a backoff.
+//   - Update may arrive while Run is not running: before the first Run and
+//     between a failure and the restart.
+//   - Arguments arrive decoded, defaulted, path-resolved, validated and
+//     provisioned (see Provisioner): a component never type-asserts or
+//     re-checks them.
+//   - Exports keep their identity: publishing an equal value again does not
+//     make consumers "changed".
+type Component[A any] interface {
+	// Run runs the component until ctx ends and releases everything it
+	// acquired before returning. A non-nil error (or an early return) makes
+	// the controller restart it with backoff.
 	Run(ctx context.Context) error
-	// Update applies new arguments while the component runs. It is called
-	// concurrently with Run and must be safe for that.
-	Update(args Arguments) error
+	// Update readies new arguments without changing what runs: it acquires
+	// what they need (binds a new socket, opens a new pool) and may fail,
+	// changing nothing. The kernel then calls exactly one of Commit (switch
+	// to them; cannot fail) or Abort (release what Update acquired): Abort
+	// when another component of the same reload failed its Update, so that
+	// a reload is applied whole or not at all. Update may be called while
+	// Run is not running, and concurrently with Run. A nil Pending with a
+	// nil error means there is nothing to switch.
+	Update(args A) (Pending, error)
 }
+
+// Pending is an Update that has acquired what it needs and waits for the
+// kernel's decision. Exactly one of its methods is called, once.
+type Pending interface {
+	// Commit switches the component to the new arguments. It cannot fail:
+	// everything that could fail happened in Update.
+	Commit()
+	// Abort releases what Update acquired; the component carries on with
+	// its current arguments.
+	Abort()
+}
+
+// CommitFunc is the Pending of an Update that acquires nothing: Commit
+// calls f, Abort does nothing.
+func CommitFunc(f func()) Pending { return commitFunc(f) }
+
+type commitFunc func()
+
+func (f commitFunc) Commit() {
+	if f != nil {
+		f()
+	}
+}
+func (commitFunc) Abort() {}
 
 // HealthReporter is implemented by components that know more about their
 // own health than "Run has not failed".
@@ -46,24 +99,29 @@ type HealthReporter interface {
 	Health() Health
 }
 
-// SetDefaulter is implemented (on the pointer) by Arguments types whose
-// optional fields have non-zero defaults. It is called before decoding.
+// The optional interfaces below are implemented by a component's Arguments
+// type (on the pointer, *A). The kernel calls them in this order, for every
+// block and nested block: SetDefaults, (decoding), ResolvePaths, Validate;
+// then, once per load and only for a block that changed, Provision.
+
+// SetDefaulter is implemented by Arguments types whose optional fields have
+// non-zero defaults. It is called before decoding.
 type SetDefaulter interface {
 	SetDefaults()
 }
 
 // Validator is implemented by Arguments types that check their own values
 // after decoding. Return errors.Join of several errors to report them all;
-// wrap an error with AttrError to point the diagnostic at one attribute.
+// wrap an error with ErrorAt to point the diagnostic at one attribute, and
+// with ErrorInBlock at a nested block. Validate runs at every load, changed
+// or not, so it should be cheap: reading and compiling belong in Provision.
 type Validator interface {
 	Validate() error
 }
 
-// PathResolver is implemented (on the pointer) by Arguments types that name
-// files. ResolvePaths is called after decoding and before Validate with the
-// config file's directory, so that relative paths mean "next to the config"
-// and Validate can check the files themselves (a bad mapping file is then a
-// diagnostic at load time, not a failure at start).
+// PathResolver is implemented by Arguments types that name files.
+// ResolvePaths is called after decoding and before Validate with the config
+// file's directory, so that relative paths mean "next to the config".
 type PathResolver interface {
 	ResolvePaths(configDir string)
 }
@@ -71,8 +129,8 @@ type PathResolver interface {
 // FileReferrer is implemented by Arguments types whose meaning depends on
 // the content of files they name (e.g. a statsd mapping file). The content
 // counts as part of the arguments: a changed file makes the component
-// "changed" at the next reload (it gets Update), and the config watcher
-// reloads when such a file changes, not only the config file.
+// "changed" at the next reload (it gets Update, and Provision runs again),
+// and the config watcher reloads when such a file changes.
 type FileReferrer interface {
 	ReferencedFiles() []string
 }
@@ -80,9 +138,38 @@ type FileReferrer interface {
 // HTTPPathUser is implemented by Arguments types of components that mount
 // handlers on the agent's HTTP server. The loader refuses a config in which
 // two components want the same path, so the clash is a diagnostic instead
-// of a component failing at run time.
+// of a component failing at run time. ListenAddressUser (listen.go) does
+// the same for sockets.
 type HTTPPathUser interface {
 	HTTPPaths(componentID string) []string
+}
+
+// Provisioner is implemented by Arguments types that derive something
+// costly from their values: a compiled mapping, compiled relabel rules, a
+// parsed connection config. Provision runs once per load, after Validate,
+// and stores what it computes in unexported fields of the Arguments, which
+// Build and Update then use as they are. It is not called for a block whose
+// evaluated config and referenced files are unchanged since the running
+// component's: the running Arguments (already provisioned) are kept.
+// `sluice validate` runs it too, so its errors are load errors: they become
+// diagnostics, and ErrorAt and ErrorInBlock work as in Validate.
+//
+// Provision must not acquire anything that needs releasing (no sockets, no
+// goroutines): the load may still be rejected. That is Update's job.
+type Provisioner interface {
+	Provision(ctx ProvisionContext) error
+}
+
+// ProvisionContext is what Provision may use.
+type ProvisionContext interface {
+	// ConfigDir is the directory of the config file.
+	ConfigDir() string
+	// ReadFile reads a file through the load's cache: each file is read at
+	// most once per load, and the read that fingerprints a FileReferrer's
+	// files is the one Provision gets.
+	ReadFile(path string) ([]byte, error)
+	// Logger is tagged with the component's ID.
+	Logger() *slog.Logger
 }
 
 // HealthState is the coarse health of a component.
@@ -113,7 +200,7 @@ type Health struct {
 // Options are handed to a component's Build function. Build must not have
 // side effects (no sockets, no goroutines): the same Build runs for
 // `sluice validate` and for a reload that may still be rejected.
-type Options struct {
+type Options[E any] struct {
 	// ID is the component's ID, e.g. "statsd_receiver.app".
 	ID string
 	// Logger is tagged with the component ID.
@@ -129,9 +216,10 @@ type Options struct {
 	// arguments (mapping files, certificates) resolve against it.
 	ConfigDir string
 	// OnExports publishes the component's exports. Build must call it before
-	// returning; a later call with a different value re-evaluates every
-	// component that references this one.
-	OnExports func(Exports)
+	// returning; a later call with a different value re-evaluates the
+	// components that reference this one (and theirs, transitively), and
+	// only those.
+	OnExports func(E)
 	// HTTP mounts handlers on the agent's HTTP server.
 	HTTP HTTPMounter
 }

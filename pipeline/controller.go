@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/zclconf/go-cty/cty"
@@ -37,6 +36,10 @@ type ControllerOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// StopTimeout bounds how long a component may take to stop (default 10s).
 	StopTimeout time.Duration
+	// ReadFile replaces os.ReadFile for every file the controller reads:
+	// the config, file(), referenced files, ProvisionContext.ReadFile
+	// (tests count reads with it).
+	ReadFile func(string) ([]byte, error)
 	// LoadOptions are applied to every config the controller loads.
 	LoadOptions
 }
@@ -47,9 +50,8 @@ type Controller struct {
 	logger    *slog.Logger
 	configDir string
 
-	applyMu  sync.Mutex // serializes Apply
+	applyMu  sync.Mutex // serializes Apply and re-evaluations
 	filename string
-	lastSrc  []byte   // last applied source
 	lastHash string   // fingerprint of the last attempt (see fingerprint)
 	files    []string // files the config depends on (see fingerprint)
 	closed   bool     // stopped: Apply refuses to start anything
@@ -57,6 +59,11 @@ type Controller struct {
 	// watched is the config file and c.files, for the watcher, which must
 	// not wait for applyMu while an Apply stops components.
 	watched atomic.Pointer[[]string]
+	// The declarations of the running config, in topological order, and
+	// its parsed files (for diagnostics): an export change re-evaluates
+	// some of them without parsing the file again.
+	decls    []*declaration
+	hclFiles map[string]*hcl.File
 
 	mu    sync.RWMutex
 	nodes map[string]*node
@@ -66,6 +73,8 @@ type Controller struct {
 	agentGatherer prometheus.Gatherer
 	agentExports  cty.Value
 	reapply       chan struct{}
+	dirtyMu       sync.Mutex
+	dirty         map[string]bool // components whose exports changed since the last re-evaluation
 
 	reloads            *prometheus.CounterVec
 	lastReloadOK       prometheus.Gauge
@@ -96,6 +105,7 @@ func NewController(opts ControllerOptions) *Controller {
 		logger:  opts.Logger,
 		nodes:   map[string]*node{},
 		reapply: make(chan struct{}, 1),
+		dirty:   map[string]bool{},
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_config_reloads_total",
 			Help: "Config loads and reloads, by result (success or failure).",
@@ -140,8 +150,7 @@ func (c *Controller) Ready() bool {
 // been applied and no component is failing to start (its Run fails without
 // ever staying up, such as a socket that cannot be bound, or fails twice in
 // a row; see node.failing). A component that reports itself unhealthy (a
-// database that is down) or that failed to take new arguments does not
-// make the agent unready: the agent still serves what it has, and taking it
+// database that is down) does not make the agent unready: the agent still serves what it has, and taking it
 // out of a load balancer would lose the rest.
 func (c *Controller) Readiness() (bool, string) {
 	c.mu.RLock()
@@ -184,6 +193,10 @@ func (c *Controller) now() time.Time { return time.Now() }
 // (after symlinks): a directory, a device or a FIFO (reading which would
 // block forever) are mistakes, not configs.
 func ReadConfigFile(filename string) ([]byte, error) {
+	return readConfigFile(filename, os.ReadFile)
+}
+
+func readConfigFile(filename string, readFile func(string) ([]byte, error)) ([]byte, error) {
 	fi, err := os.Stat(filename)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
@@ -194,7 +207,7 @@ func ReadConfigFile(filename string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("reading config: %s is not a regular file (%s)", filename, fi.Mode().Type())
 	}
-	src, err := os.ReadFile(filename)
+	src, err := readFile(filename)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
@@ -202,22 +215,25 @@ func ReadConfigFile(filename string) ([]byte, error) {
 }
 
 // LoadFile reads filename and applies it. With force false, a file whose
-// content is unchanged since the last attempt is skipped (returns nil).
+// content is unchanged since the last attempt (and whose referenced files
+// are unchanged) is skipped (returns nil). Every file is read once: the
+// check and the load share the reads.
 func (c *Controller) LoadFile(filename string, force bool) error {
-	src, err := ReadConfigFile(filename)
+	files := newFileCache(c.opts.ReadFile)
+	src, err := readConfigFile(filename, files.ReadFile)
 	if err != nil {
 		c.recordFailure()
 		return err
 	}
 	if !force {
 		c.applyMu.Lock()
-		same := c.filename == filename && c.lastHash == c.fingerprint(src)
+		same := c.filename == filename && c.lastHash == c.fingerprint(src, files)
 		c.applyMu.Unlock()
 		if same {
 			return nil
 		}
 	}
-	return c.Apply(filename, src)
+	return c.apply(filename, src, files)
 }
 
 // fingerprint identifies what a load of src would see: the source and the
@@ -226,23 +242,13 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 // use (a missing mapping file: creating it is worth another try). Nothing
 // else counts: a log file written next to the config must not make a
 // rejected config be retried, and fail again, at every log line.
-func (c *Controller) fingerprint(src []byte) string {
-	return hashConfig(src, c.files)
+func (c *Controller) fingerprint(src []byte, files *fileCache) string {
+	return hashConfig(src, c.files, files)
 }
 
-// hashConfig fingerprints a config and the files it depends on.
-func hashConfig(src []byte, files []string) string {
-	h := sha256.Sum256(src)
-	s := hex.EncodeToString(h[:])
-	if len(files) == 0 {
-		return s
-	}
-	return s + "+" + filesHash(files)
-}
-
-// Validate loads src exactly as Apply would (every block decoded, validated
-// and built) without running anything or touching the running graph, with
-// default LoadOptions.
+// Validate loads src exactly as Apply would (every block decoded, validated,
+// provisioned and built) without running anything or touching the running
+// graph, with default LoadOptions.
 func Validate(filename string, src []byte, lookupEnv LookupEnvFunc) error {
 	return ValidateWith(filename, src, ValidateOptions{LookupEnv: lookupEnv})
 }
@@ -256,24 +262,61 @@ type ValidateOptions struct {
 // ValidateWith is Validate with the agent's load options (sluice validate
 // passes the flags run would get).
 func ValidateWith(filename string, src []byte, o ValidateOptions) error {
-	lookupEnv := o.LookupEnv
-	c := NewController(ControllerOptions{LookupEnv: lookupEnv, Logger: slog.New(slog.DiscardHandler)})
+	c := NewController(ControllerOptions{LookupEnv: o.LookupEnv, LoadOptions: o.LoadOptions, Logger: slog.New(slog.DiscardHandler)})
 	c.configDir = absDir(filename)
-	_, _, err := loadConfig(filename, src, o.LoadOptions, lookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
+	l := c.newLoader(newFileCache(nil), false)
+	l.inst = func(ln *loadedNode) (cty.Value, error) {
 		n, err := c.buildNode(ln)
 		if err != nil {
 			return cty.NilVal, err
 		}
 		return n.exportsValue(), nil
-	})
+	}
+	_, _, err := l.load(filename, src)
 	return err
 }
 
-// Apply loads src and, only if all of it loads and validates, makes the
+// newLoader returns a loader that sees the running components.
+func (c *Controller) newLoader(files *fileCache, trustFiles bool) *loader {
+	c.mu.RLock()
+	running := c.nodes
+	c.mu.RUnlock()
+	return &loader{
+		configDir:    c.configDir,
+		opts:         c.opts.LoadOptions,
+		lookupEnv:    c.opts.LookupEnv,
+		agentExports: c.agentExports,
+		files:        files,
+		logger:       c.logger,
+		trustFiles:   trustFiles,
+		prior: func(id string) (priorNode, bool) {
+			n := running[id]
+			if n == nil {
+				return priorNode{}, false
+			}
+			return priorNode{eval: n.eval, args: n.args, files: n.files, filesHash: n.filesHash}, true
+		},
+	}
+}
+
+// Apply loads src and, only if all of it loads, validates, provisions and
+// builds, and every changed component accepts its new arguments, makes the
 // running graph match it: unchanged components are left alone, changed ones
-// get Update, removed ones stop (producers first), new ones start
-// (consumers first). On error nothing running changes.
+// switch to their new arguments, removed ones stop (producers first), new
+// ones start (consumers first). Otherwise nothing running changes and the
+// error is a *DiagnosticsError.
 func (c *Controller) Apply(filename string, src []byte) error {
+	return c.apply(filename, src, newFileCache(c.opts.ReadFile))
+}
+
+// change is a running component and the arguments it is switching to.
+type change struct {
+	n       *node
+	ln      *loadedNode
+	pending Pending
+}
+
+func (c *Controller) apply(filename string, src []byte, files *fileCache) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	if c.closed {
@@ -287,31 +330,43 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	running := c.nodes
 	c.mu.RUnlock()
 	built := map[string]*node{}
-	g, tried, err := loadConfig(filename, src, c.opts.LoadOptions, c.opts.LookupEnv, c.agentExports, func(ln *LoadedNode) (cty.Value, error) {
-		if old := running[ln.ID]; old != nil {
+	l := c.newLoader(files, false)
+	l.inst = func(ln *loadedNode) (cty.Value, error) {
+		if old := running[ln.id]; old != nil {
 			return old.exportsValue(), nil
 		}
 		n, err := c.buildNode(ln)
 		if err != nil {
 			return cty.NilVal, err
 		}
-		built[ln.ID] = n
+		built[ln.id] = n
 		return n.exportsValue(), nil
-	})
+	}
+	g, tried, err := l.load(filename, src)
 	c.evaluationDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		c.files = dedup(append(slices.Clone(c.files), tried...))
-		c.setWatched(filename, c.files)
-		c.lastHash = c.fingerprint(src)
-		c.recordFailure()
+		c.reject(filename, src, files, tried)
+		return err
+	}
+
+	// Prepare every change; commit only if all of them can be made.
+	var changed []*loadedNode
+	for _, ln := range g.nodes {
+		if running[ln.id] != nil && !ln.unchanged {
+			changed = append(changed, ln)
+		}
+	}
+	changes, err := c.prepare(running, changed, filename, g.hclFiles)
+	if err != nil {
+		c.reject(filename, src, files, tried)
 		return err
 	}
 
 	// From here on the new config is accepted.
 	var errs []error
 	keep := map[string]bool{}
-	for _, ln := range g.Nodes {
-		keep[ln.ID] = true
+	for _, ln := range g.nodes {
+		keep[ln.id] = true
 	}
 	c.mu.RLock()
 	oldOrder := slices.Clone(c.order)
@@ -325,36 +380,24 @@ func (c *Controller) Apply(filename string, src []byte) error {
 			n.logger.Info("component stopped (removed from config)")
 		}
 	}
+	c.commit(changes)
 
-	nodes := make(map[string]*node, len(g.Nodes))
-	order := make([]string, 0, len(g.Nodes))
-	for _, ln := range g.Nodes {
-		order = append(order, ln.ID)
-		if n := built[ln.ID]; n != nil {
-			nodes[ln.ID] = n
+	nodes := make(map[string]*node, len(g.nodes))
+	order := make([]string, 0, len(g.nodes))
+	for _, ln := range g.nodes {
+		order = append(order, ln.id)
+		if n := built[ln.id]; n != nil {
+			nodes[ln.id] = n
 			continue
 		}
-		n := running[ln.ID]
-		nodes[ln.ID] = n
+		n := running[ln.id]
+		nodes[ln.id] = n
 		n.mu.Lock()
-		n.deps = ln.Deps
+		n.deps = ln.deps
 		n.mu.Unlock()
-		if n.eval.RawEquals(ln.Eval) {
-			continue // unchanged: not touched at all
-		}
-		n.args, n.eval = ln.Args, ln.Eval
-		if err := n.update(ln.Args, c.now()); err != nil {
-			// Forget the evaluation so that the next reload retries even
-			// if the file is unchanged.
-			n.eval = cty.NilVal
-			n.logger.Error("applying new arguments failed", "err", err)
-			errs = append(errs, fmt.Errorf("%s: update: %w", ln.ID, err))
-		} else {
-			n.logger.Info("component updated")
-		}
 	}
-	for i := len(g.Nodes) - 1; i >= 0; i-- { // consumers first
-		if n := built[g.Nodes[i].ID]; n != nil {
+	for i := len(g.nodes) - 1; i >= 0; i-- { // consumers first
+		if n := built[g.nodes[i].id]; n != nil {
 			n.start(c)
 			n.logger.Info("component started")
 		}
@@ -363,27 +406,80 @@ func (c *Controller) Apply(filename string, src []byte) error {
 	c.mu.Lock()
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
-	c.lastSrc = src
-	c.files = g.Files
+	c.decls, c.hclFiles = g.decls, g.hclFiles
+	c.files = g.files
 	c.setWatched(filename, c.files)
-	c.lastHash = c.fingerprint(src)
+	c.lastHash = c.fingerprint(src, files)
 	c.reloads.WithLabelValues("success").Inc()
 	c.lastReloadOK.Set(1)
 	c.lastReloadOKTime.SetToCurrentTime()
 	c.configHash.Reset()
-	srcHash := hashConfig(src, nil)
+	srcHash := hashConfig(src, nil, files)
 	c.configHash.WithLabelValues(srcHash).Set(1)
-	c.logger.Info("config applied", "file", filename, "components", len(order), "added", len(built), "sha256", srcHash[:12])
+	c.logger.Info("config applied", "file", filename, "components", len(order), "added", len(built), "updated", len(changes), "sha256", srcHash[:12])
 	if len(errs) > 0 {
 		return &ApplyError{Errs: errs}
 	}
 	return nil
 }
 
+// prepare calls Update on every changed component. If one fails, it aborts
+// those already prepared and returns every failure as a diagnostic at its
+// block.
+func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, filename string, hclFiles map[string]*hcl.File) ([]change, error) {
+	var changes []change
+	var diags hcl.Diagnostics
+	for _, ln := range changed {
+		n := running[ln.id]
+		p, err := n.prepare(ln.args)
+		if err != nil {
+			// Component errors may quote their arguments (a DSN).
+			n.logger.Error("new arguments rejected; the reload is not applied", "err", RedactText(err.Error()))
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Failed to apply new arguments",
+				Detail:   fmt.Sprintf("%s: %v", ln.id, err),
+				Subject:  ln.rng.Ptr(),
+			})
+			continue
+		}
+		changes = append(changes, change{n: n, ln: ln, pending: p})
+	}
+	if diags.HasErrors() {
+		for i := len(changes) - 1; i >= 0; i-- {
+			changes[i].n.finish(changes[i].pending.Abort, "Abort")
+		}
+		return nil, &DiagnosticsError{Diags: diags, Files: hclFiles, Secrets: fileSecrets(hclFiles, filename)}
+	}
+	return changes, nil
+}
+
+// commit switches every prepared component to its new arguments.
+func (c *Controller) commit(changes []change) {
+	now := c.now()
+	for _, ch := range changes {
+		ch.n.finish(ch.pending.Commit, "Commit")
+		n, ln := ch.n, ch.ln
+		n.args, n.eval, n.files, n.filesHash = ln.args, ln.eval, ln.files, ln.filesHash
+		n.mu.Lock()
+		n.lastUpdate = now
+		n.mu.Unlock()
+		n.logger.Info("component updated")
+	}
+}
+
+// reject records a config that was not applied. The files it tried to
+// use are watched from now on: a change to one is worth another try.
+func (c *Controller) reject(filename string, src []byte, files *fileCache, tried []string) {
+	c.files = dedup(append(slices.Clone(c.files), tried...))
+	c.setWatched(filename, c.files)
+	c.lastHash = c.fingerprint(src, files)
+	c.recordFailure()
+}
+
 // ApplyError is returned by Apply when the config was accepted and is now
-// running, but some components failed to take it: an Update that failed
-// (the component keeps its old arguments and is reported unhealthy) or a
-// removed component that did not stop in time. A rejected config is a
+// running, but a removed component did not stop in time. A rejected config
+// (one that did not load, or that a component could not take) is a
 // *DiagnosticsError instead, and nothing changed.
 type ApplyError struct {
 	Errs []error
@@ -403,8 +499,11 @@ func (c *Controller) recordFailure() {
 }
 
 // exportsChanged is called when a running component publishes new exports:
-// the consumers are re-evaluated by applying the current config again.
-func (c *Controller) exportsChanged() {
+// Run re-evaluates the components that depend on it.
+func (c *Controller) exportsChanged(id string) {
+	c.dirtyMu.Lock()
+	c.dirty[id] = true
+	c.dirtyMu.Unlock()
 	select {
 	case c.reapply <- struct{}{}:
 	default:
@@ -420,16 +519,86 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.stopAll()
 			return nil
 		case <-c.reapply:
-			c.applyMu.Lock()
-			filename, src := c.filename, c.lastSrc
-			c.applyMu.Unlock()
-			if src != nil {
-				if err := c.Apply(filename, src); err != nil {
-					c.logger.Error("re-evaluating after an exports change failed", "err", err)
-				}
+			c.dirtyMu.Lock()
+			dirty := c.dirty
+			c.dirty = map[string]bool{}
+			c.dirtyMu.Unlock()
+			if err := c.reevaluate(dirty); err != nil {
+				c.logger.Error("re-evaluating after an exports change failed; the running pipeline is unchanged", "err", err)
 			}
 		}
 	}
+}
+
+// reevaluate evaluates again the blocks that depend, directly or through
+// others, on the components in changed, from the declarations of the
+// running config (the file is not read again), and applies the result
+// all-or-nothing like a reload. Blocks that do not depend on them are not
+// looked at.
+func (c *Controller) reevaluate(changed map[string]bool) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	if c.closed || len(changed) == 0 {
+		return nil
+	}
+	affected := map[string]bool{}
+	var todo []*declaration
+	for _, d := range c.decls { // topological: dependencies come first
+		for _, dep := range d.deps {
+			if changed[dep] || affected[dep] {
+				affected[d.id] = true
+				todo = append(todo, d)
+				break
+			}
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	c.mu.RLock()
+	running := c.nodes
+	c.mu.RUnlock()
+	exports := make(map[string]cty.Value, len(running))
+	for id, n := range running {
+		exports[id] = n.exportsValue()
+	}
+
+	files := newFileCache(c.opts.ReadFile)
+	l := c.newLoader(files, true)
+	l.init()
+	var diags hcl.Diagnostics
+	var diff []*loadedNode
+	for _, d := range todo {
+		n := running[d.id]
+		if n == nil {
+			continue // not running: the running config failed to load it
+		}
+		ln, ds := l.evalDecl(d, exports)
+		diags = append(diags, ds...)
+		if ds.HasErrors() {
+			continue
+		}
+		if !ln.unchanged {
+			diff = append(diff, ln)
+		}
+	}
+	if diags.HasErrors() {
+		c.lastHash = "" // let the next reload of the same file retry
+		c.recordFailure()
+		return &DiagnosticsError{Diags: diags, Files: c.hclFiles, Secrets: fileSecrets(c.hclFiles, c.filename)}
+	}
+	changes, err := c.prepare(running, diff, c.filename, c.hclFiles)
+	if err != nil {
+		c.lastHash = ""
+		c.recordFailure()
+		return err
+	}
+	c.commit(changes)
+	c.reloads.WithLabelValues("success").Inc()
+	c.lastReloadOK.Set(1)
+	c.lastReloadOKTime.SetToCurrentTime()
+	c.logger.Info("re-evaluated after an exports change", "evaluated", len(todo), "updated", len(changes))
+	return nil
 }
 
 func (c *Controller) stopAll() {

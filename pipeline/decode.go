@@ -58,20 +58,7 @@ type fieldInfo struct {
 	typ      reflect.Type
 }
 
-var (
-	durationType = reflect.TypeOf(time.Duration(0))
-	gathererType = reflect.TypeOf((*prometheus.Gatherer)(nil)).Elem()
-	// ctyGatherer carries a prometheus.Gatherer through HCL expressions.
-	ctyGatherer = cty.CapsuleWithOps("metrics", gathererType, &cty.CapsuleOps{
-		TypeGoString: func(reflect.Type) string { return "pipeline.Gatherer" },
-	})
-)
-
-// GathererVal wraps a gatherer for an EvalContext. Two values compare
-// (RawEquals) equal only if they come from the same GathererVal call.
-func GathererVal(g prometheus.Gatherer) cty.Value {
-	return cty.CapsuleVal(ctyGatherer, &g)
-}
+var durationType = reflect.TypeOf(time.Duration(0))
 
 func structFields(t reflect.Type) ([]fieldInfo, error) {
 	var out []fieldInfo
@@ -117,22 +104,23 @@ func checkSchema(t reflect.Type) error {
 		return err
 	}
 	for _, f := range fields {
+		sf := t.Field(f.index)
 		switch f.kind {
 		case kindAttr:
 			if err := checkAttrType(f.typ); err != nil {
-				return fmt.Errorf("attribute %q: %w", f.name, err)
+				return fmt.Errorf("field %s (attribute %q) of type %s cannot be decoded: %w", sf.Name, f.name, f.typ, err)
 			}
 		case kindBlock:
 			bt := blockElem(f.typ)
 			if bt == nil {
-				return fmt.Errorf("block %q: type %s is not a struct, *struct or []struct", f.name, f.typ)
+				return fmt.Errorf("field %s (block %q): type %s is not a struct, *struct or []struct", sf.Name, f.name, f.typ)
 			}
 			if err := checkSchema(bt); err != nil {
-				return fmt.Errorf("block %q: %w", f.name, err)
+				return fmt.Errorf("field %s (block %q): %w", sf.Name, f.name, err)
 			}
 		case kindLabel:
 			if f.typ.Kind() != reflect.String {
-				return fmt.Errorf("label %q must be a string", f.name)
+				return fmt.Errorf("field %s (label %q) of type %s: a label must be a string", sf.Name, f.name, f.typ)
 			}
 		}
 	}
@@ -424,8 +412,34 @@ func ErrorAt(attr string, err error) error {
 	return &AttrError{Attr: attr, Err: err}
 }
 
-// validationDiags turns a Validate error (possibly errors.Join'ed) into one
-// diagnostic per error, each at its attribute when known.
+// BlockError points an error at a nested block: the index-th (from 0)
+// block of type Block in the body. Err may itself point at an attribute
+// of that block (ErrorAt) or at a block nested in it.
+type BlockError struct {
+	Block string
+	Index int
+	Err   error
+}
+
+func (e *BlockError) Error() string {
+	return fmt.Sprintf("%s block %d: %v", e.Block, e.Index+1, e.Err)
+}
+func (e *BlockError) Unwrap() error { return e.Err }
+
+// ErrorInBlock wraps err so that its diagnostic points into the index-th
+// (from 0) nested block of type block: for errors that Validate or
+// Provision of the whole Arguments find in one of its blocks (a rule whose
+// regex does not compile is found when all rules are compiled together).
+func ErrorInBlock(block string, index int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &BlockError{Block: block, Index: index, Err: err}
+}
+
+// validationDiags turns a Validate or Provision error (possibly
+// errors.Join'ed) into one diagnostic per error, each at its attribute or
+// nested block when known.
 func validationDiags(err error, body hcl.Body, def hcl.Range) hcl.Diagnostics {
 	if err == nil {
 		return nil
@@ -436,23 +450,69 @@ func validationDiags(err error, body hcl.Body, def hcl.Range) hcl.Diagnostics {
 	} else {
 		errs = []error{err}
 	}
-	attrs, _ := body.JustAttributes()
 	var diags hcl.Diagnostics
 	for _, e := range errs {
 		if e == nil {
 			continue
 		}
-		d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid configuration", Detail: e.Error(), Subject: def.Ptr()}
-		var ae *AttrError
-		if errors.As(e, &ae) {
-			if a, ok := attrs[ae.Attr]; ok {
-				d.Subject = a.Expr.Range().Ptr()
-				d.Context = a.Range.Ptr()
-			}
-		}
-		diags = append(diags, d)
+		diags = append(diags, errorDiag(e, e, body, def))
 	}
 	return diags
+}
+
+// errorDiag places one error: it follows BlockErrors down to the nested
+// block they name and points at an AttrError's attribute there. The detail
+// is always the whole error's text (full).
+func errorDiag(full, e error, body hcl.Body, def hcl.Range) *hcl.Diagnostic {
+	be, isBlock := asFirst[*BlockError](e)
+	ae, isAttr := asFirst[*AttrError](e)
+	if isBlock && (!isAttr || blockOutside(e)) {
+		if sb, ok := body.(*hclsyntax.Body); ok {
+			i := 0
+			for _, b := range sb.Blocks {
+				if b.Type != be.Block {
+					continue
+				}
+				if i == be.Index {
+					return errorDiag(full, be.Err, b.Body, b.DefRange())
+				}
+				i++
+			}
+		}
+	}
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid configuration", Detail: full.Error(), Subject: def.Ptr()}
+	if isAttr {
+		// JustAttributes complains about nested blocks but still returns
+		// every attribute.
+		attrs, _ := body.JustAttributes()
+		if a, ok := attrs[ae.Attr]; ok {
+			d.Subject = a.Expr.Range().Ptr()
+			d.Context = a.Range.Ptr()
+		}
+	}
+	return d
+}
+
+// asFirst is errors.As returning the value.
+func asFirst[T error](err error) (T, bool) {
+	var t T
+	ok := errors.As(err, &t)
+	return t, ok
+}
+
+// blockOutside reports whether the first BlockError in err's chain comes
+// before (wraps) the first AttrError: the attribute is then inside the
+// block.
+func blockOutside(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch e.(type) {
+		case *BlockError:
+			return true
+		case *AttrError:
+			return false
+		}
+	}
+	return false
 }
 
 // assign converts val into dst's Go type.
@@ -597,59 +657,4 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration (use e.g. \"30s\", \"5m\", \"1h\")", s)
 	}
 	return time.Duration(d), nil
-}
-
-// componentGatherer is a gatherer exported by a component, tagged with the
-// component's ID so that consumers can name their inputs.
-type componentGatherer struct {
-	prometheus.Gatherer
-	id string
-}
-
-// SourceID returns the ID of the component that exported g (for example
-// "relabel.app", or "agent" for agent.metrics), or "" if g did not come
-// from a reference.
-func SourceID(g prometheus.Gatherer) string {
-	if cg, ok := g.(*componentGatherer); ok {
-		return cg.id
-	}
-	return ""
-}
-
-// exportsToCty converts an Exports struct into the object consumers see.
-func exportsToCty(id string, exports Exports) (cty.Value, error) {
-	v := reflect.ValueOf(exports)
-	for v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return cty.NilVal, fmt.Errorf("exports must be a struct, got %T", exports)
-	}
-	fields, err := structFields(v.Type())
-	if err != nil {
-		return cty.NilVal, err
-	}
-	out := map[string]cty.Value{}
-	for _, f := range fields {
-		fv := v.Field(f.index)
-		switch {
-		case f.typ == gathererType:
-			if fv.IsNil() {
-				out[f.name] = cty.NullVal(ctyGatherer)
-			} else {
-				out[f.name] = GathererVal(&componentGatherer{Gatherer: fv.Interface().(prometheus.Gatherer), id: id})
-			}
-		case f.typ.Kind() == reflect.String:
-			out[f.name] = cty.StringVal(fv.String())
-		case f.typ.Kind() == reflect.Bool:
-			out[f.name] = cty.BoolVal(fv.Bool())
-		case fv.CanInt():
-			out[f.name] = cty.NumberIntVal(fv.Int())
-		case fv.CanFloat():
-			out[f.name] = cty.NumberFloatVal(fv.Float())
-		default:
-			return cty.NilVal, fmt.Errorf("export %q: unsupported type %s", f.name, f.typ)
-		}
-	}
-	return cty.ObjectVal(out), nil
 }

@@ -36,12 +36,13 @@ type ComponentDoc struct {
 // standardPrefix holds the packages that ship as Sluice's own components.
 const standardPrefix = "github.com/sluicehq/sluice/components/"
 
-// Describe documents a registration from its Args and Exports types.
-func Describe(r Registration) ComponentDoc {
+// Describe documents a registered component type from its Arguments and
+// Exports types.
+func Describe(r ComponentType) ComponentDoc {
 	d := ComponentDoc{
 		Name: r.Name, Stability: r.Stability, Summary: r.Summary, Package: r.pkgPath,
 		Kind: "plugin", Example: strings.TrimSpace(r.Example),
-		Args: describeStruct(reflect.TypeOf(r.Args)), Exports: describeStruct(reflect.TypeOf(r.Exports)),
+		Args: describeStruct(r.argsType), Exports: describeStruct(r.exportsType),
 	}
 	if strings.HasPrefix(r.pkgPath, standardPrefix) {
 		d.Kind = "standard"

@@ -14,15 +14,19 @@ import (
 type LookupEnvFunc func(string) (string, bool)
 
 // functions returns the functions available in expressions. Relative paths
-// given to file() resolve against configDir; onRead (if not nil) learns every
-// file file() reads, so that the controller can reload when one changes.
-func functions(configDir string, lookupEnv LookupEnvFunc, onRead func(string)) map[string]function.Function {
+// given to file() resolve against configDir; file() reads through readFile
+// (the load's cache) and onRead (if not nil) learns every file it reads, so
+// that the controller can reload when one changes.
+func functions(configDir string, lookupEnv LookupEnvFunc, readFile func(string) ([]byte, error), onRead func(string)) map[string]function.Function {
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
+	if readFile == nil {
+		readFile = os.ReadFile
+	}
 	return map[string]function.Function{
 		"env":  envFunc(lookupEnv),
-		"file": fileFunc(configDir, onRead),
+		"file": fileFunc(configDir, readFile, onRead),
 
 		"upper":      stdlib.UpperFunc,
 		"lower":      stdlib.LowerFunc,
@@ -80,7 +84,7 @@ func envFunc(lookupEnv LookupEnvFunc) function.Function {
 	})
 }
 
-func fileFunc(configDir string, onRead func(string)) function.Function {
+func fileFunc(configDir string, readFile func(string) ([]byte, error), onRead func(string)) function.Function {
 	return function.New(&function.Spec{
 		Description: "Reads a file, relative to the config file's directory.",
 		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
@@ -93,7 +97,7 @@ func fileFunc(configDir string, onRead func(string)) function.Function {
 			if onRead != nil {
 				onRead(p)
 			}
-			b, err := os.ReadFile(p)
+			b, err := readFile(p)
 			if err != nil {
 				return cty.NilVal, fmt.Errorf("reading %s: %w", p, err)
 			}

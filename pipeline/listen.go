@@ -47,7 +47,7 @@ type socketClaim struct {
 // same port and overlapping hosts (":9102" and "127.0.0.1:9102" overlap; tcp
 // and udp on one port do not), or the same unixgram path. Port 0 (any free
 // port) never conflicts.
-func checkListenAddresses(nodes []*LoadedNode, agentAddr string) hcl.Diagnostics {
+func checkListenAddresses(nodes []*loadedNode, agentAddr string) hcl.Diagnostics {
 	var claims []socketClaim
 	if agentAddr != "" {
 		if c, ok := newClaim(ListenAddress{Network: "tcp", Address: agentAddr}); ok {
@@ -56,7 +56,7 @@ func checkListenAddresses(nodes []*LoadedNode, agentAddr string) hcl.Diagnostics
 	}
 	var diags hcl.Diagnostics
 	for _, n := range nodes {
-		u, ok := argsPointer(n.Args).(ListenAddressUser)
+		u, ok := argsAs[ListenAddressUser](n.args)
 		if !ok {
 			continue
 		}
@@ -65,7 +65,7 @@ func checkListenAddresses(nodes []*LoadedNode, agentAddr string) hcl.Diagnostics
 			if !ok {
 				continue // Validate reports a malformed address
 			}
-			c.owner = n.ID
+			c.owner = n.id
 			c.rng = attrRange(n, la.Attr)
 			for _, prev := range claims {
 				if !c.conflicts(prev) {
@@ -152,11 +152,11 @@ func (c socketClaim) conflicts(o socketClaim) bool {
 
 // attrRange is the range of a top-level attribute of a node's block, or its
 // header when the attribute is not written (a default value).
-func attrRange(n *LoadedNode, name string) hcl.Range {
+func attrRange(n *loadedNode, name string) hcl.Range {
 	if sb, ok := n.body.(*hclsyntax.Body); ok && name != "" {
 		if a, ok := sb.Attributes[name]; ok {
 			return a.Expr.Range()
 		}
 	}
-	return n.Range
+	return n.rng
 }

@@ -1,10 +1,14 @@
 package pipeline
 
+// Loading a config: parse, check the schema, find references, order the
+// blocks so that every block comes after those it references, and then,
+// block by block, decode, validate, provision and build (or keep the
+// running component). The loader stops at the first stage with errors, so
+// one mistake does not cascade into many.
+
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"os"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -15,46 +19,59 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
 )
 
 // agentRoot is the built-in reference root: agent.metrics is the agent's own
 // registry.
 const agentRoot = "agent"
 
-// declaration is one top-level block of a config file.
+// declaration is one top-level block of a config file, parsed. The
+// controller keeps the declarations of the running config, so that an
+// export change re-evaluates the blocks that depend on it without parsing
+// the file again.
 type declaration struct {
 	id    string
 	typ   string
 	name  string
 	block *hcl.Block
-	reg   Registration
+	ct    ComponentType
 	deps  []string // IDs this block references, in first-reference order
 }
 
-// LoadedNode is a block that has been decoded and validated.
-type LoadedNode struct {
-	ID   string
-	Type string
-	Reg  Registration
-	Args Arguments
-	// Eval is the evaluated block; equal Evals mean equal configuration.
-	Eval cty.Value
-	Deps []string
-	// Files are the files the arguments refer to (FileReferrer).
-	Files []string
-	// Range is the block's header, for messages.
-	Range hcl.Range
-
-	body hcl.Body // for diagnostics that point at one attribute
+// loadedNode is a block that has been decoded, validated and provisioned.
+type loadedNode struct {
+	id   string
+	ct   ComponentType
+	args any
+	// eval is the evaluated block, with the fingerprint of its files;
+	// equal evals mean equal configuration.
+	eval cty.Value
+	deps []string
+	// files are the files the arguments refer to (FileReferrer), and
+	// filesHash their fingerprint.
+	files     []string
+	filesHash string
+	// unchanged is set when the block evaluates as the running
+	// component's (which keeps its arguments).
+	unchanged bool
+	// rng is the block's header, for messages, and body its body, for
+	// diagnostics that point at one attribute.
+	rng  hcl.Range
+	body hcl.Body
 }
 
-// Graph is a loaded config: nodes in topological order (every node after the
-// nodes it references).
-type Graph struct {
-	Nodes []*LoadedNode
-	// Files are the files the config depends on besides itself: those read
+// graph is a loaded config: nodes and declarations in topological order
+// (every node after the nodes it references).
+type graph struct {
+	nodes []*loadedNode
+	decls []*declaration
+	// files are the files the config depends on besides itself: those read
 	// with file() and those components refer to (FileReferrer).
-	Files []string
+	files []string
+	// hclFiles render diagnostics about this config later (a failed
+	// Update, a failed re-evaluation).
+	hclFiles map[string]*hcl.File
 }
 
 // LoadOptions are what a config is checked against besides itself: facts
@@ -70,109 +87,60 @@ type LoadOptions struct {
 	AgentListenAddress string
 }
 
-// instantiateFunc returns the exports of a node that has just been decoded:
-// the controller builds a new component, or hands back a running one's.
-type instantiateFunc func(n *LoadedNode) (cty.Value, error)
+// priorNode is what the loader needs to know of a running component.
+type priorNode struct {
+	eval      cty.Value
+	args      any
+	files     []string
+	filesHash string
+}
 
-// loadConfig parses, checks, orders and decodes a config. It stops at the
-// first stage with errors, so one mistake does not cascade into many. It
-// also returns every file the attempt depended on besides the config (read
-// with file(), named by a component), whether or not it succeeded: a
-// rejected config deserves another try when one of them changes.
-func loadConfig(filename string, src []byte, lopts LoadOptions, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, []string, error) {
+// loader is one load of a config, or one re-evaluation of some of its
+// blocks.
+type loader struct {
+	opts         LoadOptions
+	configDir    string
+	lookupEnv    LookupEnvFunc
+	agentExports cty.Value
+	files        *fileCache
+	logger       *slog.Logger
+	// prior returns the running component of an ID, if any: a block whose
+	// evaluation equals the running one keeps its (provisioned) arguments.
+	prior func(id string) (priorNode, bool)
+	// trustFiles reuses the running component's files fingerprint when it
+	// names the same files (re-evaluation after an export change: a file
+	// change triggers a reload of its own).
+	trustFiles bool
+	// inst returns the exports of a node that has just been loaded: the
+	// controller builds a new component, or hands back a running one's.
+	inst func(n *loadedNode) (cty.Value, error)
+
+	funcs map[string]function.Function
+	// read are the files the load depends on besides the config: read with
+	// file(), or named by a component (FileReferrer), including those of
+	// blocks that did not validate (a missing mapping file: creating it is
+	// worth another try).
+	read []string
+}
+
+func (l *loader) init() {
+	l.funcs = functions(l.configDir, l.lookupEnv, l.files.ReadFile, func(p string) { l.read = append(l.read, p) })
+}
+
+// load parses, checks, orders and loads a config. It also returns every
+// file the attempt depended on besides the config, whether or not it
+// succeeded: a rejected config deserves another try when one of them
+// changes.
+func (l *loader) load(filename string, src []byte) (*graph, []string, error) {
 	parser := hclparse.NewParser()
-	g, files, diags := loadWith(parser, filename, src, lopts, lookupEnv, agentExports, inst)
+	g, diags := l.loadWith(parser, filename, src)
+	files := dedup(l.read)
 	if diags.HasErrors() {
-		return nil, files, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser, filename)}
+		return nil, files, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser.Files(), filename)}
 	}
+	g.files = files
+	g.hclFiles = parser.Files()
 	return g, files, nil
-}
-
-// fileSecrets finds the secret attributes of every known block in the file,
-// even when the file did not load, so that no diagnostic prints them.
-func fileSecrets(parser *hclparse.Parser, filename string) []hcl.Range {
-	f := parser.Files()[filename]
-	if f == nil {
-		return nil
-	}
-	sb, ok := f.Body.(*hclsyntax.Body)
-	if !ok {
-		return nil
-	}
-	var out []hcl.Range
-	for _, b := range sb.Blocks {
-		if reg, ok := Lookup(b.Type); ok {
-			out = append(out, secretRanges(b.Body, reflect.TypeOf(reg.Args))...)
-		}
-	}
-	return out
-}
-
-func loadWith(parser *hclparse.Parser, filename string, src []byte, lopts LoadOptions, lookupEnv LookupEnvFunc, agentExports cty.Value, inst instantiateFunc) (*Graph, []string, hcl.Diagnostics) {
-	decls, diags := parseDecls(parser, filename, src)
-	if diags.HasErrors() {
-		return nil, nil, diags
-	}
-	if len(decls) == 0 && !lopts.AllowEmpty {
-		return nil, nil, hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "No components in the config",
-			Detail:   "The config declares no component, so applying it would stop everything. An empty or comment-only file is usually a truncated write or a failed template; if an agent without components is really intended, run with --config.allow-empty.",
-			Subject:  &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
-		}}
-	}
-	order, diags := orderDecls(decls)
-	if diags.HasErrors() {
-		return nil, nil, diags
-	}
-
-	configDir := absDir(filename)
-	var read []string
-	funcs := functions(configDir, lookupEnv, func(p string) { read = append(read, p) })
-	exports := map[string]cty.Value{} // id -> exports
-	failed := map[string]bool{}
-	g := &Graph{}
-	for _, d := range order {
-		skip := false
-		for _, dep := range d.deps {
-			if failed[dep] {
-				skip = true // its own error is already reported
-			}
-		}
-		if skip {
-			failed[d.id] = true
-			continue
-		}
-		ctx := &hcl.EvalContext{Variables: evalVars(d, exports, agentExports), Functions: funcs}
-		n, referenced, ds := decodeDecl(d, ctx, configDir)
-		read = append(read, referenced...)
-		diags = append(diags, ds...)
-		if ds.HasErrors() {
-			failed[d.id] = true
-			continue
-		}
-		ev, err := inst(n)
-		if err != nil {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Failed to build component",
-				Detail:   fmt.Sprintf("%s: %v", d.id, err),
-				Subject:  d.block.DefRange.Ptr(),
-			})
-			failed[d.id] = true
-			continue
-		}
-		exports[d.id] = ev
-		g.Nodes = append(g.Nodes, n)
-	}
-	diags = append(diags, checkHTTPPaths(g.Nodes)...)
-	diags = append(diags, checkListenAddresses(g.Nodes, lopts.AgentListenAddress)...)
-	files := dedup(read)
-	if diags.HasErrors() {
-		return nil, files, diags
-	}
-	g.Files = files
-	return g, files, diags
 }
 
 func dedup(ss []string) []string {
@@ -185,6 +153,87 @@ func dedup(ss []string) []string {
 		}
 	}
 	return out
+}
+
+// fileSecrets finds the secret attributes of every known block in the file,
+// even when the file did not load, so that no diagnostic prints them.
+func fileSecrets(files map[string]*hcl.File, filename string) []hcl.Range {
+	f := files[filename]
+	if f == nil {
+		return nil
+	}
+	sb, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	var out []hcl.Range
+	for _, b := range sb.Blocks {
+		if ct, ok := Lookup(b.Type); ok {
+			out = append(out, secretRanges(b.Body, ct.argsType)...)
+		}
+	}
+	return out
+}
+
+func (l *loader) loadWith(parser *hclparse.Parser, filename string, src []byte) (*graph, hcl.Diagnostics) {
+	decls, diags := parseDecls(parser, filename, src)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	if len(decls) == 0 && !l.opts.AllowEmpty {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "No components in the config",
+			Detail:   "The config declares no component, so applying it would stop everything. An empty or comment-only file is usually a truncated write or a failed template; if an agent without components is really intended, run with --config.allow-empty.",
+			Subject:  &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
+	}
+	order, diags := orderDecls(decls)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+
+	l.init()
+	exports := map[string]cty.Value{} // id -> exports
+	failed := map[string]bool{}
+	g := &graph{decls: order}
+	for _, d := range order {
+		skip := false
+		for _, dep := range d.deps {
+			if failed[dep] {
+				skip = true // its own error is already reported
+			}
+		}
+		if skip {
+			failed[d.id] = true
+			continue
+		}
+		n, ds := l.evalDecl(d, exports)
+		diags = append(diags, ds...)
+		if ds.HasErrors() {
+			failed[d.id] = true
+			continue
+		}
+		ev, err := l.inst(n)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Failed to build component",
+				Detail:   fmt.Sprintf("%s: %v", d.id, err),
+				Subject:  d.block.DefRange.Ptr(),
+			})
+			failed[d.id] = true
+			continue
+		}
+		exports[d.id] = ev
+		g.nodes = append(g.nodes, n)
+	}
+	diags = append(diags, checkHTTPPaths(g.nodes)...)
+	diags = append(diags, checkListenAddresses(g.nodes, l.opts.AgentListenAddress)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return g, diags
 }
 
 func parseDecls(parser *hclparse.Parser, filename string, src []byte) ([]*declaration, hcl.Diagnostics) {
@@ -202,8 +251,8 @@ func parseDecls(parser *hclparse.Parser, filename string, src []byte) ([]*declar
 	var decls []*declaration
 	byID := map[string]*declaration{}
 	for _, b := range content.Blocks {
-		reg, _ := Lookup(b.Type)
-		d := &declaration{id: b.Type + "." + b.Labels[0], typ: b.Type, name: b.Labels[0], block: b, reg: reg}
+		ct, _ := Lookup(b.Type)
+		d := &declaration{id: b.Type + "." + b.Labels[0], typ: b.Type, name: b.Labels[0], block: b, ct: ct}
 		if !hclsyntax.ValidIdentifier(d.name) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -398,21 +447,103 @@ func evalVars(d *declaration, exports map[string]cty.Value, agentExports cty.Val
 	return vars
 }
 
-// decodeDecl decodes one block. It also returns the files the block refers
-// to (FileReferrer) when its arguments decoded but did not validate: a
-// missing mapping file is then retried when it appears.
-func decodeDecl(d *declaration, ctx *hcl.EvalContext, configDir string) (*LoadedNode, []string, hcl.Diagnostics) {
-	args, eval, files, diags := decodeArgs(d.reg, d.block.Body, d.block.DefRange, ctx, configDir)
+// evalDecl evaluates one block against the exports of the blocks it
+// references: decode, ResolvePaths, Validate, the fingerprint of its files
+// and, unless it equals the running component's, Provision.
+func (l *loader) evalDecl(d *declaration, exports map[string]cty.Value) (*loadedNode, hcl.Diagnostics) {
+	ctx := &hcl.EvalContext{Variables: evalVars(d, exports, l.agentExports), Functions: l.funcs}
+	body, def := d.block.Body, d.block.DefRange
+	target := reflect.New(d.ct.argsType).Elem()
+	eval, diags := decodeBody(body, ctx, target)
 	if diags.HasErrors() {
-		return nil, files, diags
+		return nil, diags
 	}
-	n := &LoadedNode{ID: d.id, Type: d.typ, Reg: d.reg, Args: args, Eval: eval, Deps: d.deps, Range: d.block.DefRange, Files: files, body: d.block.Body}
-	if len(n.Files) > 0 {
+	if r, ok := target.Addr().Interface().(PathResolver); ok {
+		r.ResolvePaths(l.configDir)
+	}
+	n := &loadedNode{id: d.id, ct: d.ct, eval: eval, deps: d.deps, rng: def, body: body}
+	if fr, ok := target.Addr().Interface().(FileReferrer); ok {
+		n.files = fr.ReferencedFiles()
+		l.read = append(l.read, n.files...)
+	}
+	if v, ok := target.Addr().Interface().(Validator); ok {
+		diags = append(diags, validationDiags(v.Validate(), body, def)...)
+		if diags.HasErrors() {
+			return nil, diags
+		}
+	}
+	prior, hasPrior := l.prior(d.id)
+	if len(n.files) > 0 {
+		if l.trustFiles && hasPrior && slicesEqual(prior.files, n.files) {
+			n.filesHash = prior.filesHash
+		} else {
+			n.filesHash = l.files.filesHash(n.files)
+		}
 		// The files' content is part of the configuration.
-		n.Eval = cty.TupleVal([]cty.Value{eval, cty.StringVal(filesHash(n.Files))})
+		n.eval = cty.TupleVal([]cty.Value{eval, cty.StringVal(n.filesHash)})
 	}
-	return n, files, diags
+	if hasPrior && prior.eval.RawEquals(n.eval) {
+		// Unchanged: keep the running arguments, provisioned already.
+		n.args, n.unchanged = prior.args, true
+		return n, diags
+	}
+	diags = append(diags, provision(target, body, def, provisionContext{
+		configDir: l.configDir, files: l.files, logger: l.logger.With("component_id", d.id),
+	})...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	n.args = target.Interface()
+	return n, diags
 }
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeArgs decodes a component's body into target (an addressable value
+// of its Arguments type), resolves its paths and validates it.
+func decodeArgs(target reflect.Value, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext, configDir string) (cty.Value, hcl.Diagnostics) {
+	eval, diags := decodeBody(body, ctx, target)
+	if diags.HasErrors() {
+		return cty.NilVal, diags
+	}
+	if r, ok := target.Addr().Interface().(PathResolver); ok {
+		r.ResolvePaths(configDir)
+	}
+	if v, ok := target.Addr().Interface().(Validator); ok {
+		diags = append(diags, validationDiags(v.Validate(), body, def)...)
+	}
+	return eval, diags
+}
+
+// provision runs the Arguments' Provision, if it has one.
+func provision(target reflect.Value, body hcl.Body, def hcl.Range, pc provisionContext) hcl.Diagnostics {
+	p, ok := target.Addr().Interface().(Provisioner)
+	if !ok {
+		return nil
+	}
+	return validationDiags(p.Provision(pc), body, def)
+}
+
+// provisionContext implements ProvisionContext.
+type provisionContext struct {
+	configDir string
+	files     *fileCache
+	logger    *slog.Logger
+}
+
+func (p provisionContext) ConfigDir() string                    { return p.configDir }
+func (p provisionContext) ReadFile(path string) ([]byte, error) { return p.files.ReadFile(path) }
+func (p provisionContext) Logger() *slog.Logger                 { return p.logger }
 
 // absDir is the absolute directory of a config file: relative paths in the
 // config resolve against it, whatever the process's working directory.
@@ -424,82 +555,34 @@ func absDir(filename string) string {
 	return dir
 }
 
-// argsPointer returns a pointer to a copy of args, so that optional
-// interfaces implemented with value or pointer receivers both match.
-func argsPointer(args Arguments) any {
+// argsAs returns args (a value of an Arguments type) as the optional
+// interface T, whether the type implements it on the value or the pointer.
+func argsAs[T any](args any) (T, bool) {
 	p := reflect.New(reflect.TypeOf(args))
 	p.Elem().Set(reflect.ValueOf(args))
-	return p.Interface()
+	t, ok := p.Interface().(T)
+	return t, ok
 }
 
-// checkHTTPPaths refuses two components that mount the same path.
-func checkHTTPPaths(nodes []*LoadedNode) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	owner := map[string]*LoadedNode{}
-	for _, n := range nodes {
-		u, ok := argsPointer(n.Args).(HTTPPathUser)
-		if !ok {
-			continue
-		}
-		for _, path := range u.HTTPPaths(n.ID) {
-			if first, dup := owner[path]; dup {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError,
-					Summary:  "HTTP path used twice",
-					Detail:   fmt.Sprintf("%s wants to serve %s, which %s (at %s) already serves; give one of them another path.", n.ID, path, first.ID, first.Range),
-					Subject:  n.Range.Ptr(),
-				})
-				continue
-			}
-			owner[path] = n
-		}
-	}
-	return diags
-}
-
-// filesHash fingerprints the content of files; a missing file hashes as
-// such (Validate reports it).
-func filesHash(paths []string) string {
-	h := sha256.New()
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			b = []byte("unreadable: " + err.Error())
-		}
-		sum := sha256.Sum256(b)
-		fmt.Fprintf(h, "%s\x00%x\n", p, sum)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// decodeArgs decodes a component's body into a new value of its Args type
-// and validates it, returning also the files it refers to (FileReferrer).
-func decodeArgs(reg Registration, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext, configDir string) (Arguments, cty.Value, []string, hcl.Diagnostics) {
-	target := reflect.New(reflect.TypeOf(reg.Args)).Elem()
-	eval, diags := decodeBody(body, ctx, target)
+// DecodeArguments decodes, validates and provisions a component body
+// outside a config file, for tests and tools: it returns a value of the
+// component's Arguments type, ready for ComponentType.Build or
+// Instance.Update. vars are extra variables for expressions. Files are
+// read through a cache of this call.
+func DecodeArguments(ct ComponentType, body hcl.Body, configDir string, lookupEnv LookupEnvFunc, vars map[string]cty.Value) (any, hcl.Diagnostics) {
+	files := newFileCache(nil)
+	ctx := &hcl.EvalContext{Variables: vars, Functions: functions(configDir, lookupEnv, files.ReadFile, nil)}
+	target := reflect.New(ct.argsType).Elem()
+	def := body.MissingItemRange()
+	_, diags := decodeArgs(target, body, def, ctx, configDir)
 	if diags.HasErrors() {
-		return nil, cty.NilVal, nil, diags
+		return nil, diags
 	}
-	if r, ok := target.Addr().Interface().(PathResolver); ok {
-		r.ResolvePaths(configDir)
+	diags = append(diags, provision(target, body, def, provisionContext{
+		configDir: configDir, files: files, logger: slog.New(slog.DiscardHandler),
+	})...)
+	if diags.HasErrors() {
+		return nil, diags
 	}
-	var files []string
-	if fr, ok := target.Addr().Interface().(FileReferrer); ok {
-		files = fr.ReferencedFiles()
-	}
-	if v, ok := target.Addr().Interface().(Validator); ok {
-		diags = append(diags, validationDiags(v.Validate(), body, def)...)
-		if diags.HasErrors() {
-			return nil, cty.NilVal, files, diags
-		}
-	}
-	return target.Interface(), eval, files, diags
-}
-
-// DecodeArguments decodes and validates a component body outside a config
-// file: for tests and tools. vars are extra variables for expressions.
-func DecodeArguments(reg Registration, body hcl.Body, configDir string, lookupEnv LookupEnvFunc, vars map[string]cty.Value) (Arguments, hcl.Diagnostics) {
-	ctx := &hcl.EvalContext{Variables: vars, Functions: functions(configDir, lookupEnv, nil)}
-	args, _, _, diags := decodeArgs(reg, body, body.MissingItemRange(), ctx, configDir)
-	return args, diags
+	return target.Interface(), diags
 }

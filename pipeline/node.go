@@ -20,26 +20,28 @@ import (
 type node struct {
 	id     string
 	typ    string
-	reg    Registration
-	comp   Component
+	ct     ComponentType
+	inst   Instance
 	logger *slog.Logger
 	// selfReg holds the component's self-metrics; the agent serves it.
 	selfReg *prometheus.Registry
 
 	// Guarded by the controller's apply lock.
-	args Arguments
-	eval cty.Value
-	deps []string
+	args      any
+	eval      cty.Value
+	files     []string
+	filesHash string
 
 	mu          sync.Mutex
-	exports     Exports
+	deps        []string
+	exports     any
 	exportsVal  cty.Value
-	onChange    func() // called when exports change after Build
+	exportsErr  error           // the last OnExports that could not be evaluated
+	onChange    func(id string) // called when exports change after Build
 	state       HealthState
 	message     string
 	since       time.Time
 	lastUpdate  time.Time
-	updateErr   error
 	generation  uint64 // incremented at each (re)start of Run
 	cancel      context.CancelFunc
 	done        chan struct{}
@@ -52,77 +54,73 @@ type node struct {
 	lastErr    string
 }
 
-func (c *Controller) buildNode(ln *LoadedNode) (*node, error) {
+func (c *Controller) buildNode(ln *loadedNode) (*node, error) {
 	n := &node{
-		id:      ln.ID,
-		typ:     ln.Type,
-		reg:     ln.Reg,
-		args:    ln.Args,
-		eval:    ln.Eval,
-		deps:    ln.Deps,
-		logger:  c.logger.With("component_id", ln.ID),
-		selfReg: prometheus.NewRegistry(),
-		state:   HealthUnknown,
-		since:   c.now(),
+		id:        ln.id,
+		typ:       ln.ct.Name,
+		ct:        ln.ct,
+		args:      ln.args,
+		eval:      ln.eval,
+		files:     ln.files,
+		filesHash: ln.filesHash,
+		deps:      ln.deps,
+		logger:    c.logger.With("component_id", ln.id),
+		selfReg:   prometheus.NewRegistry(),
+		state:     HealthUnknown,
+		since:     c.now(),
 	}
-	n.onChange = c.exportsChanged
-	opts := Options{
-		ID:         ln.ID,
+	inst, err := ln.ct.build(Options[any]{
+		ID:         ln.id,
 		Logger:     n.logger,
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"component_id": ln.ID}, n.selfReg),
-		DataPath:   filepath.Join(c.opts.DataPath, strings.ReplaceAll(ln.ID, "/", "_")),
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"component_id": ln.id}, n.selfReg),
+		DataPath:   filepath.Join(c.opts.DataPath, strings.ReplaceAll(ln.id, "/", "_")),
 		ConfigDir:  c.configDir,
 		OnExports:  n.setExports,
 		HTTP:       c.opts.HTTP,
-	}
-	comp, err := ln.Reg.Build(opts, ln.Args)
+	}, ln.args)
 	if err != nil {
 		return nil, err
 	}
-	if comp == nil {
-		return nil, errors.New("Build returned no component")
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.exportsErr != nil {
+		// Say what went wrong, not only that no exports were published.
+		return nil, fmt.Errorf("invalid exports: %w", n.exportsErr)
+	}
 	if n.exportsVal == cty.NilVal {
 		return nil, errors.New("Build did not publish its exports (OnExports)")
 	}
-	n.comp = comp
+	n.inst = inst
 	n.onChange = c.exportsChanged
 	return n, nil
 }
 
 // setExports is the component's OnExports callback.
-func (n *node) setExports(e Exports) {
+func (n *node) setExports(e any) {
 	v, err := exportsToCty(n.id, e)
+	n.mu.Lock()
 	if err != nil {
-		n.logger.Error("invalid exports", "err", err)
+		// Build fails with this error; later, the consumers keep the last
+		// good exports.
+		n.exportsErr = err
+		n.mu.Unlock()
+		n.logger.Error("invalid exports; consumers keep the previous ones", "err", err)
 		return
 	}
-	n.mu.Lock()
+	n.exportsErr = nil
 	if n.exportsVal != cty.NilVal && sameExports(n.exports, e) {
 		// Keep the old value: consumers compare it by identity, and an
 		// unchanged export must not make them "changed".
 		n.mu.Unlock()
 		return
 	}
-	changed := n.comp != nil
+	changed := n.inst != nil
 	n.exports, n.exportsVal = e, v
 	notify := n.onChange
 	n.mu.Unlock()
 	if changed && notify != nil {
-		notify()
+		notify(n.id)
 	}
-}
-
-// sameExports compares exports by value, gatherers by identity.
-func sameExports(a, b Exports) (same bool) {
-	defer func() {
-		if recover() != nil { // uncomparable field types
-			same = false
-		}
-	}()
-	return a == b
 }
 
 func (n *node) exportsValue() cty.Value {
@@ -142,12 +140,9 @@ func (n *node) setHealth(state HealthState, msg string, now time.Time) {
 func (n *node) health() Health {
 	n.mu.Lock()
 	h := Health{State: n.state, Message: n.message, Since: n.since}
-	if n.updateErr != nil && h.State == HealthHealthy {
-		h = Health{State: HealthUnhealthy, Message: "applying new arguments failed: " + n.updateErr.Error(), Since: n.lastUpdate}
-	}
 	n.mu.Unlock()
 	if h.State == HealthHealthy {
-		if hr, ok := n.comp.(HealthReporter); ok {
+		if hr, ok := n.inst.Component().(HealthReporter); ok {
 			ch := hr.Health()
 			if ch.State != "" && ch.State != HealthHealthy {
 				return ch
@@ -207,7 +202,7 @@ func (n *node) run(ctx context.Context, c *Controller) {
 			n.mu.Unlock()
 		})
 		started := c.now()
-		err := runSafely(ctx, n.comp)
+		err := runSafely(ctx, n.inst)
 		stable.Stop()
 		if ctx.Err() != nil {
 			n.mu.Lock()
@@ -246,7 +241,7 @@ func (n *node) run(ctx context.Context, c *Controller) {
 
 // runSafely turns a panic in Run into an error, so one component's bug
 // restarts that component instead of killing the agent.
-func runSafely(ctx context.Context, comp Component) (err error) {
+func runSafely(ctx context.Context, comp Instance) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v", r)
@@ -284,11 +279,25 @@ func (n *node) stop(timeout time.Duration) error {
 	}
 }
 
-func (n *node) update(args Arguments, now time.Time) error {
-	err := n.comp.Update(args)
-	n.mu.Lock()
-	n.updateErr = err
-	n.lastUpdate = now
-	n.mu.Unlock()
-	return err
+// finish calls a Pending's Commit or Abort. Neither may fail; a panic is a
+// bug in the component, logged so that it does not take the agent (and
+// the reload of every other component) down with it.
+func (n *node) finish(f func(), what string) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.logger.Error("panic in "+what+" of new arguments", "panic", RedactText(fmt.Sprint(r)))
+		}
+	}()
+	f()
+}
+
+// prepare calls the component's Update for args, turning a panic into an
+// error: a reload must not kill the agent.
+func (n *node) prepare(args any) (p Pending, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("panic in Update: %v", r)
+		}
+	}()
+	return n.inst.Update(args)
 }

@@ -96,7 +96,7 @@ func secretNames() []string {
 		}
 	}
 	for _, r := range Registrations() {
-		walk(reflect.TypeOf(r.Args), 0)
+		walk(r.argsType, 0)
 	}
 	return out
 }

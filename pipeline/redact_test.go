@@ -19,14 +19,12 @@ type secretSrcArgs struct {
 }
 
 func init() {
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[secretSrcArgs, metricsExports]{
 		Name:    "test_secret_source",
 		Summary: "test source with a secret argument",
-		Args:    secretSrcArgs{},
-		Exports: metricsExports{},
-		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
+		Build: func(o pipeline.Options[metricsExports], _ secretSrcArgs) (pipeline.Component[secretSrcArgs], error) {
 			o.OnExports(metricsExports{})
-			return &testSink{id: o.ID, j: &journal{}}, nil
+			return idleUpdate[secretSrcArgs]{}, nil
 		},
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluicehq/sluice/pipeline"
 )
@@ -91,10 +92,13 @@ type sourceArgs struct {
 	File      string            `hcl:"file,optional"`
 	// Republish: "same" re-publishes the same exports in Update, "new" a
 	// new gatherer.
-	Republish string        `hcl:"republish,optional"`
-	Nested    []nestedBlock `hcl:"item,block"`
-	// Crash makes Update end the running Run with an error (a crash of a
-	// component that was running fine).
+	Republish string `hcl:"republish,optional"`
+	// RepublishOnRun publishes a new gatherer when Run starts: an exports
+	// change that no reload caused.
+	RepublishOnRun bool          `hcl:"republish_on_run,optional"`
+	Nested         []nestedBlock `hcl:"item,block"`
+	// Crash makes a committed Update end the running Run with an error (a
+	// crash of a component that was running fine).
 	Crash bool `hcl:"crash,optional"`
 }
 
@@ -139,17 +143,22 @@ type metricsExports struct {
 }
 
 type testSource struct {
-	publish func(pipeline.Exports)
-	id      string
-	j       *journal
-	reg     *prometheus.Registry
-	gauge   prometheus.Gauge
-	fails   atomic.Int64
-	crash   chan struct{}
+	republishOnRun bool
+	publish        func(metricsExports)
+	id             string
+	j              *journal
+	reg            *prometheus.Registry
+	gauge          prometheus.Gauge
+	fails          atomic.Int64
+	crash          chan struct{}
 }
 
 func (s *testSource) Run(ctx context.Context) error {
 	s.j.add("run %s", s.id)
+	if s.republishOnRun {
+		s.publish(metricsExports{Metrics: prometheus.NewRegistry()})
+		s.j.add("republished %s", s.id)
+	}
 	if s.fails.Add(-1) >= 0 {
 		s.j.add("fail %s", s.id)
 		return errors.New("injected failure")
@@ -164,39 +173,70 @@ func (s *testSource) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *testSource) Update(a pipeline.Arguments) error {
-	args := a.(sourceArgs)
+// Update journals "prepare ID"; Commit journals "set ID VALUE" and
+// "update ID", Abort "abort ID".
+func (s *testSource) Update(args sourceArgs) (pipeline.Pending, error) {
+	s.j.add("prepare %s", s.id)
 	if args.RejectUpd {
-		return errors.New("update rejected")
+		return nil, errors.New("update rejected")
 	}
-	if args.Crash {
-		select {
-		case s.crash <- struct{}{}:
-		default:
+	return &testPending{j: s.j, id: s.id, commit: func() {
+		if args.Crash {
+			select {
+			case s.crash <- struct{}{}:
+			default:
+			}
 		}
-	}
-	s.gauge.Set(args.Value)
-	switch args.Republish {
-	case "same":
-		s.publish(metricsExports{Metrics: s.reg})
-	case "new":
-		s.reg = prometheus.NewRegistry()
-		s.publish(metricsExports{Metrics: s.reg})
-	}
-	s.j.add("update %s", s.id)
-	return nil
+		s.gauge.Set(args.Value)
+		s.j.add("set %s %v", s.id, args.Value)
+		switch args.Republish {
+		case "same":
+			s.publish(metricsExports{Metrics: s.reg})
+		case "new":
+			s.reg = prometheus.NewRegistry()
+			s.publish(metricsExports{Metrics: s.reg})
+		}
+	}}, nil
 }
+
+type testPending struct {
+	j      *journal
+	id     string
+	commit func()
+}
+
+func (p *testPending) Commit() {
+	if p.commit != nil {
+		p.commit()
+	}
+	p.j.add("update %s", p.id)
+}
+
+func (p *testPending) Abort() { p.j.add("abort %s", p.id) }
 
 type sinkArgs struct {
 	Journal string                `hcl:"journal,optional"`
 	Inputs  []prometheus.Gatherer `hcl:"inputs"`
+	// Relay publishes a new metrics export at each Commit, so that the
+	// sink's own consumers change in turn.
+	Relay bool `hcl:"relay,optional"`
 }
 
+// testSink exports its inputs, gathered together, as metrics.
 type testSink struct {
-	id string
-	j  *journal
-	mu sync.Mutex
-	in []prometheus.Gatherer
+	id      string
+	j       *journal
+	publish func(metricsExports)
+	mu      sync.Mutex
+	in      []prometheus.Gatherer
+}
+
+// relay is a testSink's export; a new one is a new identity.
+type relay struct{ s *testSink }
+
+func (r *relay) Gather() ([]*dto.MetricFamily, error) {
+	gs, _ := r.s.Gather()
+	return gs.Gather()
 }
 
 func (s *testSink) Run(ctx context.Context) error {
@@ -206,12 +246,16 @@ func (s *testSink) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *testSink) Update(a pipeline.Arguments) error {
-	s.mu.Lock()
-	s.in = a.(sinkArgs).Inputs
-	s.mu.Unlock()
-	s.j.add("update %s", s.id)
-	return nil
+func (s *testSink) Update(args sinkArgs) (pipeline.Pending, error) {
+	s.j.add("prepare %s", s.id)
+	return &testPending{j: s.j, id: s.id, commit: func() {
+		s.mu.Lock()
+		s.in = args.Inputs
+		s.mu.Unlock()
+		if args.Relay {
+			s.publish(metricsExports{Metrics: &relay{s}})
+		}
+	}}, nil
 }
 
 func (s *testSink) Gather() (prometheus.Gatherers, error) {
@@ -237,26 +281,35 @@ func (a listenerArgs) ListenAddresses() []pipeline.ListenAddress {
 	return out
 }
 
+// testListener binds nothing: its arguments only claim sockets.
+type testListener struct{}
+
+func (testListener) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (testListener) Update(listenerArgs) (pipeline.Pending, error) {
+	return pipeline.CommitFunc(nil), nil
+}
+
+var (
+	_ pipeline.Component[sourceArgs]   = (*testSource)(nil)
+	_ pipeline.Component[sinkArgs]     = (*testSink)(nil)
+	_ pipeline.Component[listenerArgs] = testListener{}
+)
+
 func init() {
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[listenerArgs, struct{}]{
 		Name:    "test_listener",
 		Summary: "test component that claims sockets",
-		Args:    listenerArgs{},
-		Exports: struct{}{},
-		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
+		Build: func(o pipeline.Options[struct{}], _ listenerArgs) (pipeline.Component[listenerArgs], error) {
 			o.OnExports(struct{}{})
-			return &testSink{id: o.ID, j: &journal{}}, nil
+			return testListener{}, nil
 		},
 	})
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[sourceArgs, metricsExports]{
 		Name:      "test_source",
 		Stability: pipeline.StabilityExperimental,
 		Summary:   "test source",
-		Args:      sourceArgs{},
-		Exports:   metricsExports{},
-		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
-			args := a.(sourceArgs)
-			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry(), publish: o.OnExports, crash: make(chan struct{}, 1)}
+		Build: func(o pipeline.Options[metricsExports], args sourceArgs) (pipeline.Component[sourceArgs], error) {
+			s := &testSource{id: o.ID, j: journalFor(args.Journal), reg: prometheus.NewRegistry(), publish: o.OnExports, republishOnRun: args.RepublishOnRun, crash: make(chan struct{}, 1)}
 			s.fails.Store(int64(args.FailTimes))
 			s.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "test_value", Help: "test", ConstLabels: args.Labels})
 			s.gauge.Set(args.Value)
@@ -266,16 +319,13 @@ func init() {
 			return s, nil
 		},
 	})
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[sinkArgs, metricsExports]{
 		Name:    "test_sink",
 		Summary: "test sink",
-		Args:    sinkArgs{},
-		Exports: struct{}{},
-		Build: func(o pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
-			args := a.(sinkArgs)
-			s := &testSink{id: o.ID, j: journalFor(args.Journal), in: args.Inputs}
+		Build: func(o pipeline.Options[metricsExports], args sinkArgs) (pipeline.Component[sinkArgs], error) {
+			s := &testSink{id: o.ID, j: journalFor(args.Journal), in: args.Inputs, publish: o.OnExports}
 			s.j.add("build %s", o.ID)
-			o.OnExports(struct{}{})
+			o.OnExports(metricsExports{Metrics: &relay{s}})
 			return s, nil
 		},
 	})

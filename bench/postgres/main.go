@@ -152,11 +152,11 @@ func startSluice(dsn string, slow bool) (url string, stop func()) {
 		log.Fatal(diags)
 	}
 	var gatherer prometheus.Gatherer
-	comp, err := reg.Build(pipeline.Options{
+	comp, err := reg.Build(pipeline.Options[any]{
 		ID:         "postgres_source.bench",
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer: prometheus.NewRegistry(),
-		OnExports:  func(e pipeline.Exports) { gatherer = e.(postgres.Exports).Metrics },
+		OnExports:  func(e any) { gatherer = e.(postgres.Exports).Metrics },
 	}, args)
 	if err != nil {
 		log.Fatal(err)

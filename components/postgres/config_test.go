@@ -164,7 +164,7 @@ func TestBadDSNsNeverEchoed(t *testing.T) {
 		"s3cr3t-pw",
 		"postgres://user:s3cr3t-pw@host/db?sslmode=bogus",
 	} {
-		err := (&Arguments{DSN: dsn, MaxConns: 1, ConnectTimeout: time.Second, DefaultInterval: time.Second, DefaultTimeout: time.Second}).Validate()
+		err := (&Arguments{DSN: dsn, MaxConns: 1, ConnectTimeout: time.Second, DefaultInterval: time.Second, DefaultTimeout: time.Second}).Provision(nil)
 		if err == nil {
 			t.Errorf("%q: no error", dsn)
 			continue

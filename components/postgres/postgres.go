@@ -59,6 +59,10 @@ type Arguments struct {
 	// Collectors lists the built-in collectors to enable (see builtin.go).
 	Collectors []string `hcl:"collectors,optional"`
 	Queries    []Query  `hcl:"query,block"`
+
+	// plan is the arguments resolved for running: the parsed pool config,
+	// the query definitions (Provision).
+	plan *plan
 }
 
 // Query is one `query "NAME"` block.
@@ -204,8 +208,6 @@ func (a *Arguments) Validate() error {
 	var errs []error
 	if strings.TrimSpace(a.DSN) == "" {
 		errs = append(errs, pipeline.ErrorAt("dsn", errors.New("dsn is empty")))
-	} else if _, err := parsePoolConfig(*a); err != nil {
-		errs = append(errs, pipeline.ErrorAt("dsn", err))
 	}
 	if a.MaxConns < 1 {
 		errs = append(errs, pipeline.ErrorAt("max_conns", fmt.Errorf("max_conns must be at least 1, got %d", a.MaxConns)))
@@ -265,6 +267,20 @@ func (a *Arguments) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Provision parses the DSN and resolves the arguments into the plan Build
+// and Update run, once per load.
+func (a *Arguments) Provision(pipeline.ProvisionContext) error {
+	p, err := newPlan(*a)
+	if errors.Is(err, errInvalidDSN) {
+		return pipeline.ErrorAt("dsn", err)
+	}
+	if err != nil {
+		return err
+	}
+	a.plan = p
+	return nil
+}
+
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -285,12 +301,10 @@ func suggest(s string, known []string) string {
 }
 
 func init() {
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[Arguments, Exports]{
 		Name:      Name,
 		Stability: pipeline.StabilityBeta,
 		Summary:   "runs SQL queries on their own schedules and exposes the results (and postgres_exporter-compatible built-ins) as metrics",
-		Args:      Arguments{},
-		Exports:   Exports{},
 		Build:     build,
 		Example: `postgres_source "db" {
   dsn        = env("DATABASE_URL")
@@ -313,10 +327,11 @@ func init() {
 
 // Interface guards.
 var (
-	_ pipeline.Component      = (*Component)(nil)
-	_ pipeline.HealthReporter = (*Component)(nil)
-	_ pipeline.SetDefaulter   = (*Arguments)(nil)
-	_ pipeline.Validator      = (*Arguments)(nil)
-	_ pipeline.Validator      = (*Query)(nil)
-	_ pipeline.Validator      = (*Metric)(nil)
+	_ pipeline.Component[Arguments] = (*Component)(nil)
+	_ pipeline.HealthReporter       = (*Component)(nil)
+	_ pipeline.SetDefaulter         = (*Arguments)(nil)
+	_ pipeline.Validator            = (*Arguments)(nil)
+	_ pipeline.Provisioner          = (*Arguments)(nil)
+	_ pipeline.Validator            = (*Query)(nil)
+	_ pipeline.Validator            = (*Metric)(nil)
 )

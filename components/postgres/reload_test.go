@@ -89,7 +89,7 @@ query "a" {
 		}
 	})
 	t.Run("invalid update is refused", func(t *testing.T) {
-		err := h.Component.Update(Arguments{DSN: "postgres://u:s3cr3t@h:x/db", MaxConns: 1})
+		err := h.Update(`dsn = "postgres://u:s3cr3t@h:x/db"`)
 		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("Update(bad dsn) = %v", err)
 		}
@@ -176,5 +176,48 @@ func TestOutageAndRecovery(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "unreachable") {
 		t.Errorf("the outage was not logged:\n%s", logs.String())
+	}
+}
+
+// A changed connection argument opens the new pool in Update, before the
+// reload commits; Abort (another component of the reload failed) closes it
+// and keeps the running plan.
+func TestUpdateAbortClosesThePreparedPool(t *testing.T) {
+	body := func(app string) string {
+		return fmt.Sprintf("dsn = \"postgres://u@127.0.0.1:1/db\"\napplication_name = %q\nquery \"q\" {\n  sql = \"SELECT 1 AS v\"\n  metric \"m\" { value = \"v\" }\n}\n", app)
+	}
+	h := pipelinetest.New(t, Name, body("before"))
+	c := h.Component.(*Component)
+	running := c.currentPlan()
+
+	p, err := h.Prepare(body("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepared := p.(*pending).pools
+	if prepared == nil || len(prepared.pools) != 1 {
+		t.Fatalf("Update did not open the new pool: %+v", prepared)
+	}
+	p.Abort()
+	if n := len(prepared.pools); n != 0 {
+		t.Errorf("%d pools left open after Abort", n)
+	}
+	if c.currentPlan() != running {
+		t.Error("Abort changed the plan")
+	}
+
+	// Committed, the plan and the pool go to Run.
+	p, err = h.Prepare(body("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	if got := c.currentPlan().conn.appName; got != "after" {
+		t.Errorf("plan after Commit has application_name %q", got)
+	}
+	if ps := c.takePrepared(c.currentPlan()); ps == nil || ps != p.(*pending).pools {
+		t.Error("the committed pool was not handed to Run")
+	} else {
+		ps.close()
 	}
 }

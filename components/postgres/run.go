@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -16,18 +17,21 @@ import (
 
 // Component is a running postgres_source.
 type Component struct {
-	opts  pipeline.Options
+	opts  pipeline.Options[Exports]
 	log   *slog.Logger
 	self  *selfMetrics
 	store *store
 
 	updated chan struct{} // Update -> Run, buffered 1
 
-	mu     sync.Mutex
-	plan   *plan    // latest arguments
-	pools  *poolSet // the running pools, for tests
-	health pipeline.Health
-	logs   map[string]*logState
+	mu    sync.Mutex
+	plan  *plan    // latest arguments
+	pools *poolSet // the running pools, for tests
+	// prepared is the pool an Update opened for plan's connection
+	// arguments, until Run takes it.
+	prepared *poolSet
+	health   pipeline.Health
+	logs     map[string]*logState
 }
 
 type logState struct {
@@ -36,14 +40,12 @@ type logState struct {
 	at      time.Time
 }
 
-func build(opts pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
-	args, ok := a.(Arguments)
-	if !ok {
-		return nil, fmt.Errorf("postgres_source: unexpected arguments type %T", a)
-	}
-	p, err := newPlan(args)
-	if err != nil {
-		return nil, err
+var errNotProvisioned = errors.New("postgres_source: arguments were not provisioned (decode them with pipeline.DecodeArguments)")
+
+func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
+	p := args.plan
+	if p == nil {
+		return nil, errNotProvisioned
 	}
 	self, err := newSelfMetrics(opts.Registerer)
 	if err != nil {
@@ -75,26 +77,67 @@ func build(opts pipeline.Options, a pipeline.Arguments) (pipeline.Component, err
 	return c, nil
 }
 
-// Update implements pipeline.Component. The running schedulers pick the new
-// plan up: unchanged queries keep running with their values, and the pool
-// is kept unless a connection argument changed.
-func (c *Component) Update(a pipeline.Arguments) error {
-	args, ok := a.(Arguments)
-	if !ok {
-		return fmt.Errorf("postgres_source: unexpected arguments type %T", a)
+// Update readies a new plan. When a connection argument changed it opens
+// the new pool (which connects lazily) while the old one keeps serving;
+// Commit hands the plan and the pool to Run, whose schedulers switch over
+// (unchanged queries keep running with their values); Abort closes the new
+// pool.
+func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
+	p := args.plan
+	if p == nil {
+		return nil, errNotProvisioned
 	}
-	p, err := newPlan(args)
-	if err != nil {
-		return err
+	var pools *poolSet
+	if cur := c.currentPlan(); cur.conn != p.conn {
+		pools = newPoolSet(p.poolCfg, p.conn.maxConns)
+		pools.conn = p.conn
+		if _, err := pools.get(""); err != nil {
+			pools.close()
+			return nil, errors.New(p.redact.Error(err))
+		}
 	}
+	return &pending{c: c, plan: p, pools: pools}, nil
+}
+
+// pending is a prepared Update.
+type pending struct {
+	c     *Component
+	plan  *plan
+	pools *poolSet // nil: the connection arguments are unchanged
+}
+
+func (u *pending) Commit() {
+	c := u.c
 	c.mu.Lock()
-	c.plan = p
+	if c.prepared != nil {
+		c.prepared.close() // opened by an earlier Update that Run never took
+	}
+	c.plan, c.prepared = u.plan, u.pools
 	c.mu.Unlock()
 	select {
 	case c.updated <- struct{}{}:
 	default:
 	}
-	return nil
+}
+
+func (u *pending) Abort() {
+	if u.pools != nil {
+		u.pools.close()
+	}
+}
+
+// takePrepared returns the pool an Update opened for p's connection
+// arguments, if any; Run then owns it.
+func (c *Component) takePrepared(p *plan) *poolSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps := c.prepared
+	c.prepared = nil
+	if ps != nil && ps.conn != p.conn {
+		ps.close()
+		return nil
+	}
+	return ps
 }
 
 // Health implements pipeline.HealthReporter: unhealthy while PostgreSQL
@@ -217,7 +260,11 @@ func (r *runner) apply(ctx context.Context, p *plan) {
 			r.c.log.Info("connection arguments changed; replacing the connection pool")
 		}
 		r.stopAll()
-		r.pools = newPoolSet(p.poolCfg, p.conn.maxConns)
+		r.pools = r.c.takePrepared(p)
+		if r.pools == nil {
+			r.pools = newPoolSet(p.poolCfg, p.conn.maxConns)
+		}
+		r.pools.conn = p.conn
 		r.sem = make(chan struct{}, p.conn.maxConns)
 		r.c.mu.Lock()
 		r.c.pools = r.pools
@@ -387,6 +434,7 @@ func (r *runner) ping(ctx context.Context, p *plan) {
 // poolSet is the DSN's pool plus one small pool per other database that a
 // query lists in databases, created on first use.
 type poolSet struct {
+	conn     connSettings // what cfg was made from
 	cfg      *pgxpool.Config
 	maxConns int
 	mu       sync.Mutex

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	promrelabel "github.com/prometheus/prometheus/model/relabel"
-	"github.com/sluicehq/sluice/internal/labelset"
+	"github.com/sluicehq/sluice/labelset"
 	"google.golang.org/protobuf/proto"
 )
 

@@ -25,12 +25,10 @@ import (
 const nameValidation = model.UTF8Validation
 
 func init() {
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[Arguments, Exports]{
 		Name:      "relabel",
 		Stability: pipeline.StabilityBeta,
 		Summary:   "applies Prometheus relabel_config rules to the series of one input, at gather time",
-		Args:      Arguments{},
-		Exports:   Exports{},
 		Build:     Build,
 		Example: `relabel "app" {
   input = statsd_receiver.app.metrics
@@ -56,6 +54,9 @@ type Arguments struct {
 	// Rules run in order on every series; a rule that drops a series ends
 	// the run for it.
 	Rules []Rule `hcl:"rule,block"`
+
+	// compiled holds Rules compiled, one per rule (Provision).
+	compiled []*promrelabel.Config
 }
 
 // Rule is one relabel_config. Field defaults are Prometheus's.
@@ -91,20 +92,27 @@ var actions = []promrelabel.Action{
 	promrelabel.Lowercase, promrelabel.Uppercase, promrelabel.KeepEqual, promrelabel.DropEqual,
 }
 
+// action returns the rule's action, or an error naming the known ones.
+func (r Rule) action() (promrelabel.Action, error) {
+	action := promrelabel.Action(strings.ToLower(r.Action))
+	for _, a := range actions {
+		if a == action {
+			return action, nil
+		}
+	}
+	names := make([]string, len(actions))
+	for i, a := range actions {
+		names[i] = string(a)
+	}
+	return "", pipeline.ErrorAt("action", fmt.Errorf("unknown action %q (one of %s)", r.Action, strings.Join(names, ", ")))
+}
+
 // compile turns the rule into a validated relabel.Config.
 func (r Rule) compile() (*promrelabel.Config, error) {
 	var errs []error
-	action := promrelabel.Action(strings.ToLower(r.Action))
-	known := false
-	for _, a := range actions {
-		known = known || a == action
-	}
-	if !known {
-		names := make([]string, len(actions))
-		for i, a := range actions {
-			names[i] = string(a)
-		}
-		errs = append(errs, pipeline.ErrorAt("action", fmt.Errorf("unknown action %q (one of %s)", r.Action, strings.Join(names, ", "))))
+	action, err := r.action()
+	if err != nil {
+		errs = append(errs, err)
 	}
 	// The default regex must be the package's own value: relabel compares
 	// it by identity (fast paths, keepequal/dropequal checks).
@@ -148,31 +156,45 @@ func attrOf(err error) string {
 	return "action"
 }
 
-// Validate checks the rule as Prometheus does.
-func (r Rule) Validate() error {
-	_, err := r.compile()
+// Validate checks what is cheap to check: the action. The regex and the
+// rest are checked where they are compiled, once per load (Provision).
+func (r *Rule) Validate() error {
+	_, err := r.action()
 	return err
 }
 
-// Validate checks every rule (each rule is also checked where it is
-// declared; this catches programmatic Arguments).
-func (a Arguments) Validate() error {
-	var errs []error
+// Validate checks the input.
+func (a *Arguments) Validate() error {
 	if a.Input == nil {
-		errs = append(errs, pipeline.ErrorAt("input", errors.New("input is required")))
+		return pipeline.ErrorAt("input", errors.New("input is required"))
 	}
+	return nil
+}
+
+// Provision compiles every rule, once per load: Build and Update use the
+// compiled rules as they are. An error points at the rule's attribute.
+func (a *Arguments) Provision(ctx pipeline.ProvisionContext) error {
+	var errs []error
+	a.compiled = make([]*promrelabel.Config, 0, len(a.Rules))
 	for i, r := range a.Rules {
-		if err := r.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("rule %d: %w", i+1, err))
+		cfg, err := r.compile()
+		if err != nil {
+			errs = append(errs, pipeline.ErrorInBlock("rule", i, err))
+			continue
 		}
+		a.compiled = append(a.compiled, cfg)
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	ctx.Logger().Debug("relabel rules compiled", "rules", len(a.compiled))
+	return nil
 }
 
 // Component is a running relabel instance. It is its own exported
 // Gatherer, so consumers keep their reference across Updates.
 type Component struct {
-	opts    pipeline.Options
+	opts    pipeline.Options[Exports]
 	metrics *selfMetrics
 	state   atomic.Pointer[state]
 }
@@ -185,12 +207,15 @@ type state struct {
 }
 
 var (
-	_ pipeline.Component  = (*Component)(nil)
-	_ prometheus.Gatherer = (*Component)(nil)
+	_ pipeline.Component[Arguments] = (*Component)(nil)
+	_ pipeline.Provisioner          = (*Arguments)(nil)
+	_ pipeline.Validator            = (*Arguments)(nil)
+	_ pipeline.Validator            = (*Rule)(nil)
+	_ prometheus.Gatherer           = (*Component)(nil)
 )
 
 // Build creates a relabel component.
-func Build(opts pipeline.Options, args pipeline.Arguments) (pipeline.Component, error) {
+func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
 	c := &Component{opts: opts}
 	m, err := newSelfMetrics(opts.Registerer)
 	if err != nil {
@@ -206,33 +231,17 @@ func Build(opts pipeline.Options, args pipeline.Arguments) (pipeline.Component, 
 	return c, nil
 }
 
-func (c *Component) newState(a pipeline.Arguments, old *state) (*state, error) {
-	args, ok := a.(Arguments)
-	if !ok {
-		if p, isPtr := a.(*Arguments); isPtr && p != nil {
-			args = *p
-		} else {
-			return nil, fmt.Errorf("relabel: unexpected arguments type %T", a)
-		}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, err
-	}
+func (c *Component) newState(args Arguments, old *state) (*state, error) {
 	// Unchanged rules keep the processor and its cache: a reload that only
 	// rewires the input costs nothing on the next scrape.
 	if old != nil && reflect.DeepEqual(old.rules, args.Rules) {
 		return &state{input: args.Input, rules: old.rules, proc: old.proc}, nil
 	}
-	cfgs := make([]*promrelabel.Config, 0, len(args.Rules))
-	for _, r := range args.Rules {
-		cfg, err := r.compile()
-		if err != nil {
-			return nil, err
-		}
-		cfgs = append(cfgs, cfg)
+	if len(args.compiled) != len(args.Rules) {
+		return nil, errors.New("relabel: arguments were not provisioned (decode them with pipeline.DecodeArguments)")
 	}
 	rules := append([]Rule(nil), args.Rules...)
-	return &state{input: args.Input, rules: rules, proc: newProcessor(cfgs, c.metrics)}, nil
+	return &state{input: args.Input, rules: rules, proc: newProcessor(args.compiled, c.metrics)}, nil
 }
 
 // Run waits for ctx: the work happens in Gather.
@@ -241,15 +250,15 @@ func (c *Component) Run(ctx context.Context) error {
 	return nil
 }
 
-// Update swaps input and rules atomically: a Gather in progress finishes
-// with the old ones, the next one uses the new ones.
-func (c *Component) Update(args pipeline.Arguments) error {
+// Update readies input and rules; Commit swaps them atomically: a Gather
+// in progress finishes with the old ones, the next one uses the new ones.
+// It acquires nothing, so there is nothing to abort.
+func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
 	st, err := c.newState(args, c.state.Load())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c.state.Store(st)
-	return nil
+	return pipeline.CommitFunc(func() { c.state.Store(st) }), nil
 }
 
 // Gather gathers the input and relabels its series. The families it

@@ -425,7 +425,7 @@ func TestUpdateSwapsRulesAndInput(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "other_total", Help: "O."})
 	c.Add(3)
 	other.MustRegister(c)
-	if err := h.Component.Update(mustDecode(t, `input = test.other
+	if err := h.UpdateArgs(mustDecode(t, `input = test.other
 rule {
   target_label = "v"
   replacement  = "2"

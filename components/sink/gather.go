@@ -11,7 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluicehq/sluice/internal/labelset"
+	"github.com/sluicehq/sluice/labelset"
 	"github.com/sluicehq/sluice/pipeline"
 )
 

@@ -21,17 +21,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 
-	"github.com/sluicehq/sluice/internal/ratelog"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/ratelog"
 )
 
 func init() {
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[Arguments, Exports]{
 		Name:      "metrics_sink",
 		Stability: pipeline.StabilityBeta,
 		Summary:   "serves the merged metrics of its inputs for Prometheus to scrape (text and OpenMetrics, gzip)",
-		Args:      Arguments{},
-		Exports:   Exports{},
 		Build:     Build,
 		Example: `metrics_sink "default" {
   inputs = [relabel.app.metrics, postgres_source.db.metrics]
@@ -130,7 +128,7 @@ func (a Arguments) ListenAddresses() []pipeline.ListenAddress {
 
 // Component is a running metrics_sink.
 type Component struct {
-	opts    pipeline.Options
+	opts    pipeline.Options[Exports]
 	metrics *selfMetrics
 	handler http.Handler
 	state   atomic.Pointer[state] // what a scrape uses; swapped whole by Update
@@ -143,15 +141,15 @@ type Component struct {
 	wg      sync.WaitGroup // server goroutines
 }
 
-var _ pipeline.Component = (*Component)(nil)
+var (
+	_ pipeline.Component[Arguments] = (*Component)(nil)
+	_ pipeline.Validator            = Arguments{}
+)
 
 // Build creates a metrics_sink. It binds nothing: serving starts in Run.
-func Build(opts pipeline.Options, a pipeline.Arguments) (pipeline.Component, error) {
+func Build(opts pipeline.Options[Exports], a Arguments) (pipeline.Component[Arguments], error) {
 	c := &Component{opts: opts, errLog: ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second})}
-	args, err := c.resolve(a)
-	if err != nil {
-		return nil, err
-	}
+	args := c.resolve(a)
 	m, err := newSelfMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
@@ -182,23 +180,12 @@ func Build(opts pipeline.Options, a pipeline.Arguments) (pipeline.Component, err
 	return c, nil
 }
 
-// resolve checks a and fills in the default path.
-func (c *Component) resolve(a pipeline.Arguments) (Arguments, error) {
-	args, ok := a.(Arguments)
-	if !ok {
-		p, isPtr := a.(*Arguments)
-		if !isPtr || p == nil {
-			return Arguments{}, fmt.Errorf("metrics_sink: unexpected arguments type %T", a)
-		}
-		args = *p
-	}
-	if err := args.Validate(); err != nil {
-		return Arguments{}, err
-	}
+// resolve fills in the default path (it needs the component's ID).
+func (c *Component) resolve(args Arguments) Arguments {
 	if args.Listen == "" && args.Path == "" {
 		args.Path = DefaultPath(c.opts.ID)
 	}
-	return args, nil
+	return args
 }
 
 // HTTPPaths is the path the sink mounts on the agent server (none with
@@ -232,11 +219,12 @@ func (c *Component) Handler() http.Handler { return c.handler }
 // (in-flight scrapes get up to 5s to finish).
 func (c *Component) Run(ctx context.Context) error {
 	c.mu.Lock()
-	sv, err := c.startServing(c.args)
+	sv, err := c.acquire(c.args)
 	if err != nil {
 		c.mu.Unlock()
 		return err
 	}
+	c.start(sv)
 	c.serving, c.running = sv, true
 	c.mu.Unlock()
 
@@ -250,35 +238,71 @@ func (c *Component) Run(ctx context.Context) error {
 	return nil
 }
 
-// Update applies new arguments atomically: the next scrape sees the new
-// inputs and labels. A changed listen address or path is bound or mounted
-// before the old one is released; if that fails, nothing changes.
-func (c *Component) Update(a pipeline.Arguments) error {
-	args, err := c.resolve(a)
-	if err != nil {
-		return err
+// Update readies new arguments. A changed listen address is bound, or a
+// changed path mounted (answering 404 until Commit), while the old one
+// still serves; if that fails, nothing changes. Commit switches scrapes to
+// the new inputs and labels atomically and releases the old address or
+// path; Abort releases the new one.
+func (c *Component) Update(a Arguments) (pipeline.Pending, error) {
+	args := c.resolve(a)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var fresh *serving
+	if c.running && (args.Listen != c.args.Listen || args.Path != c.args.Path) {
+		sv, err := c.acquire(args)
+		if err != nil {
+			return nil, err
+		}
+		fresh = sv
 	}
+	st := newState(args, c.metrics)
+	return &pending{c: c, args: args, st: st, fresh: fresh}, nil
+}
+
+// pending is a prepared Update.
+type pending struct {
+	c     *Component
+	args  Arguments
+	st    *state
+	fresh *serving // bound or mounted for args, not serving yet
+}
+
+func (p *pending) Commit() {
+	c := p.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var old *serving
-	if c.running && (args.Listen != c.args.Listen || args.Path != c.args.Path) {
-		sv, err := c.startServing(args)
+	moved := p.args.Listen != c.args.Listen || p.args.Path != c.args.Path
+	switch {
+	case !c.running:
+		// Run is not running (it ended, or has not started): it serves
+		// args when it starts.
+		p.fresh.stop()
+	case p.fresh != nil:
+		c.start(p.fresh)
+		old, c.serving = c.serving, p.fresh
+	case moved:
+		// Run started after Update: bind now, as Run would have.
+		sv, err := c.acquire(p.args)
 		if err != nil {
-			return err
+			c.opts.Logger.Error("could not move to the new address; serving the old one", "err", err)
+			break
 		}
+		c.start(sv)
 		old, c.serving = c.serving, sv
 	}
-	c.state.Store(newState(args, c.metrics))
-	c.args = args
-	if old != nil {
-		old.stop()
-	}
-	return nil
+	c.state.Store(p.st)
+	c.args = p.args
+	old.stop()
 }
+
+func (p *pending) Abort() { p.fresh.stop() }
 
 // serving is one way the handler is exposed: a mount or an own server.
 type serving struct {
 	unmount func()
+	active  atomic.Bool // a mount serves once started
+	ln      net.Listener
 	srv     *http.Server
 	addr    string
 }
@@ -296,24 +320,45 @@ func (s *serving) stop() {
 		if err := s.srv.Shutdown(ctx); err != nil {
 			_ = s.srv.Close()
 		}
+	} else if s.ln != nil {
+		_ = s.ln.Close() // acquired, never started
 	}
 }
 
-// startServing mounts or binds for args. Called with c.mu held.
-func (c *Component) startServing(args Arguments) (*serving, error) {
+// acquire mounts (inactive) or binds for args: everything that can fail.
+// Called with c.mu held.
+func (c *Component) acquire(args Arguments) (*serving, error) {
 	if args.Listen == "" {
 		if c.opts.HTTP == nil {
 			return nil, errors.New("metrics_sink: no agent HTTP server to mount on (set listen)")
 		}
-		unmount, err := c.opts.HTTP.Mount(args.Path, c.handler)
+		sv := &serving{}
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !sv.active.Load() {
+				http.NotFound(w, r)
+				return
+			}
+			c.handler.ServeHTTP(w, r)
+		})
+		unmount, err := c.opts.HTTP.Mount(args.Path, h)
 		if err != nil {
 			return nil, fmt.Errorf("metrics_sink: mount %s: %w", args.Path, err)
 		}
-		return &serving{unmount: unmount}, nil
+		sv.unmount = unmount
+		return sv, nil
 	}
 	ln, err := net.Listen("tcp", args.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics_sink: %w", err)
+	}
+	return &serving{ln: ln, addr: ln.Addr().String()}, nil
+}
+
+// start serves what acquire bound or mounted. Called with c.mu held.
+func (c *Component) start(sv *serving) {
+	if sv.ln == nil {
+		sv.active.Store(true)
+		return
 	}
 	mux := http.NewServeMux()
 	mux.Handle(ListenPath, c.handler)
@@ -322,15 +367,16 @@ func (c *Component) startServing(args Arguments) (*serving, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(c.opts.Logger.Handler(), slog.LevelWarn),
 	}
-	c.opts.Logger.Info("serving metrics", "address", ln.Addr().String(), "path", ListenPath)
+	sv.srv = srv
+	c.opts.Logger.Info("serving metrics", "address", sv.addr, "path", ListenPath)
+	ln := sv.ln
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			c.opts.Logger.Error("metrics server stopped", "address", args.Listen, "err", err)
+			c.opts.Logger.Error("metrics server stopped", "address", sv.addr, "err", err)
 		}
 	}()
-	return &serving{srv: srv, addr: ln.Addr().String()}, nil
 }
 
 // Addr is the address the own server listens on, or "" (path mode, or not

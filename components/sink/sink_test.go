@@ -564,7 +564,7 @@ func TestListenAddressInUseFailsRun(t *testing.T) {
 	h := pipelinetest.New(t, "metrics_sink", fmt.Sprintf("inputs = []\nlisten = %q", ln.Addr().String()))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err = h.Component.Run(ctx)
+	err = h.Component.(*sink.Component).Run(ctx)
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run = %v, want address in use", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -112,23 +111,30 @@ func (m *Mapping) Validate() error {
 	if err := m.checkLabels(); err != nil {
 		return pipeline.ErrorAt("labels", err)
 	}
-	doc := yaml.MapSlice{{Key: "mappings", Value: []any{m.yaml()}}}
-	if err := compileYAML(doc); err != nil {
-		attr := ""
-		switch msg := err.Error(); {
-		case strings.Contains(msg, "invalid match"), strings.Contains(msg, "invalid regex"):
-			attr = "match"
-		case strings.Contains(msg, "metric name"):
-			attr = "name"
-		case strings.Contains(msg, "label key"):
-			attr = "labels"
-		}
-		if attr != "" {
-			return pipeline.ErrorAt(attr, err)
-		}
-		return err
-	}
+	// The block compiles in Provision, with the others.
 	return nil
+}
+
+// check compiles the block alone, to find which block (and attribute) a
+// mapping that does not compile is wrong in.
+func (m Mapping) check() error {
+	err := compileYAML(yaml.MapSlice{{Key: "mappings", Value: []any{m.yaml()}}})
+	if err == nil {
+		return nil
+	}
+	attr := ""
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "invalid match"), strings.Contains(msg, "invalid regex"):
+		attr = "match"
+	case strings.Contains(msg, "metric name"):
+		attr = "name"
+	case strings.Contains(msg, "label key"):
+		attr = "labels"
+	}
+	if attr != "" {
+		return pipeline.ErrorAt(attr, err)
+	}
+	return err
 }
 
 // checkLabels checks the block's label names against what its own
@@ -203,10 +209,8 @@ func (d *MappingDefaults) Validate() error {
 		oneOf("match_type", d.MatchType, "glob", "regex"),
 		oneOf("observer_type", d.ObserverType, "histogram", "summary"),
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return compileYAML(yaml.MapSlice{{Key: "defaults", Value: d.yaml()}})
+	// The block compiles in Provision, with the mappings.
+	return errors.Join(errs...)
 }
 
 func (m Mapping) yaml() yaml.MapSlice {
@@ -324,8 +328,6 @@ func (o SummaryOptions) yaml() yaml.MapSlice {
 	return s
 }
 
-func isAbs(p string) bool { return filepath.IsAbs(p) }
-
 // resolvePath resolves a relative path against the config directory.
 func resolvePath(p, configDir string) string {
 	if p == "" || filepath.IsAbs(p) || configDir == "" {
@@ -334,15 +336,84 @@ func resolvePath(p, configDir string) string {
 	return filepath.Join(configDir, p)
 }
 
+// compiledMapping is a mapping as statsd_exporter's YAML and the mapper
+// compiled from it.
+type compiledMapping struct {
+	yaml   string
+	mapper *mapper.MetricMapper
+}
+
+// compileMapping reads the mapping file with readFile, assembles it with
+// the blocks (mappingYAML) and compiles the result, once. Only when that
+// fails does it compile parts alone, to point the error at the part that
+// is wrong.
+func compileMapping(a Arguments, readFile func(string) ([]byte, error), logger *slog.Logger) (*compiledMapping, error) {
+	src, err := mappingYAML(a, readFile)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMapper(src, logger)
+	if err == nil {
+		err = checkMappingLabels(m)
+	}
+	if err == nil {
+		logger.Debug("statsd mapping compiled", "mappings", len(m.Mappings))
+		return &compiledMapping{yaml: src, mapper: m}, nil
+	}
+	// Report every part that is wrong on its own, each where it is.
+	var errs []error
+	if a.MappingFile != "" {
+		if ferr := fileError(a.MappingFile, readFile); ferr != nil {
+			errs = append(errs, ferr)
+		}
+	}
+	if d := a.MappingDefaults; d != nil {
+		if derr := compileYAML(yaml.MapSlice{{Key: "defaults", Value: d.yaml()}}); derr != nil {
+			errs = append(errs, pipeline.ErrorInBlock("mapping_defaults", 0, derr))
+		}
+	}
+	for i, m := range a.Mappings {
+		if merr := m.check(); merr != nil {
+			errs = append(errs, pipeline.ErrorInBlock("mapping", i, merr))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return nil, fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
+}
+
+// fileError compiles the mapping file alone and returns what is wrong with
+// it, at mapping_file, or nil.
+func fileError(path string, readFile func(string) ([]byte, error)) error {
+	file, err := readFile(path)
+	if err != nil {
+		return pipeline.ErrorAt("mapping_file", fmt.Errorf("reading the mapping file: %w", err))
+	}
+	fm := new(mapper.MetricMapper)
+	err = fm.InitFromYAMLString(string(file))
+	if err != nil && isYAMLError(err) {
+		// The file may be anything (mapping_file = "/etc/shadow"): its
+		// YAML errors quote its content, so they are reduced to their
+		// positions.
+		err = redactYAMLError(err)
+	}
+	if err == nil {
+		err = checkMappingLabels(fm)
+	}
+	if err != nil {
+		return pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
+	}
+	return nil
+}
+
 // mappingYAML assembles the mapper configuration of a, in statsd_exporter's
 // YAML: the file's document, the mapping_defaults block in place of its
-// defaults, and the inline mappings after its mappings. Each part is
-// checked on its own first so that errors point at the right place.
-func mappingYAML(a Arguments, configDir string) (string, error) {
+// defaults, and the inline mappings after its mappings.
+func mappingYAML(a Arguments, readFile func(string) ([]byte, error)) (string, error) {
 	var doc yaml.MapSlice
 	if a.MappingFile != "" {
-		path := resolvePath(a.MappingFile, configDir)
-		src, err := os.ReadFile(path)
+		src, err := readFile(a.MappingFile)
 		if err != nil {
 			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("reading the mapping file: %w", err))
 		}
@@ -350,28 +421,28 @@ func mappingYAML(a Arguments, configDir string) (string, error) {
 		// YAML errors quote its content, so they are reduced to their
 		// positions.
 		if err := yaml.Unmarshal(src, &doc); err != nil {
-			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, redactYAMLError(err)))
-		}
-		fm := new(mapper.MetricMapper)
-		if err := fm.InitFromYAMLString(string(src)); err != nil {
-			if isYAMLError(err) {
-				err = redactYAMLError(err)
-			}
-			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
-		}
-		if err := checkMappingLabels(fm); err != nil {
-			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", path, err))
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", a.MappingFile, redactYAMLError(err)))
 		}
 	}
 	var mappings []any
 	var fileDefaults bool
 	var rest yaml.MapSlice
+	seen := map[any]bool{}
 	for _, item := range doc {
+		// Assembling would hide a key given twice, or mappings that are
+		// not a list: upstream's strict parse of the file alone says what
+		// is wrong and where (only on this error path).
+		l, isList := item.Value.([]any)
+		if seen[item.Key] || (item.Key == "mappings" && !isList && item.Value != nil) {
+			if err := fileError(a.MappingFile, readFile); err != nil {
+				return "", err
+			}
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: a top-level key is given twice, or mappings is not a list", a.MappingFile))
+		}
+		seen[item.Key] = true
 		switch item.Key {
 		case "mappings":
-			if l, ok := item.Value.([]any); ok {
-				mappings = l
-			}
+			mappings = l
 		case "defaults":
 			fileDefaults = true
 			if a.MappingDefaults == nil {
@@ -396,13 +467,6 @@ func mappingYAML(a Arguments, configDir string) (string, error) {
 	out, err := yaml.Marshal(rest)
 	if err != nil {
 		return "", fmt.Errorf("assembling the mapping: %w", err)
-	}
-	all := new(mapper.MetricMapper)
-	if err := all.InitFromYAMLString(string(out)); err != nil {
-		return "", fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
-	}
-	if err := checkMappingLabels(all); err != nil {
-		return "", fmt.Errorf("invalid mapping (mapping_file, mapping_defaults and mapping blocks together): %w", err)
 	}
 	return string(out), nil
 }

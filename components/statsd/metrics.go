@@ -2,7 +2,6 @@ package statsd
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -198,38 +197,6 @@ func (c *localCounter) flush() {
 		c.Counter.Add(c.n)
 		c.n = 0
 	}
-}
-
-// capturingRegisterer remembers the counters registered through it, so
-// that the receiver can add to upstream's mapper cache counters.
-type capturingRegisterer struct {
-	replacingRegisterer
-	counters []prometheus.Counter
-}
-
-func (r *capturingRegisterer) Register(c prometheus.Collector) error {
-	if ctr, ok := c.(prometheus.Counter); ok {
-		r.counters = append(r.counters, ctr)
-	}
-	return r.replacingRegisterer.Register(c)
-}
-
-func (r *capturingRegisterer) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
-
-// counter returns the captured counter named name, or nil.
-func (r *capturingRegisterer) counter(name string) prometheus.Counter {
-	for _, c := range r.counters {
-		if strings.Contains(c.Desc().String(), `fqName: "`+name+`"`) {
-			return c
-		}
-	}
-	return nil
 }
 
 // replacingRegisterer registers a collector in place of an equal one: the

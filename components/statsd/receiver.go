@@ -22,8 +22,8 @@ import (
 	"github.com/prometheus/statsd_exporter/pkg/mappercache/lru"
 	"github.com/prometheus/statsd_exporter/pkg/mappercache/randomreplacement"
 
-	"github.com/sluicehq/sluice/internal/ratelog"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/ratelog"
 )
 
 // flushHold is how long a reader may hold mapped events before handing them
@@ -43,7 +43,7 @@ var packetReaders = func() int {
 
 // Receiver is a running statsd_receiver.
 type Receiver struct {
-	opts     pipeline.Options
+	opts     pipeline.Options[Exports]
 	log      *slog.Logger
 	badLog   *slog.Logger // bounded rate, for bad input
 	panicLog *slog.Logger // bounded rate, for recovered panics
@@ -68,17 +68,17 @@ type Receiver struct {
 }
 
 var (
-	_ pipeline.Component      = (*Receiver)(nil)
-	_ pipeline.HealthReporter = (*Receiver)(nil)
-	_ pipeline.Validator      = (*Arguments)(nil)
-	_ pipeline.Validator      = (*Mapping)(nil)
-	_ pipeline.Validator      = (*MappingDefaults)(nil)
-	_ pipeline.Validator      = (*SummaryOptions)(nil)
+	_ pipeline.Component[Arguments] = (*Receiver)(nil)
+	_ pipeline.HealthReporter       = (*Receiver)(nil)
+	_ pipeline.Validator            = (*Arguments)(nil)
+	_ pipeline.Validator            = (*Mapping)(nil)
+	_ pipeline.Validator            = (*MappingDefaults)(nil)
+	_ pipeline.Validator            = (*SummaryOptions)(nil)
 )
 
-// New builds a receiver: it compiles the mapping and registers the
-// self-metrics, and binds nothing.
-func New(opts pipeline.Options, args Arguments) (*Receiver, error) {
+// New builds a receiver from provisioned arguments (the mapping compiled):
+// it registers the self-metrics, and binds nothing.
+func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -116,10 +116,12 @@ func New(opts pipeline.Options, args Arguments) (*Receiver, error) {
 	if err := opts.Registerer.Register(seriesGauge); err != nil {
 		return nil, fmt.Errorf("registering self-metrics: %w", err)
 	}
-	cfg, err := r.compile(args, nil)
+	reg := &deferredRegisterer{}
+	cfg, err := r.compile(args, nil, reg)
 	if err != nil {
 		return nil, err
 	}
+	reg.register(replacingRegisterer{opts.Registerer}, r.log)
 	r.commit(cfg)
 	n := runtime.GOMAXPROCS(0)
 	for range n {
@@ -129,23 +131,36 @@ func New(opts pipeline.Options, args Arguments) (*Receiver, error) {
 	return r, nil
 }
 
-// compile turns arguments into a runtime configuration. The mapper (and
-// its cache) is kept when neither the mapping nor the cache changed.
-func (r *Receiver) compile(args Arguments, prev *runtimeConfig) (*runtimeConfig, error) {
-	src, err := mappingYAML(args, r.opts.ConfigDir)
-	if err != nil {
-		return nil, err
+// errNotProvisioned is returned for arguments that did not go through the
+// kernel's Provision (which compiles the mapping).
+var errNotProvisioned = errors.New("statsd_receiver: arguments were not provisioned (decode them with pipeline.DecodeArguments)")
+
+// compile turns provisioned arguments into a runtime configuration. The
+// mapper (and its cache) is kept when neither the mapping nor the cache
+// changed; otherwise the mapper Provision compiled is used. The new
+// cache's metrics go to reg, registered when the configuration is
+// committed.
+func (r *Receiver) compile(args Arguments, prev *runtimeConfig, reg *deferredRegisterer) (*runtimeConfig, error) {
+	if args.mapping == nil {
+		return nil, errNotProvisioned
 	}
+	src := args.mapping.yaml
 	cfg := &runtimeConfig{args: args, yaml: src, maxSeries: int64(args.MaxSeries)}
 	if prev != nil && prev.yaml == src && prev.args.CacheType == args.CacheType && prev.args.CacheSize == args.CacheSize {
 		cfg.mapper = prev.mapper
 		cfg.cacheGets, cfg.cacheHits = prev.cacheGets, prev.cacheHits
 	} else {
-		if cfg.mapper, err = newMapper(src, r.log); err != nil {
-			return nil, fmt.Errorf("mapping: %w", err)
+		cfg.mapper = args.mapping.mapper
+		if prev != nil && prev.mapper == cfg.mapper {
+			// The same compiled mapper with another cache: upstream's
+			// UseCache would change the running one.
+			m, err := newMapper(src, r.log)
+			if err != nil {
+				return nil, fmt.Errorf("mapping: %w", err)
+			}
+			cfg.mapper = m
 		}
 		if args.CacheSize > 0 {
-			reg := replacingRegisterer{r.opts.Registerer}
 			switch args.CacheType {
 			case "random":
 				c, err := randomreplacement.NewMetricMapperRRCache(reg, args.CacheSize)
@@ -154,15 +169,14 @@ func (r *Receiver) compile(args Arguments, prev *runtimeConfig) (*runtimeConfig,
 				}
 				cfg.mapper.UseCache(c)
 			default:
-				cr := &capturingRegisterer{replacingRegisterer: reg}
-				c, err := lru.NewMetricMapperLRUCache(cr, args.CacheSize)
+				c, err := lru.NewMetricMapperLRUCache(reg, args.CacheSize)
 				if err != nil {
 					return nil, fmt.Errorf("mapper cache: %w", err)
 				}
 				// The readers' memos answer most lookups without the
 				// cache, and count them in its gets and hits.
-				cfg.cacheGets = cr.counter("statsd_metric_mapper_cache_gets_total")
-				cfg.cacheHits = cr.counter("statsd_metric_mapper_cache_hits_total")
+				cfg.cacheGets = reg.counter("statsd_metric_mapper_cache_gets_total")
+				cfg.cacheHits = reg.counter("statsd_metric_mapper_cache_hits_total")
 				// Upstream's LRU moves entries under a read lock; readers
 				// share the mapper, so serialise its use.
 				cfg.mapper.UseCache(&lockedCache{c: c})
@@ -278,38 +292,123 @@ func (r *Receiver) closeListeners() {
 	}
 }
 
-// Update applies new arguments. A new mapping is compiled first; if it (or
-// binding a changed address) fails, nothing changes. Sockets whose address
-// is unchanged stay bound; a changed address is bound before the old
-// socket is closed.
-func (r *Receiver) Update(a pipeline.Arguments) error {
-	args, ok := a.(Arguments)
-	if !ok {
-		return fmt.Errorf("statsd_receiver: unexpected arguments %T", a)
-	}
+// Update readies new arguments: the runtime configuration from the mapping
+// Provision compiled, and a socket for every changed address, bound while
+// the old one still serves. If a bind fails, nothing changes. Commit
+// starts the new sockets, closes the ones they replace and switches the
+// readers to the new configuration; Abort closes the new sockets.
+func (r *Receiver) Update(args Arguments) (pipeline.Pending, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cfg, err := r.compile(args, r.cfg.Load())
+	reg := &deferredRegisterer{}
+	cfg, err := r.compile(args, r.cfg.Load(), reg)
 	if err != nil {
 		r.m.configLoads.WithLabelValues("failure").Inc()
 		r.log.Error("update rejected, keeping the running configuration", "err", err)
-		return err
+		return nil, err
 	}
+	p := &pending{r: r, args: args, cfg: cfg, reg: reg, bound: r.running}
 	if r.running {
-		fresh, err := r.bindChanged(args)
-		if err != nil {
+		if p.fresh, err = r.bindChanged(args); err != nil {
 			r.m.configLoads.WithLabelValues("failure").Inc()
 			r.log.Error("update rejected, keeping the running configuration", "err", err)
-			return err
+			return nil, err
 		}
-		r.commit(cfg)
-		r.swapListeners(args, fresh)
-	} else {
-		r.commit(cfg)
 	}
-	r.args = args
+	return p, nil
+}
+
+// pending is a prepared Update.
+type pending struct {
+	r     *Receiver
+	args  Arguments
+	cfg   *runtimeConfig
+	reg   *deferredRegisterer
+	bound bool                // Update ran while Run was running
+	fresh map[string]listener // bound for changed addresses, not started
+}
+
+func (p *pending) Commit() {
+	r := p.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fresh := p.fresh
+	switch {
+	case !r.running:
+		// Run binds r.args when it starts.
+		closeAll(fresh)
+		fresh = nil
+	case !p.bound:
+		// Run started after Update: bind now, as Run would have.
+		var err error
+		if fresh, err = r.bindChanged(p.args); err != nil {
+			r.log.Error("could not bind the new addresses; keeping the old sockets", "err", err)
+			fresh = map[string]listener{}
+		}
+	}
+	p.reg.register(replacingRegisterer{r.opts.Registerer}, r.log)
+	r.commit(p.cfg)
+	if r.running {
+		r.swapListeners(p.args, fresh)
+	}
+	r.args = p.args
 	r.m.configLoads.WithLabelValues("success").Inc()
+}
+
+func (p *pending) Abort() { closeAll(p.fresh) }
+
+func closeAll(ls map[string]listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// deferredRegisterer holds the collectors a new mapper cache registers
+// until the configuration is committed: an Update that is aborted must not
+// replace the running cache's metrics.
+type deferredRegisterer struct {
+	collectors []prometheus.Collector
+}
+
+func (d *deferredRegisterer) Register(c prometheus.Collector) error {
+	d.collectors = append(d.collectors, c)
 	return nil
+}
+
+func (d *deferredRegisterer) MustRegister(cs ...prometheus.Collector) {
+	d.collectors = append(d.collectors, cs...)
+}
+
+func (d *deferredRegisterer) Unregister(c prometheus.Collector) bool {
+	for i, x := range d.collectors {
+		if x == c {
+			d.collectors = append(d.collectors[:i], d.collectors[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// counter returns the held counter named name, or nil.
+func (d *deferredRegisterer) counter(name string) prometheus.Counter {
+	for _, c := range d.collectors {
+		if ctr, ok := c.(prometheus.Counter); ok && strings.Contains(ctr.Desc().String(), `fqName: "`+name+`"`) {
+			return ctr
+		}
+	}
+	return nil
+}
+
+// register registers what it holds, in place of equal collectors.
+func (d *deferredRegisterer) register(reg replacingRegisterer, log *slog.Logger) {
+	for _, c := range d.collectors {
+		if err := reg.Register(c); err != nil {
+			// Upstream's cache metrics are fixed and valid: a failure is a
+			// bug, worth a log line rather than a failed reload.
+			log.Warn("registering mapper cache metrics failed", "err", err)
+		}
+	}
+	d.collectors = nil
 }
 
 type listenSpec struct {

@@ -35,14 +35,12 @@ import (
 )
 
 func init() {
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[Arguments, Exports]{
 		Name:      "statsd_receiver",
 		Stability: pipeline.StabilityBeta,
 		Summary:   "receives statsd/DogStatsD over UDP, TCP or unixgram and maps it to Prometheus metrics (statsd_exporter compatible)",
-		Args:      Arguments{},
-		Exports:   Exports{},
-		Build: func(opts pipeline.Options, args pipeline.Arguments) (pipeline.Component, error) {
-			return New(opts, args.(Arguments))
+		Build: func(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
+			return New(opts, args)
 		},
 		Example: example,
 	})
@@ -118,6 +116,10 @@ type Arguments struct {
 	// the newline). A longer line is counted and discarded up to its
 	// newline; the connection goes on.
 	MaxLineLength int `hcl:"max_line_length,optional"`
+
+	// mapping is the mapping file, mapping_defaults and mapping blocks
+	// together, compiled once per load (Provision).
+	mapping *compiledMapping
 }
 
 // Exports are the receiver's metrics.
@@ -142,11 +144,9 @@ func (a *Arguments) SetDefaults() {
 	}
 }
 
-// Validate implements pipeline.Validator. Inline mapping blocks validate
-// themselves; this checks the rest and, when mapping_file is an absolute
-// path, loads it with the inline mappings, so a bad file is a diagnostic at
-// load time. Relative paths are resolved (and checked) in Build and Update,
-// which know the config directory.
+// Validate implements pipeline.Validator: the cheap checks. Reading the
+// mapping file and compiling the mapping happen once per load, in
+// Provision.
 func (a *Arguments) Validate() error {
 	var errs []error
 	if a.ListenUDP == "" && a.ListenTCP == "" && a.ListenUnixgram == "" {
@@ -182,17 +182,24 @@ func (a *Arguments) Validate() error {
 	if a.MaxLineLength < 1 || a.MaxLineLength > maxMaxLineLength {
 		errs = append(errs, pipeline.ErrorAt("max_line_length", fmt.Errorf("must be from 1 to %d bytes", maxMaxLineLength)))
 	}
-	if a.MappingFile == "" || isAbs(a.MappingFile) {
-		if _, err := mappingYAML(*a, ""); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	return errors.Join(errs...)
 }
 
+// Provision reads the mapping file (through the load's cache) and compiles
+// it with the mapping_defaults and mapping blocks into the mapper Build and
+// Update use. A bad file or block is a diagnostic at its attribute.
+func (a *Arguments) Provision(ctx pipeline.ProvisionContext) error {
+	m, err := compileMapping(*a, ctx.ReadFile, ctx.Logger())
+	if err != nil {
+		return err
+	}
+	a.mapping = m
+	return nil
+}
+
 // ResolvePaths makes a relative mapping_file relative to the config file's
-// directory, before Validate, so that Validate can load and check it and a
-// bad mapping file is a diagnostic at its attribute.
+// directory, so that the file means the same whatever the working
+// directory.
 func (a *Arguments) ResolvePaths(configDir string) {
 	a.MappingFile = resolvePath(a.MappingFile, configDir)
 }
@@ -226,6 +233,7 @@ func (a *Arguments) ListenAddresses() []pipeline.ListenAddress {
 var (
 	_ pipeline.PathResolver      = (*Arguments)(nil)
 	_ pipeline.FileReferrer      = (*Arguments)(nil)
+	_ pipeline.Provisioner       = (*Arguments)(nil)
 	_ pipeline.ListenAddressUser = (*Arguments)(nil)
 )
 

@@ -1,5 +1,5 @@
-// Package pipelinetest builds one component from an HCL body, runs it and
-// reads its exports, so component tests read like usage:
+// Package pipelinetest builds one component from an HCL body, runs it,
+// updates it and reads its exports, so component tests read like usage:
 //
 //	h := pipelinetest.New(t, "relabel", `
 //	  input = test.upstream
@@ -7,6 +7,11 @@
 //	`, pipelinetest.WithGatherer("upstream", reg))
 //	h.Start()
 //	families, err := h.Gatherer().Gather()
+//	err = h.Update(`input = test.upstream`) // decode, validate, provision, Update, Commit
+//
+// Bodies go through the same decoding, validation and provisioning as a
+// block in a config file. It is a public package: plugins test their
+// components with it.
 package pipelinetest
 
 import (
@@ -68,26 +73,29 @@ func WithID(name string) Option { return func(c *config) { c.id = name } }
 type Harness struct {
 	t    testing.TB
 	cfg  config
-	reg  pipeline.Registration
+	reg  pipeline.ComponentType
 	name string
+	inst pipeline.Instance
 
-	// Component is the built component.
-	Component pipeline.Component
+	// Component is what the component's Build returned (for example
+	// *statsd.Receiver), for tests that look inside.
+	Component any
 	// Registry holds the component's self-metrics (without the component_id
 	// label the agent adds).
 	Registry *prometheus.Registry
 
 	mu      sync.Mutex
-	exports pipeline.Exports
+	exports any
 
 	cancel   context.CancelFunc
 	finished chan struct{} // closed when Run returns
 	runErr   error         // Run's result, valid once finished is closed
 }
 
-// Decode decodes body for the component type name, returning diagnostics
-// instead of failing the test: for bad-config tests.
-func Decode(t testing.TB, name, body string, opts ...Option) (pipeline.Arguments, hcl.Diagnostics) {
+// Decode decodes, validates and provisions body for the component type
+// name, returning a value of its Arguments type, or diagnostics instead of
+// failing the test: for bad-config tests.
+func Decode(t testing.TB, name, body string, opts ...Option) (any, hcl.Diagnostics) {
 	t.Helper()
 	cfg := newConfig(opts)
 	reg, ok := pipeline.Lookup(name)
@@ -111,7 +119,7 @@ func newConfig(opts []Option) config {
 	return cfg
 }
 
-func decode(reg pipeline.Registration, body string, cfg config) (pipeline.Arguments, hcl.Diagnostics) {
+func decode(reg pipeline.ComponentType, body string, cfg config) (any, hcl.Diagnostics) {
 	f, diags := hclparse.NewParser().ParseHCL([]byte(body), "test.hcl")
 	if diags.HasErrors() {
 		return nil, diags
@@ -160,13 +168,13 @@ func TryNew(t testing.TB, name, body string, opts ...Option) (*Harness, error) {
 	}
 	id := name + "." + cfg.id
 	built := false
-	comp, err := reg.Build(pipeline.Options{
+	inst, err := reg.Build(pipeline.Options[any]{
 		ID:         id,
 		Logger:     cfg.logger.With("component_id", id),
 		Registerer: h.Registry,
 		DataPath:   t.TempDir(),
 		ConfigDir:  cfg.configDir,
-		OnExports: func(e pipeline.Exports) {
+		OnExports: func(e any) {
 			h.mu.Lock()
 			h.exports = e
 			h.mu.Unlock()
@@ -180,7 +188,7 @@ func TryNew(t testing.TB, name, body string, opts ...Option) (*Harness, error) {
 	if !built {
 		t.Fatalf("%s: Build did not call OnExports", id)
 	}
-	h.Component = comp
+	h.inst, h.Component = inst, inst.Component()
 	return h, nil
 }
 
@@ -192,7 +200,7 @@ func (h *Harness) Start() {
 	h.cancel = cancel
 	h.finished = make(chan struct{})
 	go func() {
-		h.runErr = h.Component.Run(ctx)
+		h.runErr = h.inst.Run(ctx)
 		close(h.finished)
 	}()
 	h.t.Cleanup(func() {
@@ -232,18 +240,44 @@ func (h *Harness) Done() <-chan error {
 	return ch
 }
 
-// Update decodes body and calls the component's Update.
+// Update applies body as a reload would: decode, validate and provision
+// it, call the component's Update and, if that succeeds, Commit. The error
+// is the diagnostics of a bad body or Update's error.
 func (h *Harness) Update(body string) error {
+	h.t.Helper()
+	p, err := h.Prepare(body)
+	if err != nil {
+		return err
+	}
+	p.Commit()
+	return nil
+}
+
+// Prepare is Update without the decision: it returns the Pending of the
+// component's Update, for tests of Commit and Abort.
+func (h *Harness) Prepare(body string) (pipeline.Pending, error) {
 	h.t.Helper()
 	args, diags := decode(h.reg, body, h.cfg)
 	if diags.HasErrors() {
-		return diags
+		return nil, diags
 	}
-	return h.Component.Update(args)
+	return h.inst.Update(args)
+}
+
+// UpdateArgs calls the component's Update with arguments decoded already
+// (Decode) and commits.
+func (h *Harness) UpdateArgs(args any) error {
+	h.t.Helper()
+	p, err := h.inst.Update(args)
+	if err != nil {
+		return err
+	}
+	p.Commit()
+	return nil
 }
 
 // Exports returns the latest exports.
-func (h *Harness) Exports() pipeline.Exports {
+func (h *Harness) Exports() any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.exports
@@ -319,6 +353,13 @@ func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
+}
+
+// Reset discards everything written so far.
+func (b *Buffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.Reset()
 }
 
 // String returns everything written so far.

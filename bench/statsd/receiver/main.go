@@ -85,12 +85,12 @@ func run(listenUDP, mapping string, readBuffer int, web string) error {
 	self := prometheus.NewRegistry()
 	self.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var exports statsd.Exports
-	comp, err := reg.Build(pipeline.Options{
+	comp, err := reg.Build(pipeline.Options[any]{
 		ID:         "statsd_receiver.bench",
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		Registerer: self,
 		ConfigDir:  filepath.Dir(mapping),
-		OnExports:  func(e pipeline.Exports) { exports = e.(statsd.Exports) },
+		OnExports:  func(e any) { exports = e.(statsd.Exports) },
 	}, args)
 	if err != nil {
 		return err

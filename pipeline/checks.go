@@ -1,0 +1,37 @@
+package pipeline
+
+// Checks of a whole config, after every block decoded: conflicts between
+// components that no single block can see.
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// checkHTTPPaths refuses two components that mount the same path on the
+// agent's HTTP server (server.go), so the clash is a diagnostic instead of
+// a component failing in Run.
+func checkHTTPPaths(nodes []*loadedNode) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	owner := map[string]*loadedNode{}
+	for _, n := range nodes {
+		u, ok := argsAs[HTTPPathUser](n.args)
+		if !ok {
+			continue
+		}
+		for _, path := range u.HTTPPaths(n.id) {
+			if first, dup := owner[path]; dup {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "HTTP path used twice",
+					Detail:   fmt.Sprintf("%s wants to serve %s, which %s (at %s) already serves; give one of them another path.", n.id, path, first.id, first.rng),
+					Subject:  n.rng.Ptr(),
+				})
+				continue
+			}
+			owner[path] = n
+		}
+	}
+	return diags
+}
