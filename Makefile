@@ -35,4 +35,4 @@ fmt:
 
 # Regenerates docs/components.md from the compiled-in components.
 docs:
-	SLUICE_UPDATE_DOCS=1 $(GO) test -count=1 -run TestComponentsReferenceIsCurrent ./cmd/sluice
+	SLUICE_UPDATE_DOCS=1 $(GO) test -count=1 -run TestComponentsReferenceIsCurrent ./sluicecmd
