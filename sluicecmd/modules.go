@@ -66,7 +66,7 @@ func moduleOf(bi *debug.BuildInfo, pkg string) moduleVersion {
 		best = moduleVersion{Path: m.Path, Version: m.Version}
 		if m.Replace != nil {
 			best.Replace = m.Replace.Path
-			if m.Replace.Version != "" {
+			if v := m.Replace.Version; v != "" && v != "(devel)" { // a directory has no version
 				best.Replace += " " + m.Replace.Version
 			}
 		}

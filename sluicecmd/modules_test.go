@@ -16,7 +16,7 @@ import (
 var customBuild = &debug.BuildInfo{
 	Main: debug.Module{Path: "sluice-custom", Version: "(devel)"},
 	Deps: []*debug.Module{
-		{Path: "github.com/sluicehq/sluice", Version: "v0.0.0-00010101000000-000000000000", Replace: &debug.Module{Path: "/src/sluice"}},
+		{Path: "github.com/sluicehq/sluice", Version: "v0.0.0-00010101000000-000000000000", Replace: &debug.Module{Path: "/src/sluice", Version: "(devel)"}},
 		{Path: "github.com/sluicehq/sluice/plugins/exec", Version: "v0.2.0"},
 		{Path: "example.com/acme/sluice-foo", Version: "v1.2.0", Replace: &debug.Module{Path: "example.com/fork/sluice-foo", Version: "v1.2.1"}},
 		{Path: "example.com/acme", Version: "v9.0.0"},
