@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -19,8 +20,16 @@ func mainGo(plugins []dep) []byte {
 	b.WriteString("package main\n\nimport (\n")
 	fmt.Fprintf(&b, "\t%q\n\n", coreModule+"/sluicecmd")
 	fmt.Fprintf(&b, "\t_ %q\n", coreModule+"/components/all")
-	for _, p := range plugins {
-		fmt.Fprintf(&b, "\t_ %q\n", p.Module)
+	if len(plugins) > 0 {
+		b.WriteString("\n")
+		paths := make([]string, len(plugins))
+		for i, p := range plugins {
+			paths[i] = p.Module
+		}
+		sort.Strings(paths) // as gofmt orders them
+		for _, path := range paths {
+			fmt.Fprintf(&b, "\t_ %q\n", path)
+		}
 	}
 	b.WriteString(")\n\nfunc main() { sluicecmd.Main() }\n")
 	return b.Bytes()

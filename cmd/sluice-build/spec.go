@@ -65,7 +65,7 @@ func parseWith(s, cwd string) (dep, error) {
 	if repl == "" {
 		return d, fmt.Errorf("--with %q: empty replacement after =", s)
 	}
-	if isLocalPath(repl) {
+	if isLocalPath(repl, cwd) {
 		dir := repl
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join(cwd, dir)
@@ -98,7 +98,7 @@ func parseWith(s, cwd string) (dep, error) {
 // isLocalPath tells a directory replacement from a module one, the way
 // go.mod's replace directive does: a directory starts with ./, ../ or / (or
 // is . or ..); anything that exists as a directory counts too.
-func isLocalPath(s string) bool {
+func isLocalPath(s, cwd string) bool {
 	if s == "." || s == ".." || filepath.IsAbs(s) ||
 		strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") ||
 		strings.HasPrefix(s, `.\`) || strings.HasPrefix(s, `..\`) {
@@ -107,7 +107,7 @@ func isLocalPath(s string) bool {
 	if strings.Contains(s, "@") {
 		return false
 	}
-	info, err := os.Stat(s)
+	info, err := os.Stat(filepath.Join(cwd, s))
 	return err == nil && info.IsDir()
 }
 
