@@ -8,10 +8,16 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Branch=main
 CONFIG   ?= config/examples/quickstart.hcl
 
-.PHONY: build run test bench fmt deps docs
+.PHONY: build build-custom run test bench fmt deps docs
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
+
+# Builds $(BINARY) from this checkout with plugins, e.g.
+#   make build-custom WITH='--with example.com/you/sluice-foo=../sluice-foo'
+# (see docs/plugins.md).
+build-custom:
+	$(GO) run ./cmd/sluice-build $(WITH) -o $(BINARY)
 
 # Runs the quickstart pipeline: statsd on :9125, metrics on http://localhost:9470/metrics/default
 run: build
@@ -35,4 +41,4 @@ fmt:
 
 # Regenerates docs/components.md from the compiled-in components.
 docs:
-	SLUICE_UPDATE_DOCS=1 $(GO) test -count=1 -run TestComponentsReferenceIsCurrent ./cmd/sluice
+	SLUICE_UPDATE_DOCS=1 $(GO) test -count=1 -run TestComponentsReferenceIsCurrent ./sluicecmd
