@@ -14,7 +14,7 @@ const coreModule = "github.com/sluicehq/sluice"
 
 // registrationPackage is the Go package that registered a component. It is
 // the one place that knows how to get it from a registration.
-func registrationPackage(r pipeline.Registration) string { return r.PackagePath() }
+func registrationPackage(r pipeline.ComponentType) string { return r.PackagePath() }
 
 // moduleVersion is what a binary knows about the module a package came from.
 type moduleVersion struct {
@@ -86,7 +86,7 @@ func kindOf(mod moduleVersion, pkg string) string {
 
 // describeComponents documents regs, with each one's module, version and
 // kind taken from the binary's build information.
-func describeComponents(regs []pipeline.Registration, bi *debug.BuildInfo) []pipeline.ComponentDoc {
+func describeComponents(regs []pipeline.ComponentType, bi *debug.BuildInfo) []pipeline.ComponentDoc {
 	docs := make([]pipeline.ComponentDoc, 0, len(regs))
 	for _, r := range regs {
 		d := pipeline.Describe(r)
