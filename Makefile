@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Branch=main
 CONFIG   ?= config/examples/quickstart.hcl
 
-.PHONY: build build-custom run test bench fmt deps docs
+.PHONY: build build-custom run test test-plugins bench fmt deps docs
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
@@ -31,6 +31,17 @@ test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) test-plugins
+
+# The plugins in plugins/ are modules of their own, outside ./... above:
+# each is checked for tidiness, vetted and tested with the race detector.
+# (cmd/sluice-build's TestBuildWithRepositoryPlugins builds them into a
+# binary with sluice-build and validates their examples.)
+test-plugins:
+	@set -e; for m in plugins/*/go.mod; do \
+		d=$$(dirname $$m); echo "== $$d"; \
+		(cd $$d && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...); \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

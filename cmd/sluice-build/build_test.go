@@ -27,7 +27,6 @@ package hello
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -45,43 +44,33 @@ type Exports struct {
 }
 
 func init() {
-	pipeline.Register(pipeline.Registration{
+	pipeline.Register(pipeline.Registration[Arguments, Exports]{
 		Name:      "hello_source",
 		Stability: pipeline.StabilityExperimental,
 		Summary:   "One gauge, hello_value, with the configured value.",
-		Args:      Arguments{},
-		Exports:   Exports{},
-		Build: func(opts pipeline.Options, args pipeline.Arguments) (pipeline.Component, error) {
+		Build: func(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
 			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "hello_value", Help: "The configured value."})
+			g.Set(args.Value)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(g)
-			c := &component{gauge: g}
-			if err := c.Update(args); err != nil {
-				return nil, err
-			}
 			opts.OnExports(Exports{Metrics: reg})
-			return c, nil
+			return &component{gauge: g}, nil
 		},
 	})
 }
 
 type component struct{ gauge prometheus.Gauge }
 
+var _ pipeline.Component[Arguments] = (*component)(nil)
+
 func (c *component) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
 }
 
-func (c *component) Update(args pipeline.Arguments) error {
-	switch a := args.(type) {
-	case Arguments:
-		c.gauge.Set(a.Value)
-	case *Arguments:
-		c.gauge.Set(a.Value)
-	default:
-		return fmt.Errorf("hello_source: unexpected arguments %T", args)
-	}
-	return nil
+// Update acquires nothing: the new value is set at Commit.
+func (c *component) Update(args Arguments) (pipeline.Pending, error) {
+	return pipeline.CommitFunc(func() { c.gauge.Set(args.Value) }), nil
 }
 `
 

@@ -5,6 +5,7 @@ go 1.26.7
 require (
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/prometheus/client_model v0.6.3
 	github.com/sluicehq/sluice v0.0.0-00010101000000-000000000000
 	github.com/zclconf/go-cty v1.19.0
 )
@@ -18,7 +19,6 @@ require (
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/mitchellh/go-wordwrap v1.0.1 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.1 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	golang.org/x/mod v0.41.0 // indirect
