@@ -15,7 +15,8 @@
 //	values.go      exports -> cty values that expressions see (gatherers)
 //	functions.go   env(), file() and the other expression functions
 //	fingerprint.go the per-load file cache; hashes of configs and files
-//	checks.go      whole-config checks (two components on one HTTP path)
+//	checks.go      whole-config checks: two components on one HTTP path
+//	listen.go      ... or on one socket (ListenAddressUser)
 //	controller.go  apply a loaded graph all-or-nothing: prepare every
 //	               Update, then commit, stop, start; re-evaluate the
 //	               dependents of a changed export
@@ -25,6 +26,7 @@
 //	               through Controller.LoadFile too)
 //	server.go      /-/healthy, /-/ready, /-/reload, /api/v0/components, /metrics
 //	diagnostics.go rendering of load errors
+//	redact.go      keeping secrets out of diagnostics, logs and the API
 //	describe.go    documentation of registered components (sluice components)
 package pipeline
 
@@ -136,7 +138,8 @@ type FileReferrer interface {
 // HTTPPathUser is implemented by Arguments types of components that mount
 // handlers on the agent's HTTP server. The loader refuses a config in which
 // two components want the same path, so the clash is a diagnostic instead
-// of a component failing at run time.
+// of a component failing at run time. ListenAddressUser (listen.go) does
+// the same for sockets.
 type HTTPPathUser interface {
 	HTTPPaths(componentID string) []string
 }

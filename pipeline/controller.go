@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -37,6 +40,8 @@ type ControllerOptions struct {
 	// the config, file(), referenced files, ProvisionContext.ReadFile
 	// (tests count reads with it).
 	ReadFile func(string) ([]byte, error)
+	// LoadOptions are applied to every config the controller loads.
+	LoadOptions
 }
 
 // Controller owns the running graph and applies new configs to it.
@@ -47,10 +52,13 @@ type Controller struct {
 
 	applyMu  sync.Mutex // serializes Apply and re-evaluations
 	filename string
-	lastHash string // fingerprint of the last attempt (see fingerprint)
-	files    []string
-	failed   bool // the last attempt was rejected
-	closed   bool // stopped: Apply refuses to start anything
+	lastHash string   // fingerprint of the last attempt (see fingerprint)
+	files    []string // files the config depends on (see fingerprint)
+	closed   bool     // stopped: Apply refuses to start anything
+
+	// watched is the config file and c.files, for the watcher, which must
+	// not wait for applyMu while an Apply stops components.
+	watched atomic.Pointer[[]string]
 	// The declarations of the running config, in topological order, and
 	// what renders diagnostics about it: an export change re-evaluates
 	// some of them without parsing the file again.
@@ -133,14 +141,79 @@ func NewController(opts ControllerOptions) *Controller {
 // included: what /metrics serves and agent.metrics exports.
 func (c *Controller) Gatherer() prometheus.Gatherer { return c.agentGatherer }
 
-// Ready reports whether a config has been applied.
+// Ready reports whether the agent is serving: see Readiness.
 func (c *Controller) Ready() bool {
+	ok, _ := c.Readiness()
+	return ok
+}
+
+// Readiness reports whether the agent is ready, and why not: a config has
+// been applied and no component is failing to start (its Run fails without
+// ever staying up, such as a socket that cannot be bound, or fails twice in
+// a row; see node.failing). A component that reports itself unhealthy (a
+// database that is down) does not make the agent unready: the agent still serves what it has, and taking it
+// out of a load balancer would lose the rest.
+func (c *Controller) Readiness() (bool, string) {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.ready
+	ready := c.ready
+	c.mu.RUnlock()
+	if !ready {
+		return false, "no config applied yet"
+	}
+	var failing []string
+	for _, n := range c.liveNodes() {
+		if msg, bad := n.failing(); bad {
+			failing = append(failing, n.id+": "+RedactText(msg))
+		}
+	}
+	if len(failing) > 0 {
+		return false, "components failing to start: " + strings.Join(failing, "; ")
+	}
+	return true, ""
+}
+
+// WatchedFiles returns the files whose change may change what the config
+// loads to: the config file, the files it read with file() and those its
+// components refer to (for a rejected config, those it tried to use and
+// those of the running one).
+func (c *Controller) WatchedFiles() []string {
+	if p := c.watched.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *Controller) setWatched(filename string, files []string) {
+	w := append([]string{filename}, files...)
+	c.watched.Store(&w)
 }
 
 func (c *Controller) now() time.Time { return time.Now() }
+
+// ReadConfigFile reads a config file, refusing what is not a regular file
+// (after symlinks): a directory, a device or a FIFO (reading which would
+// block forever) are mistakes, not configs.
+func ReadConfigFile(filename string) ([]byte, error) {
+	return readConfigFile(filename, os.ReadFile)
+}
+
+func readConfigFile(filename string, readFile func(string) ([]byte, error)) ([]byte, error) {
+	fi, err := os.Stat(filename)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("reading config: %s is a directory; give the config file's path", filename)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading config: %s is not a regular file (%s)", filename, fi.Mode().Type())
+	}
+	src, err := readFile(filename)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return src, nil
+}
 
 // LoadFile reads filename and applies it. With force false, a file whose
 // content is unchanged since the last attempt (and whose referenced files
@@ -148,10 +221,10 @@ func (c *Controller) now() time.Time { return time.Now() }
 // check and the load share the reads.
 func (c *Controller) LoadFile(filename string, force bool) error {
 	files := newFileCache(c.opts.ReadFile)
-	src, err := files.ReadFile(filename)
+	src, err := readConfigFile(filename, files.ReadFile)
 	if err != nil {
 		c.recordFailure()
-		return fmt.Errorf("reading config: %w", err)
+		return err
 	}
 	if !force {
 		c.applyMu.Lock()
@@ -165,19 +238,32 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 }
 
 // fingerprint identifies what a load of src would see: the source and the
-// files the running config depends on; after a rejected load, the source
-// and its whole directory (the fix may be a file the config names).
+// content of c.files. After an accepted load, c.files are the files the
+// config depends on; after a rejected one, also those the attempt tried to
+// use (a missing mapping file: creating it is worth another try). Nothing
+// else counts: a log file written next to the config must not make a
+// rejected config be retried, and fail again, at every log line.
 func (c *Controller) fingerprint(src []byte, files *fileCache) string {
-	if c.failed {
-		return hashConfig(src, nil, files) + "+dir:" + files.dirHash(c.configDir)
-	}
 	return hashConfig(src, c.files, files)
 }
 
 // Validate loads src exactly as Apply would (every block decoded, validated,
-// provisioned and built) without running anything.
+// provisioned and built) without running anything or touching the running
+// graph, with default LoadOptions.
 func Validate(filename string, src []byte, lookupEnv LookupEnvFunc) error {
-	c := NewController(ControllerOptions{LookupEnv: lookupEnv, Logger: slog.New(slog.DiscardHandler)})
+	return ValidateWith(filename, src, ValidateOptions{LookupEnv: lookupEnv})
+}
+
+// ValidateOptions configure ValidateWith.
+type ValidateOptions struct {
+	LookupEnv LookupEnvFunc
+	LoadOptions
+}
+
+// ValidateWith is Validate with the agent's load options (sluice validate
+// passes the flags run would get).
+func ValidateWith(filename string, src []byte, o ValidateOptions) error {
+	c := NewController(ControllerOptions{LookupEnv: o.LookupEnv, LoadOptions: o.LoadOptions, Logger: slog.New(slog.DiscardHandler)})
 	c.configDir = absDir(filename)
 	l := c.newLoader(newFileCache(nil), false)
 	l.inst = func(ln *loadedNode) (cty.Value, error) {
@@ -187,7 +273,7 @@ func Validate(filename string, src []byte, lookupEnv LookupEnvFunc) error {
 		}
 		return n.exportsValue(), nil
 	}
-	_, err := l.load(filename, src)
+	_, _, err := l.load(filename, src)
 	return err
 }
 
@@ -198,6 +284,7 @@ func (c *Controller) newLoader(files *fileCache, trustFiles bool) *loader {
 	c.mu.RUnlock()
 	return &loader{
 		configDir:    c.configDir,
+		opts:         c.opts.LoadOptions,
 		lookupEnv:    c.opts.LookupEnv,
 		agentExports: c.agentExports,
 		files:        files,
@@ -256,10 +343,10 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 		built[ln.id] = n
 		return n.exportsValue(), nil
 	}
-	g, err := l.load(filename, src)
+	g, tried, err := l.load(filename, src)
 	c.evaluationDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		c.reject(src, files)
+		c.reject(filename, src, files, tried)
 		return err
 	}
 
@@ -272,7 +359,7 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 	}
 	changes, err := c.prepare(running, changed, g.hclFiles, g.secrets)
 	if err != nil {
-		c.reject(src, files)
+		c.reject(filename, src, files, tried)
 		return err
 	}
 
@@ -321,7 +408,8 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
 	c.decls, c.hclFiles, c.secrets = g.decls, g.hclFiles, g.secrets
-	c.files, c.failed = g.files, false
+	c.files = g.files
+	c.setWatched(filename, c.files)
 	c.lastHash = c.fingerprint(src, files)
 	c.reloads.WithLabelValues("success").Inc()
 	c.lastReloadOK.Set(1)
@@ -346,7 +434,8 @@ func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, hc
 		n := running[ln.id]
 		p, err := n.prepare(ln.args)
 		if err != nil {
-			n.logger.Error("new arguments rejected; the reload is not applied", "err", err)
+			// Component errors may quote their arguments (a DSN).
+			n.logger.Error("new arguments rejected; the reload is not applied", "err", RedactText(err.Error()))
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Failed to apply new arguments",
@@ -359,7 +448,7 @@ func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, hc
 	}
 	if diags.HasErrors() {
 		for i := len(changes) - 1; i >= 0; i-- {
-			changes[i].pending.Abort()
+			changes[i].n.finish(changes[i].pending.Abort, "Abort")
 		}
 		return nil, &DiagnosticsError{Diags: diags, Files: hclFiles, Secrets: secrets}
 	}
@@ -370,7 +459,7 @@ func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, hc
 func (c *Controller) commit(changes []change) {
 	now := c.now()
 	for _, ch := range changes {
-		ch.pending.Commit()
+		ch.n.finish(ch.pending.Commit, "Commit")
 		n, ln := ch.n, ch.ln
 		n.args, n.eval, n.files, n.filesHash = ln.args, ln.eval, ln.files, ln.filesHash
 		n.mu.Lock()
@@ -380,9 +469,11 @@ func (c *Controller) commit(changes []change) {
 	}
 }
 
-// reject records a config that was not applied.
-func (c *Controller) reject(src []byte, files *fileCache) {
-	c.failed = true
+// reject records a config that was not applied. The files it tried to
+// use are watched from now on: a change to one is worth another try.
+func (c *Controller) reject(filename string, src []byte, files *fileCache, tried []string) {
+	c.files = dedup(append(slices.Clone(c.files), tried...))
+	c.setWatched(filename, c.files)
 	c.lastHash = c.fingerprint(src, files)
 	c.recordFailure()
 }
@@ -395,8 +486,10 @@ type ApplyError struct {
 	Errs []error
 }
 
+// Error redacts URL userinfo and passwords: component errors may quote
+// their arguments, and this text is logged and served by /-/reload.
 func (e *ApplyError) Error() string {
-	return "config applied, but some components reported errors: " + errors.Join(e.Errs...).Error()
+	return RedactText("config applied, but some components reported errors: " + errors.Join(e.Errs...).Error())
 }
 
 func (e *ApplyError) Unwrap() []error { return e.Errs }
@@ -491,13 +584,13 @@ func (c *Controller) reevaluate(changed map[string]bool) error {
 		}
 	}
 	if diags.HasErrors() {
-		c.failed, c.lastHash = true, "" // let the next reload of the same file retry
+		c.lastHash = "" // let the next reload of the same file retry
 		c.recordFailure()
 		return &DiagnosticsError{Diags: diags, Files: c.hclFiles, Secrets: c.secrets}
 	}
 	changes, err := c.prepare(running, diff, c.hclFiles, c.secrets)
 	if err != nil {
-		c.failed, c.lastHash = true, ""
+		c.lastHash = ""
 		c.recordFailure()
 		return err
 	}
@@ -564,7 +657,9 @@ func (c *Controller) Components() []ComponentInfo {
 		if ups == nil {
 			ups = []string{}
 		}
-		out = append(out, ComponentInfo{ID: id, Type: n.typ, Health: n.health(), LastUpdate: lu, Restarts: n.restarts.Load(), Upstreams: ups})
+		h := n.health()
+		h.Message = RedactText(h.Message) // components may quote their arguments
+		out = append(out, ComponentInfo{ID: id, Type: n.typ, Health: h, LastUpdate: lu, Restarts: n.restarts.Load(), Upstreams: ups})
 	}
 	return out
 }

@@ -335,31 +335,80 @@ test_sink "s" {
 	goleak.VerifyNone(t, goleak.IgnoreCurrent())
 }
 
-func TestFailedUpdateIsReportedAndRetried(t *testing.T) {
+// A reload in which one component cannot take its new arguments is
+// rejected whole, like a config that does not load: the other changed
+// components' Updates are aborted, nothing changes, and the failure is
+// counted.
+func TestFailedUpdateRejectsTheWholeReload(t *testing.T) {
 	j := newJournal(t.Name())
 	f := newFixture(t, pipeline.ControllerOptions{})
-	if err := f.apply(`test_source "a" { journal = "TestFailedUpdateIsReportedAndRetried" }`); err != nil {
+	cfg := func(aReject bool, bValue int) string {
+		return fmt.Sprintf(`
+test_source "a" {
+  journal       = "TestFailedUpdateRejectsTheWholeReload"
+  reject_update = %v
+}
+test_source "b" {
+  journal = "TestFailedUpdateRejectsTheWholeReload"
+  value   = %d
+}
+test_source "c" { journal = "TestFailedUpdateRejectsTheWholeReload" }
+`, aReject, bValue)
+	}
+	if err := f.apply(cfg(false, 1)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "healthy", func() bool { return f.ctrl.Components()[0].Health.State == pipeline.HealthHealthy })
-	err := f.apply(`test_source "a" {
-  journal       = "TestFailedUpdateIsReportedAndRetried"
-  reject_update = true
-}`)
-	var ae *pipeline.ApplyError
-	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "update rejected") {
-		t.Fatalf("apply with a failing Update: %v, want an *ApplyError (applied, with errors)", err)
+	waitFor(t, "running", func() bool { return j.count("run ") == 3 })
+	j.take()
+
+	// b's change is fine, a's Update fails; c is new.
+	err := f.apply(cfg(true, 2) + `test_source "d" { journal = "TestFailedUpdateRejectsTheWholeReload" }`)
+	var de *pipeline.DiagnosticsError
+	if !errors.As(err, &de) {
+		t.Fatalf("apply with a failing Update: %v, want a *DiagnosticsError (rejected)", err)
 	}
-	h := f.ctrl.Components()[0].Health
-	if h.State != pipeline.HealthUnhealthy || !strings.Contains(h.Message, "update rejected") {
-		t.Errorf("health after a failed Update = %+v", h)
+	if len(de.Diags) != 1 || de.Diags[0].Summary != "Failed to apply new arguments" || de.Diags[0].Subject.Start.Line != 2 ||
+		!strings.Contains(de.Diags[0].Detail, "update rejected") {
+		t.Errorf("diagnostics %v, want one at test_source \"a\" (line 2) saying why", err)
 	}
-	// The same file again retries the Update.
-	if err := f.ctrl.LoadFile(f.path, true); err == nil {
-		t.Error("forced reload of the same file did not retry the failing Update")
+	events := j.take()
+	for _, want := range []string{"prepare test_source.b", "abort test_source.b"} {
+		if !slices.Contains(events, want) {
+			t.Errorf("missing %q in %v", want, events)
+		}
 	}
-	if n := j.count("run "); n != 1 {
-		t.Errorf("component restarted %d times; a failed Update must not restart it", n-1)
+	for _, e := range events {
+		if strings.HasPrefix(e, "update ") || strings.HasPrefix(e, "set ") || strings.HasPrefix(e, "run ") || strings.HasPrefix(e, "stop ") {
+			t.Errorf("a rejected reload changed something: %q in %v", e, events)
+		}
+	}
+	if ids := componentIDs(f.ctrl); !slices.Equal(ids, []string{"test_source.a", "test_source.b", "test_source.c"}) {
+		t.Errorf("components %v after a rejected reload", ids)
+	}
+	if v := testutil.ToFloat64(f.reg2Gauge("sluice_config_last_reload_successful")); v != 0 {
+		t.Errorf("sluice_config_last_reload_successful = %v, want 0", v)
+	}
+	if err := testutil.GatherAndCompare(f.ctrl.Gatherer(), strings.NewReader(`
+# HELP sluice_config_reloads_total Config loads and reloads, by result (success or failure).
+# TYPE sluice_config_reloads_total counter
+sluice_config_reloads_total{result="failure"} 1
+sluice_config_reloads_total{result="success"} 1
+`), "sluice_config_reloads_total"); err != nil {
+		t.Error(err)
+	}
+
+	// The same file again retries (and fails again); fixed, it applies.
+	if err := f.ctrl.LoadFile(f.path, true); !errors.As(err, &de) {
+		t.Errorf("forced reload of the same file: %v, want it rejected again", err)
+	}
+	if err := f.apply(cfg(false, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if events := j.take(); !slices.Contains(events, "set test_source.b 2") {
+		t.Errorf("the fixed reload did not apply b's value: %v", events)
+	}
+	if n := j.count("run "); n != 0 {
+		t.Errorf("components restarted %d times; an Update must not restart them", n)
 	}
 }
 

@@ -9,8 +9,9 @@ package pipeline
 //	`hcl:"name,block"`     nested block: struct (exactly one), *struct (at most one), []struct (any)
 //	`hcl:"name,label"`     a label of a nested block (only in a nested block's struct)
 //
-// A field tagged `secret:"true"` (a DSN, a token) is never echoed: a
-// diagnostic about its line is printed without the source snippet.
+// A field tagged `secret:"true"` (a DSN, a token) is never echoed: its
+// value is redacted from every rendered diagnostic, and so is the value of
+// any attribute whose name is close to it (see redact.go).
 //
 // Attribute types: string, bool, signed/unsigned integers, floats,
 // time.Duration (a string such as "10s", "1m30s" or "1d"),
@@ -239,6 +240,10 @@ func decodeBody(body hcl.Body, ctx *hcl.EvalContext, target reflect.Value) (cty.
 			if !ok {
 				continue
 			}
+			if d := duplicateKeys(attr.Expr, ctx); d.HasErrors() {
+				diags = append(diags, d...)
+				continue
+			}
 			if f.typ == exprType {
 				dst.Set(reflect.ValueOf(&attr.Expr).Elem())
 				evaluated[f.name] = cty.StringVal(exprKey(attr.Expr))
@@ -447,14 +452,58 @@ func writeExprKey(b *strings.Builder, v reflect.Value, seen map[uintptr]bool) {
 	default:
 		// Maps, funcs and channels do not occur in exported fields of
 		// hclsyntax expressions; should one appear, identity keeps the
-		// comparison conservative.
+		// comparison conservative (a new parse makes new ones).
 		switch v.Kind() {
 		case reflect.Map, reflect.Func, reflect.Chan, reflect.UnsafePointer:
 			fmt.Fprintf(b, "%s@%x", v.Kind(), v.Pointer())
 		default:
-			fmt.Fprintf(b, "%s@%p", v.Kind(), b) // unique per call
+			fmt.Fprintf(b, "%s:%v", v.Kind(), v)
 		}
 	}
+}
+
+// duplicateKeys reports keys given twice in an object expression anywhere
+// in expr ({ a = "x", a = "y" }): HCL keeps the last silently, which hides
+// a mistake. Keys are evaluated where they can be (literals, bare words,
+// expressions of the context); a key that depends on a for expression's
+// variables is not known here and is not checked.
+func duplicateKeys(expr hcl.Expression, ctx *hcl.EvalContext) hcl.Diagnostics {
+	se, ok := expr.(hclsyntax.Expression)
+	if !ok {
+		return nil
+	}
+	var diags hcl.Diagnostics
+	_ = hclsyntax.VisitAll(se, func(n hclsyntax.Node) hcl.Diagnostics {
+		obj, ok := n.(*hclsyntax.ObjectConsExpr)
+		if !ok {
+			return nil
+		}
+		first := map[string]hcl.Range{}
+		for _, item := range obj.Items {
+			kv, kd := item.KeyExpr.Value(ctx)
+			if kd.HasErrors() || !kv.IsWhollyKnown() || kv.IsNull() {
+				continue
+			}
+			ks, err := convert.Convert(kv, cty.String)
+			if err != nil {
+				continue // reported when the object is evaluated
+			}
+			key := ks.AsString()
+			if prev, dup := first[key]; dup {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Duplicate key",
+					Detail:   fmt.Sprintf("The key %q is already set at %s; each key may be set only once in an object.", key, prev),
+					Subject:  item.KeyExpr.Range().Ptr(),
+					Context:  obj.SrcRange.Ptr(),
+				})
+				continue
+			}
+			first[key] = item.KeyExpr.Range()
+		}
+		return nil
+	})
+	return diags
 }
 
 func attrDiag(attr *hcl.Attribute, msg string) *hcl.Diagnostic {

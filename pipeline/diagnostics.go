@@ -10,11 +10,15 @@ import (
 )
 
 // DiagnosticsError is a config that did not load.
+//
+// Render it only with Error: that is where secrets are redacted (see
+// redact.go), for every consumer (sluice validate, the log, the reload
+// API). Diags and Files hold the raw text and must not be printed directly.
 type DiagnosticsError struct {
 	Diags hcl.Diagnostics
 	Files map[string]*hcl.File
-	// Secrets are the ranges of secret attributes: lines that must never
-	// be printed.
+	// Secrets are the ranges of attributes tagged secret, as found by the
+	// parser: their lines are never printed.
 	Secrets []hcl.Range
 }
 
@@ -25,7 +29,33 @@ type DiagnosticsError struct {
 //
 //	      3 |   listen_udpp = ":9125"
 //	        |   ^^^^^^^^^^^
+//
+// with secrets redacted: the values of secret-looking attributes in source
+// lines, their literals in messages, URL userinfo and key-value passwords
+// anywhere.
 func (e *DiagnosticsError) Error() string {
+	names := secretNames()
+	secrets := map[string]sourceSecrets{}
+	var literals []string
+	for name, f := range e.Files {
+		if f == nil {
+			continue
+		}
+		ss := findSourceSecrets(f.Bytes, names)
+		for _, r := range e.Secrets {
+			if r.Filename != name {
+				continue
+			}
+			for l := r.Start.Line; l <= r.End.Line; l++ {
+				if _, ok := ss.hideFrom[l]; !ok {
+					ss.hideFrom[l] = 0
+				}
+			}
+		}
+		secrets[name] = ss
+		literals = append(literals, ss.literals...)
+	}
+
 	var b strings.Builder
 	for i, d := range e.Diags {
 		if i > 0 {
@@ -43,42 +73,42 @@ func (e *DiagnosticsError) Error() string {
 		if d.Detail != "" {
 			b.WriteString("\n  " + strings.ReplaceAll(d.Detail, "\n", "\n  "))
 		}
-		if d.Subject != nil && !e.secretLine(*d.Subject) {
+		if d.Subject != nil {
 			if f := e.Files[d.Subject.Filename]; f != nil {
-				writeSnippet(&b, f.Bytes, *d.Subject)
+				writeSnippet(&b, f.Bytes, *d.Subject, secrets[d.Subject.Filename].hideFrom)
 			}
 		}
 	}
-	return b.String()
+	return RedactText(redactLiterals(b.String(), literals))
 }
 
-// writeSnippet prints the subject's first line with the range underlined.
-func writeSnippet(b *strings.Builder, src []byte, r hcl.Range) {
+// writeSnippet prints the subject's first line with the range underlined;
+// from a secret value's start on, the line shows <redacted>.
+func writeSnippet(b *strings.Builder, src []byte, r hcl.Range, hideFrom map[int]int) {
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for line := 1; sc.Scan(); line++ {
 		if line != r.Start.Line {
 			continue
 		}
-		text := strings.ReplaceAll(sc.Text(), "\t", " ")
+		raw := sc.Text()
+		if from, ok := hideFrom[line]; ok {
+			from = min(from, len(raw))
+			sep := ""
+			if from > 0 {
+				sep = " "
+			}
+			raw = raw[:from] + sep + redactedMark
+		}
+		text := strings.ReplaceAll(raw, "\t", " ")
 		start := min(max(r.Start.Column-1, 0), len(text))
 		end := len(text)
 		if r.End.Line == r.Start.Line {
 			end = min(max(r.End.Column-1, start+1), len(text))
 		}
+		start = min(start, max(end-1, 0))
 		width := max(end-start, 1)
 		fmt.Fprintf(b, "\n\n  %4d | %s\n       | %s%s", line, text, strings.Repeat(" ", start), strings.Repeat("^", width))
 		return
 	}
-}
-
-// secretLine reports whether the snippet of r (its first line) would show
-// part of a secret attribute.
-func (e *DiagnosticsError) secretLine(r hcl.Range) bool {
-	for _, s := range e.Secrets {
-		if s.Filename == r.Filename && r.Start.Line >= s.Start.Line && r.Start.Line <= s.End.Line {
-			return true
-		}
-	}
-	return false
 }

@@ -76,25 +76,6 @@ func (c *fileCache) filesHash(paths []string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// dirHash fingerprints the regular files directly in dir (symlinks
-// followed, as in a mounted ConfigMap). After a rejected config the
-// controller cannot know which files the config meant to use, so any
-// content change next to it is worth another try.
-func (c *fileCache) dirHash(dir string) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "unreadable"
-	}
-	var paths []string
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() < 16<<20 {
-			paths = append(paths, p)
-		}
-	}
-	return c.filesHash(paths)
-}
-
 // hashConfig fingerprints a config and the files it depends on.
 func hashConfig(src []byte, files []string, cache *fileCache) string {
 	h := sha256.Sum256(src)

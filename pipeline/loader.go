@@ -52,8 +52,10 @@ type loadedNode struct {
 	// filesHash their fingerprint.
 	files     []string
 	filesHash string
-	// rng is the block's header, for messages.
-	rng hcl.Range
+	// rng is the block's header, for messages, and body its body, for
+	// diagnostics that point at one attribute.
+	rng  hcl.Range
+	body hcl.Body
 }
 
 // graph is a loaded config: nodes and declarations in topological order
@@ -70,6 +72,19 @@ type graph struct {
 	secrets  []hcl.Range
 }
 
+// LoadOptions are what a config is checked against besides itself: facts
+// about the agent that runs it.
+type LoadOptions struct {
+	// AllowEmpty accepts a config that declares no components. Without it
+	// such a config is refused: an empty or comment-only file is far more
+	// often a truncated write or a failed template render than a wish to
+	// stop every component (--config.allow-empty).
+	AllowEmpty bool
+	// AgentListenAddress is the address of the agent's own HTTP server; a
+	// component that wants to listen on it is refused at load time.
+	AgentListenAddress string
+}
+
 // priorNode is what the loader needs to know of a running component.
 type priorNode struct {
 	eval      cty.Value
@@ -81,6 +96,7 @@ type priorNode struct {
 // loader is one load of a config, or one re-evaluation of some of its
 // blocks.
 type loader struct {
+	opts         LoadOptions
 	configDir    string
 	lookupEnv    LookupEnvFunc
 	agentExports cty.Value
@@ -98,22 +114,43 @@ type loader struct {
 	inst func(n *loadedNode) (cty.Value, error)
 
 	funcs map[string]function.Function
-	read  []string // files read with file()
+	// read are the files the load depends on besides the config: read with
+	// file(), or named by a component (FileReferrer), including those of
+	// blocks that did not validate (a missing mapping file: creating it is
+	// worth another try).
+	read []string
 }
 
 func (l *loader) init() {
 	l.funcs = functions(l.configDir, l.lookupEnv, l.files.ReadFile, func(p string) { l.read = append(l.read, p) })
 }
 
-// load parses, checks, orders and loads a config.
-func (l *loader) load(filename string, src []byte) (*graph, error) {
+// load parses, checks, orders and loads a config. It also returns every
+// file the attempt depended on besides the config, whether or not it
+// succeeded: a rejected config deserves another try when one of them
+// changes.
+func (l *loader) load(filename string, src []byte) (*graph, []string, error) {
 	parser := hclparse.NewParser()
 	g, diags := l.loadWith(parser, filename, src)
+	files := dedup(l.read)
 	if diags.HasErrors() {
-		return nil, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser, filename)}
+		return nil, files, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser, filename)}
 	}
+	g.files = files
 	g.hclFiles, g.secrets = parser.Files(), fileSecrets(parser, filename)
-	return g, nil
+	return g, files, nil
+}
+
+func dedup(ss []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // fileSecrets finds the secret attributes of every known block in the file,
@@ -140,6 +177,14 @@ func (l *loader) loadWith(parser *hclparse.Parser, filename string, src []byte) 
 	decls, diags := parseDecls(parser, filename, src)
 	if diags.HasErrors() {
 		return nil, diags
+	}
+	if len(decls) == 0 && !l.opts.AllowEmpty {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "No components in the config",
+			Detail:   "The config declares no component, so applying it would stop everything. An empty or comment-only file is usually a truncated write or a failed template; if an agent without components is really intended, run with --config.allow-empty.",
+			Subject:  &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
+		}}
 	}
 	order, diags := orderDecls(decls)
 	if diags.HasErrors() {
@@ -182,23 +227,9 @@ func (l *loader) loadWith(parser *hclparse.Parser, filename string, src []byte) 
 		g.nodes = append(g.nodes, n)
 	}
 	diags = append(diags, checkHTTPPaths(g.nodes)...)
+	diags = append(diags, checkListenAddresses(g.nodes, l.opts.AgentListenAddress)...)
 	if diags.HasErrors() {
 		return nil, diags
-	}
-	seen := map[string]bool{}
-	for _, p := range l.read {
-		if !seen[p] {
-			seen[p] = true
-			g.files = append(g.files, p)
-		}
-	}
-	for _, n := range g.nodes {
-		for _, p := range n.files {
-			if !seen[p] {
-				seen[p] = true
-				g.files = append(g.files, p)
-			}
-		}
 	}
 	return g, diags
 }
@@ -436,14 +467,25 @@ func evalVars(d *declaration, exports map[string]cty.Value, agentExports cty.Val
 // and, unless it equals the running component's, Provision.
 func (l *loader) evalDecl(d *declaration, exports map[string]cty.Value) (*loadedNode, hcl.Diagnostics) {
 	ctx := &hcl.EvalContext{Variables: evalVars(d, exports, l.agentExports), Functions: l.funcs}
+	body, def := d.block.Body, d.block.DefRange
 	target := reflect.New(d.ct.argsType).Elem()
-	eval, diags := decodeArgs(target, d.block.Body, d.block.DefRange, ctx, l.configDir)
+	eval, diags := decodeBody(body, ctx, target)
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	n := &loadedNode{id: d.id, ct: d.ct, eval: eval, deps: d.deps, rng: d.block.DefRange}
+	if r, ok := target.Addr().Interface().(PathResolver); ok {
+		r.ResolvePaths(l.configDir)
+	}
+	n := &loadedNode{id: d.id, ct: d.ct, eval: eval, deps: d.deps, rng: def, body: body}
 	if fr, ok := target.Addr().Interface().(FileReferrer); ok {
 		n.files = fr.ReferencedFiles()
+		l.read = append(l.read, n.files...)
+	}
+	if v, ok := target.Addr().Interface().(Validator); ok {
+		diags = append(diags, validationDiags(v.Validate(), body, def)...)
+		if diags.HasErrors() {
+			return nil, diags
+		}
 	}
 	prior, hasPrior := l.prior(d.id)
 	if len(n.files) > 0 {
@@ -460,7 +502,7 @@ func (l *loader) evalDecl(d *declaration, exports map[string]cty.Value) (*loaded
 		n.args = prior.args
 		return n, diags
 	}
-	diags = append(diags, provision(target, d.block.Body, d.block.DefRange, provisionContext{
+	diags = append(diags, provision(target, body, def, provisionContext{
 		configDir: l.configDir, files: l.files, logger: l.logger.With("component_id", d.id),
 	})...)
 	if diags.HasErrors() {

@@ -194,3 +194,88 @@ test_source "a" {
 		t.Fatalf("Validate: %v", err)
 	}
 }
+
+// An empty or comment-only config is refused unless AllowEmpty says an
+// agent without components is intended.
+func TestLoaderRefusesEmptyConfig(t *testing.T) {
+	for _, src := range []string{"", "\n\n", "# nothing yet\n// nor here\n/* block */\n"} {
+		de := loadErr(t, src, nil)
+		if de == nil || !strings.Contains(de.Error(), "No components in the config") || !strings.Contains(de.Error(), "--config.allow-empty") {
+			t.Errorf("Validate(%q) = %v, want the empty-config diagnostic", src, de)
+		}
+		if err := pipeline.ValidateWith("x.hcl", []byte(src), pipeline.ValidateOptions{LoadOptions: pipeline.LoadOptions{AllowEmpty: true}}); err != nil {
+			t.Errorf("Validate(%q) with AllowEmpty: %v", src, err)
+		}
+	}
+}
+
+// On reload, an empty config is a rejected config: the graph keeps running.
+func TestControllerKeepsGraphOnEmptyReload(t *testing.T) {
+	f := newFixture(t, pipeline.ControllerOptions{})
+	if err := f.apply(`test_source "a" {}`); err != nil {
+		t.Fatal(err)
+	}
+	err := f.apply("# truncated\n")
+	var de *pipeline.DiagnosticsError
+	if !errors.As(err, &de) {
+		t.Fatalf("reload of an empty config = %v, want diagnostics", err)
+	}
+	if got := componentIDs(f.ctrl); len(got) != 1 || got[0] != "test_source.a" {
+		t.Errorf("components after an empty reload: %v", got)
+	}
+	if v := testutilValue(f, "sluice_config_last_reload_successful"); v != 0 {
+		t.Errorf("last reload successful = %v, want 0", v)
+	}
+	if !f.ctrl.Ready() {
+		t.Error("not ready after a rejected reload; the old graph still runs")
+	}
+}
+
+// Duplicate keys in any object expression, nested or not, are an error.
+func TestLoaderDuplicateObjectKeys(t *testing.T) {
+	for _, tt := range []struct {
+		src       string
+		line, col int
+	}{
+		{"test_source \"a\" {\n  labels = { a = \"x\", a = \"y\" }\n}\n", 2, 23},
+		{"test_source \"a\" {\n  labels = { \"a\" = \"x\"\n    a = \"y\" }\n}\n", 3, 5},
+		{"test_source \"a\" {\n  labels = merge({ b = \"1\" }, { c = \"x\", c = \"y\" })\n}\n", 2, 42},
+		{"test_source \"a\" {\n  labels = { (lower(\"A\")) = \"x\", a = \"y\" }\n}\n", 2, 34},
+	} {
+		de := loadErr(t, tt.src, nil)
+		if de == nil || len(de.Diags) != 1 {
+			t.Errorf("%q: got %v, want one Duplicate key diagnostic", tt.src, de)
+			continue
+		}
+		d := de.Diags[0]
+		if d.Summary != "Duplicate key" || d.Subject.Start.Line != tt.line || d.Subject.Start.Column != tt.col {
+			t.Errorf("%q: got %s at %d:%d, want Duplicate key at %d:%d", tt.src, d.Summary, d.Subject.Start.Line, d.Subject.Start.Column, tt.line, tt.col)
+		}
+	}
+	// Distinct keys, and keys only known per iteration, are fine.
+	if de := loadErr(t, "test_source \"a\" {\n  labels = { a = \"x\", b = \"y\" }\n}\n", nil); de != nil {
+		t.Errorf("distinct keys: %v", de)
+	}
+	if de := loadErr(t, "test_source \"a\" {\n  labels = merge([for k in [\"a\", \"b\"] : { (k) = k }]...)\n}\n", nil); de != nil {
+		t.Errorf("per-iteration keys: %v", de)
+	}
+}
+
+// A config file that is not a regular file is refused with a clear error.
+func TestReadConfigFileRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	loop := filepath.Join(dir, "loop.hcl")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		filepath.Join(dir, "missing.hcl"): "no such file",
+		dir:                               "is a directory",
+		loop:                              "too many levels of symbolic links",
+		os.DevNull:                        "not a regular file",
+	} {
+		if _, err := pipeline.ReadConfigFile(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReadConfigFile(%s) = %v, want %q", path, err, want)
+		}
+	}
+}

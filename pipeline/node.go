@@ -47,6 +47,11 @@ type node struct {
 	done        chan struct{}
 	restarts    atomic.Uint64
 	stableAfter time.Duration
+	// failStreak counts Run failures since Run last stayed up for
+	// stableAfter; everStable is whether it ever did (see failing).
+	failStreak int
+	everStable bool
+	lastErr    string
 }
 
 func (c *Controller) buildNode(ln *loadedNode) (*node, error) {
@@ -147,6 +152,21 @@ func (n *node) health() Health {
 	return h
 }
 
+// failing reports whether the component cannot start: its Run has failed
+// and either it never stayed up for stableAfter since it was started (a
+// socket that cannot be bound fails at once, every time), or it failed
+// twice without staying up in between. A single crash of a component that
+// was running fine is not "failing": it is restarted, and readiness probes
+// should not flap because of it.
+func (n *node) failing() (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.failStreak > 0 && (!n.everStable || n.failStreak >= 2) {
+		return n.lastErr, true
+	}
+	return "", false
+}
+
 // start runs the component until stop, restarting it with exponential
 // backoff whenever Run fails or returns early.
 func (n *node) start(c *Controller) {
@@ -177,6 +197,7 @@ func (n *node) run(ctx context.Context, c *Controller) {
 			n.mu.Lock()
 			if n.generation == gen {
 				n.setHealth(HealthHealthy, "", c.now())
+				n.failStreak, n.everStable = 0, true
 			}
 			n.mu.Unlock()
 		})
@@ -196,9 +217,13 @@ func (n *node) run(ctx context.Context, c *Controller) {
 			backoff = c.opts.MinBackoff // it ran fine for a while: start over
 		}
 		n.restarts.Add(1)
-		n.logger.Error("component failed; restarting", "err", err, "backoff", backoff)
+		// Component errors may quote their arguments (a DSN).
+		errText := RedactText(err.Error())
+		n.logger.Error("component failed; restarting", "err", errText, "backoff", backoff)
 		n.mu.Lock()
-		n.setHealth(HealthUnhealthy, fmt.Sprintf("run failed (restarting in %s): %v", backoff, err), c.now())
+		n.failStreak++
+		n.lastErr = errText
+		n.setHealth(HealthUnhealthy, fmt.Sprintf("run failed (restarting in %s): %s", backoff, errText), c.now())
 		n.mu.Unlock()
 		t := time.NewTimer(backoff)
 		select {
@@ -252,6 +277,18 @@ func (n *node) stop(timeout time.Duration) error {
 	case <-t.C:
 		return fmt.Errorf("%s did not stop within %s", n.id, timeout)
 	}
+}
+
+// finish calls a Pending's Commit or Abort. Neither may fail; a panic is a
+// bug in the component, logged so that it does not take the agent (and
+// the reload of every other component) down with it.
+func (n *node) finish(f func(), what string) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.logger.Error("panic in "+what+" of new arguments", "panic", RedactText(fmt.Sprint(r)))
+		}
+	}()
+	f()
 }
 
 // prepare calls the component's Update for args, turning a panic into an

@@ -79,23 +79,20 @@ type ServerOptions struct {
 // NewHandler returns the agent's HTTP handler: the built-in endpoints and
 // whatever components mounted.
 func NewHandler(o ServerOptions) http.Handler {
+	// Method patterns: a GET pattern also serves HEAD, and any other
+	// method gets 405 with an Allow header listing the accepted ones.
 	mux := http.NewServeMux()
-	mux.HandleFunc(PathHealthy, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+PathHealthy, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "Sluice is healthy.")
 	})
-	mux.HandleFunc(PathReady, func(w http.ResponseWriter, r *http.Request) {
-		if !o.Controller.Ready() {
-			http.Error(w, "Sluice is not ready: no config applied yet.", http.StatusServiceUnavailable)
+	mux.HandleFunc("GET "+PathReady, func(w http.ResponseWriter, r *http.Request) {
+		if ok, why := o.Controller.Readiness(); !ok {
+			http.Error(w, "Sluice is not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "Sluice is ready.")
 	})
-	mux.HandleFunc(PathReload, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost && r.Method != http.MethodPut {
-			w.Header().Set("Allow", "POST, PUT")
-			http.Error(w, "Use POST to reload the config.", http.StatusMethodNotAllowed)
-			return
-		}
+	reload := func(w http.ResponseWriter, r *http.Request) {
 		if !o.EnableLifecycle {
 			http.Error(w, "Lifecycle API is not enabled: start sluice with --web.enable-lifecycle.", http.StatusForbidden)
 			return
@@ -107,18 +104,22 @@ func NewHandler(o ServerOptions) http.Handler {
 				http.Error(w, err.Error()+"\nSee /api/v0/components.", http.StatusInternalServerError)
 				return
 			}
-			http.Error(w, "Config not applied; the running pipeline is unchanged.\n\n"+err.Error(), http.StatusBadRequest)
+			// err.Error() is redacted (DiagnosticsError, ApplyError); a
+			// read error carries only the path.
+			http.Error(w, "Config not applied; the running pipeline is unchanged.\n\n"+RedactText(err.Error()), http.StatusBadRequest)
 			return
 		}
 		fmt.Fprintln(w, "Config reloaded.")
-	})
-	mux.HandleFunc(PathComponents, func(w http.ResponseWriter, r *http.Request) {
+	}
+	mux.HandleFunc("POST "+PathReload, reload)
+	mux.HandleFunc("PUT "+PathReload, reload)
+	mux.HandleFunc("GET "+PathComponents, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(o.Controller.Components()) // a failed write means the client left
 	})
-	mux.Handle(PathMetrics, promhttp.HandlerFor(o.Controller.Gatherer(), promhttp.HandlerOpts{
+	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(o.Controller.Gatherer(), promhttp.HandlerOpts{
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
 		ErrorLog:          slogPrinter{o.Logger},

@@ -148,3 +148,77 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// Every built-in endpoint answers 405 with an Allow header to a method it
+// does not serve; HEAD works wherever GET does.
+func TestServerMethodNotAllowed(t *testing.T) {
+	f := newFixture(t, pipeline.ControllerOptions{})
+	if err := f.apply(`test_source "a" {}`); err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, f, true, pipeline.NewMounts())
+	for _, path := range []string{"/-/healthy", "/-/ready", "/api/v0/components", "/metrics"} {
+		for _, m := range []string{"POST", "PUT", "DELETE", "TRACE", "PATCH"} {
+			req, _ := http.NewRequest(m, srv.URL+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+				t.Errorf("%s %s = %d, Allow %q; want 405, Allow \"GET, HEAD\"", m, path, resp.StatusCode, resp.Header.Get("Allow"))
+			}
+		}
+		if resp, err := http.Head(srv.URL + path); err != nil || resp.StatusCode != 200 {
+			t.Errorf("HEAD %s = %v %v, want 200", path, resp.StatusCode, err)
+		}
+	}
+	for _, m := range []string{"GET", "HEAD", "DELETE"} {
+		req, _ := http.NewRequest(m, srv.URL+"/-/reload", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if allow := resp.Header.Get("Allow"); resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(allow, "POST") || !strings.Contains(allow, "PUT") {
+			t.Errorf("%s /-/reload = %d, Allow %q; want 405 allowing POST and PUT", m, resp.StatusCode, allow)
+		}
+	}
+}
+
+// /-/ready is 503 while a component cannot start (its Run fails at once,
+// like a socket that cannot be bound) and 200 once it stays up; a single
+// crash of a component that was running fine does not make it unready.
+func TestReadyReflectsFailingComponents(t *testing.T) {
+	f := newFixture(t, pipeline.ControllerOptions{})
+	srv := newServer(t, f, false, pipeline.NewMounts())
+	if err := f.apply("test_source \"ok\" {}\ntest_source \"bad\" {\n  fail_times = 1000000\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/-/ready to report the failing component", func() bool {
+		code, body := get(t, "GET", srv.URL+"/-/ready")
+		return code == 503 && strings.Contains(body, "test_source.bad") && strings.Contains(body, "injected failure")
+	})
+
+	// Fails twice, then stays up: ready once it has run stably.
+	if err := f.apply("test_source \"ok\" {}\ntest_source \"flaky\" {\n  fail_times = 2\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready after the component stayed up", func() bool { code, _ := get(t, "GET", srv.URL+"/-/ready"); return code == 200 })
+
+	// A crash of the now stable component: restarted, and still ready.
+	if err := f.apply("test_source \"ok\" {}\ntest_source \"flaky\" {\n  fail_times = 2\n  crash = true\n}\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the crash", func() bool {
+		for _, c := range f.ctrl.Components() {
+			if c.ID == "test_source.flaky" && c.Restarts == 3 && c.Health.State == pipeline.HealthUnhealthy {
+				return true
+			}
+		}
+		return false
+	})
+	if code, body := get(t, "GET", srv.URL+"/-/ready"); code != 200 {
+		t.Errorf("/-/ready after one crash of a stable component = %d %q, want 200", code, body)
+	}
+}

@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluicehq/sluice/pipeline"
@@ -21,7 +24,13 @@ func startWatcher(t *testing.T, f *fixture, path string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	w, err := pipeline.NewWatcher(path, 20*time.Millisecond, func() { _ = f.ctrl.LoadFile(path, false) }, f.ctrl2Logger())
+	w, err := pipeline.NewWatcher(pipeline.WatcherOptions{
+		Path:     path,
+		Debounce: 20 * time.Millisecond,
+		Files:    f.ctrl.WatchedFiles,
+		Reload:   func() { _ = f.ctrl.LoadFile(path, false) },
+		Logger:   f.ctrl2Logger(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,4 +158,168 @@ func TestReferencedFileChangeUpdatesComponent(t *testing.T) {
 	if n := j.count("build "); n != 1 {
 		t.Errorf("component rebuilt %d times; want an in-place update", n-1)
 	}
+}
+
+// startWatcherWith runs a Watcher with options, filling in what
+// startWatcher does; it returns the watcher's registry and the number of
+// reloads it asked for.
+func startWatcherWith(t *testing.T, f *fixture, o pipeline.WatcherOptions) (*prometheus.Registry, *atomic.Int64) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	var calls atomic.Int64
+	path := o.Path
+	o.Debounce = 20 * time.Millisecond
+	o.Files = f.ctrl.WatchedFiles
+	o.Reload = func() { calls.Add(1); _ = f.ctrl.LoadFile(path, false) }
+	o.Logger = f.ctrl2Logger()
+	o.Registerer = reg
+	w, err := pipeline.NewWatcher(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return reg, &calls
+}
+
+func watcherEvents(t *testing.T, reg *prometheus.Registry, relevant string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sluice_config_watcher_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == relevant {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// mv cfg cfg.old; mkdir cfg; cp cfg.old/* cfg/; then edits: each applies,
+// through file system events alone (no periodic check).
+func TestWatcherDirectoryReplaced(t *testing.T) {
+	f := newFixture(t, pipeline.ControllerOptions{})
+	root := t.TempDir()
+	dir := filepath.Join(root, "cfg")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "sluice.hcl")
+	writeFile(t, path, `test_source "a" {}`)
+	if err := f.ctrl.LoadFile(path, false); err != nil {
+		t.Fatal(err)
+	}
+	startWatcherWith(t, f, pipeline.WatcherOptions{Path: path})
+
+	if err := os.Rename(dir, filepath.Join(root, "cfg.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, `test_source "a" {}`)
+	waitFor(t, "the new directory to be watched", func() bool {
+		return strings.Contains(f.logs.String(), "config directory replaced; watching the new one")
+	})
+	for _, name := range []string{"b", "c", "d"} {
+		writeFile(t, path, fmt.Sprintf("test_source %q {}", name))
+		waitForIDs(t, f.ctrl, "test_source."+name)
+	}
+	// Removed outright and recreated: the same.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, `test_source "e" {}`)
+	waitForIDs(t, f.ctrl, "test_source.e")
+	writeFile(t, path, `test_source "f" {}`)
+	waitForIDs(t, f.ctrl, "test_source.f")
+}
+
+// Writes to other files in the config directory (a log file) are ignored:
+// they neither reload nor retry a rejected config, so a broken config does
+// not fail again at every log line.
+func TestWatcherIgnoresUnrelatedFiles(t *testing.T) {
+	f := newFixture(t, pipeline.ControllerOptions{})
+	if err := f.apply(`test_source "a" {}`); err != nil {
+		t.Fatal(err)
+	}
+	reg, calls := startWatcherWith(t, f, pipeline.WatcherOptions{Path: f.path})
+	writeFile(t, f.path, `test_source "b" { value = }`)
+	waitFor(t, "a failed reload", func() bool { return testutilValue(f, "sluice_config_last_reload_successful") == 0 })
+	reloads := calls.Load()
+	failures := reloadsTotal(t, f, "failure")
+
+	logFile := filepath.Join(filepath.Dir(f.path), "sluice.log")
+	for i := range 5 {
+		writeFile(t, logFile, strings.Repeat("level=error msg=\"config reload failed\"\n", i+1))
+	}
+	waitFor(t, "the log writes to be seen", func() bool { return watcherEvents(t, reg, "false") >= 5 })
+	if got := calls.Load(); got != reloads {
+		t.Errorf("writes to an unrelated file caused %d reloads", got-reloads)
+	}
+	if got := reloadsTotal(t, f, "failure"); got != failures {
+		t.Errorf("the rejected config was retried %v times after log writes", got-failures)
+	}
+
+	// The config file itself still counts.
+	writeFile(t, f.path, `test_source "c" {}`)
+	waitForIDs(t, f.ctrl, "test_source.c")
+}
+
+// A rejected config is retried when a file it tried to use appears.
+func TestWatcherRetriesWhenReferencedFileAppears(t *testing.T) {
+	f := newFixture(t, pipeline.ControllerOptions{})
+	if err := f.apply(`test_source "a" {}`); err != nil {
+		t.Fatal(err)
+	}
+	startWatcherWith(t, f, pipeline.WatcherOptions{Path: f.path})
+	writeFile(t, f.path, "test_source \"b\" {\n  file = \"data.txt\"\n}\n")
+	waitFor(t, "a failed reload", func() bool { return testutilValue(f, "sluice_config_last_reload_successful") == 0 })
+	writeFile(t, filepath.Join(filepath.Dir(f.path), "data.txt"), "x")
+	waitForIDs(t, f.ctrl, "test_source.b")
+}
+
+// A file outside the config's directory is not watched by fsnotify; the
+// periodic check still applies its change.
+func TestWatcherCheckIntervalSeesFilesElsewhere(t *testing.T) {
+	j := newJournal(t.Name())
+	f := newFixture(t, pipeline.ControllerOptions{})
+	data := filepath.Join(t.TempDir(), "data.txt")
+	writeFile(t, data, "one")
+	if err := f.apply(fmt.Sprintf("test_source \"a\" {\n  journal = %q\n  file = %q\n}\n", t.Name(), data)); err != nil {
+		t.Fatal(err)
+	}
+	startWatcherWith(t, f, pipeline.WatcherOptions{Path: f.path, CheckInterval: 20 * time.Millisecond})
+	writeFile(t, data, "two")
+	waitFor(t, "an update after the file elsewhere changed", func() bool { return j.count("update test_source.a") == 1 })
+}
+
+func reloadsTotal(t *testing.T, f *fixture, result string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sluice_config_reloads_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

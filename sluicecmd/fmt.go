@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclwrite"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // formatFiles prints, writes (-w) or checks (--check) the canonical form of
@@ -25,8 +26,9 @@ func formatFiles(paths []string, write, check bool, stdout, stderr io.Writer) in
 		}
 		p := hclparse.NewParser()
 		if _, diags := p.ParseHCL(src, path); diags.HasErrors() {
-			w := hcl.NewDiagnosticTextWriter(stderr, p.Files(), 0, false)
-			_ = w.WriteDiagnostics(diags)
+			// Rendered by the pipeline, which redacts secrets in the
+			// source lines it shows.
+			fmt.Fprintln(stderr, &pipeline.DiagnosticsError{Diags: diags, Files: p.Files()})
 			code = 1
 			continue
 		}

@@ -28,6 +28,9 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 )
 
+// defaultListenAddr is the agent's HTTP address unless a flag says otherwise.
+const defaultListenAddr = "0.0.0.0:9470"
+
 // Main runs the CLI with the process's arguments and exits with its code.
 func Main() {
 	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
@@ -46,10 +49,12 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	runCmd := app.Command("run", "Run the pipeline described by CONFIG.")
 	runArgs := runFlags{}
 	runCmd.Arg("config", "HCL config file.").Required().StringVar(&runArgs.config)
-	runCmd.Flag("server.http.listen-addr", "Address of the agent's HTTP server.").Default("0.0.0.0:9470").StringVar(&runArgs.listenAddr)
+	runCmd.Flag("server.http.listen-addr", "Address of the agent's HTTP server.").Default(defaultListenAddr).StringVar(&runArgs.listenAddr)
 	runCmd.Flag("storage.path", "Directory for component state; each component gets a subdirectory.").Default("data/").StringVar(&runArgs.storagePath)
 	runCmd.Flag("web.enable-lifecycle", "Enable POST /-/reload.").BoolVar(&runArgs.enableLifecycle)
 	runCmd.Flag("config.reload-debounce", "How long the config directory must be quiet before a change is applied.").Default("250ms").DurationVar(&runArgs.debounce)
+	runCmd.Flag("config.check-interval", "How often the config and the files it uses are checked for changes besides file system events (0 disables).").Default("5s").DurationVar(&runArgs.checkInterval)
+	runCmd.Flag("config.allow-empty", "Accept a config that declares no components (refused by default: an empty file is usually a truncated write).").BoolVar(&runArgs.allowEmpty)
 	logCfg := &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat()}
 	runCmd.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").
 		Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(logCfg.Level)
@@ -58,6 +63,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 	validateCmd := app.Command("validate", "Load and validate CONFIG exactly as run would, without running it.")
 	validateConfig := validateCmd.Arg("config", "HCL config file.").Required().String()
+	validateOpts := pipeline.LoadOptions{}
+	validateCmd.Flag("config.allow-empty", "Accept a config that declares no components, as run --config.allow-empty does.").BoolVar(&validateOpts.AllowEmpty)
+	validateCmd.Flag("server.http.listen-addr", "The agent's HTTP address, as given to run: components must not listen on it.").Default(defaultListenAddr).StringVar(&validateOpts.AgentListenAddress)
 
 	fmtCmd := app.Command("fmt", "Rewrite HCL files in canonical format.")
 	fmtWrite := fmtCmd.Flag("write", "Write the result to the files instead of stdout.").Short('w').Bool()
@@ -81,7 +89,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		runArgs.logger = promslog.New(logCfg)
 		return runAgent(runArgs, stderr)
 	case validateCmd.FullCommand():
-		return validate(*validateConfig, stdout, stderr)
+		return validate(*validateConfig, validateOpts, stdout, stderr)
 	case fmtCmd.FullCommand():
 		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
 	case compCmd.FullCommand():

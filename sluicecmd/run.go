@@ -28,6 +28,8 @@ type runFlags struct {
 	storagePath     string
 	enableLifecycle bool
 	debounce        time.Duration
+	checkInterval   time.Duration
+	allowEmpty      bool
 	logger          *slog.Logger
 }
 
@@ -47,18 +49,27 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		Registry: reg,
 		DataPath: f.storagePath,
 		HTTP:     mounts,
+		LoadOptions: pipeline.LoadOptions{
+			AllowEmpty:         f.allowEmpty,
+			AgentListenAddress: f.listenAddr,
+		},
 	})
 
-	// The first config must load: a typo should fail the rollout, not run
-	// an empty agent.
+	// The first config must load: a typo, a missing file or a path to a
+	// directory should fail the rollout, not run an agent that is never
+	// ready. Only an accepted config whose components reported errors
+	// keeps running (reported as unhealthy).
 	if err := ctrl.LoadFile(f.config, true); err != nil {
-		var de *pipeline.DiagnosticsError
-		if errors.As(err, &de) {
-			fmt.Fprintln(stderr, err)
+		var ae *pipeline.ApplyError
+		if !errors.As(err, &ae) {
+			var de *pipeline.DiagnosticsError
+			if errors.As(err, &de) {
+				fmt.Fprintln(stderr, err) // rendered redacted
+			} else {
+				fmt.Fprintf(stderr, "sluice: %v\n", err)
+			}
 			return 1
 		}
-		// Accepted, but a component failed to apply: keep running, reported
-		// as unhealthy.
 		logger.Error("config applied with errors", "err", err)
 	}
 
@@ -91,7 +102,15 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	}
 	logger.Info("serving HTTP", "addr", ln.Addr().String())
 
-	w, err := pipeline.NewWatcher(f.config, f.debounce, func() { _ = reload("file", false) }, logger)
+	w, err := pipeline.NewWatcher(pipeline.WatcherOptions{
+		Path:          f.config,
+		Debounce:      f.debounce,
+		CheckInterval: f.checkInterval,
+		Files:         ctrl.WatchedFiles,
+		Reload:        func() { _ = reload("file", false) },
+		Logger:        logger,
+		Registerer:    reg,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1

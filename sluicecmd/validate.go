@@ -3,18 +3,18 @@ package sluicecmd
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/sluicehq/sluice/pipeline"
 )
 
-func validate(path string, stdout, stderr io.Writer) int {
-	src, err := os.ReadFile(path)
+func validate(path string, opts pipeline.LoadOptions, stdout, stderr io.Writer) int {
+	src, err := pipeline.ReadConfigFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1
 	}
-	if err := pipeline.Validate(path, src, nil); err != nil {
+	// The rendered diagnostics are redacted (pipeline.DiagnosticsError).
+	if err := pipeline.ValidateWith(path, src, pipeline.ValidateOptions{LoadOptions: opts}); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

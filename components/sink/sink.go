@@ -117,6 +117,15 @@ func (a Arguments) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ListenAddresses implements pipeline.ListenAddressUser: the loader refuses
+// two sinks, or a sink and the agent's server, on the same port.
+func (a Arguments) ListenAddresses() []pipeline.ListenAddress {
+	if a.Listen == "" {
+		return nil
+	}
+	return []pipeline.ListenAddress{{Network: "tcp", Address: a.Listen, Attr: "listen"}}
+}
+
 // Component is a running metrics_sink.
 type Component struct {
 	opts    pipeline.Options[Exports]

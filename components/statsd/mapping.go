@@ -282,19 +282,20 @@ func compileMapping(a Arguments, readFile func(string) ([]byte, error), logger *
 		logger.Debug("statsd mapping compiled", "mappings", len(m.Mappings))
 		return &compiledMapping{yaml: src, mapper: m}, nil
 	}
+	// Report every part that is wrong on its own, each where it is.
+	var errs []error
 	if a.MappingFile != "" {
 		if file, rerr := readFile(a.MappingFile); rerr == nil {
 			if ferr := new(mapper.MetricMapper).InitFromYAMLString(string(file)); ferr != nil {
-				return nil, pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", a.MappingFile, ferr))
+				errs = append(errs, pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: %w", a.MappingFile, ferr)))
 			}
 		}
 	}
 	if d := a.MappingDefaults; d != nil {
 		if derr := compileYAML(yaml.MapSlice{{Key: "defaults", Value: d.yaml()}}); derr != nil {
-			return nil, pipeline.ErrorInBlock("mapping_defaults", 0, derr)
+			errs = append(errs, pipeline.ErrorInBlock("mapping_defaults", 0, derr))
 		}
 	}
-	var errs []error
 	for i, m := range a.Mappings {
 		if merr := m.check(); merr != nil {
 			errs = append(errs, pipeline.ErrorInBlock("mapping", i, merr))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
@@ -70,10 +71,12 @@ func TestReloadInvalidMappingKeepsRunning(t *testing.T) {
 	if v := value(t, h.Registry, "statsd_exporter_config_reloads_total", map[string]string{"outcome": "failure"}); v != 0 {
 		t.Fatalf("failed reloads = %v, want 0: the bad file should be refused before Update", v)
 	}
-	// An invalid inline block never gets as far as Update: it is a
-	// diagnostic at decode time.
-	if err := h.Update(body + "mapping {\n  match = \"a..b\"\n  name = \"x\"\n}\n"); err == nil || !strings.Contains(err.Error(), "invalid match") {
-		t.Fatalf("want a decode error, got %v", err)
+	// An invalid inline block never gets as far as Update either: it is a
+	// diagnostic at load time, beside the one about the file.
+	err := h.Update(body + "mapping {\n  match = \"a..b\"\n  name = \"x\"\n}\n")
+	var diags hcl.Diagnostics
+	if !errors.As(err, &diags) || !strings.Contains(fmt.Sprint([]*hcl.Diagnostic(diags)), "invalid match") {
+		t.Fatalf("want a load error about the block, got %v", err)
 	}
 }
 
@@ -290,4 +293,38 @@ func TestRestartKeepsSeries(t *testing.T) {
 	pipelinetest.Eventually(t, waitFor, r.running0, "receiver did not restart")
 	send(t, "udp", r.addr(t, "udp"), "hits:1|c")
 	waitValue(t, g, "hits", nil, 2)
+}
+
+// Update binds a changed address before the reload commits; an aborted
+// Update (another component of the reload failed) releases it and changes
+// nothing.
+func TestUpdateAbortReleasesNewSockets(t *testing.T) {
+	h, r := startReceiver(t, udp+"listen_tcp = \"127.0.0.1:0\"\n")
+	tcpAddr := r.addr(t, "tcp")
+	newTCP := pipelinetest.FreeTCPAddr(t)
+	p, err := h.Prepare(udp + "listen_tcp = \"" + newTCP + "\"\nmax_series = 3\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := net.Listen("tcp", newTCP); err == nil {
+		ln.Close()
+		t.Fatal("Update did not bind the new address")
+	}
+	if got := r.addr(t, "tcp"); got != tcpAddr {
+		t.Fatalf("the prepared socket serves before Commit: %s", got)
+	}
+	p.Abort()
+	ln, err := net.Listen("tcp", newTCP)
+	if err != nil {
+		t.Fatalf("Abort did not release %s: %v", newTCP, err)
+	}
+	ln.Close()
+	if got := r.addr(t, "tcp"); got != tcpAddr {
+		t.Fatalf("TCP moved to %s after Abort", got)
+	}
+	if v := value(t, h.Registry, "sluice_statsd_max_series", nil); v != DefaultMaxSeries {
+		t.Fatalf("max_series applied by an aborted update: %v", v)
+	}
+	send(t, "tcp", tcpAddr, "kept:1|c")
+	waitValue(t, h.Gatherer(), "kept", nil, 1)
 }

@@ -188,10 +188,28 @@ func (a *Arguments) ReferencedFiles() []string {
 	return []string{a.MappingFile}
 }
 
+// ListenAddresses implements pipeline.ListenAddressUser: the loader refuses
+// a config in which another component (or the agent's server) wants one of
+// the receiver's sockets.
+func (a *Arguments) ListenAddresses() []pipeline.ListenAddress {
+	var out []pipeline.ListenAddress
+	for _, l := range []pipeline.ListenAddress{
+		{Network: "udp", Address: a.ListenUDP, Attr: "listen_udp"},
+		{Network: "tcp", Address: a.ListenTCP, Attr: "listen_tcp"},
+		{Network: "unixgram", Address: a.ListenUnixgram, Attr: "listen_unixgram"},
+	} {
+		if l.Address != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 var (
-	_ pipeline.PathResolver = (*Arguments)(nil)
-	_ pipeline.FileReferrer = (*Arguments)(nil)
-	_ pipeline.Provisioner  = (*Arguments)(nil)
+	_ pipeline.PathResolver      = (*Arguments)(nil)
+	_ pipeline.FileReferrer      = (*Arguments)(nil)
+	_ pipeline.Provisioner       = (*Arguments)(nil)
+	_ pipeline.ListenAddressUser = (*Arguments)(nil)
 )
 
 // checkHostPort checks an address without resolving it: a DNS lookup in

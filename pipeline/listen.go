@@ -1,0 +1,162 @@
+package pipeline
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// ListenAddress is a socket a component binds.
+type ListenAddress struct {
+	// Network is "tcp", "udp" or "unixgram" ("tcp4", "udp6"... count as
+	// their family).
+	Network string
+	// Address is host:port for tcp and udp, a socket path for unixgram.
+	Address string
+	// Attr is the argument that sets it, so the diagnostic points there
+	// (the block when the address is a default).
+	Attr string
+}
+
+// ListenAddressUser is implemented by Arguments types of components that
+// bind sockets. The loader refuses a config in which two components (or a
+// component and the agent's own HTTP server) want the same socket, so the
+// clash is a diagnostic at load time instead of a component that cannot
+// bind at run time.
+type ListenAddressUser interface {
+	ListenAddresses() []ListenAddress
+}
+
+// socketClaim is one socket wanted by a component, or by the agent.
+type socketClaim struct {
+	family string // tcp, udp, unixgram
+	host   string // normalized; "" is every address
+	port   string
+	path   string // unixgram
+	owner  string // component ID, or "" for the agent
+	rng    hcl.Range
+	addr   ListenAddress
+}
+
+// checkListenAddresses refuses two claims on the same socket: same family,
+// same port and overlapping hosts (":9102" and "127.0.0.1:9102" overlap; tcp
+// and udp on one port do not), or the same unixgram path. Port 0 (any free
+// port) never conflicts.
+func checkListenAddresses(nodes []*loadedNode, agentAddr string) hcl.Diagnostics {
+	var claims []socketClaim
+	if agentAddr != "" {
+		if c, ok := newClaim(ListenAddress{Network: "tcp", Address: agentAddr}); ok {
+			claims = append(claims, c)
+		}
+	}
+	var diags hcl.Diagnostics
+	for _, n := range nodes {
+		u, ok := argsAs[ListenAddressUser](n.args)
+		if !ok {
+			continue
+		}
+		for _, la := range u.ListenAddresses() {
+			c, ok := newClaim(la)
+			if !ok {
+				continue // Validate reports a malformed address
+			}
+			c.owner = n.id
+			c.rng = attrRange(n, la.Attr)
+			for _, prev := range claims {
+				if !c.conflicts(prev) {
+					continue
+				}
+				d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Listen address used twice", Subject: c.rng.Ptr()}
+				if prev.owner == "" {
+					d.Detail = fmt.Sprintf("%s wants to listen on %s %s (%s), which the agent's own HTTP server uses (--server.http.listen-addr=%s); choose another port.", c.owner, c.addr.Network, c.addr.Address, c.addr.Attr, agentAddr)
+				} else {
+					d.Detail = fmt.Sprintf("%s wants to listen on %s %s (%s), which %s already claims at %s (%s %s); only one of them could bind it.", c.owner, c.addr.Network, c.addr.Address, c.addr.Attr, prev.owner, prev.rng, prev.addr.Attr, prev.addr.Address)
+				}
+				diags = append(diags, d)
+				break
+			}
+			claims = append(claims, c)
+		}
+	}
+	return diags
+}
+
+func newClaim(la ListenAddress) (socketClaim, bool) {
+	c := socketClaim{addr: la, family: strings.TrimRight(strings.ToLower(la.Network), "46")}
+	switch c.family {
+	case "tcp", "udp":
+		host, port, err := net.SplitHostPort(la.Address)
+		if err != nil || port == "0" || port == "" {
+			return c, false
+		}
+		c.host, c.port = normalizeHost(host), port
+	case "unix", "unixgram", "unixpacket":
+		if la.Address == "" {
+			return c, false
+		}
+		c.path = la.Address
+		if !strings.HasPrefix(la.Address, "@") { // not an abstract socket
+			c.path = filepath.Clean(la.Address)
+		}
+	default:
+		return c, false
+	}
+	return c, true
+}
+
+// normalizeHost maps every spelling of "all addresses" to "" and of the
+// loopback name to "localhost", and canonicalizes IP literals.
+func normalizeHost(h string) string {
+	h = strings.ToLower(strings.Trim(h, "[]"))
+	switch h {
+	case "", "0.0.0.0", "::", "*":
+		return ""
+	case "localhost":
+		return "localhost"
+	}
+	if ip, err := netip.ParseAddr(h); err == nil {
+		ip = ip.Unmap()
+		if ip.IsUnspecified() {
+			return ""
+		}
+		return ip.String()
+	}
+	return h
+}
+
+func (c socketClaim) conflicts(o socketClaim) bool {
+	if c.family != o.family {
+		return false
+	}
+	if c.path != "" || o.path != "" {
+		return c.path == o.path
+	}
+	if c.port != o.port {
+		return false
+	}
+	if c.host == "" || o.host == "" || c.host == o.host {
+		return true
+	}
+	// localhost is 127.0.0.1 and ::1 (and usually nothing else).
+	isLoop := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return err == nil && ip.IsLoopback()
+	}
+	return (c.host == "localhost" && isLoop(o.host)) || (o.host == "localhost" && isLoop(c.host))
+}
+
+// attrRange is the range of a top-level attribute of a node's block, or its
+// header when the attribute is not written (a default value).
+func attrRange(n *loadedNode, name string) hcl.Range {
+	if sb, ok := n.body.(*hclsyntax.Body); ok && name != "" {
+		if a, ok := sb.Attributes[name]; ok {
+			return a.Expr.Range()
+		}
+	}
+	return n.rng
+}
