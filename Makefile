@@ -8,10 +8,16 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Branch=main
 CONFIG   ?= config/examples/quickstart.hcl
 
-.PHONY: build run test bench fmt deps docs
+.PHONY: build build-custom run test test-plugins bench fmt deps docs
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
+
+# Builds $(BINARY) from this checkout with plugins, e.g.
+#   make build-custom WITH='--with example.com/you/sluice-foo=../sluice-foo'
+# (see docs/plugins.md).
+build-custom:
+	$(GO) run ./cmd/sluice-build $(WITH) -o $(BINARY)
 
 # Runs the quickstart pipeline: statsd on :9125, metrics on http://localhost:9470/metrics/default
 run: build
@@ -25,6 +31,17 @@ test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) test-plugins
+
+# The plugins in plugins/ are modules of their own, outside ./... above:
+# each is checked for tidiness, vetted and tested with the race detector.
+# (cmd/sluice-build's TestBuildWithRepositoryPlugins builds them into a
+# binary with sluice-build and validates their examples.)
+test-plugins:
+	@set -e; for m in plugins/*/go.mod; do \
+		d=$$(dirname $$m); echo "== $$d"; \
+		(cd $$d && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...); \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -35,4 +52,4 @@ fmt:
 
 # Regenerates docs/components.md from the compiled-in components.
 docs:
-	SLUICE_UPDATE_DOCS=1 $(GO) test -count=1 -run TestComponentsReferenceIsCurrent ./cmd/sluice
+	SLUICE_UPDATE_DOCS=1 $(GO) test -count=1 -run TestComponentsReferenceIsCurrent ./sluicecmd

@@ -18,6 +18,20 @@ package pipeline
 // prometheus.Gatherer (a reference such as statsd_receiver.app.metrics),
 // slices and string-keyed maps of those, and pointers to them.
 //
+// A field of type hcl.Expression (with an ordinary tag, `hcl:"name"` or
+// `hcl:"name,optional"`, as in gohcl) receives the attribute's expression
+// unevaluated: for a component that evaluates it later against data of its
+// own (an HTTP response body, a row), with variables and functions it
+// chooses. It is left nil when an optional attribute is absent. Its
+// variables are not references to components: the loader neither resolves
+// them nor orders the graph by them, so a component should check in
+// Validate that they name only what it will provide (Variables() of the
+// expression). Only Arguments may have expression fields, not slices, maps
+// or pointers of them, and not Exports. For change detection an expression
+// counts as its syntax tree without source positions (exprKey): moving it,
+// re-indenting it or adding a comment around it is no change; editing it
+// is.
+//
 // gohcl cannot decode into interfaces (it needs a cty type for every field),
 // which is why Sluice has its own decoder. Decoding also returns the
 // evaluated block as one cty value: the controller compares it with the
@@ -58,7 +72,10 @@ type fieldInfo struct {
 	typ      reflect.Type
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	exprType     = reflect.TypeOf((*hcl.Expression)(nil)).Elem()
+)
 
 func structFields(t reflect.Type) ([]fieldInfo, error) {
 	var out []fieldInfo
@@ -107,6 +124,9 @@ func checkSchema(t reflect.Type) error {
 		sf := t.Field(f.index)
 		switch f.kind {
 		case kindAttr:
+			if f.typ == exprType {
+				continue // kept unevaluated
+			}
 			if err := checkAttrType(f.typ); err != nil {
 				return fmt.Errorf("field %s (attribute %q) of type %s cannot be decoded: %w", sf.Name, f.name, f.typ, err)
 			}
@@ -224,6 +244,11 @@ func decodeBody(body hcl.Body, ctx *hcl.EvalContext, target reflect.Value) (cty.
 				diags = append(diags, d...)
 				continue
 			}
+			if f.typ == exprType {
+				dst.Set(reflect.ValueOf(&attr.Expr).Elem())
+				evaluated[f.name] = cty.StringVal(exprKey(attr.Expr))
+				continue
+			}
 			val, d := attr.Expr.Value(ctx)
 			diags = append(diags, d...)
 			if d.HasErrors() {
@@ -339,6 +364,102 @@ func decodeBlock(b *hcl.Block, ctx *hcl.EvalContext, elem reflect.Value) (cty.Va
 		}
 	}
 	return cty.TupleVal([]cty.Value{cty.ObjectVal(labels), v}), diags
+}
+
+// exprKey identifies an unevaluated expression for change detection: its
+// syntax tree without source ranges, so that a config edit elsewhere in
+// the file (which shifts every position after it) leaves it equal. Only
+// exported fields are walked: the unexported ones of hclsyntax hold
+// evaluation state (AnonSymbolExpr's per-context values and their lock),
+// which a running component may be using concurrently. An expression that
+// is not native syntax keys by identity, so it always counts as changed:
+// a needless Update rather than a missed one.
+func exprKey(e hcl.Expression) string {
+	if _, ok := e.(hclsyntax.Expression); !ok {
+		return fmt.Sprintf("expr %T %p", e, e)
+	}
+	var b strings.Builder
+	writeExprKey(&b, reflect.ValueOf(e), map[uintptr]bool{})
+	return b.String()
+}
+
+var (
+	rangeType     = reflect.TypeOf(hcl.Range{})
+	posType       = reflect.TypeOf(hcl.Pos{})
+	ctyValueType  = reflect.TypeOf(cty.Value{})
+	ctyTypeType   = reflect.TypeOf(cty.Type{})
+	operationType = reflect.TypeOf(hclsyntax.Operation{})
+)
+
+func writeExprKey(b *strings.Builder, v reflect.Value, seen map[uintptr]bool) {
+	switch t := v.Type(); {
+	case t == rangeType || t == posType:
+		return
+	case t == ctyValueType:
+		b.WriteString(v.Interface().(cty.Value).GoString())
+		return
+	case t == ctyTypeType:
+		b.WriteString(v.Interface().(cty.Type).GoString())
+		return
+	}
+	switch v.Kind() {
+	case reflect.Interface:
+		if v.IsNil() {
+			b.WriteString("nil")
+			return
+		}
+		writeExprKey(b, v.Elem(), seen)
+	case reflect.Pointer:
+		if v.IsNil() {
+			b.WriteString("nil")
+			return
+		}
+		// Operators (OpAdd, OpEqual...) are package-level values whose
+		// fields are all unexported: they are told apart by address.
+		if v.Type().Elem() == operationType || seen[v.Pointer()] {
+			fmt.Fprintf(b, "&%x", v.Pointer())
+			return
+		}
+		seen[v.Pointer()] = true
+		b.WriteString("&")
+		writeExprKey(b, v.Elem(), seen)
+	case reflect.Struct:
+		t := v.Type()
+		b.WriteString(t.String())
+		b.WriteString("{")
+		for i := 0; i < t.NumField(); i++ {
+			if !t.Field(i).IsExported() {
+				continue
+			}
+			b.WriteString(t.Field(i).Name)
+			b.WriteString(":")
+			writeExprKey(b, v.Field(i), seen)
+			b.WriteString(",")
+		}
+		b.WriteString("}")
+	case reflect.Slice, reflect.Array:
+		b.WriteString("[")
+		for i := 0; i < v.Len(); i++ {
+			writeExprKey(b, v.Index(i), seen)
+			b.WriteString(",")
+		}
+		b.WriteString("]")
+	case reflect.String:
+		fmt.Fprintf(b, "%q", v.String())
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		fmt.Fprintf(b, "%v", v)
+	default:
+		// Maps, funcs and channels do not occur in exported fields of
+		// hclsyntax expressions; should one appear, identity keeps the
+		// comparison conservative (a new parse makes new ones).
+		switch v.Kind() {
+		case reflect.Map, reflect.Func, reflect.Chan, reflect.UnsafePointer:
+			fmt.Fprintf(b, "%s@%x", v.Kind(), v.Pointer())
+		default:
+			fmt.Fprintf(b, "%s:%v", v.Kind(), v)
+		}
+	}
 }
 
 // duplicateKeys reports keys given twice in an object expression anywhere

@@ -98,6 +98,8 @@ func typeName(t reflect.Type) string {
 		return "duration"
 	case t == gathererType:
 		return "metrics"
+	case t == exprType:
+		return "expression"
 	}
 	switch t.Kind() {
 	case reflect.String:

@@ -281,7 +281,7 @@ func parseDecls(parser *hclparse.Parser, filename string, src []byte) ([]*declar
 	// References: every variable in every expression of the block.
 	for _, d := range decls {
 		seen := map[string]bool{}
-		for _, tr := range bodyVariables(d.block.Body) {
+		for _, tr := range bodyVariables(d.block.Body, d.ct.argsType) {
 			root := tr.RootName()
 			if root == agentRoot {
 				continue // checked when evaluated: agent has one export
@@ -338,23 +338,40 @@ func parseDecls(parser *hclparse.Parser, filename string, src []byte) ([]*declar
 }
 
 // bodyVariables returns the traversals in every attribute of a native-syntax
-// body, nested blocks included.
-func bodyVariables(body hcl.Body) []hcl.Traversal {
+// body of struct type t, nested blocks included, except in attributes kept
+// unevaluated (hcl.Expression fields): their variables are the component's
+// to provide, not references to other components.
+func bodyVariables(body hcl.Body, t reflect.Type) []hcl.Traversal {
 	sb, ok := body.(*hclsyntax.Body)
 	if !ok {
 		return nil
 	}
+	exprs := map[string]bool{}
+	blocks := map[string]reflect.Type{}
+	if t != nil {
+		fields, _ := structFields(t)
+		for _, f := range fields {
+			switch {
+			case f.kind == kindAttr && f.typ == exprType:
+				exprs[f.name] = true
+			case f.kind == kindBlock:
+				blocks[f.name] = blockElem(f.typ)
+			}
+		}
+	}
 	var out []hcl.Traversal
 	names := make([]string, 0, len(sb.Attributes))
 	for name := range sb.Attributes {
-		names = append(names, name)
+		if !exprs[name] {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		out = append(out, sb.Attributes[name].Expr.Variables()...)
 	}
 	for _, b := range sb.Blocks {
-		out = append(out, bodyVariables(b.Body)...)
+		out = append(out, bodyVariables(b.Body, blocks[b.Type])...)
 	}
 	return out
 }

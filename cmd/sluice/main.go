@@ -1,85 +1,10 @@
-// Command sluice is the Sluice metrics agent.
+// Command sluice is the Sluice metrics agent with every built-in component.
 package main
 
 import (
-	"fmt"
-	"io"
-	"os"
-
-	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/common/version"
+	"github.com/sluicehq/sluice/sluicecmd"
 
 	_ "github.com/sluicehq/sluice/components/all" // every built-in component
-	"github.com/sluicehq/sluice/pipeline"
 )
 
-// defaultListenAddr is the agent's HTTP address unless a flag says otherwise.
-const defaultListenAddr = "0.0.0.0:9470"
-
-func main() {
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// Main runs the CLI with args, returning the process exit code.
-func Main(args []string, stdout, stderr io.Writer) int {
-	app := kingpin.New("sluice", "Sluice: a metrics agent configured in HCL.")
-	app.Writer(stdout)
-	app.ErrorWriter(stderr)
-	app.HelpFlag.Short('h')
-	app.Terminate(nil)
-
-	runCmd := app.Command("run", "Run the pipeline described by CONFIG.")
-	runArgs := runFlags{}
-	runCmd.Arg("config", "HCL config file.").Required().StringVar(&runArgs.config)
-	runCmd.Flag("server.http.listen-addr", "Address of the agent's HTTP server.").Default(defaultListenAddr).StringVar(&runArgs.listenAddr)
-	runCmd.Flag("storage.path", "Directory for component state; each component gets a subdirectory.").Default("data/").StringVar(&runArgs.storagePath)
-	runCmd.Flag("web.enable-lifecycle", "Enable POST /-/reload.").BoolVar(&runArgs.enableLifecycle)
-	runCmd.Flag("config.reload-debounce", "How long the config directory must be quiet before a change is applied.").Default("250ms").DurationVar(&runArgs.debounce)
-	runCmd.Flag("config.check-interval", "How often the config and the files it uses are checked for changes besides file system events (0 disables).").Default("5s").DurationVar(&runArgs.checkInterval)
-	runCmd.Flag("config.allow-empty", "Accept a config that declares no components (refused by default: an empty file is usually a truncated write).").BoolVar(&runArgs.allowEmpty)
-	logCfg := &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat()}
-	runCmd.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").
-		Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(logCfg.Level)
-	runCmd.Flag("log.format", "Log format: logfmt or json.").
-		Default("logfmt").HintOptions(promslog.FormatFlagOptions...).SetValue(logCfg.Format)
-
-	validateCmd := app.Command("validate", "Load and validate CONFIG exactly as run would, without running it.")
-	validateConfig := validateCmd.Arg("config", "HCL config file.").Required().String()
-	validateOpts := pipeline.LoadOptions{}
-	validateCmd.Flag("config.allow-empty", "Accept a config that declares no components, as run --config.allow-empty does.").BoolVar(&validateOpts.AllowEmpty)
-	validateCmd.Flag("server.http.listen-addr", "The agent's HTTP address, as given to run: components must not listen on it.").Default(defaultListenAddr).StringVar(&validateOpts.AgentListenAddress)
-
-	fmtCmd := app.Command("fmt", "Rewrite HCL files in canonical format.")
-	fmtWrite := fmtCmd.Flag("write", "Write the result to the files instead of stdout.").Short('w').Bool()
-	fmtCheck := fmtCmd.Flag("check", "Exit 1 and list the files that are not formatted.").Bool()
-	fmtFiles := fmtCmd.Arg("files", "HCL files.").Required().ExistingFiles()
-
-	compCmd := app.Command("components", "List the compiled-in components, or show one.")
-	compJSON := compCmd.Flag("json", "Print JSON.").Bool()
-	compMarkdown := compCmd.Flag("markdown", "Print the Markdown reference (docs/components.md).").Bool()
-	compName := compCmd.Arg("name", "Show this component's arguments and example.").String()
-
-	versionCmd := app.Command("version", "Print the version.")
-
-	cmd, err := app.Parse(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "sluice: %v (see sluice --help)\n", err)
-		return 2
-	}
-	switch cmd {
-	case runCmd.FullCommand():
-		runArgs.logger = promslog.New(logCfg)
-		return runAgent(runArgs, stderr)
-	case validateCmd.FullCommand():
-		return validate(*validateConfig, validateOpts, stdout, stderr)
-	case fmtCmd.FullCommand():
-		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
-	case compCmd.FullCommand():
-		return listComponents(*compName, *compJSON, *compMarkdown, stdout, stderr)
-	case versionCmd.FullCommand():
-		fmt.Fprintln(stdout, version.Print("sluice"))
-		return 0
-	}
-	return 2
-}
+func main() { sluicecmd.Main() }

@@ -1,20 +1,25 @@
-package main
+package sluicecmd
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/prometheus/common/version"
 
 	"github.com/sluicehq/sluice/pipeline"
 )
 
-func listComponents(name string, asJSON, asMarkdown bool, stdout, stderr io.Writer) int {
-	var docs []pipeline.ComponentDoc
-	for _, r := range pipeline.Registrations() {
-		if name == "" || r.Name == name {
-			docs = append(docs, pipeline.Describe(r))
+// listComponents prints the components of docs (every compiled-in one):
+// a table, one component (name), JSON or the Markdown reference.
+func listComponents(all []pipeline.ComponentDoc, name string, asJSON, asMarkdown bool, stdout, stderr io.Writer) int {
+	docs := []pipeline.ComponentDoc{}
+	for _, d := range all {
+		if name == "" || d.Name == name {
+			docs = append(docs, d)
 		}
 	}
 	if name != "" && len(docs) == 0 {
@@ -35,17 +40,21 @@ func listComponents(name string, asJSON, asMarkdown bool, stdout, stderr io.Writ
 		return 0
 	}
 	if name == "" {
+		if len(docs) == 0 {
+			fmt.Fprintln(stdout, noComponents)
+			return 0
+		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSTABILITY\tKIND\tPACKAGE\tVERSION")
+		fmt.Fprintln(tw, "NAME\tSTABILITY\tKIND\tMODULE\tVERSION")
 		for _, d := range docs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Stability, d.Kind, d.Package, d.Version)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Stability, d.Kind, orUnknown(d.Module), d.Version)
 		}
 		_ = tw.Flush()
 		fmt.Fprintln(stdout, "\nsluice components NAME shows a component's arguments, exports and an example.")
 		return 0
 	}
 	d := docs[0]
-	fmt.Fprintf(stdout, "%s (%s, %s)\n%s\n\npackage: %s\nmodule:  %s %s\n\nArguments:\n", d.Name, d.Stability, d.Kind, d.Summary, d.Package, d.Module, d.Version)
+	fmt.Fprintf(stdout, "%s (%s, %s)\n%s\n\npackage: %s\nmodule:  %s %s\n\nArguments:\n", d.Name, d.Stability, d.Kind, d.Summary, d.Package, orUnknown(d.Module), d.Version)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	writeArgs(tw, d.Args, "  ")
 	_ = tw.Flush()
@@ -58,6 +67,42 @@ func listComponents(name string, asJSON, asMarkdown bool, stdout, stderr io.Writ
 		fmt.Fprintf(stdout, "\nExample:\n\n%s\n", d.Example)
 	}
 	return 0
+}
+
+// noComponents is what `sluice components` says in a binary that imports no
+// component package.
+const noComponents = `No components are compiled into this binary. A binary chooses its components
+by importing their packages: _ "github.com/sluicehq/sluice/components/all" for
+the built-in ones, and each plugin (see sluice-build).`
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// printVersion prints the version, the core module and the plugin modules
+// compiled in, with the components each registers.
+func printVersion(stdout io.Writer, docs []pipeline.ComponentDoc, bi *debug.BuildInfo) {
+	fmt.Fprintln(stdout, version.Print("sluice"))
+	fmt.Fprintf(stdout, "  sluice module:    %s\n", moduleOf(bi, coreModule+"/sluicecmd"))
+	standard := 0
+	for _, d := range docs {
+		if d.Kind == "standard" {
+			standard++
+		}
+	}
+	fmt.Fprintf(stdout, "  components:       %d standard, %d plugin\n", standard, len(docs)-standard)
+	plugins := pluginModules(docs, bi)
+	if len(plugins) == 0 {
+		fmt.Fprintln(stdout, "  plugin modules:   none")
+		return
+	}
+	fmt.Fprintln(stdout, "  plugin modules:")
+	for _, pm := range plugins {
+		fmt.Fprintf(stdout, "    %s (%s)\n", pm.moduleVersion, strings.Join(pm.Components, ", "))
+	}
 }
 
 func writeArgs(w io.Writer, args []pipeline.ArgDoc, indent string) {

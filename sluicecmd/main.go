@@ -1,0 +1,109 @@
+// Package sluicecmd is the sluice command line as a library, so that a
+// custom binary with plugins is a three-line main:
+//
+//	package main
+//
+//	import (
+//		"github.com/sluicehq/sluice/sluicecmd"
+//
+//		_ "github.com/sluicehq/sluice/components/all" // the built-in components
+//		_ "example.com/you/sluice-foo"                // a plugin
+//	)
+//
+//	func main() { sluicecmd.Main() }
+//
+// The package registers no component itself: a binary chooses its
+// components by importing them (cmd/sluice imports components/all; a binary
+// built by sluice-build imports components/all and each plugin).
+package sluicecmd
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+// defaultListenAddr is the agent's HTTP address unless a flag says otherwise.
+const defaultListenAddr = "0.0.0.0:9470"
+
+// Main runs the CLI with the process's arguments and exits with its code.
+func Main() {
+	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Run runs the CLI with args (without the program name), writing to stdout
+// and stderr, and returns the process exit code: 0 success, 1 an invalid
+// config or a failed run, 2 a usage error.
+func Run(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New("sluice", "Sluice: a metrics agent configured in HCL.")
+	app.Writer(stdout)
+	app.ErrorWriter(stderr)
+	app.HelpFlag.Short('h')
+	app.Terminate(nil)
+
+	runCmd := app.Command("run", "Run the pipeline described by CONFIG.")
+	runArgs := runFlags{}
+	runCmd.Arg("config", "HCL config file.").Required().StringVar(&runArgs.config)
+	runCmd.Flag("server.http.listen-addr", "Address of the agent's HTTP server.").Default(defaultListenAddr).StringVar(&runArgs.listenAddr)
+	runCmd.Flag("storage.path", "Directory for component state; each component gets a subdirectory.").Default("data/").StringVar(&runArgs.storagePath)
+	runCmd.Flag("web.enable-lifecycle", "Enable POST /-/reload.").BoolVar(&runArgs.enableLifecycle)
+	runCmd.Flag("config.reload-debounce", "How long the config directory must be quiet before a change is applied.").Default("250ms").DurationVar(&runArgs.debounce)
+	runCmd.Flag("config.check-interval", "How often the config and the files it uses are checked for changes besides file system events (0 disables).").Default("5s").DurationVar(&runArgs.checkInterval)
+	runCmd.Flag("config.allow-empty", "Accept a config that declares no components (refused by default: an empty file is usually a truncated write).").BoolVar(&runArgs.allowEmpty)
+	logCfg := &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat()}
+	runCmd.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").
+		Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(logCfg.Level)
+	runCmd.Flag("log.format", "Log format: logfmt or json.").
+		Default("logfmt").HintOptions(promslog.FormatFlagOptions...).SetValue(logCfg.Format)
+
+	validateCmd := app.Command("validate", "Load and validate CONFIG exactly as run would, without running it.")
+	validateConfig := validateCmd.Arg("config", "HCL config file.").Required().String()
+	validateOpts := pipeline.LoadOptions{}
+	validateCmd.Flag("config.allow-empty", "Accept a config that declares no components, as run --config.allow-empty does.").BoolVar(&validateOpts.AllowEmpty)
+	validateCmd.Flag("server.http.listen-addr", "The agent's HTTP address, as given to run: components must not listen on it.").Default(defaultListenAddr).StringVar(&validateOpts.AgentListenAddress)
+
+	fmtCmd := app.Command("fmt", "Rewrite HCL files in canonical format.")
+	fmtWrite := fmtCmd.Flag("write", "Write the result to the files instead of stdout.").Short('w').Bool()
+	fmtCheck := fmtCmd.Flag("check", "Exit 1 and list the files that are not formatted.").Bool()
+	fmtFiles := fmtCmd.Arg("files", "HCL files.").Required().ExistingFiles()
+
+	compCmd := app.Command("components", "List the compiled-in components, or show one.")
+	compJSON := compCmd.Flag("json", "Print JSON.").Bool()
+	compMarkdown := compCmd.Flag("markdown", "Print the Markdown reference (docs/components.md).").Bool()
+	compName := compCmd.Arg("name", "Show this component's arguments and example.").String()
+
+	versionCmd := app.Command("version", "Print the version.")
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v (see sluice --help)\n", err)
+		return 2
+	}
+	switch cmd {
+	case runCmd.FullCommand():
+		runArgs.logger = promslog.New(logCfg)
+		return runAgent(runArgs, stderr)
+	case validateCmd.FullCommand():
+		return validate(*validateConfig, validateOpts, stdout, stderr)
+	case fmtCmd.FullCommand():
+		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
+	case compCmd.FullCommand():
+		return listComponents(compiledIn(), *compName, *compJSON, *compMarkdown, stdout, stderr)
+	case versionCmd.FullCommand():
+		bi, _ := buildInfo()
+		printVersion(stdout, describeComponents(pipeline.Registrations(), bi), bi)
+		return 0
+	}
+	return 2
+}
+
+// compiledIn documents every registered component, with its module.
+func compiledIn() []pipeline.ComponentDoc {
+	bi, _ := buildInfo()
+	return describeComponents(pipeline.Registrations(), bi)
+}
