@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Branch=main
 CONFIG   ?= config/examples/quickstart.hcl
 
-.PHONY: build build-custom run test test-plugins bench fmt deps docs
+.PHONY: build build-custom run test test-plugins test-fuzz fuzz bench fmt deps docs
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
@@ -32,6 +32,7 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) test-plugins
+	$(MAKE) test-fuzz
 
 # The plugins in plugins/ are modules of their own, outside ./... above:
 # each is checked for tidiness, vetted and tested with the race detector.
@@ -42,6 +43,19 @@ test-plugins:
 		d=$$(dirname $$m); echo "== $$d"; \
 		(cd $$d && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...); \
 	done
+
+# Every fuzz target (main module and plugins), one after another, each for
+# FUZZTIME; failing inputs land in the package's testdata/fuzz/ (commit
+# them with the fix). See docs/operations.md#fuzzing.
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# The short pass of `make test`: a few seconds per target, so that a
+# regression the fuzzer finds quickly fails CI. (`go test` above already
+# replays every seed and every committed testdata/fuzz input.)
+test-fuzz:
+	FUZZTIME=$(or $(TEST_FUZZTIME),5s) bash scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
