@@ -67,6 +67,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	validateConfig := validateCmd.Arg("config", "HCL config file.").Required().String()
 	validateOpts := pipeline.LoadOptions{}
 	validateCmd.Flag("config.allow-empty", "Accept a config that declares no components, as run --config.allow-empty does.").BoolVar(&validateOpts.AllowEmpty)
+	validateWeb := validateCmd.Flag("web.config.file", "Also check this web config file, as run --web.config.file does at start.").Default("").String()
 	validateCmd.Flag("server.http.listen-addr", "The agent's HTTP address, as given to run: components must not listen on it.").Default(defaultListenAddr).StringVar(&validateOpts.AgentListenAddress)
 
 	fmtCmd := app.Command("fmt", "Rewrite HCL files in canonical format.")
@@ -91,7 +92,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		runArgs.logger = promslog.New(logCfg)
 		return runAgent(runArgs, stderr)
 	case validateCmd.FullCommand():
-		return validate(*validateConfig, validateOpts, stdout, stderr)
+		return validate(*validateConfig, validateOpts, *validateWeb, stdout, stderr)
 	case fmtCmd.FullCommand():
 		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
 	case compCmd.FullCommand():

@@ -306,7 +306,8 @@ scrape_configs:
 	}
 }
 
-// A bad web config file stops the agent at start with a clear error.
+// A bad web config file stops the agent at start with a clear error, and
+// fails `sluice validate --web.config.file`; a good one validates.
 func TestWebConfigInvalidAtStart(t *testing.T) {
 	w := newWebSetup(t)
 	cfg := writeTemp(t, "sluice.hcl", "metrics_sink \"a\" {\n  inputs = [agent.metrics]\n}\n")
@@ -323,7 +324,15 @@ func TestWebConfigInvalidAtStart(t *testing.T) {
 			if code != 1 || !strings.Contains(out, "web config file "+w.webYML) || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d, output:\n%s\nwant exit 1 naming the file and %q", code, out, tc.want)
 			}
+			code, out = runBinary(t, "validate", "--web.config.file", w.webYML, cfg)
+			if code != 1 || !strings.Contains(out, "web config file "+w.webYML) || !strings.Contains(out, tc.want) {
+				t.Fatalf("validate: exit %d, output:\n%s\nwant exit 1 naming the file and %q", code, out, tc.want)
+			}
 		})
+	}
+	w.writeWeb(t, w.good())
+	if code, out := runBinary(t, "validate", "--web.config.file", w.webYML, cfg); code != 0 {
+		t.Fatalf("validate with a good web config: exit %d\n%s", code, out)
 	}
 	code, out := runBinary(t, "run", "--server.http.listen-addr", pipelinetest.FreeTCPAddr(t), "--storage.path", t.TempDir(), "--web.config.file", filepath.Join(w.dir, "nope.yml"), cfg)
 	if code != 1 || !strings.Contains(out, "nope.yml") {
