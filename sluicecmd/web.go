@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,9 @@ type webConfigCheck struct {
 	path   string
 	logger *slog.Logger
 	ok     prometheus.Gauge
-	last   error
+
+	mu   sync.Mutex // reloads come from signals, the watcher and HTTP at once
+	last error
 }
 
 func newWebConfigCheck(path string, logger *slog.Logger, reg prometheus.Registerer) *webConfigCheck {
@@ -43,6 +46,8 @@ func newWebConfigCheck(path string, logger *slog.Logger, reg prometheus.Register
 // check validates the file, logs a change of verdict and updates the gauge.
 func (c *webConfigCheck) check(trigger string) error {
 	err := pipeline.ValidateWebConfig(c.path)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch {
 	case err != nil:
 		c.ok.Set(0)
