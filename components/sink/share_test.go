@@ -52,6 +52,11 @@ func (s *slowInput) Gather() ([]*dto.MetricFamily, error) {
 	return []*dto.MetricFamily{mf}, nil
 }
 
+// guarded is for a scrape that must not wait on a blocked gather: if it
+// does (the feature broke), the test fails instead of hanging. Not a
+// timing assertion: a working sink answers it without waiting on anything.
+func guarded() *http.Client { return &http.Client{Timeout: 10 * time.Second} }
+
 type scrapeResult struct {
 	resp *http.Response
 	body string
@@ -157,7 +162,7 @@ func TestScrapeAfterUpdateDoesNotJoinOldGather(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Served while the old gather is still blocked.
-	_, body := get(t, srv.Client(), url, nil)
+	_, body := get(t, guarded(), url, nil)
 	if fams := parse(t, body); fams["b_total"] == nil || fams["gather_number"] != nil || c.Joined() != 0 {
 		t.Fatalf("scrape after Update joined the old gather:\n%.300s", body)
 	}
@@ -190,7 +195,7 @@ func TestMaxConcurrentScrapes(t *testing.T) {
 		return slow.calls.Load() == before+1 && c.Joined() == 1
 	}, "two scrapes never in flight together")
 
-	resp, body := get(t, srv.Client(), url, nil)
+	resp, body := get(t, guarded(), url, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("third concurrent scrape: status %d, want 503", resp.StatusCode)
 	}
