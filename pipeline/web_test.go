@@ -26,7 +26,7 @@ func TestServeHTTPPlainAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := pipeline.ServeHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") }), "", discard)
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get("http://" + s.Addr() + "/")
 	if err != nil {
 		t.Fatal(err)

@@ -109,8 +109,8 @@ metrics_sink "own" {
 }
 `, sinkAddr), logs, "--web.config.file", w.webYML, "--web.probe-listen-address", probeAddr, "--web.enable-lifecycle")
 
-	plain := &http.Client{Timeout: 5 * time.Second}
-	secure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	plain := &http.Client{Timeout: 30 * time.Second}
+	secure := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: w.ca.Pool()}, DisableKeepAlives: true}}
 
 	// The probe listener: plain HTTP, no auth, the two probe paths only.

@@ -53,7 +53,7 @@ func write(t *testing.T, path, content string) {
 // client trusts only the test CA and keeps no connections between
 // requests, so that each request makes a handshake.
 func (w *webFiles) client() *http.Client {
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: w.ca.Pool()},
 		DisableKeepAlives: true,
 	}}
@@ -109,7 +109,7 @@ func TestListenWithWebConfigFile(t *testing.T) {
 	}
 	// Plain HTTP to the TLS port: Go's TLS server recognizes an HTTP
 	// request in place of a ClientHello and answers 400 in plain text.
-	code, body, _ := authGet(t, &http.Client{Timeout: 5 * time.Second}, "http://"+addr+sink.ListenPath, "prom", "s3cret")
+	code, body, _ := authGet(t, &http.Client{Timeout: 30 * time.Second}, "http://"+addr+sink.ListenPath, "prom", "s3cret")
 	if code != 400 || !strings.Contains(body, "Client sent an HTTP request to an HTTPS server") || strings.Contains(body, "a_total") {
 		t.Errorf("plain HTTP to the TLS port: %d %q", code, body)
 	}

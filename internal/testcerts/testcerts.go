@@ -122,7 +122,7 @@ func (ca *CA) WriteServer(t testing.TB, serial int64, certPath, keyPath string) 
 // PeerSerial connects to addr with TLS (trusting only the CA), and returns
 // the serial number of the certificate the server presented.
 func (ca *CA) PeerSerial(addr string) (int64, error) {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
 	if err != nil {
 		return 0, err
 	}
