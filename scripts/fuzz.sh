@@ -5,7 +5,7 @@
 # with `go test -list '^Fuzz'` per module and run one by one.
 #
 #   FUZZTIME=60s scripts/fuzz.sh            # what `make fuzz` does
-#   FUZZTIME=3s scripts/fuzz.sh             # what `make test` does
+#   FUZZTIME=300x scripts/fuzz.sh           # what `make test` does
 #   FUZZ_MATCH=Statsd scripts/fuzz.sh       # only targets/packages matching
 #
 # A failing input is written by Go to the package's testdata/fuzz/FuzzX/
@@ -21,6 +21,18 @@ FUZZTIME=${FUZZTIME:-60s}
 # executions are enough for a short run.
 FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-20x}
 FUZZ_MATCH=${FUZZ_MATCH:-}
+# Each run gets a test timeout of FUZZTIME plus 5 minutes (10 minutes for
+# a count such as FUZZTIME=300x): Go's fuzzing engine detects no hang, so an
+# input that loops for ever (or the engine itself stuck stopping a worker)
+# ends in a goroutine dump and a failure instead of a stuck build.
+case "$FUZZTIME" in
+  *x) timeout_s=600 ;;
+  *h) timeout_s=$(( ${FUZZTIME%h} * 3600 + 300 )) ;;
+  *m) timeout_s=$(( ${FUZZTIME%m} * 60 + 300 )) ;;
+  *s) timeout_s=$(( ${FUZZTIME%s} + 300 )) ;;
+  *) echo "fuzz: FUZZTIME must be like 60s, 10m, 1h or 500x" >&2; exit 2 ;;
+esac
+FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-${timeout_s}s}
 
 modules=(.)
 for m in plugins/*/go.mod; do
@@ -47,7 +59,7 @@ for mod in "${modules[@]}"; do
           if [ -n "$FUZZ_MATCH" ] && ! [[ "$second/$t" =~ $FUZZ_MATCH ]]; then continue; fi
           echo "== $t ($second) for $FUZZTIME"
           start=$(date +%s)
-          out=$(cd "$mod" && $GO test -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZETIME" "$second" 2>&1)
+          out=$(cd "$mod" && $GO test -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZETIME" -timeout "$FUZZ_TIMEOUT" "$second" 2>&1)
           rc=$?
           last=$(grep -E 'execs: [0-9]+' <<<"$out" | tail -1)
           execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
