@@ -78,6 +78,8 @@ func (e *endpoint) start(parent context.Context) error {
 			e.m.walCorrupt.Inc()
 			e.log.Warn("WAL: skipping the rest of a segment after a torn or corrupt record", "segment", seg, "offset", off, "err", err)
 		}
+		// Apply the WAL bounds to what an earlier run left before reading it.
+		e.maintain(false)
 		e.wg.Add(2)
 		go func() { defer e.wg.Done(); e.readLoop(ctx) }()
 		go func() { defer e.wg.Done(); e.maintainLoop(ctx) }()

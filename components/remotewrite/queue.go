@@ -127,6 +127,7 @@ type queueManager struct {
 	ctx      context.Context
 	pending  atomic.Int64
 	retrying atomic.Int64 // shards currently retrying a batch
+	busy     atomic.Int64 // nanoseconds spent in sends since the last shard decision
 	d        *xxhash.Digest
 }
 
@@ -195,27 +196,55 @@ func (q *queueManager) enqueue(ctx context.Context, it item, block bool) bool {
 	return true
 }
 
-// scaleLoop reconsiders the shard count every shardUpdatePeriod. The rule
-// is deliberately simple: double the shards (up to max_shards) when the
-// queued samples fill more than half of the shards' capacity, halve them
-// (down to 1) when they fill less than a tenth of one shard's capacity.
-// Resharding drains the old shards first, which keeps each series in order,
-// so it happens only while no batch is being retried (a receiver outage is
-// no reason for more shards, and draining would wait for it).
+// scaleLoop reconsiders the shard count every shardUpdatePeriod, from two
+// measures over the period: the backlog (queued samples, sampled ten times,
+// as a fraction of the shards' capacity) and the shards' utilisation (time
+// spent in sends over shards x period). The rule is deliberately simple:
+//
+//   - backlog above half the capacity: double the shards (up to max_shards);
+//   - utilisation under 25% and backlog under 10%: halve them (down to 1).
+//
+// Resharding lets the old shards send what they hold before the new ones
+// start, which keeps each series in order; so it does not happen while a
+// batch is being retried (a receiver outage is no reason for more shards,
+// and draining would wait for the receiver).
 func (q *queueManager) scaleLoop(ctx context.Context) {
-	t := time.NewTicker(q.cfg.shardUpdatePeriod)
+	const ticks = 10
+	t := time.NewTicker(q.cfg.shardUpdatePeriod / ticks)
 	defer t.Stop()
+	var backlog float64
+	tick := 0
+	start := time.Now()
+	q.busy.Store(0)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		n := q.desiredShards()
-		if n == q.numShards() || q.retrying.Load() > 0 {
+		backlog += float64(q.pending.Load())
+		if tick++; tick < ticks {
 			continue
 		}
-		q.reshard(n)
+		n := q.numShards()
+		fill := backlog / ticks / float64(n*q.cfg.capacity)
+		util := float64(q.busy.Load()) / float64(time.Since(start)*time.Duration(n))
+		backlog, tick, start = 0, 0, time.Now()
+		q.busy.Store(0)
+		want := n
+		switch {
+		case fill > 0.5 && n < q.cfg.maxShards:
+			want = min(n*2, q.cfg.maxShards)
+		case util < 0.25 && fill < 0.1 && n > 1:
+			want = n / 2
+		}
+		if want == n || q.retrying.Load() > 0 {
+			continue
+		}
+		q.log.Info("resharding", "from", n, "to", want, "queue_fill", fill, "utilisation", util)
+		q.reshard(want)
+		start = time.Now()
+		q.busy.Store(0)
 	}
 }
 
@@ -223,18 +252,6 @@ func (q *queueManager) numShards() int {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	return len(q.shards)
-}
-
-func (q *queueManager) desiredShards() int {
-	n := q.numShards()
-	pending := q.pending.Load()
-	switch {
-	case pending > int64(n*q.cfg.capacity/2) && n < q.cfg.maxShards:
-		return min(n*2, q.cfg.maxShards)
-	case pending < int64(q.cfg.capacity/10) && n > 1:
-		return n / 2
-	}
-	return n
 }
 
 // reshard closes the shards' channels, waits for the shards to send what
@@ -245,7 +262,6 @@ func (q *queueManager) reshard(n int) {
 	if q.ctx.Err() != nil {
 		return
 	}
-	q.log.Info("resharding", "from", len(q.shards), "to", n, "pending", q.pending.Load())
 	for _, s := range q.shards {
 		close(s.ch)
 	}
@@ -333,7 +349,9 @@ func (q *queueManager) sendBatch(ctx context.Context, batch []item, buf, enc []b
 	for {
 		start := time.Now()
 		err := q.client.send(ctx, enc)
-		q.m.sendDuration.Observe(time.Since(start).Seconds())
+		took := time.Since(start)
+		q.busy.Add(int64(took))
+		q.m.sendDuration.Observe(took.Seconds())
 		if err == nil {
 			q.m.bytesSent.Add(float64(len(enc)))
 			q.m.markSent(float64(highest) / 1000)

@@ -422,12 +422,16 @@ func (c *Component) endpointConfig(a *Arguments, ep *Endpoint) (endpointConfig, 
 		segmentSize: 32 << 20,
 	}
 	if a.WAL {
-		// The WAL directory is named after the endpoint, so that reordering
-		// blocks keeps each endpoint's backlog.
-		sum := sha256.Sum256([]byte(cfg.name))
-		cfg.walDir = filepath.Join(c.opts.DataPath, "wal", hex.EncodeToString(sum[:8]))
+		cfg.walDir = walDir(c.opts.DataPath, cfg.name)
 	}
 	return cfg, nil
+}
+
+// walDir is an endpoint's WAL directory: named after the endpoint, so
+// that reordering blocks keeps each endpoint's backlog.
+func walDir(dataPath, endpoint string) string {
+	sum := sha256.Sum256([]byte(endpoint))
+	return filepath.Join(dataPath, "wal", hex.EncodeToString(sum[:8]))
 }
 
 func userAgent() string {

@@ -102,8 +102,8 @@ func (l *Log) startSegment(n int) error {
 // Append writes one record and flushes it to the file (not fsynced: the
 // log survives a crash of the process, not of the machine).
 func (l *Log) Append(rec []byte) error {
-	if len(rec) > MaxRecordSize {
-		return fmt.Errorf("WAL record of %d bytes is larger than %d", len(rec), MaxRecordSize)
+	if len(rec) == 0 || len(rec) > MaxRecordSize {
+		return fmt.Errorf("WAL record of %d bytes: want 1 to %d", len(rec), MaxRecordSize)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -219,7 +219,9 @@ func ReadRecord(r io.Reader, buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
-	if n > MaxRecordSize {
+	// Records are never empty: a zero length is a zeroed (preallocated or
+	// torn) region, whose checksum of nothing would otherwise match.
+	if n == 0 || n > MaxRecordSize {
 		return nil, fmt.Errorf("%w: length %d", ErrCorrupt, n)
 	}
 	if cap(buf) < int(n) {
