@@ -64,7 +64,11 @@ func newEndpoint(cfg endpointConfig, m *endpointMetrics, log *slog.Logger) *endp
 func (e *endpoint) start(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	e.cancel = cancel
-	if e.cfg.walDir != "" {
+	if e.cfg.walDir == "" {
+		e.q.start(ctx)
+		return nil
+	}
+	{
 		l, err := wal.Open(e.cfg.walDir, e.cfg.segmentSize)
 		if err != nil {
 			cancel()
@@ -80,11 +84,11 @@ func (e *endpoint) start(parent context.Context) error {
 		}
 		// Apply the WAL bounds to what an earlier run left before reading it.
 		e.maintain(false)
+		e.q.start(ctx)
 		e.wg.Add(2)
 		go func() { defer e.wg.Done(); e.readLoop(ctx) }()
 		go func() { defer e.wg.Done(); e.maintainLoop(ctx) }()
 	}
-	e.q.start(ctx)
 	return nil
 }
 
