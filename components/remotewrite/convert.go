@@ -21,9 +21,16 @@ type converter struct {
 	external []prompb.Label // sorted by name
 	native   bool           // emit native histograms when a family has them
 	d        *xxhash.Digest
-	last     map[uint64][]prompb.Label // series of the previous gather
-	next     map[uint64][]prompb.Label
-	lbuf     []prompb.Label
+	// Series of the previous and of the current gather, by a hash of the
+	// metric's name, own labels and le/quantile (the external labels are
+	// the same for all). A 64-bit hash collision between two live series
+	// would make one borrow the other's labels; at 2^-64 per pair that is
+	// accepted, as it saves rebuilding and sorting every label set at
+	// every gather.
+	last   map[uint64][]prompb.Label
+	next   map[uint64][]prompb.Label
+	lbuf   []prompb.Label
+	hashes []uint64 // of the series convert returned, in order
 }
 
 func newConverter(external map[string]string, native bool) *converter {
@@ -40,7 +47,8 @@ func newConverter(external map[string]string, native bool) *converter {
 // timestamp, followed by staleness markers for the series of the previous
 // call that are missing now.
 func (c *converter) convert(fams []*dto.MetricFamily, nowMs int64) []prompb.TimeSeries {
-	out := make([]prompb.TimeSeries, 0, len(fams)*4)
+	out := make([]prompb.TimeSeries, 0, len(c.last)+16)
+	c.hashes = c.hashes[:0]
 	for _, mf := range fams {
 		name := mf.GetName()
 		for _, m := range mf.Metric {
@@ -71,6 +79,7 @@ func (c *converter) convert(fams []*dto.MetricFamily, nowMs int64) []prompb.Time
 	for h, lbls := range c.last {
 		if _, ok := c.next[h]; !ok {
 			out = append(out, prompb.TimeSeries{Labels: lbls, Samples: []prompb.Sample{{Value: staleNaN, Timestamp: nowMs}}})
+			c.hashes = append(c.hashes, h)
 		}
 	}
 	c.last, c.next = c.next, c.last
@@ -84,10 +93,11 @@ func (c *converter) histogram(out []prompb.TimeSeries, name string, m *dto.Metri
 	h := m.GetHistogram()
 	isNative := h.GetSchema() != 0 || h.GetZeroThreshold() != 0 || len(h.PositiveSpan) > 0 || len(h.NegativeSpan) > 0 || h.GetZeroCount() != 0 || h.GetZeroCountFloat() != 0
 	if c.native && isNative {
-		lbls := c.labels(name, m.Label, "", "")
+		lbls, key := c.labels(name, m.Label, "", "")
 		if lbls == nil {
 			return out
 		}
+		c.hashes = append(c.hashes, key)
 		return append(out, prompb.TimeSeries{Labels: lbls, Histograms: []prompb.Histogram{nativeHistogram(h, gauge, ts)}})
 	}
 	cum := float64(h.GetSampleCount())
@@ -151,19 +161,42 @@ func spans(in []*dto.BucketSpan) []prompb.BucketSpan {
 }
 
 func (c *converter) sample(out []prompb.TimeSeries, name string, pairs []*dto.LabelPair, extraName, extraValue string, v float64, ts int64) []prompb.TimeSeries {
-	lbls := c.labels(name, pairs, extraName, extraValue)
+	lbls, key := c.labels(name, pairs, extraName, extraValue)
 	if lbls == nil {
 		return out
 	}
+	c.hashes = append(c.hashes, key)
 	return append(out, prompb.TimeSeries{Labels: lbls, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
 }
 
-// labels builds the sorted label set of a series: __name__, the metric's
-// labels (empty values dropped, as Prometheus does), one extra label (le,
-// quantile) and the external labels the series does not have. It records
-// the series for staleness and returns nil for a duplicate within this
-// gather (the first one wins).
-func (c *converter) labels(name string, pairs []*dto.LabelPair, extraName, extraValue string) []prompb.Label {
+// labels returns the sorted label set of a series and its key: __name__,
+// the metric's labels (empty values dropped, as Prometheus does), one extra
+// label (le, quantile) and the external labels the series does not have.
+// A series of the previous gather keeps its label set. It records the
+// series for staleness and returns nil for a duplicate within this gather
+// (the first one wins).
+func (c *converter) labels(name string, pairs []*dto.LabelPair, extraName, extraValue string) ([]prompb.Label, uint64) {
+	d := c.d
+	d.Reset()
+	_, _ = d.WriteString(name)
+	for _, p := range pairs {
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(p.GetName())
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(p.GetValue())
+	}
+	_, _ = d.Write(sep)
+	_, _ = d.WriteString(extraName)
+	_, _ = d.Write(sep)
+	_, _ = d.WriteString(extraValue)
+	key := d.Sum64()
+	if _, dup := c.next[key]; dup {
+		return nil, 0
+	}
+	if lbls, ok := c.last[key]; ok {
+		c.next[key] = lbls
+		return lbls, key
+	}
 	b := c.lbuf[:0]
 	b = append(b, prompb.Label{Name: "__name__", Value: name})
 	for _, p := range pairs {
@@ -190,17 +223,12 @@ func (c *converter) labels(name string, pairs []*dto.LabelPair, extraName, extra
 		}
 	}
 	c.lbuf = b
-	h := hashLabels(c.d, b)
-	if _, dup := c.next[h]; dup {
-		return nil
-	}
-	lbls, ok := c.last[h]
-	if !ok || !equalLabels(lbls, b) { // a new series: the previous gather's labels are reused otherwise
-		lbls = append([]prompb.Label(nil), b...)
-	}
-	c.next[h] = lbls
-	return lbls
+	lbls := append([]prompb.Label(nil), b...)
+	c.next[key] = lbls
+	return lbls, key
 }
+
+var sep = []byte{0xff}
 
 func hashLabels(d *xxhash.Digest, lbls []prompb.Label) uint64 {
 	d.Reset()
@@ -211,16 +239,4 @@ func hashLabels(d *xxhash.Digest, lbls []prompb.Label) uint64 {
 		_, _ = d.Write([]byte{0xff})
 	}
 	return d.Sum64()
-}
-
-func equalLabels(a, b []prompb.Label) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || a[i].Value != b[i].Value {
-			return false
-		}
-	}
-	return true
 }

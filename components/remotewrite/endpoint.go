@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -128,8 +129,8 @@ func (e *endpoint) append(ctx context.Context, fams []*dto.MetricFamily, nowMs i
 		return
 	}
 	dropped := 0
-	for _, ts := range series {
-		if !e.q.enqueue(ctx, item{ts: ts}, false) {
+	for i, ts := range series {
+		if !e.q.enqueue(ctx, item{ts: ts, hash: e.conv.hashes[i]}, false) {
 			dropped++
 		}
 	}
@@ -142,6 +143,7 @@ func (e *endpoint) append(ctx context.Context, fams []*dto.MetricFamily, nowMs i
 // readLoop feeds the queue from the WAL, oldest first, waiting for room.
 func (e *endpoint) readLoop(ctx context.Context) {
 	var req prompb.WriteRequest
+	d := xxhash.New()
 	for ctx.Err() == nil {
 		e.readerMu.Lock()
 		rec, end, more, err := e.reader.Next()
@@ -181,7 +183,7 @@ func (e *endpoint) readLoop(ctx context.Context) {
 				r.done()
 				continue
 			}
-			if !e.q.enqueue(ctx, item{ts: ts, rec: r}, true) {
+			if !e.q.enqueue(ctx, item{ts: ts, hash: hashLabels(d, ts.Labels), rec: r}, true) {
 				return
 			}
 		}

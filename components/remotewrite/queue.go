@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -23,8 +22,9 @@ import (
 // item is one series' sample waiting to be sent, and the WAL record it came
 // from (nil without a WAL), told when the sample is done with.
 type item struct {
-	ts  prompb.TimeSeries
-	rec *walRecord
+	ts   prompb.TimeSeries
+	hash uint64 // of the series: picks the shard
+	rec  *walRecord
 }
 
 // queueConfig is the queue block, resolved.
@@ -128,7 +128,6 @@ type queueManager struct {
 	pending  atomic.Int64
 	retrying atomic.Int64 // shards currently retrying a batch
 	busy     atomic.Int64 // nanoseconds spent in sends since the last shard decision
-	d        *xxhash.Digest
 }
 
 type shard struct {
@@ -136,7 +135,7 @@ type shard struct {
 }
 
 func newQueueManager(cfg queueConfig, c *client, m *endpointMetrics, log *slog.Logger) *queueManager {
-	return &queueManager{cfg: cfg, client: c, m: m, log: log, errLog: ratelog.New(log, ratelog.Options{Interval: 10 * time.Second, Burst: 3}), d: xxhash.New()}
+	return &queueManager{cfg: cfg, client: c, m: m, log: log, errLog: ratelog.New(log, ratelog.Options{Interval: 10 * time.Second, Burst: 3})}
 }
 
 // start runs one shard until ctx ends, and the shard scaler.
@@ -175,10 +174,9 @@ func (q *queueManager) startShards(n int) {
 // (the WAL holds what waits); without, a full shard drops the sample and
 // enqueue returns false.
 func (q *queueManager) enqueue(ctx context.Context, it item, block bool) bool {
-	h := hashLabels(xxhash.New(), it.ts.Labels)
 	q.mu.RLock()
 	defer q.mu.RUnlock()
-	s := q.shards[h%uint64(len(q.shards))]
+	s := q.shards[it.hash%uint64(len(q.shards))]
 	if block {
 		select {
 		case s.ch <- it:

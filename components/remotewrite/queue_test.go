@@ -54,7 +54,7 @@ func TestShardScaling(t *testing.T) {
 					Labels:  []prompb.Label{{Name: "__name__", Value: "m"}, {Name: "s", Value: fmt.Sprint(s)}},
 					Samples: []prompb.Sample{{Value: float64(i), Timestamp: int64(i)}},
 				}
-				if !q.enqueue(ctx, item{ts: ts}, true) {
+				if !q.enqueue(ctx, item{ts: ts, hash: uint64(s)}, true) {
 					return
 				}
 			}
