@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,8 @@ type endpoint struct {
 	// readerMu serialises the WAL reader and the WAL size/age bound.
 	readerMu sync.Mutex
 	reader   *wal.Reader
+	recentMu sync.Mutex
+	recent   []recentRecord
 }
 
 func newEndpoint(cfg endpointConfig, m *endpointMetrics, log *slog.Logger) *endpoint {
@@ -117,15 +120,7 @@ func (e *endpoint) append(ctx context.Context, fams []*dto.MetricFamily, nowMs i
 		return
 	}
 	if e.wal != nil {
-		req := prompb.WriteRequest{Timeseries: series}
-		b, err := req.Marshal()
-		if err == nil {
-			err = e.wal.Append(b)
-		}
-		if err != nil {
-			e.errLog.Error("writing WAL: samples dropped", "samples", len(series), "err", err)
-			e.m.dropped.Add(float64(len(series)))
-		}
+		e.appendWAL(series)
 		return
 	}
 	dropped := 0
@@ -140,12 +135,76 @@ func (e *endpoint) append(ctx context.Context, fams []*dto.MetricFamily, nowMs i
 	}
 }
 
+// appendWAL writes a gather to the WAL and keeps it in memory for the
+// reader too (the last few gathers): reading back what was just written
+// would cost a decode per sample for nothing. The reader still takes the
+// records in WAL order, and reads from disk what is no longer in memory (a
+// backlog: an outage, a restart).
+func (e *endpoint) appendWAL(series []prompb.TimeSeries) {
+	req := prompb.WriteRequest{Timeseries: series}
+	b, err := req.Marshal()
+	if err == nil {
+		e.recentMu.Lock()
+		before, _ := e.wal.End()
+		if err = e.wal.Append(b); err == nil {
+			after, _ := e.wal.End()
+			if len(e.recent) == maxRecent {
+				e.recent = e.recent[1:]
+			}
+			e.recent = append(e.recent, recentRecord{start: before, end: after, series: series, hashes: slices.Clone(e.conv.hashes)})
+		}
+		e.recentMu.Unlock()
+	}
+	if err != nil {
+		e.errLog.Error("writing WAL: samples dropped", "samples", len(series), "err", err)
+		e.m.dropped.Add(float64(len(series)))
+	}
+}
+
+// maxRecent bounds the gathers kept in memory for the WAL reader.
+const maxRecent = 4
+
+// recentRecord is a WAL record still in memory.
+type recentRecord struct {
+	start, end wal.Position
+	series     []prompb.TimeSeries
+	hashes     []uint64
+}
+
+// takeRecent returns the in-memory copy of the record at pos, if any,
+// forgetting older ones.
+func (e *endpoint) takeRecent(pos wal.Position) (recentRecord, bool) {
+	e.recentMu.Lock()
+	defer e.recentMu.Unlock()
+	for len(e.recent) > 0 && e.recent[0].start.Less(pos) {
+		e.recent = e.recent[1:]
+	}
+	if len(e.recent) > 0 && e.recent[0].start == pos {
+		r := e.recent[0]
+		e.recent = e.recent[1:]
+		return r, true
+	}
+	return recentRecord{}, false
+}
+
 // readLoop feeds the queue from the WAL, oldest first, waiting for room.
 func (e *endpoint) readLoop(ctx context.Context) {
 	var req prompb.WriteRequest
 	d := xxhash.New()
 	for ctx.Err() == nil {
 		e.readerMu.Lock()
+		if rr, ok := e.takeRecent(e.reader.Position()); ok {
+			e.reader.SkipTo(rr.end)
+			e.readerMu.Unlock()
+			r := e.tracker.add(rr.end, len(rr.series))
+			for i, ts := range rr.series {
+				if !e.q.enqueue(ctx, item{ts: ts, hash: rr.hashes[i], rec: r}, true) {
+					return
+				}
+			}
+			r.done()
+			continue
+		}
 		rec, end, more, err := e.reader.Next()
 		if err == nil {
 			req.Reset()

@@ -258,6 +258,16 @@ func (l *Log) NewReader(pos Position) *Reader { return &Reader{log: l, pos: pos}
 // Position is where the next record starts.
 func (r *Reader) Position() Position { return r.pos }
 
+// SkipTo moves the reader to pos (a record boundary), e.g. past records
+// whose content the caller already has.
+func (r *Reader) SkipTo(pos Position) {
+	if pos == r.pos {
+		return
+	}
+	r.Close()
+	r.pos = pos
+}
+
 // Close releases the reader's file.
 func (r *Reader) Close() {
 	if r.f != nil {
