@@ -302,21 +302,23 @@ remote_write:
 		log.Fatalf("receiver counts after warm-up: %v", rc.counts)
 	}
 
-	type result struct{ sluiceCPU, promCPU, ratio float64 }
+	type result struct{ sluiceCPU, promCPU, ratio, systemRatio float64 }
 	var results []result
 	fmt.Printf("%d series, interval %s, window %s, %d rounds\n", *series, *interval, *window, *rounds)
-	fmt.Printf("round  sluice_cpu_s/Msamples  prom_agent_cpu_s/Msamples  ratio  sluice_Msamples  prom_Msamples\n")
+	fmt.Printf("round  sluice_cpu_s/Msamples  prom_agent_cpu_s/Msamples  ratio  target_cpu_s/Msamples  ratio_vs_agent+target  sluice_Msamples  prom_Msamples\n")
 	for i := range *rounds {
-		c0s, c0p := sluice.cpu(), prom.cpu()
+		c0s, c0p, c0t := sluice.cpu(), prom.cpu(), target.cpu()
 		n0s, n0p := rc.count("sluice"), rc.count("prometheus")
 		time.Sleep(*window)
-		c1s, c1p := sluice.cpu(), prom.cpu()
+		c1s, c1p, c1t := sluice.cpu(), prom.cpu(), target.cpu()
 		n1s, n1p := rc.count("sluice"), rc.count("prometheus")
 		ms, mp := float64(n1s-n0s)/1e6, float64(n1p-n0p)/1e6
 		r := result{sluiceCPU: (c1s - c0s) / ms, promCPU: (c1p - c0p) / mp}
 		r.ratio = r.sluiceCPU / r.promCPU
+		targetCPU := (c1t - c0t) / mp
+		r.systemRatio = r.sluiceCPU / (r.promCPU + targetCPU)
 		results = append(results, r)
-		fmt.Printf("%5d  %21.3f  %25.3f  %5.2f  %15.2f  %13.2f\n", i+1, r.sluiceCPU, r.promCPU, r.ratio, ms, mp)
+		fmt.Printf("%5d  %21.3f  %25.3f  %5.2f  %21.3f  %21.2f  %15.2f  %13.2f\n", i+1, r.sluiceCPU, r.promCPU, r.ratio, targetCPU, r.systemRatio, ms, mp)
 	}
 	ratios := make([]float64, len(results))
 	for i, r := range results {
@@ -324,6 +326,11 @@ remote_write:
 	}
 	sort.Float64s(ratios)
 	fmt.Printf("CPU ratio sluice/agent: median %.2f, min %.2f, max %.2f\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+	for i, r := range results {
+		ratios[i] = r.systemRatio
+	}
+	sort.Float64s(ratios)
+	fmt.Printf("CPU ratio sluice/(agent + the target serving its scrapes): median %.2f, min %.2f, max %.2f\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 	rs, hs := sluice.rss()
 	rp, hp := prom.rss()
 	fmt.Printf("RSS MiB: sluice %.1f (peak %.1f), prometheus agent %.1f (peak %.1f), ratio %.2f (peak %.2f)\n", rs, hs, rp, hp, rs/rp, hs/hp)
