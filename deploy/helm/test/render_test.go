@@ -226,12 +226,20 @@ func validateConfigs(t *testing.T, r *rendered) {
 				t.Fatal(err)
 			}
 		}
-		// The pod's environment (NODE_NAME, ...) reads as "x".
-		podEnv := func(string) (string, bool) { return "x", true }
+		podEnv := func(name string) (string, bool) { return podEnv(name), true }
 		if err := pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(hcl), podEnv); err != nil {
 			t.Errorf("ConfigMap %s: sluice.hcl does not validate:\n%v\n%s", cm.Name, err, hcl)
 		}
 	}
+}
+
+// podEnv stands for the pod's environment (NODE_NAME, DATABASE_URL from a
+// Secret, ...): a DSN-looking value for *_URL and *_DSN, "x" otherwise.
+func podEnv(name string) string {
+	if strings.HasSuffix(name, "_URL") || strings.HasSuffix(name, "_DSN") {
+		return "postgres://sluice@db.example:5432/app"
+	}
+	return "x"
 }
 
 // checkCommon holds for every profile: labels, namespaces, the pod's
@@ -861,5 +869,42 @@ func TestInvalidConfigIsCaught(t *testing.T) {
 	err = pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(cm.Data["sluice.hcl"]), func(string) (string, bool) { return "", false })
 	if err == nil || !strings.Contains(err.Error(), "listen_udpp") {
 		t.Errorf("a misspelt argument validated: %v", err)
+	}
+}
+
+// TestDocumentedValues renders every values example of the documentation
+// (YAML blocks whose first line is "# helm values: NAME"), so the examples
+// in docs/operations.md and the chart's README stay installable.
+func TestDocumentedValues(t *testing.T) {
+	found := map[string]*rendered{}
+	for _, doc := range []string{"../../../docs/operations.md", "../sluice/README.md"} {
+		src, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(string(src), "```yaml\n# helm values: ")
+		for _, b := range blocks[1:] {
+			name, body, _ := strings.Cut(b, "\n")
+			body, _, ok := strings.Cut(body, "```")
+			if !ok {
+				t.Fatalf("%s: unterminated block %s", doc, name)
+			}
+			t.Run(name, func(t *testing.T) { found[name] = mustRender(t, body) })
+		}
+	}
+	for _, name := range []string{"node-agent.yaml", "central.yaml", "web-sluice.yaml"} {
+		if found[name] == nil {
+			t.Errorf("documented values %s not found", name)
+		}
+	}
+	if r := found["central.yaml"]; r != nil {
+		if want := []string{"ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
+			t.Errorf("central.yaml renders %v, want %v", r.kinds(), want)
+		}
+	}
+	if r := found["node-agent.yaml"]; r != nil {
+		if want := []string{"ConfigMap", "DaemonSet", "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
+			t.Errorf("node-agent.yaml renders %v, want %v", r.kinds(), want)
+		}
 	}
 }
