@@ -908,3 +908,67 @@ func TestDocumentedValues(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainManifestsDecodeStrictly decodes every object of the plain
+// manifests in deploy/kubernetes as the chart's (the configs they embed are
+// validated by deploy/manifests_test.go).
+func TestPlainManifestsDecodeStrictly(t *testing.T) {
+	files, err := filepath.Glob("../../kubernetes/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(src), "\n---\n") {
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			if _, _, err := decoder.Decode([]byte(doc), nil, nil); err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
+			n++
+		}
+	}
+	if n < 5 {
+		t.Errorf("only %d objects in deploy/kubernetes", n)
+	}
+}
+
+// TestSidecarSnippetDecodesStrictly: the container the chart's README tells
+// users to paste into their pod spec is a valid PodSpec fragment.
+func TestSidecarSnippetDecodesStrictly(t *testing.T) {
+	src, err := os.ReadFile("../sluice/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(src), "```yaml\n# in the application's pod spec\n")
+	if !ok {
+		t.Fatal("no pod spec snippet in the chart's README")
+	}
+	snippet, _, _ := strings.Cut(rest, "```")
+	pod := "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n" + indent(snippet, "  ")
+	obj, _, err := decoder.Decode([]byte(pod), nil, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, pod)
+	}
+	spec := obj.(*corev1.Pod).Spec
+	c := sluiceContainer(t, spec)
+	if v := volume(spec, "sluice-config"); v == nil || v.ConfigMap == nil || mountAt(c, "/etc/sluice") == nil {
+		t.Errorf("config volume %+v", v)
+	}
+	if sc := c.SecurityContext; sc == nil || !*sc.ReadOnlyRootFilesystem || mountAt(c, "/tmp") == nil {
+		t.Errorf("sidecar: read-only root needs a writable /tmp for --storage.path=/tmp/sluice: %+v", sc)
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
