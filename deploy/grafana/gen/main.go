@@ -192,9 +192,11 @@ func agentDashboard() *dashboard.DashboardBuilder {
 		WithPanel(graph("Scrape duration", "s", "Time to gather, merge, encode and send a sink's scrape (99th and 50th percentile).",
 			query(`histogram_quantile(0.99, sum by (component_id, le) (rate(sluice_metrics_sink_scrape_duration_seconds_bucket{`+sel+`}[$__rate_interval])))`, "{{component_id}} p99"),
 			query(`histogram_quantile(0.5, sum by (component_id, le) (rate(sluice_metrics_sink_scrape_duration_seconds_bucket{`+sel+`}[$__rate_interval])))`, "{{component_id}} p50"))).
-		WithPanel(graph("Scrapes and input errors", "ops", "Scrapes served per second by HTTP status, and errors gathering an input, by input and reason.",
+		WithPanel(graph("Scrapes and input errors", "ops", "Scrapes served per second by HTTP status; gathers of the inputs (concurrent scrapes share one); errors gathering an input, by input and reason; scrapes rejected at max_concurrent_scrapes.",
 			query(`sum by (component_id, code) (rate(sluice_metrics_sink_scrapes_total{`+sel+`}[$__rate_interval]))`, "{{component_id}} {{code}}"),
-			query(`sum by (component_id, input, reason) (rate(sluice_metrics_sink_gather_errors_total{`+sel+`}[$__rate_interval])) > 0`, "{{component_id}} {{input}} {{reason}}"))).
+			query(`sum by (component_id, input, reason) (rate(sluice_metrics_sink_gather_errors_total{`+sel+`}[$__rate_interval])) > 0`, "{{component_id}} {{input}} {{reason}}"),
+			query(`sum by (component_id, reason) (rate(sluice_metrics_sink_scrapes_rejected_total{`+sel+`}[$__rate_interval])) > 0`, "{{component_id}} rejected ({{reason}})"),
+			query(`sum by (component_id) (rate(sluice_metrics_sink_gathers_total{`+sel+`}[$__rate_interval]))`, "{{component_id}} gathers"))).
 		WithRow(dashboard.NewRowBuilder("PostgreSQL")).
 		WithPanel(graph("Query duration", "s", "Duration of each query's last run.",
 			query(`max by (component_id, query) (sluice_postgres_query_duration_seconds{`+sel+`})`, "{{component_id}} {{query}}"))).
