@@ -48,10 +48,20 @@ func withRoutePrefix(prefix string, h http.Handler) http.Handler {
 	if prefix == "/" || prefix == "" {
 		return h
 	}
-	mux := http.NewServeMux()
-	mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
-	mux.Handle("GET /{$}", http.RedirectHandler(prefix+"/", http.StatusFound))
-	return mux
+	// Not a ServeMux: the prefix is user input, and a pattern would read
+	// "{", or a space, as syntax.
+	strip := http.StripPrefix(prefix, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case strings.HasPrefix(p, prefix+"/"):
+			strip.ServeHTTP(w, r)
+		case p == prefix || (p == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead)):
+			http.Redirect(w, r, prefix+"/", http.StatusFound)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 }
 
 // newStatusUI returns the status UI, whose links start with base.
