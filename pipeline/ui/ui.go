@@ -287,8 +287,15 @@ func samples(mfs []*dto.MetricFamily, filter string, limit int) (out []sample, m
 	sort.Slice(mfs, func(i, j int) bool { return mfs[i].GetName() < mfs[j].GetName() })
 	add := func(name string, labels []*dto.LabelPair, extra [][2]string, v float64) {
 		total++
+		if filter == "" { // no text needed beyond what is shown
+			matched++
+			if len(out) < limit {
+				out = append(out, sample{Series: seriesString(name, labels, extra), Value: formatFloat(v)})
+			}
+			return
+		}
 		s := seriesString(name, labels, extra)
-		if filter != "" && !strings.Contains(s, filter) {
+		if !strings.Contains(s, filter) {
 			return
 		}
 		matched++
