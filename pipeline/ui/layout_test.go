@@ -2,6 +2,7 @@ package ui
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -119,4 +120,70 @@ func TestGraphEscapes(t *testing.T) {
 	if len(nodeRE.FindAllString(got, -1)) != 1 {
 		t.Errorf("want one node:\n%s", got)
 	}
+}
+
+// FuzzLayout: any DAG (and any garbage: unknown upstreams, self references,
+// cycles, odd IDs) renders, every node below all of its known upstreams
+// (when acyclic), each node once in its layer.
+func FuzzLayout(f *testing.F) {
+	f.Add([]byte{3, 0b001, 0b010}, "healthy")
+	f.Add([]byte{4, 0, 1, 1, 6}, "unhealthy")
+	f.Add([]byte{8, 255, 255, 255, 255, 255, 255, 255, 255}, "")
+	f.Fuzz(func(t *testing.T, shape []byte, health string) {
+		if len(shape) == 0 {
+			return
+		}
+		n := int(shape[0]%16) + 1
+		nodes := make([]GraphNode, n)
+		for i := range nodes {
+			nodes[i] = GraphNode{ID: fmt.Sprintf("c.%d", i), Type: "t", Health: health}
+			if i+1 < len(shape) {
+				// Bit j of byte i+1: node i references node j (j < i keeps
+				// it acyclic; j >= i adds self references and cycles).
+				for j := 0; j < 8 && j < n; j++ {
+					if shape[i+1]&(1<<j) != 0 {
+						nodes[i].Upstreams = append(nodes[i].Upstreams, fmt.Sprintf("c.%d", j))
+					}
+				}
+			}
+		}
+		nodes[0].Upstreams = append(nodes[0].Upstreams, "not.there")
+		svg := RenderGraph(nodes, "/")
+		for _, nd := range nodes {
+			if !strings.Contains(svg, `href="/component/`+nd.ID+`"`) {
+				t.Fatalf("no link to %s", nd.ID)
+			}
+		}
+		ps, layers := layout(nodes)
+		count := 0
+		for _, l := range layers {
+			count += len(l)
+		}
+		if count != n || len(ps) != n {
+			t.Fatalf("%d nodes placed in layers, want %d", count, n)
+		}
+		byID := map[string]*placed{}
+		for _, p := range ps {
+			byID[p.ID] = p
+		}
+		acyclic := true
+		for i, nd := range nodes {
+			for _, u := range nd.Upstreams {
+				var j int
+				if _, err := fmt.Sscanf(u, "c.%d", &j); err == nil && j >= i {
+					acyclic = false
+				}
+			}
+		}
+		if !acyclic {
+			return
+		}
+		for _, p := range ps {
+			for _, u := range p.Upstreams {
+				if up := byID[u]; up != nil && up.layer >= p.layer {
+					t.Fatalf("%s (layer %d) not below its upstream %s (layer %d)", p.ID, p.layer, u, up.layer)
+				}
+			}
+		}
+	})
 }
