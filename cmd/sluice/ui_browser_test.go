@@ -212,6 +212,9 @@ func TestStatusUIInBrowser(t *testing.T) {
 		waitJS(`[...document.querySelectorAll('.preview table.series code')].some(c => c.textContent === 'ui_e2e_hits{pipeline="ui"}')`),
 	)
 	url := run(t, ctx, "location", chromedp.Location())
+	if shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		_ = os.WriteFile(filepath.Join(artifactDir(t), "status-ui-component.png"), shot, 0o644)
+	}
 	if url != base+"component/relabel.app" {
 		t.Errorf("the graph node led to %s", url)
 	}

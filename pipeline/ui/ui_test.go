@@ -203,7 +203,7 @@ func TestComponentPage(t *testing.T) {
 	body = f.get(t, "/component/relabel.app", 200)
 	mustContain(t, "relabel page", body,
 		`<a href="/sluice/component/metrics_sink.default">metrics_sink.default</a>`, // downstream
-		`sluice_relabel_series_in_total{component_id=&#34;relabel.app&#34;}`,       // self-metric
+		`sluice_relabel_series_in_total{component_id=&#34;relabel.app&#34;}`,        // self-metric
 		`Series of <code>metrics</code>`,
 		`sluice_config_hash{sha256=`,
 		`Showing 2 of`, // PreviewLimit
