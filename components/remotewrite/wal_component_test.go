@@ -52,13 +52,16 @@ func TestWALResendsAfterOutageAndRestart(t *testing.T) {
 	reg.MustRegister(g)
 	data := t.TempDir()
 
+	g.Set(1)
 	h := pipelinetest.New(t, "remote_write", walBody(rc.url(), ""), pipelinetest.WithGatherer("app", reg), pipelinetest.WithDataPath(data))
 	h.Start()
 	for i := 1; i <= 5; i++ {
 		g.Set(float64(i))
+		// Two more records: the second was certainly gathered after Set.
+		n0 := walRecords(t, walDir(data, "x"))
 		pipelinetest.Eventually(t, 10*time.Second, func() bool {
-			return walRecords(t, walDir(data, "x")) >= i
-		}, "gather %d in the WAL", i)
+			return walRecords(t, walDir(data, "x")) >= n0+2
+		}, "value %d gathered into the WAL", i)
 	}
 	if rc.total() != 0 {
 		t.Fatal("accepted while down")
