@@ -43,6 +43,8 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+func checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
 // persister writes the snapshot file; it is used by Run only.
 type persister struct {
 	dir string
@@ -71,7 +73,7 @@ func encodeSnapshot(w *bytes.Buffer, s *snapshot, persistedAt time.Time) error {
 		}
 	}
 	var t [trailerLen]byte
-	binary.BigEndian.PutUint32(t[:], crc32.Checksum(w.Bytes(), castagnoli))
+	binary.BigEndian.PutUint32(t[:], checksum(w.Bytes()))
 	w.Write(t[:])
 	return nil
 }
@@ -96,7 +98,7 @@ func decodeSnapshot(data []byte) (*decoded, error) {
 		return nil, fmt.Errorf("snapshot file version %d, this agent reads version %d", v, fileVersion)
 	}
 	body, trailer := data[:len(data)-trailerLen], data[len(data)-trailerLen:]
-	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(trailer); got != want {
+	if got, want := checksum(body), binary.BigEndian.Uint32(trailer); got != want {
 		return nil, fmt.Errorf("checksum mismatch (file truncated or corrupt): computed %08x, stored %08x", got, want)
 	}
 	d := &decoded{
