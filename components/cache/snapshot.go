@@ -110,13 +110,31 @@ func merge(old *snapshot, in []*dto.MetricFamily, now time.Time, maxStaleness ti
 // mergeFamily merges the series of cur with those of prev that cur lacks
 // and that are still live.
 func mergeFamily(d *xxhash.Digest, prev *dto.MetricFamily, pm famMeta, cur *dto.MetricFamily, nowN, cutoff int64) (*dto.MetricFamily, famMeta, int) {
-	present := make(map[uint64][]*dto.Metric, len(cur.Metric))
-	for _, m := range cur.Metric {
+	// The series of cur by label set hash: the first one of each hash in
+	// present (index+1), any other one with the same hash in collisions.
+	present := make(map[uint64]int32, len(cur.Metric))
+	var collisions map[uint64][]*dto.Metric
+	for i, m := range cur.Metric {
 		if m == nil {
 			continue
 		}
 		h := labelset.Hash(d, m.Label)
-		present[h] = append(present[h], m)
+		if present[h] == 0 {
+			present[h] = int32(i + 1)
+			continue
+		}
+		if collisions == nil {
+			collisions = map[uint64][]*dto.Metric{}
+		}
+		collisions[h] = append(collisions[h], m)
+	}
+	has := func(m *dto.Metric) bool {
+		h := labelset.Hash(d, m.Label)
+		i := present[h]
+		if i == 0 {
+			return false
+		}
+		return labelset.Equal(cur.Metric[i-1].Label, m.Label) || labelset.Contains(collisions[h], m.Label)
 	}
 	var (
 		kept     []*dto.Metric
@@ -124,7 +142,7 @@ func mergeFamily(d *xxhash.Digest, prev *dto.MetricFamily, pm famMeta, cur *dto.
 		expired  int
 	)
 	for j, m := range prev.Metric {
-		if m == nil || labelset.Contains(present[labelset.Hash(d, m.Label)], m.Label) {
+		if m == nil || has(m) {
 			continue
 		}
 		if pm.seen[j] < cutoff {
