@@ -46,7 +46,7 @@ func TestPostgresCollectorRestartDuringOutage(t *testing.T) {
 	if err := pg1.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Crash(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
