@@ -401,8 +401,16 @@ func (r *runner) execute(ctx context.Context, q *queryDef, red redactor) {
 			allOK = false
 			// pg_up is about the server: a database listed in databases
 			// that cannot be reached is that query's error only.
-			if db == "" && isConnError(err) {
-				r.c.setUp(false, err, red)
+			if db == "" {
+				switch {
+				case isConnError(err):
+					r.c.setUp(false, err, red)
+				case serverAnswered(err):
+					// An error from the server itself (statement_timeout
+					// included) proves it is up: without this, a first run
+					// that times out before any ping left pg_up at 0.
+					r.c.setUp(true, nil, red)
+				}
 			}
 			continue
 		}
