@@ -297,10 +297,10 @@ func syncDir(dir string) error {
 // committer writes batches until stop is closed, then writes what is left
 // and a final snapshot.
 type committer struct {
-	s    *store
-	p    *persister
-	kick chan struct{}
-	mu   sync.Mutex // serializes run and flush
+	s     *store
+	p     *persister
+	kick  chan struct{}
+	mu    sync.Mutex // serializes run and flush
 	spare []byte
 }
 

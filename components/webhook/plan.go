@@ -156,7 +156,6 @@ var ruleFunctions = map[string]function.Function{
 	"trimspace": stdlib.TrimSpaceFunc,
 }
 
-
 // eventContext builds the evaluation context of one delivery: the decoded
 // JSON body as event, the headers (lower-case names, first value) as
 // headers.
