@@ -208,6 +208,14 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 	ops, ruleErrs := evalRules(h.rules, ctx, nowFunc().UnixMilli())
 	errs, b := c.store.apply(ops)
 	for _, e := range errs {
+		var he *httpError
+		if errors.As(e, &he) && he.code == http.StatusServiceUnavailable {
+			release()
+			c.fail(w, route, he.code, he.msg, "")
+			return
+		}
+	}
+	for _, e := range errs {
 		if e != nil {
 			ruleErrs = append(ruleErrs, e)
 		}

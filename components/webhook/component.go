@@ -68,6 +68,7 @@ func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 	if err := c.reg.Register(collector{c.store}); err != nil {
 		return nil, err
 	}
+	c.store.durable = opts.DataPath != ""
 	c.metrics = promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	c.store.setDefsLocked(args.plan.metrics, nowFunc().UnixMilli())
 	c.cfg.Store(&current{args: args, plan: args.plan})
@@ -147,9 +148,25 @@ loop:
 	c.mu.Lock()
 	sv, c.serving, c.running = c.serving, nil, false
 	c.mu.Unlock()
-	sv.stop() // waits for in-flight requests, which wait for their batch...
+	// In-flight requests wait for their group commit: keep committing
+	// while the server drains them.
+	stopDrain, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-stopDrain:
+				return
+			case <-kick:
+				cm.flush(false)
+			}
+		}
+	}()
+	sv.stop()
 	c.wg.Wait()
-	c.stopLog(cm, p) // ...which this final flush releases if sv.stop timed out
+	close(stopDrain)
+	<-drained
+	c.stopLog(cm, p)
 	return nil
 }
 

@@ -56,6 +56,9 @@ type store struct {
 	metrics map[string]*metricState
 	log     *walBuffer // nil without persistence
 	onNew   func(metric string, refused bool)
+	// durable: changes must be logged; without a log (Run has stopped)
+	// they are refused rather than acknowledged in memory only.
+	durable bool
 	// restartGen is the log generation of the last Run, for the next one.
 	restartGen uint64
 }
@@ -166,6 +169,12 @@ func (s *store) apply(ops []op) ([]error, *batch) {
 	errs := make([]error, len(ops))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.durable && s.log == nil {
+		for i := range errs {
+			errs[i] = errCode(503, "shutting down: not accepting changes")
+		}
+		return errs, nil
+	}
 	any := false
 	for i, o := range ops {
 		if errs[i] = s.applyLocked(o); errs[i] == nil {
