@@ -10,7 +10,12 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/internal/scrapelimit"
 )
+
+// maxAgentScrapes bounds concurrent scrapes of the agent's /metrics.
+const maxAgentScrapes = 10
 
 // Built-in paths of the agent server. Components cannot mount on them.
 const (
@@ -122,11 +127,13 @@ func NewHandler(o ServerOptions) http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(o.Controller.Components()) // a failed write means the client left
 	})
-	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(o.Controller.Gatherer(), promhttp.HandlerOpts{
+	// The agent's own metrics are small, but a burst of scrapes should not
+	// pile up here either: the excess gets 503 with Retry-After, as on sinks.
+	mux.Handle("GET "+PathMetrics, scrapelimit.Handler(promhttp.HandlerFor(o.Controller.Gatherer(), promhttp.HandlerOpts{
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
 		ErrorLog:          slogPrinter{o.Logger},
-	}))
+	}), func() int { return maxAgentScrapes }, nil))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if IsBuiltinPath(r.URL.Path) {
 			mux.ServeHTTP(w, r)
