@@ -260,3 +260,47 @@ func curlOrEmptyGo(url string) string {
 	}
 	return string(b)
 }
+
+// Without listen, the receiver is a subtree on the agent's own server.
+func TestWebhookMountedOnAgentServer(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	a := startAgentData(t, dir, data, `
+webhook_receiver "delivery" {
+  auth { tokens = ["m0unted"] }
+  metric "deploys_total" {
+    type   = "counter"
+    labels = ["env"]
+  }
+}
+`)
+	base := "http://" + a.addr + "/push/delivery"
+	a.waitFor("the mount", func() bool {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	req, _ := http.NewRequest("POST", base+"/api/deploys_total/inc", strings.NewReader(`{"labels": {"env": "prod"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer m0unted")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("push = %d", resp.StatusCode)
+	}
+	if s := curlOrEmptyGo(base + "/metrics"); !strings.Contains(s, `deploys_total{env="prod"} 1`) {
+		t.Errorf("mounted scrape:\n%s", s)
+	}
+	if code, _ := a.get("/push/delivery-other/metrics"); code != 404 {
+		t.Errorf("a sibling path = %d, want 404", code)
+	}
+	// The agent's self-metrics carry the receiver's counters.
+	if _, s := a.get("/metrics"); !strings.Contains(s, `sluice_webhook_requests_total{code="204",component_id="webhook_receiver.delivery",route="api"} 1`) {
+		t.Errorf("self-metrics lack the request:\n%s", grepLines(s, "sluice_webhook"))
+	}
+}
