@@ -106,6 +106,9 @@ type persister struct {
 	wal      *os.File
 	walBytes int64
 	snapSize int64
+	// compactAt is the log size below which it is never compacted
+	// (compactMin; tests lower it).
+	compactAt int64
 	// written counts bytes written to disk; lastDuration is set after each
 	// write (self-metrics).
 	onWrite func(bytes int, seconds float64)
@@ -256,7 +259,11 @@ func (p *persister) appendLog(b []byte) error {
 
 // wantsCompaction: the log is bigger than the state it describes would be.
 func (p *persister) wantsCompaction() bool {
-	return p.walBytes > compactMin && p.walBytes > 2*p.snapSize
+	min := p.compactAt
+	if min == 0 {
+		min = compactMin
+	}
+	return p.walBytes > min && p.walBytes > 2*p.snapSize
 }
 
 func (p *persister) close() {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -581,4 +582,34 @@ func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels ...str
 		}
 	}
 	return 0
+}
+
+// Failed auth is counted and logged without the token, the configured
+// tokens or the webhook secret.
+func TestAuthFailuresNotLoggedWithSecrets(t *testing.T) {
+	var logs pipelinetest.Buffer
+	mux := pipelinetest.NewMux()
+	h := pipelinetest.New(t, "webhook_receiver", baseConfig, pipelinetest.WithMounter(mux), pipelinetest.WithID("d"),
+		pipelinetest.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	h.Start()
+	r := &rig{t: t, h: h, url: srv.URL + "/push/d"}
+	pipelinetest.Eventually(t, 5*time.Second, func() bool { code, _ := r.do("GET", "/metrics", "", "", nil); return code == 200 }, "not serving")
+	const presented = "presented-wrong-token-9f8e"
+	if code, _ := r.do("POST", "/api/queue/set", "", "value=1", map[string]string{"X-Private-Token": presented}); code != 401 {
+		t.Fatalf("wrong token = %d", code)
+	}
+	if code, _ := r.do("POST", "/hooks/gitlab_jobs", "application/json", "{}", map[string]string{"X-Gitlab-Token": presented}); code != 401 {
+		t.Fatalf("wrong webhook token = %d", code)
+	}
+	pipelinetest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "refused") }, "auth failure not logged")
+	for _, secret := range []string{presented, token, token2, "gl-secret"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("log contains %q:\n%s", secret, logs.String())
+		}
+	}
+	if n := metricValue(t, h.Registry, "sluice_webhook_auth_failures_total", "route", "hook:gitlab_jobs"); n != 1 {
+		t.Errorf("webhook auth failures = %v", n)
+	}
 }
