@@ -17,13 +17,19 @@ func newDedup(n int) *dedup { return &dedup{n: n, seen: map[string]struct{}{}} }
 
 // claim reports whether key is new, and remembers it.
 func (d *dedup) claim(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.n == 0 {
 		return true
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if _, dup := d.seen[key]; dup {
 		return false
+	}
+	if len(d.ring) > d.n { // shrunk by a reload: forget the oldest
+		for _, k := range d.ring[d.n:] {
+			delete(d.seen, k)
+		}
+		d.ring, d.next = d.ring[:d.n], 0
 	}
 	if len(d.ring) < d.n {
 		d.ring = append(d.ring, key)
@@ -39,9 +45,6 @@ func (d *dedup) claim(key string) bool {
 // release forgets key (its request failed). Its ring slot stays until
 // reused; that only makes the ring forget a little earlier.
 func (d *dedup) release(key string) {
-	if d.n == 0 {
-		return
-	}
 	d.mu.Lock()
 	delete(d.seen, key)
 	d.mu.Unlock()
