@@ -7,4 +7,5 @@ import (
 	_ "github.com/sluicehq/sluice/components/relabel"  // relabel
 	_ "github.com/sluicehq/sluice/components/sink"     // metrics_sink
 	_ "github.com/sluicehq/sluice/components/statsd"   // statsd_receiver
+	_ "github.com/sluicehq/sluice/components/webhook"  // webhook_receiver
 )
