@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	_ "github.com/sluicehq/sluice/components/statsd"
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -436,5 +438,44 @@ func TestBadConfig(t *testing.T) {
 		if _, diags := pipelinetest.Decode(t, "remote_write", body, pipelinetest.WithGatherer("app", reg)); !diags.HasErrors() {
 			t.Errorf("%s: accepted:\n%s", name, body)
 		}
+	}
+}
+
+// TestSecretsNotInDiagnostics: a rejected config names the problem, not the
+// token, the password or the header values.
+func TestSecretsNotInDiagnostics(t *testing.T) {
+	src := `
+statsd_receiver "app" {
+  listen_udp = "127.0.0.1:0"
+}
+remote_write "x" {
+  inputs = [statsd_receiver.app.metrics]
+  endpoint {
+    url          = "http://a/"
+    bearer_token = "tok-SUPERSECRET-1"
+    headers      = { "X-Scope-OrgID" = "hdr-SUPERSECRET-2" }
+    basic_auth {
+      username = "u"
+      password = "pw-SUPERSECRET-4"
+    }
+  }
+  endpoint {
+    url = "ftp://b/"
+    basic_auth {
+      username = "u"
+      password = "pw-SUPERSECRET-3"
+    }
+  }
+}
+`
+	err := pipeline.Validate("test.hcl", []byte(src), func(string) (string, bool) { return "", false })
+	if err == nil {
+		t.Fatal("an invalid config validated")
+	}
+	if strings.Contains(err.Error(), "SUPERSECRET") {
+		t.Fatalf("a secret in the diagnostics:\n%v", err)
+	}
+	if !strings.Contains(err.Error(), "url") {
+		t.Fatalf("the diagnostics do not name the bad url:\n%v", err)
 	}
 }
