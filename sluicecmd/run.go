@@ -31,6 +31,8 @@ type runFlags struct {
 	debounce        time.Duration
 	checkInterval   time.Duration
 	allowEmpty      bool
+	externalURL     string
+	routePrefix     string
 	logger          *slog.Logger
 	// webConfigFile is the exporter-toolkit web config (TLS, basic auth)
 	// of every HTTP listener; probeListenAddr an optional plain-HTTP
@@ -41,6 +43,12 @@ type runFlags struct {
 
 func runAgent(f runFlags, stderr io.Writer) int {
 	logger := f.logger
+	started := time.Now()
+	uiBase, routePrefix, err := webPaths(f.externalURL, f.routePrefix)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 2
+	}
 	logger.Info("starting sluice", "version", version.Info(), "build_context", version.BuildContext())
 
 	reg := prometheus.NewRegistry()
@@ -109,19 +117,25 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: listening on %s: %v\n", f.listenAddr, err)
 		return 1
 	}
+	statusUI, err := newStatusUI(ctrl, uiBase, started, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 1
+	}
 	handler := pipeline.NewHandler(pipeline.ServerOptions{
 		Controller:      ctrl,
 		Mounts:          mounts,
 		EnableLifecycle: f.enableLifecycle,
 		Reload:          func() error { return reload("http", true) },
 		Logger:          logger,
+		UI:              statusUI,
 	})
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           withRoutePrefix(routePrefix, handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("serving HTTP", "addr", ln.Addr().String())
+	logger.Info("serving HTTP", "addr", ln.Addr().String(), "route_prefix", routePrefix, "external_path", uiBase)
 	var probeSrv *http.Server
 	var probeLn net.Listener
 	if f.probeListenAddr != "" {

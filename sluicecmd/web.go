@@ -1,96 +1,74 @@
 package sluicecmd
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"sync"
+	"net/url"
+	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/ui"
 )
 
-// webConfigCheck re-validates --web.config.file whenever the pipeline
-// config is reloaded (SIGHUP, POST /-/reload, a changed file: the watcher
-// watches the web config file too), so that a broken edit is reported when
-// it is made, not at the next connection. The listeners re-read the file
-// themselves on every handshake and request, as Prometheus does: a broken
-// file makes them refuse TLS handshakes or answer 500 until it is fixed.
-type webConfigCheck struct {
-	path   string
-	logger *slog.Logger
-	ok     prometheus.Gauge
-
-	mu   sync.Mutex // reloads come from signals, the watcher and HTTP at once
-	last error
-}
-
-func newWebConfigCheck(path string, logger *slog.Logger, reg prometheus.Registerer) *webConfigCheck {
-	c := &webConfigCheck{
-		path:   path,
-		logger: logger,
-		ok: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sluice_web_config_last_check_successful",
-			Help: "Whether the web config file (--web.config.file) was valid when last checked (at start and at every config reload); 1 without a web config file.",
-		}),
+// webPaths resolves --web.external-url and --web.route-prefix as Prometheus
+// does: the route prefix (where the agent serves everything) defaults to
+// the path of the external URL (where users reach it), and links in the UI
+// start with the external URL's path, so the agent can sit behind a proxy
+// that strips a prefix or one that does not. Both are returned as "/" or
+// "/a/b" (no trailing slash).
+func webPaths(externalURL, routePrefix string) (base, prefix string, err error) {
+	base = "/"
+	if externalURL != "" {
+		u, err := url.Parse(externalURL)
+		if err != nil {
+			return "", "", fmt.Errorf("--web.external-url: %w", err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", "", fmt.Errorf("--web.external-url %q: want an absolute http or https URL, such as https://example.com/sluice/", externalURL)
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return "", "", fmt.Errorf("--web.external-url %q: must not have a query or fragment", externalURL)
+		}
+		base = "/" + strings.Trim(u.Path, "/")
 	}
-	c.ok.Set(1)
-	reg.MustRegister(c.ok)
-	return c
-}
-
-// check validates the file, logs a change of verdict and updates the gauge.
-func (c *webConfigCheck) check(trigger string) error {
-	err := pipeline.ValidateWebConfig(c.path)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case err != nil:
-		c.ok.Set(0)
-		c.logger.Error("web config file is invalid; HTTP listeners refuse TLS handshakes or answer 500 until it is fixed", "trigger", trigger, "err", err)
-	case c.last != nil:
-		c.ok.Set(1)
-		c.logger.Info("web config file is valid again", "trigger", trigger, "file", c.path)
+	prefix = base
+	if routePrefix != "" {
+		prefix = "/" + strings.Trim(routePrefix, "/")
 	}
-	c.last = err
-	return err
+	return base, prefix, nil
 }
 
-// files is what the watcher watches besides the pipeline's own files.
-func (c *webConfigCheck) files() []string {
-	if c.path == "" {
-		return nil
+// withRoutePrefix serves h under prefix, as Prometheus does with
+// --web.route-prefix: every endpoint (/-/healthy, /metrics, the sinks'
+// paths, the UI) moves under the prefix; GET / redirects to it and any
+// other path outside it is 404.
+func withRoutePrefix(prefix string, h http.Handler) http.Handler {
+	if prefix == "/" || prefix == "" {
+		return h
 	}
-	return []string{c.path}
+	// Not a ServeMux: the prefix is user input, and a pattern would read
+	// "{", or a space, as syntax.
+	strip := http.StripPrefix(prefix, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case strings.HasPrefix(p, prefix+"/"):
+			strip.ServeHTTP(w, r)
+		case p == prefix || (p == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead)):
+			http.Redirect(w, r, prefix+"/", http.StatusFound)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 }
 
-// probeServer serves only /-/healthy and /-/ready, in plain HTTP and
-// without auth, for kubelet probes when the main server requires basic
-// auth or client certificates (--web.probe-listen-address).
-func probeServer(addr string, main http.Handler, logger *slog.Logger) (*http.Server, net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+// newStatusUI returns the status UI, whose links start with base.
+func newStatusUI(ctrl *pipeline.Controller, base string, started time.Time, logger *slog.Logger) (http.Handler, error) {
+	h, err := ui.New(ui.Options{Controller: ctrl, Base: strings.TrimSuffix(base, "/") + "/", Started: started, Logger: logger})
 	if err != nil {
-		return nil, nil, fmt.Errorf("listening on %s (--web.probe-listen-address): %w", addr, err)
+		return nil, fmt.Errorf("status UI: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(pipeline.PathHealthy, main)
-	mux.Handle(pipeline.PathReady, main)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	logger.Info("serving probes without auth", "addr", ln.Addr().String(), "paths", []string{pipeline.PathHealthy, pipeline.PathReady})
-	return srv, ln, nil
-}
-
-func serveErr(what string, err error) error {
-	if err == nil || errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", what, err)
+	return h, nil
 }

@@ -62,7 +62,7 @@ func (w *webSetup) writeWeb(t *testing.T, content string) {
 
 // do sends a GET with optional basic auth through c, a fresh connection
 // each time; code 0 means the request failed (body says why).
-func do(c *http.Client, u, user, pass string) (int, string) {
+func doGet(c *http.Client, u, user, pass string) (int, string) {
 	req, err := http.NewRequest("GET", u, nil)
 	if err != nil {
 		return 0, err.Error()
@@ -114,12 +114,12 @@ metrics_sink "own" {
 		TLSClientConfig: &tls.Config{RootCAs: w.ca.Pool()}, DisableKeepAlives: true}}
 
 	// The probe listener: plain HTTP, no auth, the two probe paths only.
-	a.waitFor("ready on the probe listener", func() bool { code, _ := do(plain, "http://"+probeAddr+"/-/ready", "", ""); return code == 200 })
-	if code, body := do(plain, "http://"+probeAddr+"/-/healthy", "", ""); code != 200 || !strings.Contains(body, "healthy") {
+	a.waitFor("ready on the probe listener", func() bool { code, _ := doGet(plain, "http://"+probeAddr+"/-/ready", "", ""); return code == 200 })
+	if code, body := doGet(plain, "http://"+probeAddr+"/-/healthy", "", ""); code != 200 || !strings.Contains(body, "healthy") {
 		t.Errorf("probe listener /-/healthy: %d %q", code, body)
 	}
 	for _, p := range []string{"/metrics", "/api/v0/components", "/-/reload", "/"} {
-		if code, body := do(plain, "http://"+probeAddr+p, "", ""); code != 404 {
+		if code, body := doGet(plain, "http://"+probeAddr+p, "", ""); code != 404 {
 			t.Errorf("probe listener %s: %d %q, want 404", p, code, body)
 		}
 	}
@@ -130,20 +130,20 @@ metrics_sink "own" {
 		if strings.Contains(base, sinkAddr) {
 			path = "/metrics"
 		}
-		a.waitFor(base+" to serve", func() bool { code, _ := do(secure, base+path, "prom", "s3cret"); return code == 200 })
+		a.waitFor(base+" to serve", func() bool { code, _ := doGet(secure, base+path, "prom", "s3cret"); return code == 200 })
 		for _, cred := range [][2]string{{"prom", "wrong"}, {"", ""}, {"other", "s3cret"}} {
-			if code, body := do(secure, base+path, cred[0], cred[1]); code != 401 {
+			if code, body := doGet(secure, base+path, cred[0], cred[1]); code != 401 {
 				t.Errorf("%s%s as %q/%q: %d %q, want 401", base, path, cred[0], cred[1], code, body)
 			}
 		}
 		hp := "http://" + strings.TrimPrefix(base, "https://") + path
-		if code, body := do(plain, hp, "prom", "s3cret"); code != 400 || !strings.Contains(body, "Client sent an HTTP request to an HTTPS server") {
+		if code, body := doGet(plain, hp, "prom", "s3cret"); code != 400 || !strings.Contains(body, "Client sent an HTTP request to an HTTPS server") {
 			t.Errorf("plain HTTP %s: %d %q, want 400 'Client sent an HTTP request to an HTTPS server'", hp, code, body)
 		}
 	}
 	// Probes that carry credentials (the way Prometheus itself is probed
 	// behind basic auth) work on the main port too.
-	if code, _ := do(secure, "https://"+a.addr+"/-/healthy", "prom", "s3cret"); code != 200 {
+	if code, _ := doGet(secure, "https://"+a.addr+"/-/healthy", "prom", "s3cret"); code != 200 {
 		t.Errorf("/-/healthy with credentials: %d", code)
 	}
 
@@ -285,20 +285,20 @@ scrape_configs:
 	a.waitFor("the broken web config to be reported", func() bool {
 		return strings.Contains(logs.String(), "web config file is invalid")
 	})
-	if code, _ := do(secure, "https://"+a.addr+"/-/ready", "prom", "s3cret"); code == 200 {
+	if code, _ := doGet(secure, "https://"+a.addr+"/-/ready", "prom", "s3cret"); code == 200 {
 		t.Error("served with a broken web config file")
 	}
 	w.writeWeb(t, w.good())
 	a.waitFor("the fixed web config to be reported", func() bool {
 		return strings.Contains(logs.String(), "web config file is valid again")
 	})
-	if code, _ := do(secure, "https://"+a.addr+"/-/ready", "prom", "s3cret"); code != 200 {
+	if code, _ := doGet(secure, "https://"+a.addr+"/-/ready", "prom", "s3cret"); code != 200 {
 		t.Errorf("after the fix: %d", code)
 	}
 	body := ""
 	a.waitFor("the check metric", func() bool {
 		var code int
-		code, body = do(secure, "https://"+a.addr+"/metrics", "prom", "s3cret")
+		code, body = doGet(secure, "https://"+a.addr+"/metrics", "prom", "s3cret")
 		return code == 200
 	})
 	if !strings.Contains(body, "sluice_web_config_last_check_successful 1") {

@@ -44,6 +44,7 @@ type config struct {
 	mounter       pipeline.HTTPMounter
 	logger        *slog.Logger
 	id            string
+	dataPath      string
 	webConfigFile string
 }
 
@@ -54,6 +55,11 @@ type Option func(*config)
 func WithGatherer(name string, g prometheus.Gatherer) Option {
 	return func(c *config) { c.gatherers[name] = g }
 }
+
+// WithDataPath sets the component's data directory (a new temporary
+// directory by default), e.g. for a test that restarts a component on the
+// state an earlier instance left.
+func WithDataPath(dir string) Option { return func(c *config) { c.dataPath = dir } }
 
 // WithConfigDir sets the directory relative paths resolve against.
 func WithConfigDir(dir string) Option { return func(c *config) { c.configDir = dir } }
@@ -172,12 +178,16 @@ func TryNew(t testing.TB, name, body string, opts ...Option) (*Harness, error) {
 		h.cfg.mounter = cfg.mounter
 	}
 	id := name + "." + cfg.id
+	dataPath := cfg.dataPath
+	if dataPath == "" {
+		dataPath = t.TempDir()
+	}
 	built := false
 	inst, err := reg.Build(pipeline.Options[any]{
 		ID:         id,
 		Logger:     cfg.logger.With("component_id", id),
 		Registerer: h.Registry,
-		DataPath:   t.TempDir(),
+		DataPath:   dataPath,
 		ConfigDir:  cfg.configDir,
 		OnExports: func(e any) {
 			h.mu.Lock()
@@ -328,17 +338,28 @@ func NewMux() *Mux { return &Mux{m: map[string]http.Handler{}} }
 func (m *Mux) Mount(path string, h http.Handler) (func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, dup := m.m[path]; dup {
-		return nil, fmt.Errorf("path %s is already mounted", path)
+	for p := range m.m {
+		if pipeline.PathsOverlap(p, path) {
+			return nil, fmt.Errorf("path %s is already mounted (%s)", path, p)
+		}
 	}
 	m.m[path] = h
 	return func() { m.mu.Lock(); delete(m.m, path); m.mu.Unlock() }, nil
 }
 
-// ServeHTTP serves mounted handlers by exact path.
+// ServeHTTP serves mounted handlers by exact path, or by the longest
+// subtree (a path ending in "/") covering the request's path.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.mu.RLock()
 	h := m.m[r.URL.Path]
+	if h == nil {
+		best := ""
+		for p, ph := range m.m {
+			if pipeline.IsSubtreePath(p) && len(p) > len(best) && pipeline.PathsOverlap(p, r.URL.Path) {
+				best, h = p, ph
+			}
+		}
+	}
 	m.mu.RUnlock()
 	if h == nil {
 		http.NotFound(w, r)
