@@ -132,7 +132,7 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 	for range n {
 		r.shards = append(r.shards, newShard(r, r.exported))
 	}
-	opts.OnExports(Exports{Metrics: r.exported})
+	opts.OnExports(Exports{Metrics: seriesGatherer{r}})
 	return r, nil
 }
 

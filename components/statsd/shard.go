@@ -35,6 +35,9 @@ type shard struct {
 	mu    sync.Mutex
 	reg   *registry.Registry
 	count int64 // live series in this shard, as last added to r.total
+	// families holds, by metric name, what a scrape needs besides the
+	// series (see seriesGatherer); guarded by mu.
+	families map[string]*family
 
 	evCounter, evGauge, evObserver localCounter
 }
@@ -43,6 +46,7 @@ func newShard(r *Receiver, exported prometheus.Registerer) *shard {
 	return &shard{
 		r:          r,
 		reg:        registry.NewRegistry(exported, nil),
+		families:   map[string]*family{},
 		evCounter:  localCounter{Counter: r.m.evCounter},
 		evGauge:    localCounter{Counter: r.m.evGauge},
 		evObserver: localCounter{Counter: r.m.evObserver},
@@ -199,6 +203,9 @@ func (s *shard) one(it *item, maxSeries int64) {
 	switch {
 	case grew:
 		s.dropLabels(it)
+		if _, ok := s.families[it.name]; !ok {
+			s.families[it.name] = newFamily(it)
+		}
 		s.count++
 		if !reserved {
 			total.Add(1)
