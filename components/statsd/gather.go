@@ -8,28 +8,49 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/statsd_exporter/pkg/metrics"
-	"google.golang.org/protobuf/proto"
 )
 
-// family is what a scrape needs of a metric name besides its series: its
-// name, help and type, made once, when its first series is created, so
-// that a scrape shares them instead of allocating them per family.
-type family struct {
-	name, help *string
-	typ        *dto.MetricType
+// familyMeta is what a scrape needs of the metric names of a shard
+// besides their series, kept so that a scrape does not allocate it per
+// family: the help of each name whose help is not the default (most names
+// of a large set are unmapped, and cost nothing here), each help text
+// once, and the family types. Guarded by the shard's mu.
+type familyMeta struct {
+	helpOf  map[string]*string // metric name -> help, for non-default help only
+	helps   map[string]*string // help text -> the one pointer to it
+	defHelp string
+	types   [dto.MetricType_GAUGE_HISTOGRAM + 1]dto.MetricType // types[t] == t
 }
 
-func newFamily(it *item) *family {
-	t := dto.MetricType_COUNTER
-	switch it.kind {
-	case kindGauge:
-		t = dto.MetricType_GAUGE
-	case kindHistogram:
-		t = dto.MetricType_HISTOGRAM
-	case kindSummary:
-		t = dto.MetricType_SUMMARY
+func newFamilyMeta() familyMeta {
+	fm := familyMeta{helpOf: map[string]*string{}, helps: map[string]*string{}, defHelp: defaultHelp}
+	for i := range fm.types {
+		fm.types[i] = dto.MetricType(i)
 	}
-	return &family{name: proto.String(it.name), help: proto.String(it.help), typ: t.Enum()}
+	return fm
+}
+
+// created records the help of a name whose first series was just created.
+func (fm *familyMeta) created(name, help string) {
+	if help == defaultHelp {
+		return
+	}
+	if _, ok := fm.helpOf[name]; ok {
+		return // the first help stays, as in the registered vector
+	}
+	p, ok := fm.helps[help]
+	if !ok {
+		p = &help
+		fm.helps[help] = p
+	}
+	fm.helpOf[name] = p
+}
+
+func (fm *familyMeta) help(name string) *string {
+	if p := fm.helpOf[name]; p != nil {
+		return p
+	}
+	return &fm.defHelp
 }
 
 // seriesGatherer gathers the series of every shard straight from the
@@ -71,6 +92,7 @@ func (s *shard) gather(out []*dto.MetricFamily) []*dto.MetricFamily {
 	slab := make([]dto.Metric, n)
 	ptrs := make([]*dto.Metric, n)
 	fslab := make([]dto.MetricFamily, fams)
+	names := make([]string, fams)
 	i, f := 0, 0
 	for name, m := range s.reg.Metrics {
 		if len(m.Metrics) == 0 {
@@ -91,14 +113,10 @@ func (s *shard) gather(out []*dto.MetricFamily) []*dto.MetricFamily {
 		}
 		ms := ptrs[start:i:i]
 		slices.SortFunc(ms, compareLabels)
-		fam := s.families[name]
-		if fam == nil { // not created through one(): cannot happen, but stay correct
-			fam = &family{name: proto.String(name), help: proto.String(defaultHelp), typ: dtoType(m.MetricType).Enum()}
-			s.families[name] = fam
-		}
 		mf := &fslab[f]
+		names[f] = name
+		mf.Name, mf.Help, mf.Type, mf.Metric = &names[f], s.meta.help(name), &s.meta.types[dtoType(m.MetricType)], ms
 		f++
-		mf.Name, mf.Help, mf.Type, mf.Metric = fam.name, fam.help, fam.typ, ms
 		out = append(out, mf)
 	}
 	return out
