@@ -126,7 +126,7 @@ func run() error {
 	}
 	all := []target{
 		{name: "statsd_exporter", cmd: func(_, udp, web, _ string) (*exec.Cmd, error) {
-			return exec.Command(exporterBin, "--statsd.listen-udp="+udp, "--statsd.listen-tcp=", "--web.listen-address="+web,
+			return exec.Command(exporterBin, "--statsd.listen-udp="+udp, "--statsd.listen-tcp="+udp, "--web.listen-address="+web,
 				"--statsd.mapping-config="+mapping, "--log.level=error", "--statsd.read-buffer="+strconv.Itoa(*flagRcvBuf)), nil
 		}},
 		{name: "sluice", sinkPort: true, cmd: func(dir, udp, web, sink string) (*exec.Cmd, error) {
@@ -134,6 +134,7 @@ func run() error {
 			// its series on a listener of its own.
 			cfg := fmt.Sprintf(`statsd_receiver "bench" {
   listen_udp   = %q
+  listen_tcp   = %q
   mapping_file = %q
   read_buffer  = %d
   max_series   = 1000000
@@ -143,7 +144,7 @@ metrics_sink "bench" {
   inputs = [statsd_receiver.bench.metrics]
   listen = %q
 }
-`, udp, mapping, *flagRcvBuf, sink)
+`, udp, udp, mapping, *flagRcvBuf, sink)
 			path := filepath.Join(dir, "sluice.hcl")
 			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 				return nil, err
@@ -232,7 +233,7 @@ func start(dir string, t target) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	udp, err := freePort() // a free TCP port is very likely a free UDP port
+	udp, err := freePort() // statsd over UDP and TCP; a free TCP port is very likely a free UDP port
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +252,8 @@ func start(dir string, t target) (*proc, error) {
 		return nil, err
 	}
 	cmd.Stderr = os.Stderr
+	// The targets end with the bench, however it ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -578,6 +581,24 @@ func seriesLine(shape string, i int) (string, error) {
 	return "", fmt.Errorf("-mem-shapes: unknown shape %q (names, tags)", shape)
 }
 
+// sendTCP sends n lines over one TCP connection.
+func sendTCP(addr string, n int, line func(int) string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(c, 64<<10)
+	for i := range n {
+		w.WriteString(line(i))
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		c.Close()
+		return err
+	}
+	return c.Close()
+}
+
 // memoryRuns measures resident memory with -series distinct series, -runs
 // times on fresh processes, both targets side by side: before any scrape,
 // after the first scrape, and after a 15 s scrape loop (what a
@@ -587,7 +608,6 @@ func memoryRuns(dir string, targets []target, shape string) error {
 		return err
 	}
 	n := *flagSeries
-	series := packets(n, 20, func(i int) string { l, _ := seriesLine(shape, i); return l })
 	rnd := rand.New(rand.NewPCG(1, 2))
 	warm := packets(6000, 1, func(i int) string { return gunicornLine(i, rnd) })
 	type figs struct{ before, first, loop []float64 }
@@ -621,20 +641,25 @@ func memoryRuns(dir string, targets []target, shape string) error {
 		}
 		for _, p := range procs {
 			before, _ := p.events()
-			// 20 lines per datagram at 100k lines/s: well under both
-			// targets' lossless rates.
-			sent, _, _, err := blast(p.udp, 100000, time.Duration(float64(n)/100000*float64(time.Second))+100*time.Millisecond, series)
-			if err != nil {
+			// Over TCP: the series must all arrive, whatever the load of
+			// the machine (over UDP, a loaded machine lost a third).
+			if err := sendTCP(p.udp, n, func(i int) string { l, _ := seriesLine(shape, i); return l }); err != nil {
 				stopAll(procs)
 				return err
 			}
-			after, err := p.settle()
-			if err != nil {
-				stopAll(procs)
-				return err
-			}
-			if got := after - before; got < float64(n) {
-				fmt.Fprintf(os.Stderr, "  warning: %s: %v of %d series lines processed (%d sent)\n", p.t.name, got, n, sent)
+			for deadline := time.Now().Add(time.Minute); ; {
+				after, err := p.settle()
+				if err != nil {
+					stopAll(procs)
+					return err
+				}
+				if after-before >= float64(n) {
+					break
+				}
+				if time.Now().After(deadline) {
+					stopAll(procs)
+					return fmt.Errorf("%s: %v of %d series lines processed", p.t.name, after-before, n)
+				}
 			}
 		}
 		time.Sleep(2 * time.Second)
