@@ -79,6 +79,9 @@ type ServerOptions struct {
 	// Reload re-reads and applies the config file.
 	Reload func() error
 	Logger *slog.Logger
+	// UI serves what is neither built in nor mounted (the status UI, see
+	// pipeline/ui); nil answers 404.
+	UI http.Handler
 }
 
 // NewHandler returns the agent's HTTP handler: the built-in endpoints and
@@ -138,6 +141,10 @@ func NewHandler(o ServerOptions) http.Handler {
 		}
 		if h := o.Mounts.lookup(r.URL.Path); h != nil {
 			h.ServeHTTP(w, r)
+			return
+		}
+		if o.UI != nil {
+			o.UI.ServeHTTP(w, r)
 			return
 		}
 		http.NotFound(w, r)

@@ -3,7 +3,9 @@
 # - a PostgreSQL server: the postgres_source tests start a throwaway one;
 # - gunicorn: the statsd_receiver test drives a real gunicorn;
 # - prometheus: cmd/sluice's TestRealPrometheus has a real Prometheus server
-#   (Debian's package, 2.42) scrape the agent.
+#   (Debian's package, 2.42) scrape the agent;
+# - chromium: the status UI's browser tests (cmd/sluice) drive a headless
+#   Debian chromium with chromedp.
 # Idempotent and quiet when everything is present (Debian/Ubuntu, apt-get).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +30,10 @@ apt_install() {
 
 if ! command -v gunicorn >/dev/null 2>&1; then
   apt_install gunicorn
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
 fi
 
 if ! command -v prometheus >/dev/null 2>&1; then
