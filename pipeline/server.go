@@ -45,13 +45,15 @@ func (m *Mounts) Mount(path string, h http.Handler) (func(), error) {
 	if !strings.HasPrefix(path, "/") {
 		return nil, fmt.Errorf("path %q must start with /", path)
 	}
-	if IsBuiltinPath(path) {
+	if IsBuiltinPath(path) || path == "/" {
 		return nil, fmt.Errorf("path %s is built into the agent server", path)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, dup := m.m[path]; dup {
-		return nil, fmt.Errorf("path %s is already mounted by another component", path)
+	for p := range m.m { // a subtree (path ending in /) overlaps what it covers: mountpath.go
+		if PathsOverlap(p, path) {
+			return nil, fmt.Errorf("path %s is already mounted by another component (%s)", path, p)
+		}
 	}
 	m.m[path] = h
 	var once sync.Once
@@ -67,7 +69,8 @@ func (m *Mounts) Mount(path string, h http.Handler) (func(), error) {
 func (m *Mounts) lookup(path string) http.Handler {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.m[path]
+	h, _ := matchMount(m.m, path)
+	return h
 }
 
 // ServerOptions configure the agent's HTTP handler.
