@@ -2,7 +2,6 @@ package sink
 
 import (
 	"errors"
-	"fmt"
 	"sort"
 	"strconv"
 
@@ -11,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluicehq/sluice/internal/gathermerge"
 	"github.com/sluicehq/sluice/labelset"
 	"github.com/sluicehq/sluice/pipeline"
 )
@@ -58,88 +58,9 @@ func (f gathererFunc) Gather() ([]*dto.MetricFamily, error) { return f() }
 // logged here, once per gather; the error reaches promhttp only when
 // nothing at all could be gathered (it then answers 500).
 func (c *Component) gather(st *state) ([]*dto.MetricFamily, error) {
-	var (
-		errs    []error
-		out     []*dto.MetricFamily
-		index   map[string]int                   // family name -> position in out
-		owned   map[int]map[uint64][]*dto.Metric // merged families: metrics by label set hash, for duplicate checks
-		d       = xxhash.New()
-		several = len(st.inputs) > 1
-	)
-	for i, in := range st.inputs {
-		fams, err := in.Gather()
-		if err != nil {
-			c.inputError(st, i, "gather", err)
-			errs = append(errs, err)
-		}
-		if out == nil {
-			out = make([]*dto.MetricFamily, 0, len(fams))
-		}
-		for _, mf := range fams {
-			if mf == nil || len(mf.Metric) == 0 {
-				continue
-			}
-			if err := checkFamily(mf); err != nil {
-				c.inputError(st, i, "inconsistent", err)
-				errs = append(errs, err)
-				continue
-			}
-			if !several {
-				out = append(out, mf)
-				continue
-			}
-			if index == nil {
-				index = map[string]int{}
-				owned = map[int]map[uint64][]*dto.Metric{}
-			}
-			j, seen := index[mf.GetName()]
-			if !seen {
-				index[mf.GetName()] = len(out)
-				out = append(out, mf)
-				continue
-			}
-			have := out[j]
-			if have.GetType() != mf.GetType() {
-				err := fmt.Errorf("family %q is a %s in input %d but a %s in an earlier input: skipped from input %d",
-					mf.GetName(), mf.GetType(), i, have.GetType(), i)
-				c.inputError(st, i, "inconsistent", err)
-				errs = append(errs, err)
-				continue
-			}
-			hashes := owned[j]
-			if hashes == nil {
-				// First merge into this family: copy it, so the input's
-				// family stays untouched.
-				hashes = make(map[uint64][]*dto.Metric, len(have.Metric)+len(mf.Metric))
-				for _, m := range have.Metric {
-					h := labelset.Hash(d, m.Label)
-					hashes[h] = append(hashes[h], m)
-				}
-				have = &dto.MetricFamily{Name: have.Name, Help: have.Help, Type: have.Type, Unit: have.Unit,
-					Metric: append(make([]*dto.Metric, 0, len(have.Metric)+len(mf.Metric)), have.Metric...)}
-				out[j], owned[j] = have, hashes
-			}
-			dups := 0
-			for _, m := range mf.Metric {
-				h := labelset.Hash(d, m.Label)
-				if labelset.Contains(hashes[h], m.Label) {
-					dups++
-					continue
-				}
-				hashes[h] = append(hashes[h], m)
-				have.Metric = append(have.Metric, m)
-			}
-			if dups > 0 {
-				err := fmt.Errorf("family %q: %d series of input %d duplicate series of an earlier input: skipped", mf.GetName(), dups, i)
-				c.inputError(st, i, "inconsistent", err)
-			}
-		}
-	}
-	if several {
-		sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
-	}
+	out, errs := gathermerge.Merge(st.inputs, func(i int, reason string, err error) { c.inputError(st, i, reason, err) })
 	if len(st.consts) > 0 || !st.honorTS {
-		out = rewrite(out, st, d)
+		out = rewrite(out, st, xxhash.New())
 	}
 	if len(out) == 0 && len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -150,36 +71,6 @@ func (c *Component) gather(st *state) ([]*dto.MetricFamily, error) {
 func (c *Component) inputError(st *state, i int, reason string, err error) {
 	c.metrics.gatherErrors.WithLabelValues(st.inputIDs[i], reason).Inc()
 	c.errLog.Error("gathering input", "input", i, "reason", reason, "err", err)
-}
-
-// checkFamily reports a family the encoder could not write: one without a
-// name, or with a metric that lacks the value its type calls for.
-func checkFamily(mf *dto.MetricFamily) error {
-	if mf.GetName() == "" {
-		return errors.New("metric family without a name: skipped")
-	}
-	t := mf.GetType()
-	for _, m := range mf.Metric {
-		var ok bool
-		if m != nil {
-			switch t {
-			case dto.MetricType_COUNTER:
-				ok = m.Counter != nil
-			case dto.MetricType_GAUGE:
-				ok = m.Gauge != nil
-			case dto.MetricType_SUMMARY:
-				ok = m.Summary != nil
-			case dto.MetricType_UNTYPED:
-				ok = m.Untyped != nil
-			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-				ok = m.Histogram != nil
-			}
-		}
-		if !ok {
-			return fmt.Errorf("family %q of type %s has a metric without a %s value: skipped", mf.GetName(), t, t)
-		}
-	}
-	return nil
 }
 
 // rewrite adds const labels and strips timestamps, copying the metrics of

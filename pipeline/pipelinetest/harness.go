@@ -44,6 +44,7 @@ type config struct {
 	mounter   pipeline.HTTPMounter
 	logger    *slog.Logger
 	id        string
+	dataPath  string
 }
 
 // Option configures a harness.
@@ -53,6 +54,11 @@ type Option func(*config)
 func WithGatherer(name string, g prometheus.Gatherer) Option {
 	return func(c *config) { c.gatherers[name] = g }
 }
+
+// WithDataPath sets the component's data directory (a new temporary
+// directory by default), e.g. for a test that restarts a component on the
+// state an earlier instance left.
+func WithDataPath(dir string) Option { return func(c *config) { c.dataPath = dir } }
 
 // WithConfigDir sets the directory relative paths resolve against.
 func WithConfigDir(dir string) Option { return func(c *config) { c.configDir = dir } }
@@ -167,12 +173,16 @@ func TryNew(t testing.TB, name, body string, opts ...Option) (*Harness, error) {
 		h.cfg.mounter = cfg.mounter
 	}
 	id := name + "." + cfg.id
+	dataPath := cfg.dataPath
+	if dataPath == "" {
+		dataPath = t.TempDir()
+	}
 	built := false
 	inst, err := reg.Build(pipeline.Options[any]{
 		ID:         id,
 		Logger:     cfg.logger.With("component_id", id),
 		Registerer: h.Registry,
-		DataPath:   t.TempDir(),
+		DataPath:   dataPath,
 		ConfigDir:  cfg.configDir,
 		OnExports: func(e any) {
 			h.mu.Lock()

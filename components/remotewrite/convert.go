@@ -1,0 +1,242 @@
+package remotewrite
+
+import (
+	"math"
+	"sort"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// staleNaN is the value Prometheus uses to mark a series as gone.
+var staleNaN = math.Float64frombits(value.StaleNaN)
+
+// converter turns gathered families into remote-write series, the way a
+// Prometheus scrape of the same families would, and remembers the series of
+// the last gather so that those that disappear get a staleness marker.
+type converter struct {
+	external []prompb.Label // sorted by name
+	native   bool           // emit native histograms when a family has them
+	d        *xxhash.Digest
+	// Series of the previous and of the current gather, by a hash of the
+	// metric's name, own labels and le/quantile (the external labels are
+	// the same for all). A 64-bit hash collision between two live series
+	// would make one borrow the other's labels; at 2^-64 per pair that is
+	// accepted, as it saves rebuilding and sorting every label set at
+	// every gather.
+	last   map[uint64][]prompb.Label
+	next   map[uint64][]prompb.Label
+	lbuf   []prompb.Label
+	hashes []uint64 // of the series convert returned, in order
+}
+
+func newConverter(external map[string]string, native bool) *converter {
+	c := &converter{native: native, d: xxhash.New(), last: map[uint64][]prompb.Label{}, next: map[uint64][]prompb.Label{}}
+	for name, v := range external {
+		c.external = append(c.external, prompb.Label{Name: name, Value: v})
+	}
+	sort.Slice(c.external, func(i, j int) bool { return c.external[i].Name < c.external[j].Name })
+	return c
+}
+
+// convert returns one TimeSeries per series, each with one sample or one
+// native histogram, stamped with nowMs unless the metric has its own
+// timestamp, followed by staleness markers for the series of the previous
+// call that are missing now.
+func (c *converter) convert(fams []*dto.MetricFamily, nowMs int64) []prompb.TimeSeries {
+	out := make([]prompb.TimeSeries, 0, len(c.last)+16)
+	c.hashes = c.hashes[:0]
+	for _, mf := range fams {
+		name := mf.GetName()
+		for _, m := range mf.Metric {
+			ts := nowMs
+			if m.TimestampMs != nil {
+				ts = m.GetTimestampMs()
+			}
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				out = c.sample(out, name, m.Label, "", "", m.GetCounter().GetValue(), ts)
+			case dto.MetricType_GAUGE:
+				out = c.sample(out, name, m.Label, "", "", m.GetGauge().GetValue(), ts)
+			case dto.MetricType_UNTYPED:
+				out = c.sample(out, name, m.Label, "", "", m.GetUntyped().GetValue(), ts)
+			case dto.MetricType_SUMMARY:
+				s := m.GetSummary()
+				for _, q := range s.Quantile {
+					out = c.sample(out, name, m.Label, "quantile", formatFloat(q.GetQuantile()), q.GetValue(), ts)
+				}
+				out = c.sample(out, name+"_sum", m.Label, "", "", s.GetSampleSum(), ts)
+				out = c.sample(out, name+"_count", m.Label, "", "", float64(s.GetSampleCount()), ts)
+			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+				out = c.histogram(out, name, m, mf.GetType() == dto.MetricType_GAUGE_HISTOGRAM, ts)
+			}
+		}
+	}
+	// Staleness: what was there last time and is not now.
+	for h, lbls := range c.last {
+		if _, ok := c.next[h]; !ok {
+			out = append(out, prompb.TimeSeries{Labels: lbls, Samples: []prompb.Sample{{Value: staleNaN, Timestamp: nowMs}}})
+			c.hashes = append(c.hashes, h)
+		}
+	}
+	c.last, c.next = c.next, c.last
+	clear(c.next)
+	return out
+}
+
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func (c *converter) histogram(out []prompb.TimeSeries, name string, m *dto.Metric, gauge bool, ts int64) []prompb.TimeSeries {
+	h := m.GetHistogram()
+	isNative := h.GetSchema() != 0 || h.GetZeroThreshold() != 0 || len(h.PositiveSpan) > 0 || len(h.NegativeSpan) > 0 || h.GetZeroCount() != 0 || h.GetZeroCountFloat() != 0
+	if c.native && isNative {
+		lbls, key := c.labels(name, m.Label, "", "")
+		if lbls == nil {
+			return out
+		}
+		c.hashes = append(c.hashes, key)
+		return append(out, prompb.TimeSeries{Labels: lbls, Histograms: []prompb.Histogram{nativeHistogram(h, gauge, ts)}})
+	}
+	cum := float64(h.GetSampleCount())
+	if h.SampleCountFloat != nil {
+		cum = h.GetSampleCountFloat()
+	}
+	sawInf := false
+	for _, b := range h.Bucket {
+		v := float64(b.GetCumulativeCount())
+		if b.CumulativeCountFloat != nil {
+			v = b.GetCumulativeCountFloat()
+		}
+		if math.IsInf(b.GetUpperBound(), +1) {
+			sawInf = true
+		}
+		out = c.sample(out, name+"_bucket", m.Label, "le", formatFloat(b.GetUpperBound()), v, ts)
+	}
+	if !sawInf {
+		out = c.sample(out, name+"_bucket", m.Label, "le", "+Inf", cum, ts)
+	}
+	out = c.sample(out, name+"_sum", m.Label, "", "", h.GetSampleSum(), ts)
+	return c.sample(out, name+"_count", m.Label, "", "", cum, ts)
+}
+
+func nativeHistogram(h *dto.Histogram, gauge bool, ts int64) prompb.Histogram {
+	p := prompb.Histogram{
+		Sum:           h.GetSampleSum(),
+		Schema:        h.GetSchema(),
+		ZeroThreshold: h.GetZeroThreshold(),
+		Timestamp:     ts,
+		NegativeSpans: spans(h.NegativeSpan),
+		PositiveSpans: spans(h.PositiveSpan),
+	}
+	if gauge {
+		p.ResetHint = prompb.Histogram_GAUGE
+	}
+	if h.SampleCountFloat != nil || len(h.PositiveCount) > 0 || len(h.NegativeCount) > 0 {
+		p.Count = &prompb.Histogram_CountFloat{CountFloat: h.GetSampleCountFloat()}
+		if h.SampleCountFloat == nil {
+			p.Count = &prompb.Histogram_CountFloat{CountFloat: float64(h.GetSampleCount())}
+		}
+		p.ZeroCount = &prompb.Histogram_ZeroCountFloat{ZeroCountFloat: h.GetZeroCountFloat()}
+		p.PositiveCounts, p.NegativeCounts = h.PositiveCount, h.NegativeCount
+		return p
+	}
+	p.Count = &prompb.Histogram_CountInt{CountInt: h.GetSampleCount()}
+	p.ZeroCount = &prompb.Histogram_ZeroCountInt{ZeroCountInt: h.GetZeroCount()}
+	p.PositiveDeltas, p.NegativeDeltas = h.PositiveDelta, h.NegativeDelta
+	return p
+}
+
+func spans(in []*dto.BucketSpan) []prompb.BucketSpan {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]prompb.BucketSpan, len(in))
+	for i, s := range in {
+		out[i] = prompb.BucketSpan{Offset: s.GetOffset(), Length: s.GetLength()}
+	}
+	return out
+}
+
+func (c *converter) sample(out []prompb.TimeSeries, name string, pairs []*dto.LabelPair, extraName, extraValue string, v float64, ts int64) []prompb.TimeSeries {
+	lbls, key := c.labels(name, pairs, extraName, extraValue)
+	if lbls == nil {
+		return out
+	}
+	c.hashes = append(c.hashes, key)
+	return append(out, prompb.TimeSeries{Labels: lbls, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
+}
+
+// labels returns the sorted label set of a series and its key: __name__,
+// the metric's labels (empty values dropped, as Prometheus does), one extra
+// label (le, quantile) and the external labels the series does not have.
+// A series of the previous gather keeps its label set. It records the
+// series for staleness and returns nil for a duplicate within this gather
+// (the first one wins).
+func (c *converter) labels(name string, pairs []*dto.LabelPair, extraName, extraValue string) ([]prompb.Label, uint64) {
+	d := c.d
+	d.Reset()
+	_, _ = d.WriteString(name)
+	for _, p := range pairs {
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(p.GetName())
+		_, _ = d.Write(sep)
+		_, _ = d.WriteString(p.GetValue())
+	}
+	_, _ = d.Write(sep)
+	_, _ = d.WriteString(extraName)
+	_, _ = d.Write(sep)
+	_, _ = d.WriteString(extraValue)
+	key := d.Sum64()
+	if _, dup := c.next[key]; dup {
+		return nil, 0
+	}
+	if lbls, ok := c.last[key]; ok {
+		c.next[key] = lbls
+		return lbls, key
+	}
+	b := c.lbuf[:0]
+	b = append(b, prompb.Label{Name: "__name__", Value: name})
+	for _, p := range pairs {
+		if p.GetValue() == "" || p.GetName() == extraName {
+			continue
+		}
+		b = append(b, prompb.Label{Name: p.GetName(), Value: p.GetValue()})
+	}
+	if extraName != "" {
+		b = append(b, prompb.Label{Name: extraName, Value: extraValue})
+	}
+	sort.Slice(b, func(i, j int) bool { return b[i].Name < b[j].Name })
+	if len(c.external) > 0 {
+		n := len(b)
+		for _, e := range c.external {
+			i := sort.Search(n, func(i int) bool { return b[i].Name >= e.Name })
+			if i < n && b[i].Name == e.Name {
+				continue // the series' own value wins
+			}
+			b = append(b, e)
+		}
+		if len(b) > n {
+			sort.Slice(b, func(i, j int) bool { return b[i].Name < b[j].Name })
+		}
+	}
+	c.lbuf = b
+	lbls := append([]prompb.Label(nil), b...)
+	c.next[key] = lbls
+	return lbls, key
+}
+
+var sep = []byte{0xff}
+
+func hashLabels(d *xxhash.Digest, lbls []prompb.Label) uint64 {
+	d.Reset()
+	for _, l := range lbls {
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.Write([]byte{0xff})
+		_, _ = d.WriteString(l.Value)
+		_, _ = d.Write([]byte{0xff})
+	}
+	return d.Sum64()
+}

@@ -1,0 +1,102 @@
+package remotewrite
+
+import (
+	"math"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// selfMetrics are remote_write's own metrics, modelled on Prometheus'
+// prometheus_remote_storage_*; all but the gather errors are per endpoint.
+type selfMetrics struct {
+	samples      *prometheus.CounterVec // endpoint, result
+	pending      *prometheus.GaugeVec
+	shards       *prometheus.GaugeVec
+	highestSent  *prometheus.GaugeVec
+	bytesSent    *prometheus.CounterVec
+	sendDuration *prometheus.HistogramVec
+	walSize      *prometheus.GaugeVec
+	walCorrupt   *prometheus.CounterVec
+	gatherErrors *prometheus.CounterVec // input, reason
+}
+
+func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
+	ep := []string{"endpoint"}
+	m := &selfMetrics{
+		samples: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_samples_total",
+			Help: "Samples (and native histograms) by outcome: sent (accepted by the endpoint), failed (refused with a 4xx other than 429, or unencodable), retried (a send attempt that will be retried), dropped (never sent: queue full without a WAL, or beyond max_wal_size/max_wal_age)."},
+			[]string{"endpoint", "result"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_remote_write_samples_pending",
+			Help: "Samples queued in memory, not yet sent."}, ep),
+		shards: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_remote_write_shards",
+			Help: "Shards sending to the endpoint in parallel."}, ep),
+		highestSent: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_remote_write_highest_sent_timestamp_seconds",
+			Help: "Timestamp of the newest sample the endpoint accepted."}, ep),
+		bytesSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_bytes_sent_total",
+			Help: "Compressed request bytes the endpoint accepted."}, ep),
+		sendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_remote_write_send_duration_seconds",
+			Help: "Duration of send attempts.", Buckets: prometheus.ExponentialBuckets(0.005, 4, 8)}, ep),
+		walSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_remote_write_wal_size_bytes",
+			Help: "Size of the endpoint's write-ahead log on disk."}, ep),
+		walCorrupt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_corruptions_total",
+			Help: "Torn or corrupt WAL records; the rest of their segment was skipped."}, ep),
+		gatherErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_gather_errors_total",
+			Help: "Inputs that failed to gather or had inconsistent families, by input."}, []string{"input", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.samples, m.pending, m.shards, m.highestSent, m.bytesSent, m.sendDuration, m.walSize, m.walCorrupt, m.gatherErrors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// endpointMetrics are selfMetrics curried with one endpoint's label.
+type endpointMetrics struct {
+	sent, failed, retried, dropped counter
+	pending, shards                prometheus.Gauge
+	highestSent                    prometheus.Gauge
+	bytesSent                      prometheus.Counter
+	sendDuration                   prometheus.Observer
+	walSize                        prometheus.Gauge
+	walCorrupt                     prometheus.Counter
+
+	mu      sync.Mutex
+	highest float64
+}
+
+func (m *selfMetrics) forEndpoint(name string) *endpointMetrics {
+	return &endpointMetrics{
+		sent:         m.samples.WithLabelValues(name, "sent"),
+		failed:       m.samples.WithLabelValues(name, "failed"),
+		retried:      m.samples.WithLabelValues(name, "retried"),
+		dropped:      m.samples.WithLabelValues(name, "dropped"),
+		pending:      m.pending.WithLabelValues(name),
+		shards:       m.shards.WithLabelValues(name),
+		highestSent:  m.highestSent.WithLabelValues(name),
+		bytesSent:    m.bytesSent.WithLabelValues(name),
+		sendDuration: m.sendDuration.WithLabelValues(name),
+		walSize:      m.walSize.WithLabelValues(name),
+		walCorrupt:   m.walCorrupt.WithLabelValues(name),
+	}
+}
+
+// forget removes an endpoint's series when the endpoint goes away.
+func (m *selfMetrics) forget(name string) {
+	for _, v := range []*prometheus.MetricVec{m.samples.MetricVec, m.pending.MetricVec, m.shards.MetricVec, m.highestSent.MetricVec,
+		m.bytesSent.MetricVec, m.walSize.MetricVec, m.walCorrupt.MetricVec} {
+		v.DeletePartialMatch(prometheus.Labels{"endpoint": name})
+	}
+	m.sendDuration.DeletePartialMatch(prometheus.Labels{"endpoint": name})
+}
+
+// markSent raises the highest sent timestamp (shards race to set it).
+func (m *endpointMetrics) markSent(tsSeconds float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if tsSeconds > m.highest && !math.IsNaN(tsSeconds) {
+		m.highest = tsSeconds
+		m.highestSent.Set(tsSeconds)
+	}
+}

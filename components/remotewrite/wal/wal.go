@@ -1,0 +1,361 @@
+// Package wal is remote_write's write-ahead log: numbered segment files of
+// records, each record framed as a 4-byte big-endian length, a 4-byte
+// CRC-32 (Castagnoli) of the payload, and the payload. One writer appends;
+// readers follow it from a saved position. A torn or corrupt record (a
+// crash mid-write, a bad disk) ends what is read of its segment: the reader
+// reports it and carries on with the next segment, never failing.
+package wal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	headerSize = 8
+	// MaxRecordSize bounds a record: a length above it is corruption, not
+	// a reason to allocate.
+	MaxRecordSize = 64 << 20
+	segmentSuffix = ".seg"
+	positionFile  = "position"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt is returned by ReadRecord for a record whose length is out of
+// bounds or whose checksum does not match.
+var ErrCorrupt = errors.New("corrupt record")
+
+// Position is a place in the log: a segment number and a byte offset in it.
+type Position struct {
+	Segment int
+	Offset  int64
+}
+
+// Less orders positions.
+func (p Position) Less(q Position) bool {
+	return p.Segment < q.Segment || (p.Segment == q.Segment && p.Offset < q.Offset)
+}
+
+// Log is a segmented log in one directory.
+type Log struct {
+	dir         string
+	segmentSize int64
+
+	mu     sync.Mutex
+	f      *os.File
+	w      *bufio.Writer
+	end    Position
+	notify chan struct{}
+	closed bool
+}
+
+// Open opens (creating it if needed) the log in dir. Appends always go to a
+// new segment, so a torn tail left by a crash is only ever read, never
+// written after.
+func Open(dir string, segmentSize int64) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating WAL directory: %w", err)
+	}
+	segs, err := Segments(dir)
+	if err != nil {
+		return nil, err
+	}
+	next := 0
+	if len(segs) > 0 {
+		next = segs[len(segs)-1].N + 1
+	}
+	l := &Log{dir: dir, segmentSize: segmentSize, notify: make(chan struct{})}
+	if err := l.startSegment(next); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+func segmentName(dir string, n int) string {
+	return filepath.Join(dir, fmt.Sprintf("%08d%s", n, segmentSuffix))
+}
+
+func (l *Log) startSegment(n int) error {
+	f, err := os.OpenFile(segmentName(l.dir, n), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("creating WAL segment: %w", err)
+	}
+	l.f, l.w, l.end = f, bufio.NewWriterSize(f, 64<<10), Position{Segment: n}
+	return nil
+}
+
+// Append writes one record and flushes it to the file (not fsynced: the
+// log survives a crash of the process, not of the machine).
+func (l *Log) Append(rec []byte) error {
+	if len(rec) == 0 || len(rec) > MaxRecordSize {
+		return fmt.Errorf("WAL record of %d bytes: want 1 to %d", len(rec), MaxRecordSize)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errors.New("WAL closed")
+	}
+	if l.end.Offset > 0 && l.end.Offset+int64(len(rec)+headerSize) > l.segmentSize {
+		if err := l.closeSegment(); err != nil {
+			return err
+		}
+		if err := l.startSegment(l.end.Segment + 1); err != nil {
+			return err
+		}
+	}
+	var hdr [headerSize]byte
+	binary.BigEndian.PutUint32(hdr[:4], uint32(len(rec)))
+	binary.BigEndian.PutUint32(hdr[4:], crc32.Checksum(rec, castagnoli))
+	if _, err := l.w.Write(hdr[:]); err != nil {
+		return fmt.Errorf("writing WAL: %w", err)
+	}
+	if _, err := l.w.Write(rec); err != nil {
+		return fmt.Errorf("writing WAL: %w", err)
+	}
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("writing WAL: %w", err)
+	}
+	l.end.Offset += int64(len(rec) + headerSize)
+	close(l.notify)
+	l.notify = make(chan struct{})
+	return nil
+}
+
+func (l *Log) closeSegment() error {
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("writing WAL: %w", err)
+	}
+	return l.f.Close()
+}
+
+// End is the position after the last record written, and a channel closed
+// at the next Append.
+func (l *Log) End() (Position, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.end, l.notify
+}
+
+// Close closes the current segment.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	close(l.notify)
+	return l.closeSegment()
+}
+
+// Segment describes one segment file.
+type Segment struct {
+	N       int
+	Size    int64
+	ModTime time.Time
+}
+
+// Segments lists the segment files of dir, oldest first.
+func Segments(dir string) ([]Segment, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing WAL: %w", err)
+	}
+	var segs []Segment
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, segmentSuffix) {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(name, segmentSuffix))
+		if err != nil || n < 0 {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		segs = append(segs, Segment{N: n, Size: info.Size(), ModTime: info.ModTime()})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].N < segs[j].N })
+	return segs, nil
+}
+
+// Remove deletes segment n unless it is the one being written.
+func (l *Log) Remove(n int) error {
+	l.mu.Lock()
+	cur := l.end.Segment
+	l.mu.Unlock()
+	if n >= cur {
+		return nil
+	}
+	if err := os.Remove(segmentName(l.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing WAL segment: %w", err)
+	}
+	return nil
+}
+
+// ReadRecord reads one record. It returns io.EOF at a clean end,
+// io.ErrUnexpectedEOF for a torn record, and ErrCorrupt for a bad length or
+// checksum.
+func ReadRecord(r io.Reader, buf []byte) ([]byte, error) {
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	// Records are never empty: a zero length is a zeroed (preallocated or
+	// torn) region, whose checksum of nothing would otherwise match.
+	if n == 0 || n > MaxRecordSize {
+		return nil, fmt.Errorf("%w: length %d", ErrCorrupt, n)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	if crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	return buf, nil
+}
+
+// Reader follows a log from a position.
+type Reader struct {
+	log *Log
+	pos Position
+	f   *os.File
+	r   *bufio.Reader
+	buf []byte
+	// OnCorrupt is called when the rest of a segment is skipped.
+	OnCorrupt func(segment int, offset int64, err error)
+}
+
+// NewReader reads log from pos on. A position in a segment that no longer
+// exists continues at the next one.
+func (l *Log) NewReader(pos Position) *Reader { return &Reader{log: l, pos: pos} }
+
+// Position is where the next record starts.
+func (r *Reader) Position() Position { return r.pos }
+
+// SkipTo moves the reader to pos (a record boundary), e.g. past records
+// whose content the caller already has.
+func (r *Reader) SkipTo(pos Position) {
+	if pos == r.pos {
+		return
+	}
+	r.Close()
+	r.pos = pos
+}
+
+// Close releases the reader's file.
+func (r *Reader) Close() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+}
+
+// Next returns the next record and the position after it, or io.EOF (with
+// a channel closed at the next Append) when it has read all there is. The
+// record is valid until the next call.
+func (r *Reader) Next() ([]byte, Position, <-chan struct{}, error) {
+	for {
+		end, more := r.log.End()
+		if !r.pos.Less(end) {
+			return nil, r.pos, more, io.EOF
+		}
+		if r.f == nil {
+			if err := r.open(end); err != nil {
+				return nil, r.pos, more, err
+			}
+			continue
+		}
+		limit := int64(-1)
+		if r.pos.Segment == end.Segment {
+			limit = end.Offset
+		}
+		if limit >= 0 && r.pos.Offset >= limit {
+			return nil, r.pos, more, io.EOF
+		}
+		rec, err := ReadRecord(r.r, r.buf)
+		if err == nil {
+			r.buf = rec[:0]
+			r.pos.Offset += int64(len(rec) + headerSize)
+			return rec, r.pos, more, nil
+		}
+		if err != io.EOF && r.OnCorrupt != nil {
+			r.OnCorrupt(r.pos.Segment, r.pos.Offset, err)
+		}
+		// The end of a finished segment, or a bad record: go on with the
+		// next segment.
+		r.Close()
+		r.pos = Position{Segment: r.pos.Segment + 1}
+	}
+}
+
+// open opens the segment of r.pos, or the next existing one.
+func (r *Reader) open(end Position) error {
+	for r.pos.Segment <= end.Segment {
+		f, err := os.Open(segmentName(r.log.dir, r.pos.Segment))
+		if errors.Is(err, os.ErrNotExist) {
+			r.pos = Position{Segment: r.pos.Segment + 1}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("opening WAL segment: %w", err)
+		}
+		if _, err := f.Seek(r.pos.Offset, io.SeekStart); err != nil {
+			f.Close()
+			return fmt.Errorf("seeking in WAL segment: %w", err)
+		}
+		r.f, r.r = f, bufio.NewReaderSize(f, 64<<10)
+		return nil
+	}
+	return nil
+}
+
+// SavePosition records pos in dir atomically.
+func SavePosition(dir string, pos Position) error {
+	tmp := filepath.Join(dir, positionFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d %d\n", pos.Segment, pos.Offset)), 0o640); err != nil {
+		return fmt.Errorf("saving WAL position: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, positionFile)); err != nil {
+		return fmt.Errorf("saving WAL position: %w", err)
+	}
+	return nil
+}
+
+// LoadPosition reads the position saved in dir; a missing or unreadable
+// file means "from the start" (the zero Position) and ok=false.
+func LoadPosition(dir string) (pos Position, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, positionFile))
+	if err != nil {
+		return Position{}, false
+	}
+	if _, err := fmt.Sscanf(string(b), "%d %d", &pos.Segment, &pos.Offset); err != nil || pos.Segment < 0 || pos.Offset < 0 {
+		return Position{}, false
+	}
+	return pos, true
+}
