@@ -141,6 +141,16 @@ metrics_sink "own" {
 			t.Errorf("plain HTTP %s: %d %q, want 400 'Client sent an HTTP request to an HTTPS server'", hp, code, body)
 		}
 	}
+	// The status UI is served by the same handler, so the same auth guards
+	// it: its pages and its JSON need the credentials.
+	for _, p := range []string{"/", "/status.json"} {
+		if code, body := doGet(secure, "https://"+a.addr+p, "prom", "wrong"); code != 401 {
+			t.Errorf("status UI %s with a wrong password: %d %q, want 401", p, code, body)
+		}
+		if code, body := doGet(secure, "https://"+a.addr+p, "prom", "s3cret"); code != 200 {
+			t.Errorf("status UI %s with credentials: %d %q, want 200", p, code, body)
+		}
+	}
 	// Probes that carry credentials (the way Prometheus itself is probed
 	// behind basic auth) work on the main port too.
 	if code, _ := doGet(secure, "https://"+a.addr+"/-/healthy", "prom", "s3cret"); code != 200 {
