@@ -65,24 +65,26 @@ func (c *Component) newInformer(cl *clients, s scope, k kind, rule *genericRule)
 	var list func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error)
 	var watchFn func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error)
 	var example runtime.Object
+	// client tells the reflector whether streaming lists are supported
+	// (fake clientsets say they are not).
 	var client any
 	switch k.name {
 	case "Deployment":
 		api := cl.kube.AppsV1().Deployments(s.Namespace)
 		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) }
-		watchFn, example, client = api.Watch, &appsv1.Deployment{}, api
+		watchFn, example, client = api.Watch, &appsv1.Deployment{}, cl.kube
 	case "StatefulSet":
 		api := cl.kube.AppsV1().StatefulSets(s.Namespace)
 		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) }
-		watchFn, example, client = api.Watch, &appsv1.StatefulSet{}, api
+		watchFn, example, client = api.Watch, &appsv1.StatefulSet{}, cl.kube
 	case "DaemonSet":
 		api := cl.kube.AppsV1().DaemonSets(s.Namespace)
 		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) }
-		watchFn, example, client = api.Watch, &appsv1.DaemonSet{}, api
+		watchFn, example, client = api.Watch, &appsv1.DaemonSet{}, cl.kube
 	case "Pod":
 		api := cl.kube.CoreV1().Pods(s.Namespace)
 		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) }
-		watchFn, example, client = api.Watch, &corev1.Pod{}, api
+		watchFn, example, client = api.Watch, &corev1.Pod{}, cl.kube
 	default:
 		if !k.generic() || cl.dyn == nil {
 			return nil, fmt.Errorf("kind %q: no client", k.name)
@@ -92,7 +94,7 @@ func (c *Component) newInformer(cl *clients, s scope, k kind, rule *genericRule)
 			api = cl.dyn.Resource(k.gvr).Namespace(s.Namespace)
 		}
 		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) }
-		watchFn, example, client = api.Watch, &unstructured.Unstructured{}, api
+		watchFn, example, client = api.Watch, &unstructured.Unstructured{}, cl.dyn
 	}
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
