@@ -130,14 +130,17 @@ func createNamespace(t testing.TB, cs kubernetes.Interface, ns string) {
 	}
 }
 
-var podSpec = corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}}
+// podSpec returns a fresh minimal pod spec (callers may modify it).
+func podSpec() corev1.PodSpec {
+	return corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}}
+}
 
 func newDeployment(ns, name string, replicas int32) *appsv1.Deployment {
 	sel := map[string]string{"app": name}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"}},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel}, Spec: podSpec}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel}, Spec: podSpec()}},
 	}
 }
 
@@ -236,7 +239,7 @@ func TestRealAPIServer(t *testing.T) {
 
 	// StatefulSet, DaemonSet, Pod with their status subresources.
 	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}
-	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}}, Spec: podSpec}
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}}, Spec: podSpec()}
 	sts, err := cs.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "argocd-application-controller", Namespace: ns},
 		Spec: appsv1.StatefulSetSpec{Replicas: ptr.To[int32](1), Selector: sel, Template: tmpl}}, metav1.CreateOptions{})
 	if err != nil {
@@ -261,7 +264,7 @@ func TestRealAPIServer(t *testing.T) {
 	}
 	waitValue(t, g, "sluice_workload_status", series("DaemonSet", "node-agent"), float64(Running))
 
-	p, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "job-1", Namespace: ns}, Spec: podSpec}, metav1.CreateOptions{})
+	p, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "job-1", Namespace: ns}, Spec: podSpec()}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
