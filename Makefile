@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Branch=main
 CONFIG   ?= config/examples/quickstart.hcl
 
-.PHONY: build build-custom run test test-plugins bench fmt deps docs
+.PHONY: build build-custom run test test-plugins test-deploy dashboards bench fmt deps docs
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
@@ -32,6 +32,7 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) test-plugins
+	$(MAKE) test-deploy
 
 # The plugins in plugins/ are modules of their own, outside ./... above:
 # each is checked for tidiness, vetted and tested with the race detector.
@@ -42,6 +43,23 @@ test-plugins:
 		d=$$(dirname $$m); echo "== $$d"; \
 		(cd $$d && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 10m ./...); \
 	done
+
+# deploy/helm/test renders the Helm chart with Helm's engine and decodes it
+# into client-go types; deploy/grafana/gen generates the Grafana dashboards.
+# Each is a module of its own, so Helm, client-go and the Grafana SDK stay
+# out of Sluice's go.mod. (The alert rules' promtool tests and the check of
+# every metric name against a running agent are in ./deploy, above.) No
+# -race: these tests start no goroutines, and Helm's libraries take minutes
+# to compile a second time with the race detector on 2 cores.
+test-deploy:
+	@set -e; for d in deploy/helm/test deploy/grafana/gen; do \
+		echo "== $$d"; \
+		(cd $$d && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...); \
+	done
+
+# Regenerates deploy/grafana/*.json from deploy/grafana/gen.
+dashboards:
+	cd deploy/grafana/gen && $(GO) generate ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -14,23 +14,31 @@ import (
 // a component failing in Run.
 func checkHTTPPaths(nodes []*loadedNode) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	owner := map[string]*loadedNode{}
+	type claim struct {
+		path string
+		n    *loadedNode
+	}
+	var owners []claim
 	for _, n := range nodes {
 		u, ok := argsAs[HTTPPathUser](n.args)
 		if !ok {
 			continue
 		}
+	paths:
 		for _, path := range u.HTTPPaths(n.id) {
-			if first, dup := owner[path]; dup {
-				diags = append(diags, &hcl.Diagnostic{
-					Severity: hcl.DiagError,
-					Summary:  "HTTP path used twice",
-					Detail:   fmt.Sprintf("%s wants to serve %s, which %s (at %s) already serves; give one of them another path.", n.id, path, first.id, first.rng),
-					Subject:  n.rng.Ptr(),
-				})
-				continue
+			for _, first := range owners {
+				// A subtree path (ending in /) overlaps every path under it.
+				if PathsOverlap(first.path, path) {
+					diags = append(diags, &hcl.Diagnostic{
+						Severity: hcl.DiagError,
+						Summary:  "HTTP path used twice",
+						Detail:   fmt.Sprintf("%s wants to serve %s, which overlaps %s that %s (at %s) already serves; give one of them another path.", n.id, path, first.path, first.n.id, first.n.rng),
+						Subject:  n.rng.Ptr(),
+					})
+					continue paths
+				}
 			}
-			owner[path] = n
+			owners = append(owners, claim{path, n})
 		}
 	}
 	return diags

@@ -227,7 +227,8 @@ type Options[E any] struct {
 // HTTPMounter mounts handlers on the agent's HTTP server. Components mount
 // in Run (not in Build) and call the returned function when Run ends.
 type HTTPMounter interface {
-	// Mount serves h at path. It fails when the path is built in or already
-	// mounted by another component.
+	// Mount serves h at path; a path ending in "/" serves the subtree
+	// below it too (mountpath.go). It fails when the path is built in or
+	// overlaps one mounted by another component.
 	Mount(path string, h http.Handler) (unmount func(), err error)
 }

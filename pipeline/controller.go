@@ -81,6 +81,8 @@ type Controller struct {
 	lastReloadOKTime   prometheus.Gauge
 	configHash         *prometheus.GaugeVec
 	evaluationDuration prometheus.Histogram
+
+	status statusState // for the status UI (status.go)
 }
 
 // NewController returns a controller with no components.
@@ -223,6 +225,7 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 	src, err := readConfigFile(filename, files.ReadFile)
 	if err != nil {
 		c.recordFailure()
+		c.noteReload("load", err)
 		return err
 	}
 	if !force {
@@ -233,7 +236,9 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 			return nil
 		}
 	}
-	return c.apply(filename, src, files)
+	err = c.apply(filename, src, files)
+	c.noteReload("load", err)
+	return err
 }
 
 // fingerprint identifies what a load of src would see: the source and the
@@ -306,7 +311,9 @@ func (c *Controller) newLoader(files *fileCache, trustFiles bool) *loader {
 // ones start (consumers first). Otherwise nothing running changes and the
 // error is a *DiagnosticsError.
 func (c *Controller) Apply(filename string, src []byte) error {
-	return c.apply(filename, src, newFileCache(c.opts.ReadFile))
+	err := c.apply(filename, src, newFileCache(c.opts.ReadFile))
+	c.noteReload("load", err)
+	return err
 }
 
 // change is a running component and the arguments it is switching to.
@@ -407,6 +414,7 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
 	c.decls, c.hclFiles = g.decls, g.hclFiles
+	c.noteConfig(g, filename)
 	c.files = g.files
 	c.setWatched(filename, c.files)
 	c.lastHash = c.fingerprint(src, files)
@@ -523,7 +531,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			dirty := c.dirty
 			c.dirty = map[string]bool{}
 			c.dirtyMu.Unlock()
-			if err := c.reevaluate(dirty); err != nil {
+			err := c.reevaluate(dirty)
+			c.noteReevaluation(err)
+			if err != nil {
 				c.logger.Error("re-evaluating after an exports change failed; the running pipeline is unchanged", "err", err)
 			}
 		}

@@ -34,28 +34,7 @@ type DiagnosticsError struct {
 // lines, their literals in messages, URL userinfo and key-value passwords
 // anywhere.
 func (e *DiagnosticsError) Error() string {
-	names := secretNames()
-	secrets := map[string]sourceSecrets{}
-	var literals []string
-	for name, f := range e.Files {
-		if f == nil {
-			continue
-		}
-		ss := findSourceSecrets(f.Bytes, names)
-		for _, r := range e.Secrets {
-			if r.Filename != name {
-				continue
-			}
-			for l := r.Start.Line; l <= r.End.Line; l++ {
-				if _, ok := ss.hideFrom[l]; !ok {
-					ss.hideFrom[l] = 0
-				}
-			}
-		}
-		secrets[name] = ss
-		literals = append(literals, ss.literals...)
-	}
-
+	r := e.redactor()
 	var b strings.Builder
 	for i, d := range e.Diags {
 		if i > 0 {
@@ -75,11 +54,47 @@ func (e *DiagnosticsError) Error() string {
 		}
 		if d.Subject != nil {
 			if f := e.Files[d.Subject.Filename]; f != nil {
-				writeSnippet(&b, f.Bytes, *d.Subject, secrets[d.Subject.Filename].hideFrom)
+				writeSnippet(&b, f.Bytes, *d.Subject, r.secrets[d.Subject.Filename].hideFrom)
 			}
 		}
 	}
-	return RedactText(redactLiterals(b.String(), literals))
+	return r.text(b.String())
+}
+
+// diagRedactor is what must be hidden when rendering e: the secret lines of
+// every file and the secret literals written in them.
+type diagRedactor struct {
+	secrets  map[string]sourceSecrets
+	literals []string
+}
+
+func (e *DiagnosticsError) redactor() diagRedactor {
+	names := secretNames()
+	r := diagRedactor{secrets: map[string]sourceSecrets{}}
+	for name, f := range e.Files {
+		if f == nil {
+			continue
+		}
+		ss := findSourceSecrets(f.Bytes, names)
+		for _, sr := range e.Secrets {
+			if sr.Filename != name {
+				continue
+			}
+			for l := sr.Start.Line; l <= sr.End.Line; l++ {
+				if _, ok := ss.hideFrom[l]; !ok {
+					ss.hideFrom[l] = 0
+				}
+			}
+		}
+		r.secrets[name] = ss
+		r.literals = append(r.literals, ss.literals...)
+	}
+	return r
+}
+
+// text redacts a rendered message.
+func (r diagRedactor) text(s string) string {
+	return RedactText(redactLiterals(s, r.literals))
 }
 
 // writeSnippet prints the subject's first line with the range underlined;

@@ -57,6 +57,9 @@ func functions(configDir string, lookupEnv LookupEnvFunc, readFile func(string) 
 		"tostring":   stdlib.MakeToFunc(cty.String),
 		"tonumber":   stdlib.MakeToFunc(cty.Number),
 		"tobool":     stdlib.MakeToFunc(cty.Bool),
+
+		"linear":      linearFunc, // histogram buckets: functions_buckets.go
+		"exponential": exponentialFunc,
 	}
 }
 

@@ -10,7 +10,12 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/internal/scrapelimit"
 )
+
+// maxAgentScrapes bounds concurrent scrapes of the agent's /metrics.
+const maxAgentScrapes = 10
 
 // Built-in paths of the agent server. Components cannot mount on them.
 const (
@@ -40,13 +45,15 @@ func (m *Mounts) Mount(path string, h http.Handler) (func(), error) {
 	if !strings.HasPrefix(path, "/") {
 		return nil, fmt.Errorf("path %q must start with /", path)
 	}
-	if IsBuiltinPath(path) {
+	if IsBuiltinPath(path) || path == "/" {
 		return nil, fmt.Errorf("path %s is built into the agent server", path)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, dup := m.m[path]; dup {
-		return nil, fmt.Errorf("path %s is already mounted by another component", path)
+	for p := range m.m { // a subtree (path ending in /) overlaps what it covers: mountpath.go
+		if PathsOverlap(p, path) {
+			return nil, fmt.Errorf("path %s is already mounted by another component (%s)", path, p)
+		}
 	}
 	m.m[path] = h
 	var once sync.Once
@@ -62,7 +69,8 @@ func (m *Mounts) Mount(path string, h http.Handler) (func(), error) {
 func (m *Mounts) lookup(path string) http.Handler {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.m[path]
+	h, _ := matchMount(m.m, path)
+	return h
 }
 
 // ServerOptions configure the agent's HTTP handler.
@@ -74,6 +82,9 @@ type ServerOptions struct {
 	// Reload re-reads and applies the config file.
 	Reload func() error
 	Logger *slog.Logger
+	// UI serves what is neither built in nor mounted (the status UI, see
+	// pipeline/ui); nil answers 404.
+	UI http.Handler
 }
 
 // NewHandler returns the agent's HTTP handler: the built-in endpoints and
@@ -119,11 +130,13 @@ func NewHandler(o ServerOptions) http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(o.Controller.Components()) // a failed write means the client left
 	})
-	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(o.Controller.Gatherer(), promhttp.HandlerOpts{
+	// The agent's own metrics are small, but a burst of scrapes should not
+	// pile up here either: the excess gets 503 with Retry-After, as on sinks.
+	mux.Handle("GET "+PathMetrics, scrapelimit.Handler(promhttp.HandlerFor(o.Controller.Gatherer(), promhttp.HandlerOpts{
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
 		ErrorLog:          slogPrinter{o.Logger},
-	}))
+	}), func() int { return maxAgentScrapes }, nil))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if IsBuiltinPath(r.URL.Path) {
 			mux.ServeHTTP(w, r)
@@ -131,6 +144,10 @@ func NewHandler(o ServerOptions) http.Handler {
 		}
 		if h := o.Mounts.lookup(r.URL.Path); h != nil {
 			h.ServeHTTP(w, r)
+			return
+		}
+		if o.UI != nil {
+			o.UI.ServeHTTP(w, r)
 			return
 		}
 		http.NotFound(w, r)

@@ -3,7 +3,9 @@
 # - a PostgreSQL server: the postgres_source tests start a throwaway one;
 # - gunicorn: the statsd_receiver test drives a real gunicorn;
 # - prometheus: cmd/sluice's TestRealPrometheus has a real Prometheus server
-#   (Debian's package, 2.42) scrape the agent.
+#   (Debian's package, 2.42) scrape the agent;
+# - chromium: the status UI's browser tests (cmd/sluice) drive a headless
+#   Debian chromium with chromedp.
 # - etcd and a kube-apiserver built once into ~/.cache/sluice (keyed by
 #   version): the kubernetes_status_source tests run a real API server
 #   (scripts/ensure-kube-apiserver.sh; several minutes the first time).
@@ -32,6 +34,10 @@ apt_install() {
 
 if ! command -v gunicorn >/dev/null 2>&1; then
   apt_install gunicorn
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
 fi
 
 if ! command -v prometheus >/dev/null 2>&1; then

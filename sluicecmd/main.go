@@ -55,6 +55,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	runCmd.Flag("config.reload-debounce", "How long the config directory must be quiet before a change is applied.").Default("250ms").DurationVar(&runArgs.debounce)
 	runCmd.Flag("config.check-interval", "How often the config and the files it uses are checked for changes besides file system events (0 disables).").Default("5s").DurationVar(&runArgs.checkInterval)
 	runCmd.Flag("config.allow-empty", "Accept a config that declares no components (refused by default: an empty file is usually a truncated write).").BoolVar(&runArgs.allowEmpty)
+	runCmd.Flag("web.external-url", "The URL under which the agent is reached from outside (behind a reverse proxy, e.g. https://proxy.example.com/sluice/); the UI's links use its path.").PlaceHolder("<URL>").StringVar(&runArgs.externalURL)
+	runCmd.Flag("web.route-prefix", "Prefix of every path the agent serves (the UI, /metrics, /-/healthy, sinks' paths). Defaults to the path of --web.external-url.").PlaceHolder("<path>").StringVar(&runArgs.routePrefix)
 	logCfg := &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat()}
 	runCmd.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").
 		Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(logCfg.Level)

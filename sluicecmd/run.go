@@ -30,11 +30,19 @@ type runFlags struct {
 	debounce        time.Duration
 	checkInterval   time.Duration
 	allowEmpty      bool
+	externalURL     string
+	routePrefix     string
 	logger          *slog.Logger
 }
 
 func runAgent(f runFlags, stderr io.Writer) int {
 	logger := f.logger
+	started := time.Now()
+	uiBase, routePrefix, err := webPaths(f.externalURL, f.routePrefix)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 2
+	}
 	logger.Info("starting sluice", "version", version.Info(), "build_context", version.BuildContext())
 
 	reg := prometheus.NewRegistry()
@@ -90,17 +98,23 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: listening on %s: %v\n", f.listenAddr, err)
 		return 1
 	}
+	statusUI, err := newStatusUI(ctrl, uiBase, started, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 1
+	}
 	srv := &http.Server{
-		Handler: pipeline.NewHandler(pipeline.ServerOptions{
+		Handler: withRoutePrefix(routePrefix, pipeline.NewHandler(pipeline.ServerOptions{
 			Controller:      ctrl,
 			Mounts:          mounts,
 			EnableLifecycle: f.enableLifecycle,
 			Reload:          func() error { return reload("http", true) },
 			Logger:          logger,
-		}),
+			UI:              statusUI,
+		})),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	logger.Info("serving HTTP", "addr", ln.Addr().String())
+	logger.Info("serving HTTP", "addr", ln.Addr().String(), "route_prefix", routePrefix, "external_path", uiBase)
 
 	w, err := pipeline.NewWatcher(pipeline.WatcherOptions{
 		Path:          f.config,

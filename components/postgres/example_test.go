@@ -8,7 +8,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
-	_ "github.com/sluicehq/sluice/components/sink" // metrics_sink, used by the example
+	_ "github.com/sluicehq/sluice/components/cache" // cache, used by the example
+	_ "github.com/sluicehq/sluice/components/sink"  // metrics_sink, used by the example
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )

@@ -373,6 +373,13 @@ func classify(err error) string {
 	return statusError
 }
 
+// serverAnswered reports whether err came from the PostgreSQL server itself
+// (an error response), which means the server was reachable.
+func serverAnswered(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}
+
 // isConnError reports whether err means the database could not be reached
 // (pg_up 0), as opposed to a query or result problem on a working server.
 func isConnError(err error) bool {

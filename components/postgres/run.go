@@ -30,8 +30,9 @@ type Component struct {
 	// prepared is the pool an Update opened for plan's connection
 	// arguments, until Run takes it.
 	prepared *poolSet
-	health   pipeline.Health
 	logs     map[string]*logState
+
+	health pipeline.HealthTracker
 }
 
 type logState struct {
@@ -67,9 +68,9 @@ func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 		store:   st,
 		updated: make(chan struct{}, 1),
 		plan:    p,
-		health:  pipeline.Health{State: pipeline.HealthUnknown, Message: "not started", Since: time.Now()},
 		logs:    map[string]*logState{},
 	}
+	c.health.Set(pipeline.HealthUnknown, "not started")
 	for _, q := range p.queries {
 		self.init(q.name)
 	}
@@ -142,11 +143,7 @@ func (c *Component) takePrepared(p *plan) *poolSet {
 
 // Health implements pipeline.HealthReporter: unhealthy while PostgreSQL
 // cannot be reached.
-func (c *Component) Health() pipeline.Health {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.health
-}
+func (c *Component) Health() pipeline.Health { return c.health.Health() }
 
 func (c *Component) currentPlan() *plan {
 	c.mu.Lock()
@@ -157,18 +154,11 @@ func (c *Component) currentPlan() *plan {
 // setUp records whether PostgreSQL answered, for pg_up and health.
 func (c *Component) setUp(up bool, err error, red redactor) {
 	c.store.setUp(up)
-	state, msg := pipeline.HealthHealthy, ""
+	msg := ""
 	if !up {
-		state, msg = pipeline.HealthUnhealthy, "cannot reach PostgreSQL: "+red.Error(err)
+		msg = "cannot reach PostgreSQL: " + red.Error(err)
 	}
-	c.mu.Lock()
-	changed := c.health.State != state
-	if changed {
-		c.health = pipeline.Health{State: state, Message: msg, Since: time.Now()}
-	} else {
-		c.health.Message = msg
-	}
-	c.mu.Unlock()
+	changed := c.health.SetOK(up, msg)
 	switch {
 	case changed && up:
 		c.log.Info("PostgreSQL is reachable")
@@ -401,8 +391,16 @@ func (r *runner) execute(ctx context.Context, q *queryDef, red redactor) {
 			allOK = false
 			// pg_up is about the server: a database listed in databases
 			// that cannot be reached is that query's error only.
-			if db == "" && isConnError(err) {
-				r.c.setUp(false, err, red)
+			if db == "" {
+				switch {
+				case isConnError(err):
+					r.c.setUp(false, err, red)
+				case serverAnswered(err):
+					// An error from the server itself (statement_timeout
+					// included) proves it is up: without this, a first run
+					// that times out before any ping left pg_up at 0.
+					r.c.setUp(true, nil, red)
+				}
 			}
 			continue
 		}

@@ -25,10 +25,12 @@ type state struct {
 	honorTS  bool
 	// openMetrics offers OpenMetrics in content negotiation.
 	openMetrics bool
+	maxScrapes  int
 }
 
 func newState(a Arguments, m *selfMetrics) *state {
-	st := &state{inputs: append([]prometheus.Gatherer(nil), a.Inputs...), honorTS: a.HonorTimestamps, openMetrics: a.OpenMetrics}
+	st := &state{inputs: append([]prometheus.Gatherer(nil), a.Inputs...), honorTS: a.HonorTimestamps, openMetrics: a.OpenMetrics,
+		maxScrapes: a.MaxConcurrentScrapes}
 	for i, g := range st.inputs {
 		// Name inputs by the component they come from; the index is the
 		// fallback for gatherers that do not come from a reference.
@@ -50,12 +52,12 @@ type gathererFunc func() ([]*dto.MetricFamily, error)
 
 func (f gathererFunc) Gather() ([]*dto.MetricFamily, error) { return f() }
 
-// gather merges the inputs for one scrape. Input families are never
-// modified: a family that needs a change (merge, labels, timestamps) is
-// copied. Errors are counted and logged here; the error reaches promhttp
-// only when nothing at all could be gathered (it then answers 500).
-func (c *Component) gather() ([]*dto.MetricFamily, error) {
-	st := c.state.Load()
+// gather merges the inputs of st for the scrapes of one flight (see
+// sharedGather). Input families are never modified: a family that needs a
+// change (merge, labels, timestamps) is copied. Errors are counted and
+// logged here, once per gather; the error reaches promhttp only when
+// nothing at all could be gathered (it then answers 500).
+func (c *Component) gather(st *state) ([]*dto.MetricFamily, error) {
 	var (
 		errs    []error
 		out     []*dto.MetricFamily

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 
+	"github.com/sluicehq/sluice/internal/scrapelimit"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/ratelog"
 )
@@ -62,15 +63,28 @@ type Arguments struct {
 	// statsd_exporter and most exporters do: OpenMetrics exposes a counter
 	// whose name lacks "_total" as type unknown.
 	OpenMetrics bool `hcl:"openmetrics,optional"`
+	// MaxConcurrentScrapes bounds the scrapes served at once; the excess is
+	// answered 503 with Retry-After and counted. Concurrent scrapes share
+	// one gather, so each admitted scrape costs encoding CPU and buffers,
+	// not a copy of every series: the limit bounds CPU and latency.
+	MaxConcurrentScrapes int `hcl:"max_concurrent_scrapes,optional"`
 }
 
 // Exports of a metrics_sink: none.
 type Exports struct{}
 
-// SetDefaults sets honor_timestamps and openmetrics to true.
+// DefaultMaxConcurrentScrapes is the default of max_concurrent_scrapes.
+// Each Prometheus server scrapes a target once per interval, so 10 covers
+// several HA pairs plus people looking; beyond that, concurrent scrapes of a
+// large sink only share the CPU and all get slower.
+const DefaultMaxConcurrentScrapes = 10
+
+// SetDefaults sets honor_timestamps and openmetrics to true and
+// max_concurrent_scrapes to DefaultMaxConcurrentScrapes.
 func (a *Arguments) SetDefaults() {
 	a.HonorTimestamps = true
 	a.OpenMetrics = true
+	a.MaxConcurrentScrapes = DefaultMaxConcurrentScrapes
 }
 
 // ListenPath is where a sink with its own server (listen) serves metrics.
@@ -83,6 +97,9 @@ func (a Arguments) Validate() error {
 		if in == nil {
 			errs = append(errs, pipeline.ErrorAt("inputs", fmt.Errorf("element %d is null", i)))
 		}
+	}
+	if a.MaxConcurrentScrapes < 1 {
+		errs = append(errs, pipeline.ErrorAt("max_concurrent_scrapes", fmt.Errorf("must be at least 1, got %d", a.MaxConcurrentScrapes)))
 	}
 	if a.Listen != "" && a.Path != "" {
 		errs = append(errs, pipeline.ErrorAt("path", errors.New("set either listen (own server) or path (agent server), not both")))
@@ -134,6 +151,9 @@ type Component struct {
 	state   atomic.Pointer[state] // what a scrape uses; swapped whole by Update
 	errLog  *slog.Logger          // rate-limited
 
+	flightMu sync.Mutex // guards flight
+	flight   *flight    // the gather in flight, shared by the scrapes that arrive during it
+
 	mu      sync.Mutex // guards the fields below
 	args    Arguments  // current arguments, Path resolved
 	running bool
@@ -161,7 +181,13 @@ func Build(opts pipeline.Options[Exports], a Arguments) (pipeline.Component[Argu
 	// One handler per format choice; each scrape takes the one its state
 	// says, so an Update switches formats atomically like everything else.
 	handler := func(openMetrics bool) http.Handler {
-		return promhttp.HandlerFor(gathererFunc(c.gather), promhttp.HandlerOpts{
+		// Not promhttp's CoalesceGather: it keeps handing out a finished
+		// gather's result for as long as any scrape sharing it is still
+		// encoding, so under steady overlapping scrapes the data never
+		// refreshes. sharedGather shares only a gather still in flight.
+		// Not MaxRequestsInFlight either: it would count per handler, not
+		// per sink, and its 503 has no Retry-After and is not counted.
+		return promhttp.HandlerFor(gathererFunc(c.sharedGather), promhttp.HandlerOpts{
 			ErrorLog:          promLogger{c.errLog},
 			ErrorHandling:     promhttp.ContinueOnError,
 			EnableOpenMetrics: openMetrics,
@@ -175,7 +201,12 @@ func Build(opts pipeline.Options[Exports], a Arguments) (pipeline.Component[Argu
 		}
 		textOnly.ServeHTTP(w, r)
 	})
-	c.handler = promhttp.InstrumentHandlerCounter(m.scrapes, promhttp.InstrumentHandlerDuration(m.duration, h))
+	// Rejected scrapes count in scrapes_total{code="503"} but stay out of
+	// the duration histogram, which is about serving.
+	limited := scrapelimit.Handler(promhttp.InstrumentHandlerDuration(m.duration, h),
+		func() int { return c.state.Load().maxScrapes },
+		func() { m.rejected.WithLabelValues("concurrency").Inc() })
+	c.handler = promhttp.InstrumentHandlerCounter(m.scrapes, limited)
 	opts.OnExports(Exports{})
 	return c, nil
 }
@@ -394,6 +425,8 @@ type selfMetrics struct {
 	scrapes      *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	gatherErrors *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	gathers      prometheus.Counter
 }
 
 func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
@@ -412,7 +445,16 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Help: "Errors while gathering, by input (the ID of the component it comes from, e.g. relabel.app, or its index in inputs) and reason: gather (the input returned an error; what it returned is still served) or inconsistent (a family skipped: type clash with an earlier input, or metrics that do not match the family type).",
 		}, []string{"input", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.gatherErrors} {
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_metrics_sink_scrapes_rejected_total",
+		Help: "Scrapes answered 503 without gathering, by reason: concurrency (max_concurrent_scrapes were being served).",
+	}, []string{"reason"})
+	m.rejected.WithLabelValues("concurrency")
+	m.gathers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_metrics_sink_gathers_total",
+		Help: "Gathers of the inputs. Scrapes that arrive while a gather is in flight share it, so this is at most the number of scrapes.",
+	})
+	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.gatherErrors, m.rejected, m.gathers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

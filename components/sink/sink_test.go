@@ -585,6 +585,8 @@ func TestBadConfig(t *testing.T) {
 		{"bad listen", "inputs = []\nlisten = \"nope\"", "invalid address"},
 		{"reserved const label", "inputs = []\nconst_labels = { __x = \"1\" }", "reserved"},
 		{"le const label", "inputs = []\nconst_labels = { le = \"1\" }", "reserved"},
+		{"zero max_concurrent_scrapes", "inputs = []\nmax_concurrent_scrapes = 0", "must be at least 1, got 0"},
+		{"negative max_concurrent_scrapes", "inputs = []\nmax_concurrent_scrapes = -3", "must be at least 1, got -3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, diags := pipelinetest.Decode(t, "metrics_sink", tc.body)

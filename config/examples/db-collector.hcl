@@ -5,7 +5,17 @@
 # minute, with a timeout, in a read-only transaction, and every scrape reads
 # the latest result. Scrapes never reach the database.
 #
-#   DATABASE_URL=postgres://metrics:...@db:5432/shop sluice run db-collector.hcl
+# The cache between the source and the sink makes the collector "overlap,
+# never gap": scrapes read the cache's snapshot; when the database is down
+# the last values stay (up to max_staleness) instead of vanishing; and the
+# snapshot is persisted under --storage.path, so a restarted collector
+# (rolling update, node drain) serves the last values at its first scrape.
+# Put --storage.path on a volume that outlives the pod (a PersistentVolume
+# or a hostPath), or the restart starts empty. Cut-over order, in
+# components/cache/README.md: this collector live and verified first, then
+# the application's endpoint switched off.
+#
+#   DATABASE_URL=postgres://metrics:...@db:5432/shop sluice run --storage.path=/var/lib/sluice db-collector.hcl
 #   curl -s localhost:9470/metrics/default
 
 postgres_source "shop" {
@@ -52,7 +62,17 @@ postgres_source "shop" {
   }
 }
 
+# Scrapes never wait for the database and never see a gap: the last good
+# values survive an outage (pg_up goes to 0, the rest is kept and counted in
+# sluice_cache_stale_series) and a restart (persist).
+cache "shop" {
+  input            = postgres_source.shop.metrics
+  refresh_interval = "15s"
+  max_staleness    = "10m" # a series gone from the database disappears after this
+  persist          = true  # written to --storage.path/cache.shop/, read back at start
+}
+
 # Served at /metrics/default on the agent's HTTP server.
 metrics_sink "default" {
-  inputs = [postgres_source.shop.metrics]
+  inputs = [cache.shop.metrics]
 }

@@ -322,17 +322,28 @@ func NewMux() *Mux { return &Mux{m: map[string]http.Handler{}} }
 func (m *Mux) Mount(path string, h http.Handler) (func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, dup := m.m[path]; dup {
-		return nil, fmt.Errorf("path %s is already mounted", path)
+	for p := range m.m {
+		if pipeline.PathsOverlap(p, path) {
+			return nil, fmt.Errorf("path %s is already mounted (%s)", path, p)
+		}
 	}
 	m.m[path] = h
 	return func() { m.mu.Lock(); delete(m.m, path); m.mu.Unlock() }, nil
 }
 
-// ServeHTTP serves mounted handlers by exact path.
+// ServeHTTP serves mounted handlers by exact path, or by the longest
+// subtree (a path ending in "/") covering the request's path.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.mu.RLock()
 	h := m.m[r.URL.Path]
+	if h == nil {
+		best := ""
+		for p, ph := range m.m {
+			if pipeline.IsSubtreePath(p) && len(p) > len(best) && pipeline.PathsOverlap(p, r.URL.Path) {
+				best, h = p, ph
+			}
+		}
+	}
 	m.mu.RUnlock()
 	if h == nil {
 		http.NotFound(w, r)

@@ -51,7 +51,7 @@ type Component struct {
 
 	mu     sync.Mutex
 	plan   *plan
-	health pipeline.Health
+	health pipeline.HealthTracker
 }
 
 func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
@@ -70,8 +70,8 @@ func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 		self:      self,
 		updated:   make(chan struct{}, 1),
 		plan:      newPlan(args),
-		health:    pipeline.Health{State: pipeline.HealthUnknown, Message: "not run yet", Since: time.Now()},
 	}
+	c.health.Set(pipeline.HealthUnknown, "not run yet")
 	c.families.Store(&[]*dto.MetricFamily{})
 	opts.OnExports(Exports{Metrics: gatherer{c}})
 	return c, nil
@@ -112,26 +112,10 @@ func (c *Component) currentPlan() *plan {
 }
 
 // Health implements pipeline.HealthReporter: unhealthy while runs fail.
-func (c *Component) Health() pipeline.Health {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.health
-}
+func (c *Component) Health() pipeline.Health { return c.health.Health() }
 
 func (c *Component) setHealth(ok bool, msg string) {
-	state := pipeline.HealthHealthy
-	if !ok {
-		state = pipeline.HealthUnhealthy
-	}
-	c.mu.Lock()
-	changed := c.health.State != state
-	if changed {
-		c.health = pipeline.Health{State: state, Message: msg, Since: time.Now()}
-	} else {
-		c.health.Message = msg
-	}
-	c.mu.Unlock()
-	if changed && ok {
+	if c.health.SetOK(ok, msg) && ok {
 		c.log.Info("command succeeds again")
 	}
 }

@@ -33,7 +33,7 @@ type Component struct {
 
 	mu     sync.Mutex
 	plan   *plan
-	health pipeline.Health
+	health pipeline.HealthTracker
 }
 
 var errNotProvisioned = errors.New(Name + ": arguments were not provisioned (decode them with pipeline.DecodeArguments)")
@@ -63,8 +63,8 @@ func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 		store:   st,
 		updated: make(chan struct{}, 1),
 		plan:    args.plan,
-		health:  pipeline.Health{State: pipeline.HealthUnknown, Message: "not polled yet", Since: time.Now()},
 	}
+	c.health.Set(pipeline.HealthUnknown, "not polled yet")
 	self.init(args.plan)
 	opts.OnExports(Exports{Metrics: reg})
 	return c, nil
@@ -98,26 +98,10 @@ func (c *Component) currentPlan() *plan {
 }
 
 // Health implements pipeline.HealthReporter: unhealthy while polls fail.
-func (c *Component) Health() pipeline.Health {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.health
-}
+func (c *Component) Health() pipeline.Health { return c.health.Health() }
 
 func (c *Component) setHealth(ok bool, msg string) {
-	state := pipeline.HealthHealthy
-	if !ok {
-		state = pipeline.HealthUnhealthy
-	}
-	c.mu.Lock()
-	changed := c.health.State != state
-	if changed {
-		c.health = pipeline.Health{State: state, Message: msg, Since: time.Now()}
-	} else {
-		c.health.Message = msg
-	}
-	c.mu.Unlock()
-	if changed && ok {
+	if c.health.SetOK(ok, msg) && ok {
 		c.log.Info("polls succeed again")
 	}
 }

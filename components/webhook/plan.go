@@ -1,0 +1,309 @@
+package webhook
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+var nowFunc = time.Now
+
+// plan is what Provision compiles from the arguments: immutable, swapped
+// whole by Commit.
+type plan struct {
+	metrics map[string]*metricDef
+	hooks   map[string]*hookDef
+}
+
+type metricDef struct {
+	name, typ, help string
+	labels          []string
+	buckets         []float64
+	ttl             time.Duration
+	maxSeries       int
+	desc            *prometheus.Desc
+}
+
+func (d *metricDef) accepts(verb string) bool { return slices.Contains(verbsByType[d.typ], verb) }
+
+// sameShape: the stored series of one fit the other.
+func (d *metricDef) sameShape(o *metricDef) bool {
+	return d.typ == o.typ && equalStrings(d.labels, o.labels) && equalFloats(d.buckets, o.buckets)
+}
+
+type hookDef struct {
+	name, kind string
+	secret     []byte // gitlab: the token's hash; github: the HMAC key; generic: the decoded key
+	tolerance  time.Duration
+	maxBody    int64
+	rules      []rule
+}
+
+type rule struct {
+	when    hcl.Expression
+	actions []action
+}
+
+type action struct {
+	verb   string
+	metric *metricDef
+	value  hcl.Expression
+	labels hcl.Expression
+}
+
+func newPlan(a *Arguments) (*plan, error) {
+	p := &plan{metrics: map[string]*metricDef{}, hooks: map[string]*hookDef{}}
+	for _, m := range a.Metrics {
+		d := &metricDef{name: m.Name, typ: m.Type, help: m.Help, labels: m.Labels, ttl: m.TTL, maxSeries: m.MaxSeries}
+		if d.labels == nil {
+			d.labels = []string{}
+		}
+		if d.maxSeries == 0 {
+			d.maxSeries = DefaultMaxSeries
+		}
+		if d.typ == "histogram" {
+			d.buckets = m.Buckets
+			if len(d.buckets) == 0 {
+				d.buckets = prometheus.DefBuckets
+			}
+		}
+		help := d.help
+		if help == "" {
+			help = "Pushed to webhook_receiver."
+		}
+		d.desc = prometheus.NewDesc(d.name, help, d.labels, nil)
+		p.metrics[d.name] = d
+	}
+	for _, w := range a.Webhooks {
+		h := &hookDef{name: w.Name, kind: w.Kind, tolerance: w.Tolerance, maxBody: w.MaxBody}
+		if h.tolerance == 0 {
+			h.tolerance = DefaultTolerance
+		}
+		if h.maxBody == 0 {
+			h.maxBody = DefaultWebhookMaxBody
+		}
+		switch {
+		case w.Secret == "":
+		case w.Kind == "gitlab":
+			sum := hashToken(w.Secret)
+			h.secret = sum[:]
+		case w.Kind == "generic":
+			k, err := decodeWhsec(w.Secret)
+			if err != nil {
+				return nil, err
+			}
+			h.secret = k
+		default:
+			h.secret = []byte(w.Secret)
+		}
+		for _, r := range w.Rules {
+			cr := rule{when: r.When}
+			for _, g := range r.actions() {
+				for _, act := range g.blocks {
+					cr.actions = append(cr.actions, action{verb: g.verb, metric: p.metrics[act.Metric], value: act.Value, labels: act.Labels})
+				}
+			}
+			h.rules = append(h.rules, cr)
+		}
+		p.hooks[h.name] = h
+	}
+	return p, nil
+}
+
+func hashToken(t string) [32]byte { return sha256.Sum256([]byte(t)) }
+
+// decodeWhsec decodes a Standard Webhooks secret: "whsec_" and base64.
+func decodeWhsec(s string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return nil, errors.New(`a generic (Standard Webhooks) secret starts with "whsec_" followed by base64`)
+	}
+	k, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(k) == 0 {
+		return nil, errors.New(`the generic secret after "whsec_" is not base64`)
+	}
+	return k, nil
+}
+
+// ruleFunctions are the functions rules may call: pure string and number
+// helpers.
+var ruleFunctions = map[string]function.Function{
+	"lower":     stdlib.LowerFunc,
+	"upper":     stdlib.UpperFunc,
+	"replace":   stdlib.ReplaceFunc,
+	"regex":     stdlib.RegexFunc,
+	"split":     stdlib.SplitFunc,
+	"coalesce":  stdlib.CoalesceFunc,
+	"lookup":    stdlib.LookupFunc,
+	"contains":  stdlib.ContainsFunc,
+	"length":    stdlib.LengthFunc,
+	"tostring":  stdlib.MakeToFunc(cty.String),
+	"tonumber":  stdlib.MakeToFunc(cty.Number),
+	"format":    stdlib.FormatFunc,
+	"substr":    stdlib.SubstrFunc,
+	"trimspace": stdlib.TrimSpaceFunc,
+}
+
+// eventContext builds the evaluation context of one delivery: the decoded
+// JSON body as event, the headers (lower-case names, first value) as
+// headers.
+func eventContext(body []byte, headers map[string]string) (*hcl.EvalContext, error) {
+	event := cty.DynamicVal
+	t, err := ctyjson.ImpliedType(body)
+	if err != nil {
+		return nil, fmt.Errorf("body is not JSON: %w", err)
+	}
+	event, err = ctyjson.Unmarshal(body, t)
+	if err != nil {
+		return nil, fmt.Errorf("body is not JSON: %w", err)
+	}
+	hv := map[string]cty.Value{}
+	for k, v := range headers {
+		hv[k] = cty.StringVal(v)
+	}
+	return &hcl.EvalContext{
+		Variables: map[string]cty.Value{"event": event, "headers": cty.ObjectVal(hv)},
+		Functions: ruleFunctions,
+	}, nil
+}
+
+// evalRules runs every rule on one event and returns the ops the matching
+// ones produce, and an error per rule that could not be evaluated (the rule
+// is skipped, the others still run).
+func evalRules(rules []rule, ctx *hcl.EvalContext, now int64) ([]op, []error) {
+	var ops []op
+	var errs []error
+	for i, r := range rules {
+		rops, err := evalRule(r, ctx, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rule %d: %w", i+1, err))
+			continue
+		}
+		ops = append(ops, rops...)
+	}
+	return ops, errs
+}
+
+func evalRule(r rule, ctx *hcl.EvalContext, now int64) ([]op, error) {
+	if r.when != nil {
+		v, diags := r.when.Value(ctx)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("when: %s", diagSummary(diags))
+		}
+		v, err := convert.Convert(v, cty.Bool)
+		if err != nil || v.IsNull() || !v.IsKnown() {
+			return nil, errors.New("when: not a bool")
+		}
+		if v.False() {
+			return nil, nil
+		}
+	}
+	var ops []op
+	for _, a := range r.actions {
+		o := op{Verb: a.verb, Metric: a.metric.name, Time: now, Value: 1}
+		if a.value != nil {
+			f, err := evalNumber(a.value, ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: value: %w", a.verb, a.metric.name, err)
+			}
+			o.Value = f
+		}
+		lv, err := evalLabels(a, ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: labels: %w", a.verb, a.metric.name, err)
+		}
+		o.Labels = lv
+		ops = append(ops, o)
+	}
+	return ops, nil
+}
+
+func evalNumber(e hcl.Expression, ctx *hcl.EvalContext) (float64, error) {
+	v, diags := e.Value(ctx)
+	if diags.HasErrors() {
+		return 0, errors.New(diagSummary(diags))
+	}
+	if v.IsNull() || !v.IsKnown() {
+		return 0, errors.New("is null")
+	}
+	v, err := convert.Convert(v, cty.Number)
+	if err != nil {
+		return 0, errors.New("not a number")
+	}
+	f, _ := v.AsBigFloat().Float64()
+	return f, nil
+}
+
+// evalLabels evaluates an action's labels into the metric's label order.
+func evalLabels(a action, ctx *hcl.EvalContext) ([]string, error) {
+	names := a.metric.labels
+	if a.labels == nil {
+		return []string{}, nil
+	}
+	v, diags := a.labels.Value(ctx)
+	if diags.HasErrors() {
+		return nil, errors.New(diagSummary(diags))
+	}
+	if v.IsNull() || !v.IsKnown() || !(v.Type().IsObjectType() || v.Type().IsMapType()) {
+		return nil, errors.New("not an object of label values")
+	}
+	if v.LengthInt() != len(names) {
+		return nil, fmt.Errorf("want exactly the labels %s", strings.Join(names, ", "))
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		var lv cty.Value
+		if v.Type().IsObjectType() {
+			if !v.Type().HasAttribute(n) {
+				return nil, fmt.Errorf("label %s is missing", n)
+			}
+			lv = v.GetAttr(n)
+		} else {
+			if !v.HasIndex(cty.StringVal(n)).True() {
+				return nil, fmt.Errorf("label %s is missing", n)
+			}
+			lv = v.Index(cty.StringVal(n))
+		}
+		if lv.IsNull() || !lv.IsKnown() {
+			out[i] = ""
+			continue
+		}
+		sv, err := convert.Convert(lv, cty.String)
+		if err != nil {
+			return nil, fmt.Errorf("label %s: not a string", n)
+		}
+		out[i] = sv.AsString()
+	}
+	return out, nil
+}
+
+// diagSummary is one line: diagnostics of rule evaluation name the
+// expression's position in the config, not the event's content.
+func diagSummary(d hcl.Diagnostics) string {
+	for _, x := range d {
+		if x.Severity == hcl.DiagError {
+			s := x.Summary
+			if x.Subject != nil {
+				s = x.Subject.String() + ": " + s
+			}
+			return s
+		}
+	}
+	return d.Error()
+}
+
+func equalStrings(a, b []string) bool { return slices.Equal(a, b) }
+
+func equalFloats(a, b []float64) bool { return slices.Equal(a, b) }

@@ -1,0 +1,254 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// op is one change to the state: what the API and rules produce, what the
+// write-ahead log records and what a restart replays.
+type op struct {
+	Verb   string   `json:"o"` // observe inc add set dec | delete (one series) | reset (every series) | drop (metric removed)
+	Metric string   `json:"m"`
+	Labels []string `json:"l,omitempty"`
+	Value  float64  `json:"v,omitempty"`
+	Time   int64    `json:"t"` // Unix milliseconds: a series' last update, for ttl
+}
+
+// httpError is an error with the status code the API answers.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errCode(code int, format string, args ...any) error {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// series is one label combination of a metric.
+type series struct {
+	values  []string
+	value   float64  // counter, gauge
+	counts  []uint64 // histogram: observations per bucket (not cumulative), +Inf last
+	sum     float64
+	count   uint64
+	updated int64 // Unix ms
+}
+
+type metricState struct {
+	def    *metricDef
+	series map[string]*series
+}
+
+// store is the pushed state. One mutex guards the series and the log
+// buffer, so the log's order is the order changes were applied in.
+type store struct {
+	mu      sync.Mutex
+	metrics map[string]*metricState
+	log     *walBuffer // nil without persistence
+	onNew   func(metric string, refused bool)
+	// durable: changes must be logged; without a log (Run has stopped)
+	// they are refused rather than acknowledged in memory only.
+	durable bool
+	// restartGen is the log generation of the last Run, for the next one.
+	restartGen uint64
+}
+
+func newStore() *store { return &store{metrics: map[string]*metricState{}} }
+
+// seriesKey joins label values with a byte that cannot appear in UTF-8.
+func seriesKey(values []string) string { return strings.Join(values, "\xff") }
+
+// setDefs applies a plan's metric definitions: new metrics start empty,
+// changed help keeps the series, removed metrics are dropped (and the drop
+// logged). Labels, type and buckets of a kept metric are equal (Update
+// refuses a change). Called with s.mu held.
+func (s *store) setDefsLocked(defs map[string]*metricDef, now int64) {
+	for name := range s.metrics {
+		if defs[name] == nil {
+			delete(s.metrics, name)
+			s.appendLocked(op{Verb: "drop", Metric: name, Time: now})
+		}
+	}
+	for name, d := range defs {
+		if ms := s.metrics[name]; ms != nil {
+			ms.def = d
+			continue
+		}
+		s.metrics[name] = &metricState{def: d, series: map[string]*series{}}
+	}
+}
+
+func (s *store) appendLocked(o op) {
+	if s.log != nil {
+		s.log.append(o)
+	}
+}
+
+// applyLocked validates and applies one op. Called with s.mu held.
+func (s *store) applyLocked(o op) error {
+	ms := s.metrics[o.Metric]
+	if ms == nil {
+		if o.Verb == "drop" {
+			return nil
+		}
+		return errCode(404, "unknown metric %q", o.Metric)
+	}
+	d := ms.def
+	switch o.Verb {
+	case "drop":
+		delete(s.metrics, o.Metric)
+		s.metrics[o.Metric] = &metricState{def: d, series: map[string]*series{}}
+		return nil
+	case "reset":
+		clear(ms.series)
+		return nil
+	}
+	if len(o.Labels) != len(d.labels) {
+		return errCode(400, "metric %s has %d labels (%s), got %d values", d.name, len(d.labels), strings.Join(d.labels, ","), len(o.Labels))
+	}
+	key := seriesKey(o.Labels)
+	if o.Verb == "delete" {
+		delete(ms.series, key)
+		return nil
+	}
+	if !d.accepts(o.Verb) {
+		return errCode(400, "cannot %s a %s; %s accepts %s", o.Verb, d.typ, d.name, strings.Join(verbsByType[d.typ], ", "))
+	}
+	if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) {
+		return errCode(400, "value must be a finite number")
+	}
+	if d.typ == "counter" && o.Value < 0 {
+		return errCode(400, "a counter only goes up: negative value %g", o.Value)
+	}
+	sr := ms.series[key]
+	if sr == nil {
+		if len(ms.series) >= d.maxSeries {
+			if s.onNew != nil {
+				s.onNew(d.name, true)
+			}
+			return errCode(429, "metric %s has reached max_series (%d): series refused", d.name, d.maxSeries)
+		}
+		sr = &series{values: append([]string(nil), o.Labels...)}
+		if d.typ == "histogram" {
+			sr.counts = make([]uint64, len(d.buckets)+1)
+		}
+		ms.series[key] = sr
+	}
+	switch o.Verb {
+	case "observe":
+		sr.counts[sort.SearchFloat64s(d.buckets, o.Value)]++
+		sr.sum += o.Value
+		sr.count++
+	case "inc", "add":
+		sr.value += o.Value
+	case "dec":
+		sr.value -= o.Value
+	case "set":
+		sr.value = o.Value
+	}
+	if o.Time > sr.updated {
+		sr.updated = o.Time
+	}
+	return nil
+}
+
+// apply applies ops in order, logging those that succeed, and returns the
+// error of each (nil when applied) and what to wait on before answering:
+// the group commit that makes them durable.
+func (s *store) apply(ops []op) ([]error, *batch) {
+	errs := make([]error, len(ops))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.durable && s.log == nil {
+		for i := range errs {
+			errs[i] = errCode(503, "shutting down: not accepting changes")
+		}
+		return errs, nil
+	}
+	any := false
+	for i, o := range ops {
+		if errs[i] = s.applyLocked(o); errs[i] == nil {
+			s.appendLocked(o)
+			any = true
+		}
+	}
+	if !any || s.log == nil {
+		return errs, nil
+	}
+	return errs, s.log.current()
+}
+
+// expireLocked removes series not updated within their metric's ttl.
+func (s *store) expire(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ms := range s.metrics {
+		if ms.def.ttl <= 0 {
+			continue
+		}
+		cutoff := now.Add(-ms.def.ttl).UnixMilli()
+		for k, sr := range ms.series {
+			if sr.updated < cutoff {
+				delete(ms.series, k)
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// collector exposes the pushed series.
+type collector struct{ s *store }
+
+func (c collector) Describe(chan<- *prometheus.Desc) {} // unchecked: the metrics change with reloads
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	for _, ms := range c.s.metrics {
+		d := ms.def
+		cutoff := int64(math.MinInt64)
+		if d.ttl > 0 {
+			cutoff = now.Add(-d.ttl).UnixMilli()
+		}
+		for _, sr := range ms.series {
+			if sr.updated < cutoff {
+				continue // expired; the sweep removes it
+			}
+			var m prometheus.Metric
+			var err error
+			switch d.typ {
+			case "histogram":
+				buckets := make(map[float64]uint64, len(d.buckets))
+				var cum uint64
+				for i, b := range d.buckets {
+					cum += sr.counts[i]
+					buckets[b] = cum
+				}
+				m, err = prometheus.NewConstHistogram(d.desc, sr.count, sr.sum, buckets, sr.values...)
+			case "counter":
+				m, err = prometheus.NewConstMetric(d.desc, prometheus.CounterValue, sr.value, sr.values...)
+			default:
+				m, err = prometheus.NewConstMetric(d.desc, prometheus.GaugeValue, sr.value, sr.values...)
+			}
+			if err != nil {
+				m = prometheus.NewInvalidMetric(d.desc, err)
+			}
+			ch <- m
+		}
+	}
+}
+
+var errNotDurable = errors.New("the change could not be made durable")

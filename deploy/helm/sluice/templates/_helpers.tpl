@@ -1,0 +1,70 @@
+{{/* Name of the chart, or nameOverride. */}}
+{{- define "sluice.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, unless the release name already contains the chart name. */}}
+{{- define "sluice.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sluice.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "sluice.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "sluice.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "sluice.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sluice.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.configMapName" -}}
+{{- default (include "sluice.fullname" .) .Values.config.existingConfigMap }}
+{{- end }}
+
+{{- define "sluice.webConfigSecretName" -}}
+{{- default (printf "%s-web-config" (include "sluice.fullname" .)) .Values.webConfig.existingSecret }}
+{{- end }}
+
+{{- define "sluice.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Checks of combinations the schema cannot express. */}}
+{{- define "sluice.validate" -}}
+{{- if and .Values.webConfig.enabled (not .Values.webConfig.existingSecret) (not .Values.webConfig.content) }}
+{{- fail "webConfig.enabled needs webConfig.existingSecret or webConfig.content" }}
+{{- end }}
+{{- if and (eq .Values.storage.type "pvc") (eq .Values.kind "DaemonSet") (not .Values.storage.pvc.existingClaim) }}
+{{- fail "storage.type=pvc with kind=DaemonSet would share one claim between every node's agent: use storage.type=hostPath, or a Deployment" }}
+{{- end }}
+{{- if and (eq .Values.storage.type "pvc") (eq .Values.kind "Deployment") (gt (int .Values.replicas) 1) (has "ReadWriteOnce" .Values.storage.pvc.accessModes) }}
+{{- fail "storage.type=pvc with ReadWriteOnce cannot serve more than one replica" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (not .Values.service.enabled) }}
+{{- fail "serviceMonitor.enabled needs service.enabled" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,974 @@
+// Package test renders the Helm chart deploy/helm/sluice with Helm's own
+// engine (helm.sh/helm/v3: loader, chartutil, engine, lint) for each values
+// profile, decodes every rendered object strictly into its typed Go object
+// (client-go's scheme for Kubernetes kinds, prometheus-operator's types for
+// ServiceMonitor, PodMonitor and PrometheusRule), and validates every Sluice
+// config the chart embeds with Sluice's own loader. It is a module of its
+// own so that Helm and the Kubernetes libraries stay out of Sluice's go.mod.
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"go.yaml.in/yaml/v2"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	_ "github.com/sluicehq/sluice/components/all"
+	"github.com/sluicehq/sluice/pipeline"
+)
+
+const (
+	chartDir  = "../sluice"
+	namespace = "monitoring"
+	release   = "sluice"
+	rulesFile = "../../prometheus/sluice-rules.yml"
+)
+
+// decoder decodes strictly (unknown or duplicate fields are errors) into
+// client-go's types and prometheus-operator's monitoring.coreos.com/v1.
+var decoder = func() runtime.Decoder {
+	s := runtime.NewScheme()
+	if err := scheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := monitoringv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
+}()
+
+// rendered is a chart rendered with one values profile.
+type rendered struct {
+	objects []runtime.Object
+	sources map[runtime.Object]string // template each object came from
+	notes   string
+}
+
+// TestMain drops Helm's notice that files/sluice-rules.yml is a symlink
+// (to deploy/prometheus/sluice-rules.yml, on purpose: one rules file), and
+// keeps any other log line.
+func TestMain(m *testing.M) {
+	log.SetOutput(dropLines{w: os.Stderr, containing: "found symbolic link in path"})
+	os.Exit(m.Run())
+}
+
+type dropLines struct {
+	w          io.Writer
+	containing string
+}
+
+func (d dropLines) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(d.containing)) {
+		return len(p), nil
+	}
+	return d.w.Write(p)
+}
+
+func loadChart(t *testing.T) *chart.Chart {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// render renders the chart as `helm template` does, with the
+// prometheus-operator APIs available.
+func render(t *testing.T, values string) (*rendered, error) {
+	t.Helper()
+	ch := loadChart(t)
+	vals, err := chartutil.ReadValues([]byte(values))
+	if err != nil {
+		t.Fatalf("values: %v", err)
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.APIVersions = append(caps.APIVersions, "monitoring.coreos.com/v1")
+	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, caps)
+	if err != nil {
+		return nil, err
+	}
+	out, err := engine.Render(ch, rv)
+	if err != nil {
+		return nil, err
+	}
+	r := &rendered{sources: map[runtime.Object]string{}}
+	names := make([]string, 0, len(out))
+	for name := range out {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.HasSuffix(name, "NOTES.txt") {
+			r.notes = out[name]
+			continue
+		}
+		docs := releaseutil.SplitManifests(out[name])
+		keys := make([]string, 0, len(docs))
+		for k := range docs {
+			keys = append(keys, k)
+		}
+		sort.Sort(releaseutil.BySplitManifestsOrder(keys))
+		for _, k := range keys {
+			doc := docs[k]
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			obj, gvk, err := decoder.Decode([]byte(doc), nil, nil)
+			if err != nil {
+				t.Fatalf("%s: strict decoding: %v\n%s", name, err, doc)
+			}
+			if gvk.Kind == "" {
+				t.Fatalf("%s: object without kind:\n%s", name, doc)
+			}
+			r.objects = append(r.objects, obj)
+			r.sources[obj] = name
+		}
+	}
+	return r, nil
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func mustRender(t *testing.T, values string) *rendered {
+	t.Helper()
+	r, err := render(t, values)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	validateConfigs(t, r)
+	checkCommon(t, r)
+	return r
+}
+
+// kinds lists the rendered kinds, sorted, e.g. "ConfigMap", "DaemonSet".
+func (r *rendered) kinds() []string {
+	var ks []string
+	for _, o := range r.objects {
+		ks = append(ks, kindOf(o))
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func kindOf(o runtime.Object) string {
+	t := fmt.Sprintf("%T", o)
+	return t[strings.LastIndex(t, ".")+1:]
+}
+
+// only returns the single object of type T, failing unless there is exactly one.
+func only[T runtime.Object](t *testing.T, r *rendered) T {
+	t.Helper()
+	all := every[T](r)
+	if len(all) != 1 {
+		var zero T
+		t.Fatalf("%d objects of type %T rendered, want 1 (rendered: %v)", len(all), zero, r.kinds())
+	}
+	return all[0]
+}
+
+func every[T runtime.Object](r *rendered) []T {
+	var out []T
+	for _, o := range r.objects {
+		if v, ok := o.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// validateConfigs validates every Sluice config in a rendered ConfigMap with
+// Sluice's loader, the ConfigMap mounted as the pod sees it: each key a file
+// of one directory.
+func validateConfigs(t *testing.T, r *rendered) {
+	t.Helper()
+	for _, cm := range every[*corev1.ConfigMap](r) {
+		hcl, ok := cm.Data["sluice.hcl"]
+		if !ok {
+			t.Errorf("ConfigMap %s has no sluice.hcl", cm.Name)
+			continue
+		}
+		dir := t.TempDir()
+		for k, v := range cm.Data {
+			if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		podEnv := func(name string) (string, bool) { return podEnv(name), true }
+		if err := pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(hcl), podEnv); err != nil {
+			t.Errorf("ConfigMap %s: sluice.hcl does not validate:\n%v\n%s", cm.Name, err, hcl)
+		}
+	}
+}
+
+// podEnv stands for the pod's environment (NODE_NAME, DATABASE_URL from a
+// Secret, ...): a DSN-looking value for *_URL and *_DSN, "x" otherwise.
+func podEnv(name string) string {
+	if strings.HasSuffix(name, "_URL") || strings.HasSuffix(name, "_DSN") {
+		return "postgres://sluice@db.example:5432/app"
+	}
+	return "x"
+}
+
+// checkCommon holds for every profile: labels, namespaces, the pod's
+// security context, probes, the config mount, and Services, monitors and
+// policies that select the pods.
+func checkCommon(t *testing.T, r *rendered) {
+	t.Helper()
+	for _, o := range r.objects {
+		m, ok := o.(interface {
+			GetName() string
+			GetNamespace() string
+			GetLabels() map[string]string
+		})
+		if !ok {
+			t.Fatalf("%T has no metadata", o)
+		}
+		if m.GetLabels()["app.kubernetes.io/name"] != "sluice" || m.GetLabels()["app.kubernetes.io/instance"] != release {
+			t.Errorf("%s %s: labels %v", kindOf(o), m.GetName(), m.GetLabels())
+		}
+		switch o.(type) {
+		case *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding:
+			if m.GetNamespace() != "" {
+				t.Errorf("%s %s: namespaced", kindOf(o), m.GetName())
+			}
+		case *rbacv1.Role, *rbacv1.RoleBinding:
+		default:
+			if m.GetNamespace() != namespace {
+				t.Errorf("%s %s: namespace %q, want %q", kindOf(o), m.GetName(), m.GetNamespace(), namespace)
+			}
+		}
+	}
+	for _, spec := range podSpecs(r) {
+		psc := spec.SecurityContext
+		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
+			t.Errorf("pod security context %+v: want non-root", psc)
+		}
+		c := sluiceContainer(t, spec)
+		sc := c.SecurityContext
+		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+			t.Errorf("container security context %+v: want read-only root, no privilege escalation, all capabilities dropped", sc)
+		}
+		if c.Args[0] != "run" || c.Args[len(c.Args)-1] != "/etc/sluice/sluice.hcl" {
+			t.Errorf("args %v", c.Args)
+		}
+		if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/-/healthy" ||
+			c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/-/ready" {
+			t.Errorf("probes: liveness %+v readiness %+v", c.LivenessProbe, c.ReadinessProbe)
+		}
+		// Every port a probe names is a container port.
+		for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+			if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == p.HTTPGet.Port.StrVal }) {
+				t.Errorf("probe port %q is not a container port", p.HTTPGet.Port.StrVal)
+			}
+		}
+		mount := mountAt(c, "/etc/sluice")
+		if mount == nil || mount.SubPath != "" {
+			t.Errorf("config mount %+v: want /etc/sluice, no subPath (a subPath never updates)", mount)
+		}
+		// Every mount has its volume; the config volume is the ConfigMap.
+		for _, vm := range c.VolumeMounts {
+			if volume(spec, vm.Name) == nil {
+				t.Errorf("mount %s has no volume", vm.Name)
+			}
+		}
+		if v := volume(spec, "config"); v == nil || v.ConfigMap == nil || v.ConfigMap.Name != release {
+			t.Errorf("config volume %+v", v)
+		}
+		if spec.ServiceAccountName != release {
+			t.Errorf("serviceAccountName %q", spec.ServiceAccountName)
+		}
+	}
+	if svcs := every[*corev1.Service](r); len(svcs) == 1 {
+		for _, p := range svcs[0].Spec.Ports {
+			if p.TargetPort.StrVal == "" {
+				continue
+			}
+			found := false
+			for _, spec := range podSpecs(r) {
+				found = found || slices.ContainsFunc(sluiceContainer(t, spec).Ports, func(cp corev1.ContainerPort) bool {
+					return cp.Name == p.TargetPort.StrVal && cp.Protocol == p.Protocol
+				})
+			}
+			if !found {
+				t.Errorf("Service port %s: targetPort %s/%s is not a container port", p.Name, p.TargetPort.StrVal, p.Protocol)
+			}
+		}
+	}
+}
+
+func podSpecs(r *rendered) []corev1.PodSpec {
+	var out []corev1.PodSpec
+	for _, ds := range every[*appsv1.DaemonSet](r) {
+		out = append(out, ds.Spec.Template.Spec)
+	}
+	for _, d := range every[*appsv1.Deployment](r) {
+		out = append(out, d.Spec.Template.Spec)
+	}
+	return out
+}
+
+func sluiceContainer(t *testing.T, spec corev1.PodSpec) corev1.Container {
+	t.Helper()
+	for _, c := range spec.Containers {
+		if c.Name == "sluice" {
+			return c
+		}
+	}
+	t.Fatalf("no sluice container in %+v", spec.Containers)
+	return corev1.Container{}
+}
+
+func mountAt(c corev1.Container, path string) *corev1.VolumeMount {
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].MountPath == path {
+			return &c.VolumeMounts[i]
+		}
+	}
+	return nil
+}
+
+func volume(spec corev1.PodSpec, name string) *corev1.Volume {
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Name == name {
+			return &spec.Volumes[i]
+		}
+	}
+	return nil
+}
+
+func port(c corev1.Container, name string) *corev1.ContainerPort {
+	for i := range c.Ports {
+		if c.Ports[i].Name == name {
+			return &c.Ports[i]
+		}
+	}
+	return nil
+}
+
+func hasArg(c corev1.Container, arg string) bool { return slices.Contains(c.Args, arg) }
+
+func TestLint(t *testing.T) {
+	vals, err := chartutil.ReadValuesFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := lint.AllWithKubeVersion(chartDir, vals, namespace, nil)
+	for _, m := range res.Messages {
+		if m.Severity >= support.WarningSev {
+			t.Errorf("helm lint: %s", m)
+		}
+	}
+}
+
+func TestDaemonSetDefault(t *testing.T) {
+	r := mustRender(t, ``)
+	if want := []string{"ConfigMap", "DaemonSet", "Service", "ServiceAccount"}; !slices.Equal(r.kinds(), want) {
+		t.Fatalf("kinds %v, want %v", r.kinds(), want)
+	}
+	ds := only[*appsv1.DaemonSet](t, r)
+	spec := ds.Spec.Template.Spec
+	c := sluiceContainer(t, spec)
+	if c.Image != "ghcr.io/sluicehq/sluice:"+loadChart(t).Metadata.AppVersion {
+		t.Errorf("image %s", c.Image)
+	}
+	for _, a := range []string{"--server.http.listen-addr=:9470", "--storage.path=/var/lib/sluice"} {
+		if !hasArg(c, a) {
+			t.Errorf("args %v lack %s", c.Args, a)
+		}
+	}
+	if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--web.") }) {
+		t.Errorf("web flags without webConfig: %v", c.Args)
+	}
+	// statsd on the node's IP: UDP host port 9125.
+	if p := port(c, "statsd-udp"); p == nil || p.HostPort != 9125 || p.Protocol != corev1.ProtocolUDP {
+		t.Errorf("statsd port %+v", p)
+	}
+	if v := volume(spec, "data"); v == nil || v.EmptyDir == nil {
+		t.Errorf("data volume %+v, want emptyDir", v)
+	}
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Error("the API token is mounted without RBAC")
+	}
+	if got := only[*corev1.Service](t, r); got.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("DaemonSet Service clusterIP %q, want headless", got.Spec.ClusterIP)
+	}
+	// The environment the config may use.
+	for _, e := range []string{"NODE_NAME", "POD_NAME", "POD_NAMESPACE", "HOST_IP"} {
+		if !slices.ContainsFunc(c.Env, func(ev corev1.EnvVar) bool { return ev.Name == e && ev.ValueFrom != nil }) {
+			t.Errorf("env lacks %s", e)
+		}
+	}
+	if !strings.Contains(r.notes, "port-forward ds/sluice") {
+		t.Errorf("NOTES: %s", r.notes)
+	}
+}
+
+func TestDeployment(t *testing.T) {
+	r := mustRender(t, `
+kind: Deployment
+replicas: 2
+podDisruptionBudget: {enabled: true}
+config:
+  content: |
+    statsd_receiver "app" {
+      listen_udp   = ":9125"
+      mapping_file = "gunicorn-mapping.yml"
+    }
+    metrics_sink "default" {
+      inputs = [statsd_receiver.app.metrics]
+    }
+  files:
+    gunicorn-mapping.yml: |
+      mappings:
+        - match: gunicorn.request.status.*
+          name: gunicorn_responses_total
+          labels: {status: "$1"}
+`)
+	if want := []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"}; !slices.Equal(r.kinds(), want) {
+		t.Fatalf("kinds %v, want %v", r.kinds(), want)
+	}
+	d := only[*appsv1.Deployment](t, r)
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("replicas %d", *d.Spec.Replicas)
+	}
+	c := sluiceContainer(t, d.Spec.Template.Spec)
+	if p := port(c, "statsd-udp"); p == nil || p.HostPort != 0 {
+		t.Errorf("a Deployment's statsd port %+v: want no hostPort", p)
+	}
+	svc := only[*corev1.Service](t, r)
+	if svc.Spec.ClusterIP == corev1.ClusterIPNone || !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "statsd-udp" && p.Protocol == corev1.ProtocolUDP }) {
+		t.Errorf("Deployment Service %+v: want a ClusterIP with statsd-udp", svc.Spec)
+	}
+	cm := only[*corev1.ConfigMap](t, r)
+	if !strings.Contains(cm.Data["gunicorn-mapping.yml"], "gunicorn_responses_total") {
+		t.Errorf("mapping file missing from the ConfigMap: %v", cm.Data)
+	}
+	pdb := only[*policyv1.PodDisruptionBudget](t, r)
+	if pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.Selector.MatchLabels["app.kubernetes.io/instance"] != release {
+		t.Errorf("PDB %+v", pdb.Spec)
+	}
+}
+
+func TestRBACClusterWide(t *testing.T) {
+	r := mustRender(t, `rbac: {create: true}`)
+	cr := only[*rbacv1.ClusterRole](t, r)
+	checkStatusRules(t, cr.Rules)
+	crb := only[*rbacv1.ClusterRoleBinding](t, r)
+	if crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != cr.Name ||
+		len(crb.Subjects) != 1 || crb.Subjects[0].Kind != "ServiceAccount" || crb.Subjects[0].Name != release || crb.Subjects[0].Namespace != namespace {
+		t.Errorf("ClusterRoleBinding %+v", crb)
+	}
+	if len(every[*rbacv1.Role](r)) != 0 {
+		t.Error("Role rendered for cluster-wide RBAC")
+	}
+	sa := only[*corev1.ServiceAccount](t, r)
+	if sa.AutomountServiceAccountToken == nil || !*sa.AutomountServiceAccountToken {
+		t.Error("ServiceAccount token not mounted with RBAC on")
+	}
+	if spec := podSpecs(r)[0]; spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
+		t.Error("pod does not mount the API token with RBAC on")
+	}
+}
+
+func TestRBACNamespaced(t *testing.T) {
+	r := mustRender(t, `
+rbac:
+  create: true
+  namespaced: true
+  namespaces: [apps, monitoring]
+`)
+	if len(every[*rbacv1.ClusterRole](r)) != 0 || len(every[*rbacv1.ClusterRoleBinding](r)) != 0 {
+		t.Error("cluster-wide RBAC rendered for namespaced RBAC")
+	}
+	roles, bindings := every[*rbacv1.Role](r), every[*rbacv1.RoleBinding](r)
+	var nss []string
+	for _, role := range roles {
+		checkStatusRules(t, role.Rules)
+		nss = append(nss, role.Namespace)
+	}
+	if !slices.Equal(nss, []string{"apps", "monitoring"}) {
+		t.Errorf("Roles in %v, want apps and monitoring", nss)
+	}
+	if len(bindings) != 2 {
+		t.Fatalf("%d RoleBindings", len(bindings))
+	}
+	for _, b := range bindings {
+		if b.RoleRef.Kind != "Role" || b.Subjects[0].Namespace != namespace || b.Subjects[0].Name != release {
+			t.Errorf("RoleBinding %s/%s %+v", b.Namespace, b.Name, b)
+		}
+	}
+	// Without namespaces: the release's namespace.
+	r = mustRender(t, `rbac: {create: true, namespaced: true}`)
+	if role := only[*rbacv1.Role](t, r); role.Namespace != namespace {
+		t.Errorf("Role in %s", role.Namespace)
+	}
+}
+
+// checkStatusRules: what kubernetes_status_source needs, and nothing that writes.
+func checkStatusRules(t *testing.T, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	need := map[string][]string{"apps": {"deployments", "statefulsets", "daemonsets"}, "": {"pods"}}
+	for group, resources := range need {
+		for _, res := range resources {
+			ok := slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool {
+				return slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, res) &&
+					slices.Contains(r.Verbs, "get") && slices.Contains(r.Verbs, "list") && slices.Contains(r.Verbs, "watch")
+			})
+			if !ok {
+				t.Errorf("rules %+v do not allow get/list/watch of %s.%s", rules, res, group)
+			}
+		}
+	}
+	for _, r := range rules {
+		for _, v := range r.Verbs {
+			if !slices.Contains([]string{"get", "list", "watch"}, v) {
+				t.Errorf("rule %+v grants %s", r, v)
+			}
+		}
+	}
+}
+
+func TestMonitorsAndRules(t *testing.T) {
+	r := mustRender(t, `
+serviceMonitor: {enabled: true, labels: {release: kube-prometheus-stack}}
+podMonitor: {enabled: true}
+prometheusRule: {enabled: true, labels: {release: kube-prometheus-stack}}
+`)
+	sm := only[*monitoringv1.ServiceMonitor](t, r)
+	if sm.Labels["release"] != "kube-prometheus-stack" {
+		t.Errorf("ServiceMonitor labels %v", sm.Labels)
+	}
+	var paths []string
+	for _, e := range sm.Spec.Endpoints {
+		paths = append(paths, e.Path)
+		if e.Port != "http" || string(e.Interval) != "30s" {
+			t.Errorf("endpoint %+v", e)
+		}
+	}
+	if !slices.Equal(paths, []string{"/metrics", "/metrics/default"}) {
+		t.Errorf("ServiceMonitor paths %v", paths)
+	}
+	svc := only[*corev1.Service](t, r)
+	for k, v := range sm.Spec.Selector.MatchLabels {
+		if svc.Labels[k] != v {
+			t.Errorf("ServiceMonitor selects %s=%s, the Service has %v", k, v, svc.Labels)
+		}
+	}
+	pm := only[*monitoringv1.PodMonitor](t, r)
+	if len(pm.Spec.PodMetricsEndpoints) != 2 || *pm.Spec.PodMetricsEndpoints[0].Port != "http" {
+		t.Errorf("PodMonitor endpoints %+v", pm.Spec.PodMetricsEndpoints)
+	}
+	podLabels := podSpecsLabels(r)
+	for k, v := range pm.Spec.Selector.MatchLabels {
+		if podLabels[k] != v {
+			t.Errorf("PodMonitor selects %s=%s, the pods have %v", k, v, podLabels)
+		}
+	}
+
+	// The PrometheusRule holds exactly deploy/prometheus/sluice-rules.yml.
+	pr := only[*monitoringv1.PrometheusRule](t, r)
+	src, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				For         string            `yaml:"for"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.UnmarshalStrict(src, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(pr.Spec.Groups) != len(file.Groups) {
+		t.Fatalf("PrometheusRule has %d groups, the rules file %d", len(pr.Spec.Groups), len(file.Groups))
+	}
+	alerts := 0
+	for i, g := range file.Groups {
+		pg := pr.Spec.Groups[i]
+		if pg.Name != g.Name || len(pg.Rules) != len(g.Rules) {
+			t.Fatalf("group %d: %s with %d rules, want %s with %d", i, pg.Name, len(pg.Rules), g.Name, len(g.Rules))
+		}
+		for j, rule := range g.Rules {
+			pr := pg.Rules[j]
+			forStr := ""
+			if pr.For != nil {
+				forStr = string(*pr.For)
+			}
+			if pr.Alert != rule.Alert || pr.Expr.String() != rule.Expr || forStr != rule.For ||
+				fmt.Sprint(pr.Labels) != fmt.Sprint(rule.Labels) || fmt.Sprint(pr.Annotations) != fmt.Sprint(rule.Annotations) {
+				t.Errorf("rule %s differs from the rules file:\n%+v\n%+v", rule.Alert, pr, rule)
+			}
+			alerts++
+		}
+	}
+	if alerts < 10 || !strings.Contains(fmt.Sprint(pr.Spec.Groups), "SluiceWatchdog") {
+		t.Errorf("%d alerts, or no SluiceWatchdog", alerts)
+	}
+}
+
+func podSpecsLabels(r *rendered) map[string]string {
+	for _, ds := range every[*appsv1.DaemonSet](r) {
+		return ds.Spec.Template.Labels
+	}
+	for _, d := range every[*appsv1.Deployment](r) {
+		return d.Spec.Template.Labels
+	}
+	return nil
+}
+
+func TestStoragePVC(t *testing.T) {
+	r := mustRender(t, `
+kind: Deployment
+storage:
+  type: pvc
+  pvc: {size: 5Gi, storageClassName: fast}
+`)
+	pvc := only[*corev1.PersistentVolumeClaim](t, r)
+	if q := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; q.String() != "5Gi" || *pvc.Spec.StorageClassName != "fast" {
+		t.Errorf("PVC %+v", pvc.Spec)
+	}
+	if pvc.Annotations["helm.sh/resource-policy"] != "keep" {
+		t.Error("the PVC would be deleted with the release")
+	}
+	d := only[*appsv1.Deployment](t, r)
+	if v := volume(d.Spec.Template.Spec, "data"); v == nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != pvc.Name {
+		t.Errorf("data volume %+v", v)
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy %q: a ReadWriteOnce claim needs Recreate", d.Spec.Strategy.Type)
+	}
+	if c := sluiceContainer(t, d.Spec.Template.Spec); mountAt(c, "/var/lib/sluice") == nil {
+		t.Error("no mount at the storage path")
+	}
+
+	// An existing claim: no PVC rendered.
+	r = mustRender(t, `{kind: Deployment, storage: {type: pvc, pvc: {existingClaim: mine}}}`)
+	if len(every[*corev1.PersistentVolumeClaim](r)) != 0 {
+		t.Error("PVC rendered with existingClaim")
+	}
+	if v := volume(podSpecs(r)[0], "data"); v.PersistentVolumeClaim.ClaimName != "mine" {
+		t.Errorf("claim %s", v.PersistentVolumeClaim.ClaimName)
+	}
+}
+
+func TestStorageHostPath(t *testing.T) {
+	r := mustRender(t, `storage: {type: hostPath}`)
+	spec := only[*appsv1.DaemonSet](t, r).Spec.Template.Spec
+	v := volume(spec, "data")
+	if v == nil || v.HostPath == nil || v.HostPath.Path != "/var/lib/sluice/"+release || *v.HostPath.Type != corev1.HostPathDirectoryOrCreate {
+		t.Fatalf("data volume %+v", v)
+	}
+	if len(spec.InitContainers) != 1 {
+		t.Fatalf("init containers %+v", spec.InitContainers)
+	}
+	ic := spec.InitContainers[0]
+	if !slices.Equal(ic.Command, []string{"chown", "65532:65532", "/var/lib/sluice"}) ||
+		!slices.Equal(ic.SecurityContext.Capabilities.Add, []corev1.Capability{"CHOWN"}) || !slices.Contains(ic.SecurityContext.Capabilities.Drop, "ALL") {
+		t.Errorf("init container %+v", ic)
+	}
+}
+
+func TestWebConfig(t *testing.T) {
+	const webConfig = `tls_server_config:
+  cert_file: /etc/sluice-web/tls.crt
+  key_file: /etc/sluice-web/tls.key
+basic_auth_users:
+  prometheus: $2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG
+`
+	values, err := yaml.Marshal(map[string]any{
+		"webConfig":      map[string]any{"enabled": true, "content": webConfig},
+		"serviceMonitor": map[string]any{"enabled": true, "scheme": "https", "tlsConfig": map[string]any{"insecureSkipVerify": true}},
+		"networkPolicy":  map[string]any{"enabled": true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustRender(t, string(values))
+	sec := only[*corev1.Secret](t, r)
+	if strings.TrimSpace(sec.StringData["web-config.yml"]) != strings.TrimSpace(webConfig) {
+		t.Errorf("Secret %q", sec.StringData)
+	}
+	spec := only[*appsv1.DaemonSet](t, r).Spec.Template.Spec
+	c := sluiceContainer(t, spec)
+	if !hasArg(c, "--web.config.file=/etc/sluice-web/web-config.yml") || !hasArg(c, "--web.probe-listen-address=:9471") {
+		t.Errorf("args %v", c.Args)
+	}
+	if v := volume(spec, "web-config"); v == nil || v.Secret == nil || v.Secret.SecretName != sec.Name {
+		t.Errorf("web-config volume %+v", v)
+	}
+	if m := mountAt(c, "/etc/sluice-web"); m == nil || !m.ReadOnly {
+		t.Errorf("web-config mount %+v", m)
+	}
+	if c.ReadinessProbe.HTTPGet.Port.StrVal != "probe" || c.LivenessProbe.HTTPGet.Port.StrVal != "probe" {
+		t.Errorf("probes on %s/%s, want the plain probe port", c.ReadinessProbe.HTTPGet.Port.StrVal, c.LivenessProbe.HTTPGet.Port.StrVal)
+	}
+	if p := port(c, "probe"); p == nil || p.ContainerPort != 9471 {
+		t.Errorf("probe port %+v", p)
+	}
+	sm := only[*monitoringv1.ServiceMonitor](t, r)
+	if e := sm.Spec.Endpoints[0]; e.Scheme == nil || e.Scheme.String() != "https" || e.TLSConfig == nil || e.TLSConfig.InsecureSkipVerify == nil || !*e.TLSConfig.InsecureSkipVerify {
+		t.Errorf("ServiceMonitor endpoint %+v", e)
+	}
+	np := only[*networkingv1.NetworkPolicy](t, r)
+	if !strings.Contains(fmt.Sprint(np.Spec.Ingress), "probe") {
+		t.Errorf("NetworkPolicy does not let the probes in: %+v", np.Spec.Ingress)
+	}
+
+	// An existing Secret: none rendered, that one mounted.
+	r = mustRender(t, `webConfig: {enabled: true, existingSecret: my-web-config}`)
+	if len(every[*corev1.Secret](r)) != 0 {
+		t.Error("Secret rendered with existingSecret")
+	}
+	if v := volume(podSpecs(r)[0], "web-config"); v.Secret.SecretName != "my-web-config" {
+		t.Errorf("secret %s", v.Secret.SecretName)
+	}
+}
+
+func TestNetworkPolicy(t *testing.T) {
+	r := mustRender(t, `
+networkPolicy:
+  enabled: true
+  metricsFrom:
+    - namespaceSelector:
+        matchLabels: {kubernetes.io/metadata.name: monitoring}
+  egress: []
+statsd: {tcp: true}
+extraPorts:
+  - {name: sink-app, containerPort: 9102, protocol: TCP}
+`)
+	np := only[*networkingv1.NetworkPolicy](t, r)
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{"Ingress", "Egress"}) || len(np.Spec.Egress) != 0 {
+		t.Errorf("policy types %v egress %v: egress: [] must deny all egress", np.Spec.PolicyTypes, np.Spec.Egress)
+	}
+	if len(np.Spec.Ingress) != 3 {
+		t.Fatalf("ingress %+v", np.Spec.Ingress)
+	}
+	metrics, statsd, extra := np.Spec.Ingress[0], np.Spec.Ingress[1], np.Spec.Ingress[2]
+	if metrics.Ports[0].Port.StrVal != "http" || len(metrics.From) != 1 || metrics.From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+		t.Errorf("metrics rule %+v", metrics)
+	}
+	if len(statsd.Ports) != 2 || statsd.Ports[0].Port.IntValue() != 9125 || *statsd.Ports[0].Protocol != corev1.ProtocolUDP || *statsd.Ports[1].Protocol != corev1.ProtocolTCP || len(statsd.From) != 0 {
+		t.Errorf("statsd rule %+v", statsd)
+	}
+	if extra.Ports[0].Port.IntValue() != 9102 {
+		t.Errorf("extra ports rule %+v", extra)
+	}
+	svc := only[*corev1.Service](t, r)
+	if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "sink-app" && p.Port == 9102 }) {
+		t.Errorf("Service ports %+v lack sink-app", svc.Spec.Ports)
+	}
+	// Default: egress open.
+	r = mustRender(t, `networkPolicy: {enabled: true}`)
+	if np := only[*networkingv1.NetworkPolicy](t, r); !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{"Ingress"}) {
+		t.Errorf("policy types %v", np.Spec.PolicyTypes)
+	}
+}
+
+// TestSidecarConfigOnly: kind None renders the config (and monitors) for a
+// Sluice container in the application's own pod, and no workload.
+func TestSidecarConfigOnly(t *testing.T) {
+	r := mustRender(t, `
+kind: None
+config:
+  content: |
+    statsd_receiver "app" {
+      listen_udp = "127.0.0.1:9125"
+    }
+    metrics_sink "app" {
+      inputs = [statsd_receiver.app.metrics, agent.metrics]
+      listen = ":9102"
+    }
+podMonitor:
+  enabled: true
+  selector: {matchLabels: {app: web}}
+  port: metrics
+  paths: [/metrics]
+`)
+	if want := []string{"ConfigMap", "PodMonitor", "ServiceAccount"}; !slices.Equal(r.kinds(), want) {
+		t.Fatalf("kinds %v, want %v", r.kinds(), want)
+	}
+	pm := only[*monitoringv1.PodMonitor](t, r)
+	if pm.Spec.Selector.MatchLabels["app"] != "web" || *pm.Spec.PodMetricsEndpoints[0].Port != "metrics" {
+		t.Errorf("PodMonitor %+v", pm.Spec)
+	}
+	if !strings.Contains(r.notes, "No workload") {
+		t.Errorf("NOTES: %s", r.notes)
+	}
+}
+
+// TestRejectedValues: combinations that cannot work fail the render with a
+// message, as `helm install` would.
+func TestRejectedValues(t *testing.T) {
+	for _, tc := range []struct{ values, want string }{
+		{`kind: StatefulSet`, "kind"},
+		{`storage: {type: nfs}`, "storage"},
+		{`webConfig: {enabled: true}`, "webConfig.enabled needs"},
+		{`storage: {type: pvc}`, "share one claim"},
+		{`{kind: Deployment, replicas: 2, storage: {type: pvc}}`, "more than one replica"},
+		{`{serviceMonitor: {enabled: true}, service: {enabled: false}}`, "needs service.enabled"},
+		{`config: {files: {sluice.hcl: x}}`, "cannot hold sluice.hcl"},
+		{`agent: {logFormat: xml}`, "logFormat"},
+	} {
+		_, err := render(t, tc.values)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("values %s: error %v, want one mentioning %q", tc.values, err, tc.want)
+		}
+	}
+}
+
+// TestInvalidConfigIsCaught: the validation of embedded configs is real.
+func TestInvalidConfigIsCaught(t *testing.T) {
+	r, err := render(t, `config: {content: "statsd_receiver \"x\" { listen_udpp = \":9125\" }"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := only[*corev1.ConfigMap](t, r)
+	dir := t.TempDir()
+	err = pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(cm.Data["sluice.hcl"]), func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), "listen_udpp") {
+		t.Errorf("a misspelt argument validated: %v", err)
+	}
+}
+
+// TestDocumentedValues renders every values example of the documentation
+// (YAML blocks whose first line is "# helm values: NAME"), so the examples
+// in docs/operations.md and the chart's README stay installable.
+func TestDocumentedValues(t *testing.T) {
+	found := map[string]*rendered{}
+	for _, doc := range []string{"../../../docs/operations.md", "../sluice/README.md"} {
+		src, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(string(src), "```yaml\n# helm values: ")
+		for _, b := range blocks[1:] {
+			name, body, _ := strings.Cut(b, "\n")
+			body, _, ok := strings.Cut(body, "```")
+			if !ok {
+				t.Fatalf("%s: unterminated block %s", doc, name)
+			}
+			t.Run(name, func(t *testing.T) { found[name] = mustRender(t, body) })
+		}
+	}
+	for _, name := range []string{"node-agent.yaml", "central.yaml", "web-sluice.yaml"} {
+		if found[name] == nil {
+			t.Errorf("documented values %s not found", name)
+		}
+	}
+	if r := found["central.yaml"]; r != nil {
+		if want := []string{"ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
+			t.Errorf("central.yaml renders %v, want %v", r.kinds(), want)
+		}
+	}
+	if r := found["node-agent.yaml"]; r != nil {
+		if want := []string{"ConfigMap", "DaemonSet", "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
+			t.Errorf("node-agent.yaml renders %v, want %v", r.kinds(), want)
+		}
+	}
+}
+
+// TestPlainManifestsDecodeStrictly decodes every object of the plain
+// manifests in deploy/kubernetes as the chart's (the configs they embed are
+// validated by deploy/manifests_test.go).
+func TestPlainManifestsDecodeStrictly(t *testing.T) {
+	files, err := filepath.Glob("../../kubernetes/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(src), "\n---\n") {
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			if _, _, err := decoder.Decode([]byte(doc), nil, nil); err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
+			n++
+		}
+	}
+	if n < 5 {
+		t.Errorf("only %d objects in deploy/kubernetes", n)
+	}
+}
+
+// TestSidecarSnippetDecodesStrictly: the container the chart's README tells
+// users to paste into their pod spec is a valid PodSpec fragment.
+func TestSidecarSnippetDecodesStrictly(t *testing.T) {
+	src, err := os.ReadFile("../sluice/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(src), "```yaml\n# in the application's pod spec\n")
+	if !ok {
+		t.Fatal("no pod spec snippet in the chart's README")
+	}
+	snippet, _, _ := strings.Cut(rest, "```")
+	pod := "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n" + indent(snippet, "  ")
+	obj, _, err := decoder.Decode([]byte(pod), nil, nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, pod)
+	}
+	spec := obj.(*corev1.Pod).Spec
+	c := sluiceContainer(t, spec)
+	if v := volume(spec, "sluice-config"); v == nil || v.ConfigMap == nil || mountAt(c, "/etc/sluice") == nil {
+		t.Errorf("config volume %+v", v)
+	}
+	if sc := c.SecurityContext; sc == nil || !*sc.ReadOnlyRootFilesystem || mountAt(c, "/tmp") == nil {
+		t.Errorf("sidecar: read-only root needs a writable /tmp for --storage.path=/tmp/sluice: %+v", sc)
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
