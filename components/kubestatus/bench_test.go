@@ -77,10 +77,10 @@ func BenchmarkEventToGauge(b *testing.B) {
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ready := int32(1 + i%2) // alternate Running / Available
-		want := Running
-		if ready == 2 {
-			want = Available
+		// Alternate Running / Available from whatever the last write left.
+		ready, want := int32(2), Available
+		if d.Status.ReadyReplicas == 2 {
+			ready, want = 1, Running
 		}
 		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: ready, AvailableReplicas: ready,
 			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: "True"}}}
@@ -89,9 +89,16 @@ func BenchmarkEventToGauge(b *testing.B) {
 		if d, err = cs.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		for s := range seen {
-			if s == want {
-				break
+		timeout := time.After(30 * time.Second)
+	wait:
+		for {
+			select {
+			case s := <-seen:
+				if s == want {
+					break wait
+				}
+			case <-timeout:
+				b.Fatalf("no %v event 30s after the write", want)
 			}
 		}
 		lat = append(lat, time.Since(start))
