@@ -6,10 +6,14 @@
 #   (Debian's package, 2.42) scrape the agent;
 # - chromium: the status UI's browser tests (cmd/sluice) drive a headless
 #   Debian chromium with chromedp.
+# - etcd and a kube-apiserver built once into ~/.cache/sluice (keyed by
+#   version): the kubernetes_status_source tests run a real API server
+#   (scripts/ensure-kube-apiserver.sh; several minutes the first time).
 # Idempotent and quiet when everything is present (Debian/Ubuntu, apt-get).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/ensure-postgres.sh"
+bash "$here/ensure-kube-apiserver.sh" >/dev/null
 
 sudo=""
 updated=""

@@ -1,0 +1,83 @@
+package kubestatus
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type selfMetrics struct {
+	events      *prometheus.CounterVec
+	lastEvent   prometheus.Gauge
+	relists     *prometheus.CounterVec
+	watchErrors *prometheus.CounterVec
+	badObjects  *prometheus.CounterVec
+	dropped     prometheus.Gauge
+}
+
+func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, error) {
+	m := &selfMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_kubernetes_events_total",
+			Help: "Informer events handled, by kind and type (add, update, delete).",
+		}, []string{"kind", "type"}),
+		lastEvent: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_kubernetes_last_event_timestamp_seconds",
+			Help: "Unix time of the last informer event handled.",
+		}),
+		relists: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_kubernetes_relists_total",
+			Help: "Lists after an informer's first (after an expired resource version, a dropped connection or an API server restart), by kind.",
+		}, []string{"kind"}),
+		watchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_kubernetes_watch_errors_total",
+			Help: "List/watch failures by kind and reason: expired (resource version too old: relist) or error (retried with backoff).",
+		}, []string{"kind", "reason"}),
+		badObjects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_kubernetes_bad_objects_total",
+			Help: "Objects from the API server that could not be evaluated (dropped), by kind.",
+		}, []string{"kind"}),
+		dropped: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_kubernetes_series_dropped",
+			Help: "Watch series not exported at the last scrape because max_series was reached.",
+		}),
+	}
+	for _, col := range []prometheus.Collector{m.events, m.lastEvent, m.relists, m.watchErrors, m.badObjects, m.dropped, informerCollector{c}} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+var (
+	syncedDesc = prometheus.NewDesc("sluice_kubernetes_informer_synced",
+		"1 when the informer's initial list has been handled, else 0.",
+		[]string{"kind", "namespace", "label_selector", "name"}, nil)
+	objectsDesc = prometheus.NewDesc("sluice_kubernetes_watched_objects",
+		"Objects the informer holds.",
+		[]string{"kind", "namespace", "label_selector", "name"}, nil)
+)
+
+// informerCollector reports the running informers.
+type informerCollector struct{ c *Component }
+
+func (informerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- syncedDesc
+	ch <- objectsDesc
+}
+
+func (ic informerCollector) Collect(ch chan<- prometheus.Metric) {
+	ic.c.mu.RLock()
+	defer ic.c.mu.RUnlock()
+	seen := map[scope]bool{}
+	for s, in := range ic.c.informers {
+		s.Rule = "" // not a label: two rules over one scope report once
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		v := 0.0
+		if in.synced() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(syncedDesc, prometheus.GaugeValue, v, s.Kind, s.Namespace, s.Selector, s.Name)
+		ch <- prometheus.MustNewConstMetric(objectsDesc, prometheus.GaugeValue, float64(in.count()), s.Kind, s.Namespace, s.Selector, s.Name)
+	}
+}
