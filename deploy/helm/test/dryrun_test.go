@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,26 +52,40 @@ var crdFiles = []string{
 	"monitoring.coreos.com_prometheusrules.yaml",
 }
 
+// hostPortOnly is what the default DaemonSet breaks of the restricted Pod
+// Security level (and of baseline): the statsd hostPort that lets
+// applications send to their node's IP. statsd.hostPort=false lifts it.
+var hostPortOnly = []string{"hostPort: sluice"}
+
 // dryRunProfiles are the values profiles applied to the API server. Together
 // they render every template of the chart (TestDryRunChart checks that).
-var dryRunProfiles = []struct{ name, values string }{
-	{"daemonset-default", ``},
-	{"deployment-pdb", `{kind: Deployment, replicas: 2, podDisruptionBudget: {enabled: true}}`},
+// podSecurity lists the checks of the Pod Security Standards' restricted
+// level that the profile's pod template is expected to fail, exactly.
+var dryRunProfiles = []struct {
+	name, values string
+	podSecurity  []string
+}{
+	{"daemonset-default", ``, hostPortOnly},
+	{"daemonset-no-hostport", `statsd: {hostPort: false}`, nil},
+	{"deployment-pdb", `{kind: Deployment, replicas: 2, podDisruptionBudget: {enabled: true}}`, nil},
 	{"deployment-pvc", `
 kind: Deployment
 storage:
   type: pvc
   pvc: {size: 5Gi, storageClassName: fast}
-`},
-	{"deployment-existing-claim", `{kind: Deployment, storage: {type: pvc, pvc: {existingClaim: mine}}}`},
-	{"hostpath", `storage: {type: hostPath}`},
-	{"rbac-cluster", `rbac: {create: true}`},
+`, nil},
+	{"deployment-existing-claim", `{kind: Deployment, storage: {type: pvc, pvc: {existingClaim: mine}}}`, nil},
+	// The documented trade-off of a hostPath: a root init container with
+	// CAP_CHOWN hands the root-owned directory to the agent's user.
+	{"hostpath", `storage: {type: hostPath}`, []string{"hostPort: sluice", "restricted volume types",
+		"unrestricted capabilities: volume-permissions", "runAsNonRoot != true: volume-permissions", "runAsUser=0: volume-permissions"}},
+	{"rbac-cluster", `rbac: {create: true}`, hostPortOnly},
 	{"rbac-namespaced", `
 rbac:
   create: true
   namespaced: true
   namespaces: [apps, monitoring]
-`},
+`, hostPortOnly},
 	{"monitoring-tls-networkpolicy", `
 serviceMonitor: {enabled: true, labels: {release: kube-prometheus-stack}, scheme: https, tlsConfig: {insecureSkipVerify: true}}
 podMonitor: {enabled: true}
@@ -91,12 +106,12 @@ networkPolicy:
 statsd: {tcp: true}
 extraPorts:
   - {name: sink-app, containerPort: 9102, protocol: TCP}
-`},
-	{"web-config-existing-secret", `webConfig: {enabled: true, existingSecret: my-web-config}`},
+`, hostPortOnly},
+	{"web-config-existing-secret", `webConfig: {enabled: true, existingSecret: my-web-config}`, hostPortOnly},
 	{"sidecar", `
 kind: None
 podMonitor: {enabled: true}
-`},
+`, nil},
 }
 
 var (
@@ -149,8 +164,18 @@ func setUpCluster(srv *kubetest.Server) (*cluster, error) {
 	}
 	// The chart's release namespace, the namespaces its namespaced-RBAC
 	// profile grants access to, and those the plain manifests name.
+	// The release namespace enforces the Pod Security Standards' restricted
+	// level and warns about workloads' pod templates that break it (the
+	// PodSecurity admission plugin checks templates only in warn mode), so
+	// the chart's securityContext claims are checked by the API server.
 	for _, ns := range []string{namespace, "apps", "argocd"} {
-		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		labels := map[string]string{}
+		if ns == namespace {
+			for _, mode := range []string{"enforce", "warn"} {
+				labels["pod-security.kubernetes.io/"+mode] = "restricted"
+			}
+		}
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("create namespace %s: %w", ns, err)
 		}
@@ -312,15 +337,73 @@ func (w *warnings) take() []string {
 }
 
 // dryRun creates o with dryRun=All and strict field validation, in
-// defaultNS when it is namespaced and names none. A warning from the API
-// server is an error too.
-func (c *cluster) dryRun(ctx context.Context, o *unstructured.Unstructured, defaultNS string) error {
+// defaultNS when it is namespaced and names none. It returns the
+// restricted Pod Security checks o's pod template fails (sorted); any other
+// warning from the API server is an error.
+func (c *cluster) dryRun(ctx context.Context, o *unstructured.Unstructured, defaultNS string) ([]string, error) {
 	c.warnings.take()
 	err := c.create(ctx, o, defaultNS)
-	if w := c.warnings.take(); err == nil && len(w) > 0 {
-		return fmt.Errorf("warnings: %s", strings.Join(w, "; "))
+	var podSecurity, other []string
+	for _, w := range c.warnings.take() {
+		if v, ok := podSecurityViolations(w); ok {
+			podSecurity = append(podSecurity, v...)
+		} else {
+			other = append(other, w)
+		}
 	}
-	return err
+	sort.Strings(podSecurity)
+	if err == nil && len(other) > 0 {
+		err = fmt.Errorf("warnings: %s", strings.Join(other, "; "))
+	}
+	return podSecurity, err
+}
+
+// podSecurityViolations parses the PodSecurity admission warning
+//
+//	would violate PodSecurity "restricted:latest": hostPort (container "sluice" uses hostPort 9125), runAsUser=0 (...)
+//
+// into the failed checks, each with the containers it names:
+// "hostPort: sluice", "runAsUser=0: wal-owner"; a check about the pod
+// alone ("restricted volume types") has no container.
+func podSecurityViolations(warning string) ([]string, bool) {
+	const prefix = `would violate PodSecurity "`
+	if !strings.HasPrefix(warning, prefix) {
+		return nil, false
+	}
+	_, list, ok := strings.Cut(warning, `": `)
+	if !ok {
+		return nil, false
+	}
+	var names []string
+	depth, start := 0, 0
+	for i := 0; i <= len(list); i++ {
+		if i < len(list) {
+			switch list[i] {
+			case '(':
+				depth++
+				continue
+			case ')':
+				depth--
+				continue
+			case ',':
+				if depth > 0 {
+					continue
+				}
+			default:
+				continue
+			}
+		}
+		part := strings.TrimSpace(list[start:i])
+		name, detail, _ := strings.Cut(part, " (")
+		if name != "" {
+			if cs := containersNamed(detail); len(cs) > 0 {
+				name += ": " + strings.Join(cs, ",")
+			}
+			names = append(names, name)
+		}
+		start = i + 1
+	}
+	return names, len(names) > 0
 }
 
 func (c *cluster) create(ctx context.Context, o *unstructured.Unstructured, defaultNS string) error {
@@ -364,8 +447,40 @@ func (ty *tally) String() string {
 	return fmt.Sprintf("passed: %s; skipped: %s", f(ty.passed), f(ty.skipped))
 }
 
-func (ty *tally) record(t *testing.T, c *cluster, what string, o *unstructured.Unstructured, err error) {
+// containersNamed returns the containers a check's detail names, sorted:
+// `containers "wal-owner", "sluice" must set ...` gives [sluice wal-owner].
+func containersNamed(detail string) []string {
+	i := strings.Index(detail, "container")
+	if i < 0 {
+		return nil
+	}
+	rest := strings.TrimPrefix(strings.TrimPrefix(detail[i:], "containers"), "container")
+	if j := strings.Index(rest, " must"); j >= 0 {
+		rest = rest[:j]
+	} else if j := strings.Index(rest, " uses"); j >= 0 {
+		rest = rest[:j]
+	}
+	var names []string
+	for _, f := range strings.Split(rest, ",") {
+		if n := strings.Trim(strings.TrimSpace(f), `"`); n != "" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// record checks one dry-run: accepted, with exactly the expected Pod
+// Security violations when o has a pod template.
+func (ty *tally) record(t *testing.T, c *cluster, what string, o *unstructured.Unstructured, wantPodSecurity []string, podSecurity []string, err error) {
 	t.Helper()
+	if err == nil && hasPodTemplate(o) {
+		want := slices.Clone(wantPodSecurity)
+		sort.Strings(want)
+		if !slices.Equal(podSecurity, want) {
+			err = fmt.Errorf("fails the restricted Pod Security checks %q, want %q", podSecurity, want)
+		}
+	}
 	switch {
 	case errors.Is(err, errSkipped):
 		ty.skipped[o.GetKind()]++
@@ -375,6 +490,11 @@ func (ty *tally) record(t *testing.T, c *cluster, what string, o *unstructured.U
 	default:
 		ty.passed[o.GetKind()]++
 	}
+}
+
+func hasPodTemplate(o *unstructured.Unstructured) bool {
+	_, ok, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec")
+	return ok
 }
 
 // TestDryRunChart applies every object each profile renders.
@@ -395,7 +515,8 @@ func TestDryRunChart(t *testing.T) {
 				if err != nil || o == nil {
 					t.Fatalf("%s: %v", r.sources[r.objects[i]], err)
 				}
-				total.record(t, c, p.name, o, c.dryRun(ctx, o, namespace))
+				ps, err := c.dryRun(ctx, o, namespace)
+				total.record(t, c, p.name, o, p.podSecurity, ps, err)
 			}
 		})
 	}
@@ -426,6 +547,18 @@ func TestDryRunPlainManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The restricted Pod Security checks each file's workloads fail: the
+	// DaemonSets' statsd hostPort, and the remote-write DaemonSet's WAL on a
+	// hostPath, handed to the agent by a root init container with CAP_CHOWN.
+	podSecurity := map[string][]string{
+		"daemonset.yaml": hostPortOnly,
+		"daemonset-remote-write.yaml": {"hostPort: sluice", "restricted volume types",
+			"unrestricted capabilities: wal-owner", "runAsNonRoot != true: wal-owner", "runAsUser=0: wal-owner"},
+		// The example application's own container is the user's; the
+		// Sluice sidecar next to it must not add any violation.
+		"sidecar.yaml": {"allowPrivilegeEscalation != false: web", "runAsNonRoot != true: web",
+			"seccompProfile: web", "unrestricted capabilities: web"},
+	}
 	total := newTally()
 	for _, f := range files {
 		objs, err := readObjects(f)
@@ -436,7 +569,10 @@ func TestDryRunPlainManifests(t *testing.T) {
 			t.Errorf("%s: no objects", f)
 		}
 		for _, o := range objs {
-			total.record(t, c, filepath.Base(f), o, c.dryRun(t.Context(), o, "default"))
+			// Objects that name no namespace (the sidecar example's
+			// application) go to the restricted release namespace too.
+			ps, err := c.dryRun(t.Context(), o, namespace)
+			total.record(t, c, filepath.Base(f), o, podSecurity[filepath.Base(f)], ps, err)
 		}
 	}
 	t.Log(total)
@@ -461,7 +597,7 @@ func TestDryRunRejectsInvalid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.dryRun(t.Context(), o, "default"); err == nil {
+		if _, err := c.dryRun(t.Context(), o, "default"); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -470,8 +606,26 @@ func TestDryRunRejectsInvalid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.dryRun(t.Context(), o, namespace); err == nil {
+		if _, err := c.dryRun(t.Context(), o, namespace); err == nil {
 			t.Error("ServiceMonitor with an integer port accepted: the CRD schema is not applied")
+		}
+	}
+}
+
+func TestPodSecurityViolations(t *testing.T) {
+	for warning, want := range map[string][]string{
+		`would violate PodSecurity "restricted:latest": hostPort (container "sluice" uses hostPort 9125), unrestricted capabilities (containers "wal-owner", "sluice" must set securityContext.capabilities.drop=["ALL"]), restricted volume types (volume "data" uses restricted volume type "hostPath"), seccompProfile (pod or containers "wal-owner", "sluice" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")`: {
+			"hostPort: sluice", "unrestricted capabilities: sluice,wal-owner", "restricted volume types", "seccompProfile: sluice,wal-owner"},
+		`would violate PodSecurity "baseline:v1.37": runAsUser=0 (container "a" must not set runAsUser=0)`: {"runAsUser=0: a"},
+	} {
+		got, ok := podSecurityViolations(warning)
+		if !ok || !slices.Equal(got, want) {
+			t.Errorf("%s:\ngot %q, want %q", warning, got, want)
+		}
+	}
+	for _, other := range []string{"", "spec.template.spec.containers[0].ports[1]: duplicate port definition", `would violate PodSecurity "restricted:latest"`} {
+		if got, ok := podSecurityViolations(other); ok {
+			t.Errorf("%q parsed as %q", other, got)
 		}
 	}
 }
