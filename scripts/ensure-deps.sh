@@ -9,11 +9,18 @@
 # - etcd and a kube-apiserver built once into ~/.cache/sluice (keyed by
 #   version): the kubernetes_status_source tests run a real API server
 #   (scripts/ensure-kube-apiserver.sh; several minutes the first time).
+# - the prometheus-operator module in the Go module cache: its CRD YAML is
+#   installed on that API server so deploy/helm/test can dry-run the
+#   ServiceMonitor, PodMonitor and PrometheusRule objects we ship (the
+#   version is deploy/helm/test/dryrun_test.go's crdModule).
 # Idempotent and quiet when everything is present (Debian/Ubuntu, apt-get).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/ensure-postgres.sh"
 bash "$here/ensure-kube-apiserver.sh" >/dev/null
+crd_module=$(sed -n 's/^const crdModule = "\(.*\)"$/\1/p' "$here/../deploy/helm/test/dryrun_test.go")
+[ -n "$crd_module" ] || { echo "ensure-deps: crdModule not found in deploy/helm/test/dryrun_test.go" >&2; exit 1; }
+(cd "$here/../deploy/helm/test" && go mod download "$crd_module")
 
 sudo=""
 updated=""

@@ -64,6 +64,7 @@ var decoder = func() runtime.Decoder {
 // rendered is a chart rendered with one values profile.
 type rendered struct {
 	objects []runtime.Object
+	docs    []string                  // each object's YAML, as rendered (docs[i] is objects[i])
 	sources map[runtime.Object]string // template each object came from
 	notes   string
 }
@@ -73,7 +74,11 @@ type rendered struct {
 // keeps any other log line.
 func TestMain(m *testing.M) {
 	log.SetOutput(dropLines{w: os.Stderr, containing: "found symbolic link in path"})
-	os.Exit(m.Run())
+	code := m.Run()
+	if apiSrv != nil {
+		apiSrv.Close()
+	}
+	os.Exit(code)
 }
 
 type dropLines struct {
@@ -146,6 +151,7 @@ func render(t *testing.T, values string) (*rendered, error) {
 				t.Fatalf("%s: object without kind:\n%s", name, doc)
 			}
 			r.objects = append(r.objects, obj)
+			r.docs = append(r.docs, doc)
 			r.sources[obj] = name
 		}
 	}
