@@ -59,8 +59,7 @@ type Component struct {
 	cl    *clients
 	clKey clientKey
 
-	healthMu sync.Mutex
-	health   pipeline.Health
+	health pipeline.HealthTracker // Since survives recomputation in Health
 }
 
 // Build creates the component; it connects to nothing (Run does).
@@ -75,7 +74,6 @@ func build(opts pipeline.Options[Exports], args Arguments) (*Component, error) {
 		informers:  map[scope]*informer{},
 		newClients: connect,
 		errLog:     ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 5}),
-		health:     pipeline.Health{State: pipeline.HealthUnknown, Since: time.Now()},
 	}
 	p := args.plan
 	if p == nil { // not provisioned (direct calls in tests)
@@ -290,14 +288,8 @@ func (c *Component) Health() pipeline.Health {
 	case unsynced > 0:
 		state, msg = pipeline.HealthUnknown, fmt.Sprintf("%d informers waiting for their initial list", unsynced)
 	}
-	c.healthMu.Lock()
-	defer c.healthMu.Unlock()
-	if c.health.State != state {
-		c.health = pipeline.Health{State: state, Message: msg, Since: time.Now()}
-	} else {
-		c.health.Message = msg
-	}
-	return c.health
+	c.health.Set(state, msg)
+	return c.health.Health()
 }
 
 // Describe sends nothing: the series follow the plan (unchecked collector).
