@@ -205,10 +205,8 @@ func (e *endpoint) readLoop(ctx context.Context) {
 			e.reader.SkipTo(rr.end)
 			e.readerMu.Unlock()
 			r := e.tracker.add(rr.end, len(rr.series))
-			for i, ts := range rr.series {
-				if !e.q.enqueue(ctx, item{ts: ts, hash: rr.hashes[i], rec: r}, true) {
-					return
-				}
+			if !e.q.enqueueAll(ctx, rr.series, rr.hashes, r) {
+				return
 			}
 			r.done()
 			continue

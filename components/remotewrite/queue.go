@@ -194,6 +194,38 @@ func (q *queueManager) enqueue(ctx context.Context, it item, block bool) bool {
 	return true
 }
 
+// enqueueAll hands the samples of one WAL record (or gather) to their
+// shards, waiting for room; false when ctx ended first. It takes the
+// resharding lock once for all of them, and tries a plain send before a
+// select for each.
+func (q *queueManager) enqueueAll(ctx context.Context, series []prompb.TimeSeries, hashes []uint64, rec *walRecord) bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	n := uint64(len(q.shards))
+	ok := true
+	for i, ts := range series {
+		it := item{ts: ts, hash: hashes[i], rec: rec}
+		s := q.shards[it.hash%n]
+		q.pending.Add(1)
+		select {
+		case s.ch <- it:
+			continue
+		default:
+		}
+		select {
+		case s.ch <- it:
+		case <-ctx.Done():
+			q.pending.Add(-1)
+			ok = false
+		}
+		if !ok {
+			break
+		}
+	}
+	q.m.pending.Set(float64(q.pending.Load()))
+	return ok
+}
+
 // scaleLoop reconsiders the shard count every shardUpdatePeriod, from two
 // measures over the period: the backlog (queued samples, sampled ten times,
 // as a fraction of the shards' capacity) and the shards' utilisation (time
@@ -298,6 +330,25 @@ func (q *queueManager) runShard(ctx context.Context, s *shard) {
 				return
 			}
 			batch = append(batch, it)
+			// Take what else is queued without a full select per sample.
+			closed := false
+		drain:
+			for len(batch) < q.cfg.maxSamplesPerSend {
+				select {
+				case it, ok := <-s.ch:
+					if !ok {
+						closed = true
+						break drain
+					}
+					batch = append(batch, it)
+				default:
+					break drain
+				}
+			}
+			if closed {
+				flush()
+				return
+			}
 			if len(batch) >= q.cfg.maxSamplesPerSend {
 				flush()
 			}
