@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Branch=main
 CONFIG   ?= config/examples/quickstart.hcl
 
-.PHONY: build build-custom run test test-plugins test-deploy dashboards bench fmt deps docs
+.PHONY: build build-custom run test test-plugins test-deploy test-fuzz fuzz dashboards bench bench-statsd fmt deps docs
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
@@ -33,6 +33,7 @@ test: deps
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) test-plugins
 	$(MAKE) test-deploy
+	$(MAKE) test-fuzz
 
 # The plugins in plugins/ are modules of their own, outside ./... above:
 # each is checked for tidiness, vetted and tested with the race detector.
@@ -61,8 +62,30 @@ test-deploy:
 dashboards:
 	cd deploy/grafana/gen && $(GO) generate ./...
 
+# Every fuzz target (main module and plugins), one after another, each for
+# FUZZTIME; failing inputs land in the package's testdata/fuzz/ (commit
+# them with the fix). See docs/operations.md#fuzzing.
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# The short pass of `make test`: 300 executions per target (a few seconds;
+# the corpus replay counts), so that a regression the fuzzer finds quickly
+# fails CI. A count, not a duration: a duration can expire while a slow
+# target (postgres starts a server) is still starting its workers, where
+# Go's fuzzing engine may hang. (`go test` above already replays every seed
+# and every committed testdata/fuzz input.)
+test-fuzz:
+	FUZZTIME=$(or $(TEST_FUZZTIME),300x) bash scripts/fuzz.sh
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The whole statsd comparison with statsd_exporter v0.31.0 (about 20
+# minutes; not part of `make test`): lossless rate with 1 and 20 lines per
+# datagram, overload, memory under a 15 s scrape loop. See bench/statsd.
+bench-statsd:
+	$(GO) run ./bench/statsd $(BENCH_ARGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

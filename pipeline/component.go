@@ -222,6 +222,10 @@ type Options[E any] struct {
 	OnExports func(E)
 	// HTTP mounts handlers on the agent's HTTP server.
 	HTTP HTTPMounter
+	// WebConfigFile is the agent's --web.config.file ("" when unset): the
+	// TLS and basic-auth config that a listener the component opens for
+	// HTTP uses unless the component has its own (see ServeHTTP in web.go).
+	WebConfigFile string
 }
 
 // HTTPMounter mounts handlers on the agent's HTTP server. Components mount

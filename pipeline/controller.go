@@ -29,6 +29,8 @@ type ControllerOptions struct {
 	DataPath string
 	// HTTP mounts component handlers on the agent server.
 	HTTP HTTPMounter
+	// WebConfigFile is handed to components as Options.WebConfigFile.
+	WebConfigFile string
 	// LookupEnv replaces os.LookupEnv for env() (tests).
 	LookupEnv LookupEnvFunc
 	// MinBackoff and MaxBackoff bound the delay before restarting a failed

@@ -77,6 +77,8 @@ func (c *Controller) buildNode(ln *loadedNode) (*node, error) {
 		ConfigDir:  c.configDir,
 		OnExports:  n.setExports,
 		HTTP:       c.opts.HTTP,
+
+		WebConfigFile: c.opts.WebConfigFile,
 	}, ln.args)
 	if err != nil {
 		return nil, err

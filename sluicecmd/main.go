@@ -51,6 +51,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	runCmd.Arg("config", "HCL config file.").Required().StringVar(&runArgs.config)
 	runCmd.Flag("server.http.listen-addr", "Address of the agent's HTTP server.").Default(defaultListenAddr).StringVar(&runArgs.listenAddr)
 	runCmd.Flag("storage.path", "Directory for component state; each component gets a subdirectory.").Default("data/").StringVar(&runArgs.storagePath)
+	runCmd.Flag("web.config.file", "Path to a web config file (the exporter-toolkit format of Prometheus and its exporters) that enables TLS, client certificates and basic auth on the agent's HTTP server and on components' own listeners. Re-read on every connection and request.").Default("").StringVar(&runArgs.webConfigFile)
+	runCmd.Flag("web.probe-listen-address", "Also serve /-/healthy and /-/ready, and nothing else, on this address in plain HTTP without auth, for kubelet probes when --web.config.file requires auth (off by default).").Default("").StringVar(&runArgs.probeListenAddr)
 	runCmd.Flag("web.enable-lifecycle", "Enable POST /-/reload.").BoolVar(&runArgs.enableLifecycle)
 	runCmd.Flag("config.reload-debounce", "How long the config directory must be quiet before a change is applied.").Default("250ms").DurationVar(&runArgs.debounce)
 	runCmd.Flag("config.check-interval", "How often the config and the files it uses are checked for changes besides file system events (0 disables).").Default("5s").DurationVar(&runArgs.checkInterval)
@@ -67,6 +69,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	validateConfig := validateCmd.Arg("config", "HCL config file.").Required().String()
 	validateOpts := pipeline.LoadOptions{}
 	validateCmd.Flag("config.allow-empty", "Accept a config that declares no components, as run --config.allow-empty does.").BoolVar(&validateOpts.AllowEmpty)
+	validateWeb := validateCmd.Flag("web.config.file", "Also check this web config file, as run --web.config.file does at start.").Default("").String()
 	validateCmd.Flag("server.http.listen-addr", "The agent's HTTP address, as given to run: components must not listen on it.").Default(defaultListenAddr).StringVar(&validateOpts.AgentListenAddress)
 
 	fmtCmd := app.Command("fmt", "Rewrite HCL files in canonical format.")
@@ -91,7 +94,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		runArgs.logger = promslog.New(logCfg)
 		return runAgent(runArgs, stderr)
 	case validateCmd.FullCommand():
-		return validate(*validateConfig, validateOpts, stdout, stderr)
+		return validate(*validateConfig, validateOpts, *validateWeb, stdout, stderr)
 	case fmtCmd.FullCommand():
 		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
 	case compCmd.FullCommand():

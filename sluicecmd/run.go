@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -33,6 +34,11 @@ type runFlags struct {
 	externalURL     string
 	routePrefix     string
 	logger          *slog.Logger
+	// webConfigFile is the exporter-toolkit web config (TLS, basic auth)
+	// of every HTTP listener; probeListenAddr an optional plain-HTTP
+	// listener for /-/healthy and /-/ready only (see web.go).
+	webConfigFile   string
+	probeListenAddr string
 }
 
 func runAgent(f runFlags, stderr io.Writer) int {
@@ -51,12 +57,24 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if f.webConfigFile != "" {
+		if abs, err := filepath.Abs(f.webConfigFile); err == nil {
+			f.webConfigFile = abs // components may run with another working directory in mind
+		}
+	}
+	webCheck := newWebConfigCheck(f.webConfigFile, logger, reg)
+	if err := webCheck.check("start"); err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 1
+	}
 	mounts := pipeline.NewMounts()
 	ctrl := pipeline.NewController(pipeline.ControllerOptions{
 		Logger:   logger,
 		Registry: reg,
 		DataPath: f.storagePath,
 		HTTP:     mounts,
+		// Components' own HTTP listeners use it unless they set their own.
+		WebConfigFile: f.webConfigFile,
 		LoadOptions: pipeline.LoadOptions{
 			AllowEmpty:         f.allowEmpty,
 			AgentListenAddress: f.listenAddr,
@@ -82,6 +100,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	}
 
 	reload := func(trigger string, force bool) error {
+		_ = webCheck.check(trigger) // logged; it does not block the pipeline's reload
 		err := ctrl.LoadFile(f.config, force)
 		var ae *pipeline.ApplyError
 		switch {
@@ -103,24 +122,36 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1
 	}
+	handler := pipeline.NewHandler(pipeline.ServerOptions{
+		Controller:      ctrl,
+		Mounts:          mounts,
+		EnableLifecycle: f.enableLifecycle,
+		Reload:          func() error { return reload("http", true) },
+		Logger:          logger,
+		UI:              statusUI,
+	})
 	srv := &http.Server{
-		Handler: withRoutePrefix(routePrefix, pipeline.NewHandler(pipeline.ServerOptions{
-			Controller:      ctrl,
-			Mounts:          mounts,
-			EnableLifecycle: f.enableLifecycle,
-			Reload:          func() error { return reload("http", true) },
-			Logger:          logger,
-			UI:              statusUI,
-		})),
+		Handler:           withRoutePrefix(routePrefix, handler),
 		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("serving HTTP", "addr", ln.Addr().String(), "route_prefix", routePrefix, "external_path", uiBase)
+	var probeSrv *http.Server
+	var probeLn net.Listener
+	if f.probeListenAddr != "" {
+		probeSrv, probeLn, err = probeServer(f.probeListenAddr, handler, logger)
+		if err != nil {
+			_ = ln.Close()
+			fmt.Fprintf(stderr, "sluice: %v\n", err)
+			return 1
+		}
+	}
 
 	w, err := pipeline.NewWatcher(pipeline.WatcherOptions{
 		Path:          f.config,
 		Debounce:      f.debounce,
 		CheckInterval: f.checkInterval,
-		Files:         ctrl.WatchedFiles,
+		Files:         func() []string { return append(ctrl.WatchedFiles(), webCheck.files()...) },
 		Reload:        func() { _ = reload("file", false) },
 		Logger:        logger,
 		Registerer:    reg,
@@ -155,15 +186,17 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	}
 	{ // HTTP server
 		g.Add(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("HTTP server: %w", err)
-			}
-			return nil
+			return serveErr("HTTP server", pipeline.ServeWeb(ln, srv, f.webConfigFile, logger))
 		}, func(error) {
 			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer scancel()
 			_ = srv.Shutdown(sctx)
 		})
+	}
+	if probeSrv != nil { // probe listener
+		g.Add(func() error {
+			return serveErr("probe HTTP server", probeSrv.Serve(probeLn))
+		}, func(error) { _ = probeSrv.Close() })
 	}
 	{ // config watcher
 		wctx, wcancel := context.WithCancel(ctx)

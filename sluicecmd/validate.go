@@ -7,7 +7,11 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 )
 
-func validate(path string, opts pipeline.LoadOptions, stdout, stderr io.Writer) int {
+func validate(path string, opts pipeline.LoadOptions, webConfigFile string, stdout, stderr io.Writer) int {
+	if err := pipeline.ValidateWebConfig(webConfigFile); err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 1
+	}
 	src, err := pipeline.ReadConfigFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)

@@ -1,16 +1,21 @@
-// Command statsd benchmarks Sluice's statsd_receiver against statsd_exporter
-// v0.31.0 on the same machine, in one run, with the same mapping and the
-// same traffic (see README.md):
+// Command statsd benchmarks Sluice's statsd_receiver, run as users run it
+// (`sluice run` with a metrics_sink), against statsd_exporter v0.31.0 on
+// the same machine, in one run, with the same mapping and the same
+// traffic (see README.md):
 //
-//	go run ./bench/statsd
+//	go run ./bench/statsd            # or: make bench-statsd
 //
-// It installs statsd_exporter with `go install` into a temporary directory,
-// builds ./bench/statsd/receiver, and for each target in turn: sends
-// gunicorn-shaped statsd lines over UDP on loopback at increasing rates,
-// counting the events the target processed (its statsd_exporter_events_total)
-// against the lines sent; then, three times on a fresh process, sends 100k
-// distinct series and reads its resident memory (the median is reported). All traffic goes to 127.0.0.1 and
-// every step is bounded in time.
+// It installs statsd_exporter with `go install` into a temporary directory
+// and builds ./cmd/sluice. Each of -runs runs starts both targets afresh
+// and measures them step by step, interleaved (A then B, B then A at the
+// next step), so that the load of a shared machine falls on both alike:
+// the lossless rate (gunicorn-shaped lines over UDP on loopback at
+// increasing rates), overload (twice the higher lossless rate for 10 s:
+// lines processed, and what Sluice reports dropped), and memory (100k
+// distinct names, then 100k tag values: RSS before any scrape, after the
+// first and under a 15 s scrape loop). Medians with min and max are
+// reported. All traffic goes to 127.0.0.1 and every step is bounded in
+// time.
 package main
 
 import (
@@ -36,44 +41,49 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
+// target is one side of the comparison. selfPath serves its own metrics
+// (events, drops, Go runtime); seriesPath the statsd series, what
+// Prometheus scrapes (the same page for statsd_exporter; the
+// metrics_sink's own listener for Sluice).
 type target struct {
 	name string
-	cmd  func(udp, web string) *exec.Cmd
-}
-
-type stepResult struct {
-	rate     int     // lines/s asked
-	sentRate float64 // lines/s achieved by the sender
-	sent     int
-	done     float64
-	loss     float64
-	cpu      float64 // target's CPU, seconds
-	gen      genStats
-	rcvbuf   float64 // datagrams the kernel dropped for a full receive buffer (all UDP sockets)
-}
-
-type result struct {
-	steps         []stepResult
-	lossless      float64   // highest achieved rate with loss < 0.1%
-	cpuPerMillion float64   // at the lossless step
-	genPerDgram   float64   // generator CPU per datagram at the lossless step, microseconds
-	rss, added    float64   // bytes: median RSS after the distinct series, and median added by them
-	rssRuns       []float64 // RSS after the series, each run
+	cmd  func(dir, udp, web, sink string) (*exec.Cmd, error)
+	// sinkPort tells whether the target needs a second HTTP port.
+	sinkPort bool
 }
 
 var (
-	flagRates    = flag.String("rates", "25000,50000,100000,150000,200000,300000,400000", "line rates to try, lines/s")
-	flagDuration = flag.Duration("step", 2*time.Second, "duration of each rate step")
-	flagLPP      = flag.Int("lines-per-packet", 1, "statsd lines per datagram (gunicorn sends 1)")
+	flagPreset   = flag.String("preset", "all", "traffic shape: gunicorn (1 line per datagram), batched (20 lines per datagram) or all (both, in turn); -lines-per-packet and -rates override")
+	flagRates    = flag.String("rates", "", "line rates to try, lines/s (default: the preset's grid)")
+	flagDuration = flag.Duration("step", 3*time.Second, "duration of each rate step")
+	flagLPP      = flag.Int("lines-per-packet", 0, "statsd lines per datagram (default: the preset's; gunicorn sends 1)")
+	flagRuns     = flag.Int("runs", 3, "runs, each on fresh processes (medians with min and max are reported)")
+	flagModes    = flag.String("modes", "rate,overload,memory", "what to measure: rate, overload, memory")
+	flagOverload = flag.Duration("overload-step", 10*time.Second, "duration of the overload step (twice the higher lossless rate of the run)")
 	flagSeries   = flag.Int("series", 100000, "distinct series for the memory measurement")
+	flagShapes   = flag.String("mem-shapes", "names,tags", "memory series: names (bench.name_<i>) and/or tags (bench.tagged with #id:<i>)")
+	flagScrapes  = flag.Int("mem-scrapes", 4, "scrapes of the 15 s loop after the first (0: only the first)")
+	flagInterval = flag.Duration("mem-interval", 15*time.Second, "interval of the scrape loop")
 	flagMapping  = flag.String("mapping", "config/examples/gunicorn-mapping.yml", "mapping file, used by both")
 	flagExporter = flag.String("statsd-exporter", "", "a statsd_exporter binary (default: go install v0.31.0 into a temp dir)")
+	flagSluice   = flag.String("sluice", "", "a sluice binary (default: go build ./cmd/sluice into a temp dir)")
 	flagOnly     = flag.String("only", "", "run one target only: sluice or statsd_exporter")
-	flagMemRuns  = flag.Int("mem-runs", 3, "memory measurements per target, each on a fresh process (the median is reported)")
-	flagRcvBuf   = flag.Int("read-buffer", 4<<20, "socket receive buffer for both targets, bytes (capped by net.core.rmem_max; 0: system default)")
+	flagRcvBuf   = flag.Int("read-buffer", 8<<20, "socket receive buffer for both targets, bytes (capped by net.core.rmem_max; 0: system default)")
 	flagSenders  = flag.Int("senders", 1, "sender goroutines, each with its own connected UDP socket and an equal share of the rate")
 	flagBatch    = flag.Int("batch", 64, "datagrams per sendmmsg call; pacing is per batch")
 )
+
+// presets are the traffic shapes: gunicorn's one line per datagram, and
+// clients that batch (20 lines per datagram). The grids reach past both
+// targets' limits on a 2-CPU machine, starting low enough for a loaded
+// one (a target stops after two lossy steps).
+var presets = map[string]struct {
+	lpp   int
+	rates string
+}{
+	"gunicorn": {1, "25000,50000,75000,100000,150000,200000,300000,400000,550000,700000"},
+	"batched":  {20, "100000,200000,400000,600000,800000,1200000,1600000,2000000,2400000,3200000"},
+}
 
 func main() {
 	flag.Parse()
@@ -104,50 +114,101 @@ func run() error {
 		}
 		exporterBin = filepath.Join(tmp, "statsd_exporter")
 	}
-	fmt.Fprintln(os.Stderr, "building ./bench/statsd/receiver ...")
-	sluiceBin := filepath.Join(tmp, "sluice-statsd")
-	c := exec.Command("go", "build", "-o", sluiceBin, "./bench/statsd/receiver")
-	c.Stdout, c.Stderr = os.Stderr, os.Stderr
-	if err := c.Run(); err != nil {
-		return fmt.Errorf("building the receiver: %w", err)
+	sluiceBin := *flagSluice
+	if sluiceBin == "" {
+		fmt.Fprintln(os.Stderr, "building ./cmd/sluice ...")
+		sluiceBin = filepath.Join(tmp, "sluice")
+		c := exec.Command("go", "build", "-o", sluiceBin, "./cmd/sluice")
+		c.Stdout, c.Stderr = os.Stderr, os.Stderr
+		if err := c.Run(); err != nil {
+			return fmt.Errorf("building sluice: %w", err)
+		}
 	}
+	all := []target{
+		{name: "statsd_exporter", cmd: func(_, udp, web, _ string) (*exec.Cmd, error) {
+			return exec.Command(exporterBin, "--statsd.listen-udp="+udp, "--statsd.listen-tcp="+udp, "--web.listen-address="+web,
+				"--statsd.mapping-config="+mapping, "--log.level=error", "--statsd.read-buffer="+strconv.Itoa(*flagRcvBuf)), nil
+		}},
+		{name: "sluice", sinkPort: true, cmd: func(dir, udp, web, sink string) (*exec.Cmd, error) {
+			// What a user runs: the receiver, and a metrics_sink serving
+			// its series on a listener of its own.
+			cfg := fmt.Sprintf(`statsd_receiver "bench" {
+  listen_udp   = %q
+  listen_tcp   = %q
+  mapping_file = %q
+  read_buffer  = %d
+  max_series   = 1000000
+}
 
-	targets := []target{
-		{"statsd_exporter", func(udp, web string) *exec.Cmd {
-			return exec.Command(exporterBin, "--statsd.listen-udp="+udp, "--statsd.listen-tcp=", "--web.listen-address="+web,
-				"--statsd.mapping-config="+mapping, "--log.level=error", "--statsd.read-buffer="+strconv.Itoa(*flagRcvBuf))
+metrics_sink "bench" {
+  inputs = [statsd_receiver.bench.metrics]
+  listen = %q
+}
+`, udp, udp, mapping, *flagRcvBuf, sink)
+			path := filepath.Join(dir, "sluice.hcl")
+			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+				return nil, err
+			}
+			return exec.Command(sluiceBin, "run", "--server.http.listen-addr="+web, "--log.level=error",
+				"--storage.path="+filepath.Join(dir, "data"), path), nil
 		}},
-		{"sluice", func(udp, web string) *exec.Cmd {
-			return exec.Command(sluiceBin, "-listen-udp="+udp, "-web="+web, "-mapping="+mapping, "-read-buffer="+strconv.Itoa(*flagRcvBuf))
-		}},
 	}
-	var rates []int
-	for _, s := range strings.Split(*flagRates, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return fmt.Errorf("-rates: %w", err)
+	var targets []target
+	for _, t := range all {
+		if *flagOnly == "" || *flagOnly == t.name {
+			targets = append(targets, t)
 		}
-		rates = append(rates, n)
 	}
-	if *flagMemRuns < 0 || *flagLPP < 1 || *flagSenders < 1 || *flagBatch < 1 {
-		return errors.New("-mem-runs must be at least 0; -lines-per-packet, -senders and -batch at least 1")
+	if *flagRuns < 1 || *flagSenders < 1 || *flagBatch < 1 || *flagLPP < 0 {
+		return errors.New("-runs, -senders and -batch must be at least 1")
 	}
-	// The traffic is built once, from a fixed seed, so both targets get the
-	// same bytes, and the sender only hands ready datagrams to the kernel.
-	rnd := rand.New(rand.NewPCG(1, 2))
-	gunicorn = packets(gunicornLines, *flagLPP, func(i int) string { return gunicornLine(i, rnd) })
-	results := map[string]*result{}
-	for _, t := range targets {
-		if *flagOnly != "" && *flagOnly != t.name {
-			continue
+	modes := map[string]bool{}
+	for _, m := range strings.Split(*flagModes, ",") {
+		modes[strings.TrimSpace(m)] = true
+	}
+	var shapes []string
+	switch *flagPreset {
+	case "all":
+		shapes = []string{"gunicorn", "batched"}
+	case "gunicorn", "batched":
+		shapes = []string{*flagPreset}
+	default:
+		return fmt.Errorf("-preset %q: want gunicorn, batched or all", *flagPreset)
+	}
+	fmt.Printf("%s/%s, %d CPUs, read buffer %d bytes, %d run(s); generator: %d sender(s), %d datagrams per sendmmsg\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *flagRcvBuf, *flagRuns, *flagSenders, *flagBatch)
+	if modes["rate"] || modes["overload"] {
+		for _, shape := range shapes {
+			lpp, rateList := presets[shape].lpp, presets[shape].rates
+			if *flagLPP > 0 {
+				lpp = *flagLPP
+			}
+			if *flagRates != "" {
+				rateList = *flagRates
+			}
+			var rates []int
+			for _, s := range strings.Split(rateList, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(s))
+				if err != nil {
+					return fmt.Errorf("-rates: %w", err)
+				}
+				rates = append(rates, n)
+			}
+			// Built once, from a fixed seed: both targets get the same bytes.
+			rnd := rand.New(rand.NewPCG(1, 2))
+			traffic := packets(gunicornLines, lpp, func(i int) string { return gunicornLine(i, rnd) })
+			if err := rateRuns(tmp, targets, shape, traffic, rates, modes["rate"], modes["overload"]); err != nil {
+				return err
+			}
 		}
-		res, err := measure(t, rates)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		results[t.name] = res
 	}
-	report(results)
+	if modes["memory"] {
+		for _, shape := range strings.Split(*flagShapes, ",") {
+			if err := memoryRuns(tmp, targets, strings.TrimSpace(shape)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -161,33 +222,54 @@ func freePort() (string, error) {
 }
 
 type proc struct {
-	cmd      *exec.Cmd
-	udp, web string
+	t                  target
+	cmd                *exec.Cmd
+	udp                string
+	selfURL, seriesURL string
 }
 
-func start(t target) (*proc, error) {
+func start(dir string, t target) (*proc, error) {
 	web, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	udp, err := freePort() // a free TCP port is very likely a free UDP port
+	udp, err := freePort() // statsd over UDP and TCP; a free TCP port is very likely a free UDP port
 	if err != nil {
 		return nil, err
 	}
-	cmd := t.cmd(udp, web)
+	sink := web
+	if t.sinkPort {
+		if sink, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err = os.MkdirTemp(dir, t.name)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := t.cmd(dir, udp, web, sink)
+	if err != nil {
+		return nil, err
+	}
 	cmd.Stderr = os.Stderr
+	// The targets end with the bench, however it ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, udp: udp, web: web}
-	deadline := time.Now().Add(15 * time.Second)
+	p := &proc{t: t, cmd: cmd, udp: udp, selfURL: "http://" + web + "/metrics", seriesURL: "http://" + sink + "/metrics"}
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := p.events(); err == nil {
+		_, err := p.events()
+		if err == nil {
+			_, err = get(p.seriesURL)
+		}
+		if err == nil {
 			return p, nil
 		}
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, errors.New("did not start serving /metrics")
+			return nil, fmt.Errorf("%s did not start serving: %w", t.name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -199,15 +281,28 @@ func (p *proc) stop() {
 	go func() { p.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		p.cmd.Process.Kill()
 		<-done
 	}
 }
 
-// scrape returns the sum of each listed family's samples.
-func (p *proc) scrape(names ...string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + p.web + "/metrics")
+func get(url string) (int64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.Copy(io.Discard, resp.Body)
+}
+
+// self returns the sum of each listed family's samples on the target's
+// own metrics page (a family's name may be followed by a label set).
+func (p *proc) self(names ...string) (map[string]float64, error) {
+	resp, err := http.Get(p.selfURL)
 	if err != nil {
 		return nil, err
 	}
@@ -218,10 +313,11 @@ func (p *proc) scrape(names ...string) (map[string]float64, error) {
 	for sc.Scan() {
 		l := sc.Text()
 		for _, n := range names {
-			if strings.HasPrefix(l, n) && (len(l) > len(n) && (l[len(n)] == '{' || l[len(n)] == ' ')) {
+			name, want, _ := strings.Cut(n, "{") // "family{label=\"v\"" selects by a label
+			if strings.HasPrefix(l, name) && len(l) > len(name) && (l[len(name)] == '{' || l[len(name)] == ' ') &&
+				(want == "" || strings.Contains(l, want)) {
 				f := strings.Fields(l)
-				v, err := strconv.ParseFloat(f[len(f)-1], 64)
-				if err == nil {
+				if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
 					out[n] += v
 				}
 			}
@@ -230,12 +326,8 @@ func (p *proc) scrape(names ...string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// memStats are the Go runtime's figures both targets serve.
-var memStats = []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes",
-	"go_memstats_heap_released_bytes", "go_memstats_next_gc_bytes", "go_gc_duration_seconds_count", "go_memstats_alloc_bytes_total"}
-
 func (p *proc) events() (float64, error) {
-	m, err := p.scrape("statsd_exporter_events_total")
+	m, err := p.self("statsd_exporter_events_total")
 	return m["statsd_exporter_events_total"], err
 }
 
@@ -246,7 +338,7 @@ func (p *proc) settle() (float64, error) {
 		return 0, err
 	}
 	stable := 0
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for stable < 4 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		n, err := p.events()
@@ -260,6 +352,373 @@ func (p *proc) settle() (float64, error) {
 		}
 	}
 	return last, nil
+}
+
+// sluiceDrops are the self-metrics in which Sluice reports lines it did
+// not turn into events: datagrams the kernel dropped for a full socket
+// buffer (each a datagram of -lines-per-packet lines), events dropped as
+// errors, and read errors.
+var sluiceDrops = []string{"sluice_statsd_udp_kernel_drops_total", "statsd_exporter_events_error_total", "sluice_statsd_read_errors_total"}
+
+type step struct {
+	rate     int
+	sentRate float64
+	sent     int
+	done     float64
+	loss     float64
+	cpu      float64
+	gen      genStats
+	reported float64 // lines Sluice reports dropped (kernel drops x lines per datagram, errors)
+}
+
+// runStep sends traffic at rate for d to p and measures what p processed.
+func runStep(p *proc, rate int, d time.Duration, t *traffic) (step, error) {
+	before, err := p.settle()
+	if err != nil {
+		return step{}, err
+	}
+	drops0, _ := p.self(sluiceDrops...)
+	cpu0, _ := cpuSeconds(p.cmd.Process.Pid)
+	sent, el, gen, err := blast(p.udp, rate, d, t)
+	if err != nil {
+		return step{}, err
+	}
+	after, err := p.settle()
+	if err != nil {
+		return step{}, err
+	}
+	cpu1, _ := cpuSeconds(p.cmd.Process.Pid)
+	drops1, _ := p.self(sluiceDrops...)
+	s := step{rate: rate, sent: sent, sentRate: float64(sent) / el.Seconds(), done: after - before, cpu: cpu1 - cpu0, gen: gen}
+	s.loss = 1 - s.done/float64(sent)
+	for _, n := range sluiceDrops {
+		v := drops1[n] - drops0[n]
+		if n == "sluice_statsd_udp_kernel_drops_total" {
+			v *= float64(t.lpp)
+		}
+		s.reported += v
+	}
+	return s, nil
+}
+
+type summary struct{ med, lo, hi float64 }
+
+func summarize(xs []float64) summary {
+	if len(xs) == 0 {
+		return summary{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return summary{m, s[0], s[len(s)-1]}
+}
+
+func (s summary) String() string { return fmt.Sprintf("%.0f (%.0f-%.0f)", s.med, s.lo, s.hi) }
+
+// rateRuns measures the lossless rate and overload, -runs times, on fresh
+// processes, the targets interleaved step by step.
+func rateRuns(dir string, targets []target, shape string, t *traffic, rates []int, rate, overload bool) error {
+	fmt.Printf("\n## %s: %d line(s) per datagram, %s per step\n\n", shape, t.lpp, *flagDuration)
+	lossless := map[string][]float64{}
+	cpuPerM := map[string][]float64{}
+	processed := map[string][]float64{}
+	unreported := map[string][]float64{}
+	ratios := []float64{}
+	overRatios := []float64{}
+	for run := range *flagRuns {
+		procs := make([]*proc, len(targets))
+		for i, tg := range targets {
+			p, err := start(dir, tg)
+			if err != nil {
+				for _, p := range procs[:i] {
+					p.stop()
+				}
+				return err
+			}
+			procs[i] = p
+		}
+		best := make([]float64, len(procs))
+		bestCPU := make([]float64, len(procs))
+		if rate {
+			lossy := make([]int, len(procs))
+			for k, r := range rates {
+				for j := range procs {
+					i := j
+					if (k+run)%2 == 1 { // alternate who goes first
+						i = len(procs) - 1 - j
+					}
+					if lossy[i] >= 2 {
+						continue
+					}
+					p := procs[i]
+					s, err := runStep(p, r, *flagDuration, t)
+					if err != nil {
+						stopAll(procs)
+						return err
+					}
+					fmt.Fprintf(os.Stderr, "  run %d %-16s asked %8d/s sent %9.0f/s loss %7.3f%% CPU %.2f s per 1M lines | generator %.2f us/datagram\n",
+						run+1, p.t.name, r, s.sentRate, 100*s.loss, s.cpu/(s.done/1e6), 1e6*s.gen.cpu/float64(max(1, s.gen.dgrams)))
+					if s.loss < 0.001 {
+						if s.sentRate > best[i] {
+							best[i], bestCPU[i] = s.sentRate, s.cpu/(s.done/1e6)
+						}
+						lossy[i] = 0
+					} else {
+						lossy[i]++
+					}
+				}
+			}
+			for i, p := range procs {
+				lossless[p.t.name] = append(lossless[p.t.name], best[i])
+				cpuPerM[p.t.name] = append(cpuPerM[p.t.name], bestCPU[i])
+			}
+			if len(procs) == 2 && best[0] > 0 {
+				ratios = append(ratios, best[1]/best[0])
+			}
+		}
+		if overload {
+			r := 0.0
+			for _, b := range best {
+				r = max(r, b)
+			}
+			if r == 0 {
+				r = float64(rates[len(rates)/2])
+			}
+			r *= 2
+			got := make([]float64, len(procs))
+			for j := range procs {
+				i := j
+				if run%2 == 1 {
+					i = len(procs) - 1 - j
+				}
+				p := procs[i]
+				s, err := runStep(p, int(r), *flagOverload, t)
+				if err != nil {
+					stopAll(procs)
+					return err
+				}
+				got[i] = s.done
+				processed[p.t.name] = append(processed[p.t.name], s.done)
+				line := fmt.Sprintf("  run %d overload %-16s asked %8.0f/s sent %9d processed %9.0f (%.1f%%)", run+1, p.t.name, r, s.sent, s.done, 100*s.done/float64(s.sent))
+				if p.t.name == "sluice" {
+					un := float64(s.sent) - s.done - s.reported
+					unreported[p.t.name] = append(unreported[p.t.name], un)
+					line += fmt.Sprintf(", reported dropped %.0f, unaccounted %.0f", s.reported, un)
+				}
+				fmt.Fprintln(os.Stderr, line)
+			}
+			if len(procs) == 2 && got[0] > 0 {
+				overRatios = append(overRatios, got[1]/got[0])
+			}
+		}
+		stopAll(procs)
+	}
+	if rate {
+		fmt.Println("| lines/s lossless (<0.1% loss), median (min-max) | CPU s per 1M lines at that rate | runs |")
+		for _, tg := range targets {
+			c := summarize(cpuPerM[tg.name])
+			fmt.Printf("| %s: %s | %.2f (%.2f-%.2f) | %v |\n", tg.name, summarize(lossless[tg.name]), c.med, c.lo, c.hi, round(lossless[tg.name]))
+		}
+		if len(ratios) > 0 {
+			r := summarize(ratios)
+			fmt.Printf("\nlossless rate sluice / statsd_exporter: %.2fx (%.2f-%.2f), per run %v\n", r.med, r.lo, r.hi, fmtRatios(ratios))
+		}
+	}
+	if overload {
+		fmt.Printf("\noverload (%s at twice the run's higher lossless rate): lines processed, median (min-max)\n", *flagOverload)
+		for _, tg := range targets {
+			fmt.Printf("  %s: %s\n", tg.name, summarize(processed[tg.name]))
+		}
+		if u := unreported["sluice"]; len(u) > 0 {
+			fmt.Printf("  sluice: lines neither processed nor reported dropped, per run %v\n", round(u))
+		}
+		if len(overRatios) > 0 {
+			r := summarize(overRatios)
+			fmt.Printf("  processed sluice / statsd_exporter: %.2fx (%.2f-%.2f)\n", r.med, r.lo, r.hi)
+		}
+	}
+	return nil
+}
+
+func stopAll(ps []*proc) {
+	for _, p := range ps {
+		if p != nil {
+			p.stop()
+		}
+	}
+}
+
+func round(xs []float64) []int64 {
+	out := make([]int64, len(xs))
+	for i, x := range xs {
+		out[i] = int64(x)
+	}
+	return out
+}
+
+func fmtRatios(xs []float64) string {
+	var b strings.Builder
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%.2f", x)
+	}
+	return b.String()
+}
+
+// seriesLine is the i-th distinct series of a memory shape.
+func seriesLine(shape string, i int) (string, error) {
+	switch shape {
+	case "names":
+		return "bench.name_" + strconv.Itoa(i) + ":1|c", nil
+	case "tags":
+		return "bench.tagged:1|c|#id:" + strconv.Itoa(i), nil
+	}
+	return "", fmt.Errorf("-mem-shapes: unknown shape %q (names, tags)", shape)
+}
+
+// sendTCP sends n lines over one TCP connection.
+func sendTCP(addr string, n int, line func(int) string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(c, 64<<10)
+	for i := range n {
+		w.WriteString(line(i))
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		c.Close()
+		return err
+	}
+	return c.Close()
+}
+
+// memoryRuns measures resident memory with -series distinct series, -runs
+// times on fresh processes, both targets side by side: before any scrape,
+// after the first scrape, and after a 15 s scrape loop (what a
+// Prometheus scraping every 15 s leaves).
+func memoryRuns(dir string, targets []target, shape string) error {
+	if _, err := seriesLine(shape, 0); err != nil {
+		return err
+	}
+	n := *flagSeries
+	rnd := rand.New(rand.NewPCG(1, 2))
+	warm := packets(6000, 1, func(i int) string { return gunicornLine(i, rnd) })
+	type figs struct{ before, first, loop []float64 }
+	per := map[string]*figs{}
+	for _, t := range targets {
+		per[t.name] = &figs{}
+	}
+	for run := range *flagRuns {
+		procs := make([]*proc, len(targets))
+		idle := make([]float64, len(targets))
+		for i, tg := range targets {
+			p, err := start(dir, tg)
+			if err != nil {
+				stopAll(procs)
+				return err
+			}
+			procs[i] = p
+		}
+		for i, p := range procs {
+			// Warm up with the gunicorn traffic so both have their
+			// steady-state structures, then measure what the series add.
+			if _, _, _, err := blast(p.udp, 20000, 300*time.Millisecond, warm); err != nil {
+				stopAll(procs)
+				return err
+			}
+			if _, err := p.settle(); err != nil {
+				stopAll(procs)
+				return err
+			}
+			idle[i], _ = rssBytes(p.cmd.Process.Pid)
+		}
+		for _, p := range procs {
+			before, _ := p.events()
+			// Over TCP: the series must all arrive, whatever the load of
+			// the machine (over UDP, a loaded machine lost a third).
+			if err := sendTCP(p.udp, n, func(i int) string { l, _ := seriesLine(shape, i); return l }); err != nil {
+				stopAll(procs)
+				return err
+			}
+			for deadline := time.Now().Add(time.Minute); ; {
+				after, err := p.settle()
+				if err != nil {
+					stopAll(procs)
+					return err
+				}
+				if after-before >= float64(n) {
+					break
+				}
+				if time.Now().After(deadline) {
+					stopAll(procs)
+					return fmt.Errorf("%s: %v of %d series lines processed", p.t.name, after-before, n)
+				}
+			}
+		}
+		time.Sleep(2 * time.Second)
+		rss := func(p *proc, i int) float64 {
+			v, _ := rssBytes(p.cmd.Process.Pid)
+			return (v - idle[i]) / float64(n)
+		}
+		for i, p := range procs {
+			per[p.t.name].before = append(per[p.t.name].before, rss(p, i))
+		}
+		for _, p := range procs {
+			if _, err := get(p.seriesURL); err != nil {
+				stopAll(procs)
+				return err
+			}
+		}
+		time.Sleep(2 * time.Second)
+		for i, p := range procs {
+			per[p.t.name].first = append(per[p.t.name].first, rss(p, i))
+		}
+		// The scrape loop: both targets scraped at each tick; the figure
+		// is the highest RSS seen just before a scrape and after it.
+		peak := make([]float64, len(procs))
+		for range *flagScrapes {
+			time.Sleep(*flagInterval)
+			for i, p := range procs {
+				peak[i] = max(peak[i], rss(p, i))
+				if _, err := get(p.seriesURL); err != nil {
+					stopAll(procs)
+					return err
+				}
+			}
+			time.Sleep(time.Second)
+			for i, p := range procs {
+				peak[i] = max(peak[i], rss(p, i))
+			}
+		}
+		for i, p := range procs {
+			if *flagScrapes > 0 {
+				per[p.t.name].loop = append(per[p.t.name].loop, peak[i])
+			}
+			f := per[p.t.name]
+			fmt.Fprintf(os.Stderr, "  memory %s run %d %-16s RSS per series: before any scrape %.0f B, after the first %.0f B, scrape loop %.0f B (idle RSS %.1f MiB)\n",
+				shape, run+1, p.t.name, f.before[len(f.before)-1], f.first[len(f.first)-1], peak[i], idle[i]/(1<<20))
+		}
+		stopAll(procs)
+	}
+	fmt.Printf("\n## memory: %d distinct series (%s), RSS added per series, bytes, median (min-max) of %d runs\n\n", n, shape, *flagRuns)
+	fmt.Printf("| | before any scrape | after the first scrape | under a %s scrape loop (%d scrapes, peak) |\n|---|---|---|---|\n", *flagInterval, *flagScrapes)
+	for _, t := range targets {
+		f := per[t.name]
+		fmt.Printf("| %s | %s | %s | %s |\n", t.name, summarize(f.before), summarize(f.first), summarize(f.loop))
+	}
+	if up, sl := per["statsd_exporter"], per["sluice"]; up != nil && sl != nil {
+		fmt.Printf("\nsluice / statsd_exporter: before %.2fx, after the first scrape %.2fx, scrape loop %.2fx (ratios of medians)\n",
+			summarize(sl.before).med/summarize(up.before).med, summarize(sl.first).med/summarize(up.first).med,
+			summarize(sl.loop).med/summarize(up.loop).med)
+	}
+	return nil
 }
 
 // cpuSeconds reads utime+stime of a process from /proc.
@@ -463,182 +922,4 @@ func blast(addr string, rate int, d time.Duration, t *traffic) (int, time.Durati
 		g.dgrams += n
 	}
 	return g.dgrams * t.lpp, el, g, errors.Join(errs...)
-}
-
-func measure(t target, rates []int) (*result, error) {
-	res := &result{}
-	fmt.Fprintf(os.Stderr, "== %s\n", t.name)
-	p, err := start(t)
-	if err != nil {
-		return nil, err
-	}
-	lossy := 0
-	for _, rate := range rates {
-		before, err := p.settle()
-		if err != nil {
-			p.stop()
-			return nil, err
-		}
-		cpu0, _ := cpuSeconds(p.cmd.Process.Pid)
-		drops0 := rcvbufErrors()
-		sent, el, gen, err := blast(p.udp, rate, *flagDuration, gunicorn)
-		if err != nil {
-			p.stop()
-			return nil, err
-		}
-		after, err := p.settle()
-		if err != nil {
-			p.stop()
-			return nil, err
-		}
-		cpu1, _ := cpuSeconds(p.cmd.Process.Pid)
-		s := stepResult{rate: rate, sent: sent, sentRate: float64(sent) / el.Seconds(), done: after - before, cpu: cpu1 - cpu0,
-			gen: gen, rcvbuf: rcvbufErrors() - drops0}
-		s.loss = 1 - s.done/float64(sent)
-		res.steps = append(res.steps, s)
-		fmt.Fprintf(os.Stderr, "  %7d lines/s asked, %9.0f sent/s, loss %6.3f%% (%.0f dropped by the kernel), %.2f CPU s per 1M lines; generator %.2f us/datagram, %.2f CPUs\n",
-			rate, s.sentRate, 100*s.loss, s.rcvbuf, s.cpu/(s.done/1e6), 1e6*gen.cpu/float64(max(1, gen.dgrams)), gen.cpu/el.Seconds())
-		if s.loss < 0.001 {
-			if s.sentRate > res.lossless {
-				res.lossless = s.sentRate
-				res.cpuPerMillion = s.cpu / (s.done / 1e6)
-				res.genPerDgram = 1e6 * s.gen.cpu / float64(max(1, s.gen.dgrams))
-			}
-			lossy = 0
-		} else if lossy++; lossy == 2 {
-			break
-		}
-	}
-	p.stop()
-
-	// Memory: a fresh process, then *flagSeries distinct series, -mem-runs
-	// times. The resident size after a load depends on when the last GC
-	// ran (the heap goal is twice the heap that was live then, and a scrape
-	// of 100k series is tens of MiB): single runs of the same binary differ
-	// by up to 15%, so the median is reported.
-	var rss, added []float64
-	for range *flagMemRuns {
-		idle, after, err := memoryOnce(t)
-		if err != nil {
-			return nil, err
-		}
-		rss, added = append(rss, after), append(added, after-idle)
-	}
-	if len(rss) > 0 {
-		res.rss, res.added = median(rss), median(added)
-	}
-	res.rssRuns = rss
-	return res, nil
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// memoryOnce starts the target afresh, warms it up, sends the distinct
-// series and returns its resident size before and after them.
-func memoryOnce(t target) (idle, rss float64, err error) {
-	p, err := start(t)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer p.stop()
-	// Warm up with the gunicorn traffic so both have their steady-state
-	// structures, then measure what the distinct series add.
-	if _, _, _, err := blast(p.udp, 20000, 500*time.Millisecond, gunicorn); err != nil {
-		return 0, 0, err
-	}
-	before, err := p.settle()
-	if err != nil {
-		return 0, 0, err
-	}
-	idle, _ = rssBytes(p.cmd.Process.Pid)
-	n := *flagSeries
-	series := packets(n, *flagLPP, func(i int) string {
-		return "bench.series_" + strconv.Itoa(i%100) + ":1|c|#id:" + strconv.Itoa(i/100)
-	})
-	sent, _, _, err := blast(p.udp, 25000, time.Duration(float64(n)/25000*float64(time.Second))+50*time.Millisecond, series)
-	if err != nil {
-		return 0, 0, err
-	}
-	after, err := p.settle()
-	if err != nil {
-		return 0, 0, err
-	}
-	if got := after - before; got < float64(n) {
-		fmt.Fprintf(os.Stderr, "  warning: %v of %d series lines processed (%d sent)\n", got, n, sent)
-	}
-	// Scrape once (as Prometheus would) and let the GC settle.
-	p.scrape()
-	time.Sleep(2 * time.Second)
-	rss, err = rssBytes(p.cmd.Process.Pid)
-	if err != nil {
-		return 0, 0, err
-	}
-	fmt.Fprintf(os.Stderr, "  RSS %.1f MiB before, %.1f MiB after %d series\n", idle/(1<<20), rss/(1<<20), n)
-	if ms, err := p.scrape(memStats...); err == nil {
-		fmt.Fprintf(os.Stderr, "  then: Go heap in use %.1f MiB, idle %.1f MiB (released %.1f), next GC at %.1f MiB, %v GCs\n",
-			ms["go_memstats_heap_inuse_bytes"]/(1<<20), ms["go_memstats_heap_idle_bytes"]/(1<<20),
-			ms["go_memstats_heap_released_bytes"]/(1<<20), ms["go_memstats_next_gc_bytes"]/(1<<20), ms["go_gc_duration_seconds_count"])
-		if ms2, err := p.scrape(memStats...); err == nil {
-			fmt.Fprintf(os.Stderr, "  one scrape allocates %.1f MiB\n", (ms2["go_memstats_alloc_bytes_total"]-ms["go_memstats_alloc_bytes_total"])/(1<<20))
-		}
-	}
-	return idle, rss, nil
-}
-
-func report(results map[string]*result) {
-	w := io.Writer(os.Stdout)
-	fmt.Fprintf(w, "\n%s/%s, %d CPUs, %d line(s) per datagram, %s per step, read buffer %d bytes; generator: %d sender(s), %d datagrams per sendmmsg\n\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *flagLPP, *flagDuration, *flagRcvBuf, *flagSenders, *flagBatch)
-	fmt.Fprintf(w, "| | lossless rate (lines/s, <0.1%% loss) | CPU s per 1M lines | RSS after %d series (median of %d) | RSS added per series | generator us per datagram |\n", *flagSeries, *flagMemRuns)
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
-	names := []string{"statsd_exporter", "sluice"}
-	for _, n := range names {
-		r := results[n]
-		if r == nil {
-			continue
-		}
-		mem := "- | -"
-		if len(r.rssRuns) > 0 {
-			mem = fmt.Sprintf("%.1f MiB | %.0f B", r.rss/(1<<20), r.added/float64(*flagSeries))
-		}
-		fmt.Fprintf(w, "| %s | %.0f | %.2f | %s | %.2f |\n", n, r.lossless, r.cpuPerMillion, mem, r.genPerDgram)
-	}
-	up, sl := results["statsd_exporter"], results["sluice"]
-	if up != nil && sl != nil && up.lossless > 0 && up.cpuPerMillion > 0 {
-		fmt.Fprintf(w, "\nsluice / statsd_exporter: lossless rate %.2fx, CPU per line %.2fx", sl.lossless/up.lossless, sl.cpuPerMillion/up.cpuPerMillion)
-		if up.rss > 0 && up.added > 0 {
-			fmt.Fprintf(w, ", RSS %.2fx, RSS per series %.2fx", sl.rss/up.rss, sl.added/up.added)
-		}
-		fmt.Fprintln(w)
-	}
-	if *flagMemRuns > 0 {
-		fmt.Fprintln(w, "\nRSS after the series, each run:")
-		for _, n := range names {
-			if r := results[n]; r != nil {
-				fmt.Fprintf(w, "  %-16s", n)
-				for _, v := range r.rssRuns {
-					fmt.Fprintf(w, " %.1f MiB", v/(1<<20))
-				}
-				fmt.Fprintln(w)
-			}
-		}
-	}
-	fmt.Fprintln(w, "\nAll steps (target CPU; generator CPU incl. the kernel's loopback delivery; datagrams the kernel dropped for a full receive buffer):")
-	for _, n := range names {
-		r := results[n]
-		if r == nil {
-			continue
-		}
-		for _, s := range r.steps {
-			fmt.Fprintf(w, "  %-16s asked %7d/s sent %9.0f/s processed %9.0f of %9d loss %7.3f%% CPU %.2fs | generator %.2fs, %.2f us/datagram | rcvbuf drops %.0f\n",
-				n, s.rate, s.sentRate, s.done, s.sent, 100*s.loss, s.cpu, s.gen.cpu, 1e6*s.gen.cpu/float64(max(1, s.gen.dgrams)), s.rcvbuf)
-		}
-	}
 }

@@ -123,15 +123,15 @@ func FuzzCollectRows(f *testing.F) {
 			// rows can succeed; in binary formats this may not decode.
 			res.rows = append(res.rows, [][]byte{append(append([]byte{}, label...), byte('0'+i)), v})
 		}
-		samples, rows, err := collectRows(res, q, "")
+		samples, rows, nulls, err := collectRows(res, q, "")
 		if err != nil {
 			if samples != nil {
 				t.Fatalf("error %v with %d samples: a failed result must yield none", err, len(samples))
 			}
 			return
 		}
-		if rows != len(res.rows) || len(samples) != rows {
-			t.Fatalf("%d rows read, %d samples, of %d rows", rows, len(samples), len(res.rows))
+		if rows != len(res.rows) || len(samples)+nulls["v"] != rows {
+			t.Fatalf("%d rows read, %d samples and %d NULL values skipped, of %d rows", rows, len(samples), nulls["v"], len(res.rows))
 		}
 		st := newStore()
 		st.set(q.key, "", samples)

@@ -44,7 +44,7 @@ const statementGrace = 2 * time.Second
 // statement is cancelled once, by its own backend, and the connection
 // goes back to the pool healthy. The context ends statementGrace later,
 // for a server or network that does not answer.
-func (r *runner) execOnce(ctx context.Context, q *queryDef, db string, deadline time.Time) (samples []sample, rows int, broken bool, err error) {
+func (r *runner) execOnce(ctx context.Context, q *queryDef, db string, deadline time.Time) (samples []sample, rows int, nulls map[string]int, broken bool, err error) {
 	// Waiting for a slot and connecting are ours to time out: no statement
 	// runs yet, so there is nothing to cancel on the server.
 	wctx, wcancel := context.WithDeadline(ctx, deadline)
@@ -54,23 +54,23 @@ func (r *runner) execOnce(ctx context.Context, q *queryDef, db string, deadline 
 	case r.sem <- struct{}{}:
 		defer func() { <-r.sem }()
 	case <-wctx.Done():
-		return nil, 0, false, fmt.Errorf("waiting for a free connection slot (max_conns): %w", wctx.Err())
+		return nil, 0, nil, false, fmt.Errorf("waiting for a free connection slot (max_conns): %w", wctx.Err())
 	}
 
 	pool, err := r.pools.get(db)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, 0, nil, false, err
 	}
 	conn, err := pool.Acquire(wctx)
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("connect: %w", err)
+		return nil, 0, nil, false, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Release()
 	defer func() { broken = err != nil && conn.Conn().IsClosed() }()
 
 	left := time.Until(deadline)
 	if left < time.Millisecond {
-		return nil, 0, false, fmt.Errorf("no time left for the statement after connecting: %w", context.DeadlineExceeded)
+		return nil, 0, nil, false, fmt.Errorf("no time left for the statement after connecting: %w", context.DeadlineExceeded)
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline.Add(statementGrace))
 	defer cancel()
@@ -80,7 +80,7 @@ func (r *runner) execOnce(ctx context.Context, q *queryDef, db string, deadline 
 	// itself cancels at the deadline, even if this process goes away.
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: fmt.Sprintf("BEGIN READ ONLY; SET LOCAL statement_timeout = %d", left.Milliseconds())})
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("begin: %w", err)
+		return nil, 0, nil, false, fmt.Errorf("begin: %w", err)
 	}
 	defer func() {
 		// The statement may have failed (statement_timeout): ROLLBACK ends
@@ -93,14 +93,14 @@ func (r *runner) execOnce(ctx context.Context, q *queryDef, db string, deadline 
 
 	res, err := tx.Query(ctx, q.sql(major))
 	if err != nil {
-		return nil, 0, false, err
+		return nil, 0, nil, false, err
 	}
 	defer res.Close()
-	samples, rows, err = collectRows(res, q, db)
+	samples, rows, nulls, err = collectRows(res, q, db)
 	if err != nil {
-		return nil, rows, false, err
+		return nil, rows, nil, false, err
 	}
-	return samples, rows, false, nil
+	return samples, rows, nulls, false, nil
 }
 
 type boundMetric struct {
@@ -109,9 +109,11 @@ type boundMetric struct {
 	labels []int
 }
 
-// collectRows turns a result into samples. Any bad value fails the whole
+// collectRows turns a result into samples. A NULL in a value column skips
+// that sample only (the row's other metrics are kept), as postgres_exporter
+// does: nulls counts them by column. Any other bad value fails the whole
 // result: a partial result would make series vanish for the wrong reason.
-func collectRows(res pgx.Rows, q *queryDef, db string) ([]sample, int, error) {
+func collectRows(res pgx.Rows, q *queryDef, db string) (samples []sample, rows int, nulls map[string]int, err error) {
 	fds := res.FieldDescriptions()
 	if len(fds) == 0 {
 		// No row description yet: the statement failed (or returns no
@@ -119,7 +121,7 @@ func collectRows(res pgx.Rows, q *queryDef, db string) ([]sample, int, error) {
 		for res.Next() {
 		}
 		if err := res.Err(); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 	}
 	cols := map[string]int{}
@@ -150,32 +152,37 @@ func collectRows(res pgx.Rows, q *queryDef, db string) ([]sample, int, error) {
 					continue
 				}
 			}
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		b := boundMetric{m: m, value: vi}
 		for _, l := range m.labels {
 			li, err := col(m, l, "label")
 			if err != nil {
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
 			b.labels = append(b.labels, li)
 		}
 		bound = append(bound, b)
 	}
 
-	var samples []sample
 	seen := map[string]int{} // metric name + label values -> row
-	rows := 0
 	for res.Next() {
 		rows++
 		vals, err := res.Values()
 		if err != nil {
-			return nil, rows, fmt.Errorf("row %d: %w", rows, err)
+			return nil, rows, nil, fmt.Errorf("row %d: %w", rows, err)
 		}
 		for _, b := range bound {
 			v, err := toFloat(vals[b.value])
+			if errors.Is(err, errNull) {
+				if nulls == nil {
+					nulls = map[string]int{}
+				}
+				nulls[b.m.value]++
+				continue
+			}
 			if err != nil {
-				return nil, rows, resultErrorf("metric %s: row %d: value column %q: %v", b.m.name, rows, b.m.value, err)
+				return nil, rows, nil, resultErrorf("metric %s: row %d: value column %q: %v", b.m.name, rows, b.m.value, err)
 			}
 			lvs := make([]string, 0, len(b.labels)+1)
 			for j, li := range b.labels {
@@ -183,7 +190,7 @@ func collectRows(res pgx.Rows, q *queryDef, db string) ([]sample, int, error) {
 				// Prometheus refuses such a series at every scrape; a bytea
 				// column or a SQL_ASCII database can produce one.
 				if !utf8.ValidString(lv) {
-					return nil, rows, resultErrorf("metric %s: row %d: label column %q: the value is not valid UTF-8 (convert it in SQL, e.g. encode(col, 'hex'))", b.m.name, rows, b.m.labels[j])
+					return nil, rows, nil, resultErrorf("metric %s: row %d: label column %q: the value is not valid UTF-8 (convert it in SQL, e.g. encode(col, 'hex'))", b.m.name, rows, b.m.labels[j])
 				}
 				lvs = append(lvs, lv)
 			}
@@ -192,19 +199,19 @@ func collectRows(res pgx.Rows, q *queryDef, db string) ([]sample, int, error) {
 			}
 			key := b.m.name + "\xff" + strings.Join(lvs, "\xff")
 			if first, dup := seen[key]; dup {
-				return nil, rows, resultErrorf("metric %s: rows %d and %d have the same labels %s; make the label columns unique (GROUP BY them)", b.m.name, first, rows, labelSet(b.m.labels, lvs))
+				return nil, rows, nil, resultErrorf("metric %s: rows %d and %d have the same labels %s; make the label columns unique (GROUP BY them)", b.m.name, first, rows, labelSet(b.m.labels, lvs))
 			}
 			seen[key] = rows
 			if len(samples) >= MaxSeriesPerQuery {
-				return nil, rows, resultErrorf("the result has more than %d series; aggregate it in SQL", MaxSeriesPerQuery)
+				return nil, rows, nil, resultErrorf("the result has more than %d series; aggregate it in SQL", MaxSeriesPerQuery)
 			}
 			samples = append(samples, sample{m: b.m, labelValues: lvs, value: v})
 		}
 	}
 	if err := res.Err(); err != nil {
-		return nil, rows, err
+		return nil, rows, nil, err
 	}
-	return samples, rows, nil
+	return samples, rows, nulls, nil
 }
 
 func columnList(fds []pgconn.FieldDescription) string {
@@ -235,7 +242,8 @@ func labelSet(names, values []string) string {
 	return b.String()
 }
 
-var errNull = errors.New("is NULL (use COALESCE to choose a value, or filter the row out)")
+// errNull is a NULL value: collectRows skips the sample.
+var errNull = errors.New("is NULL")
 
 // toFloat converts a result value to a sample value.
 func toFloat(v any) (float64, error) {

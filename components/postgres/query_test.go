@@ -263,7 +263,6 @@ func TestBadResults(t *testing.T) {
 	}{
 		{"missing_value", "SELECT 'a' AS k, 1 AS x", "value = \"v\"\nlabels = [\"k\"]", `value column \"v\" is not in the result`},
 		{"missing_label", "SELECT 1 AS v", "value = \"v\"\nlabels = [\"k\"]", `label column \"k\" is not in the result`},
-		{"null_value", "SELECT 'a' AS k, NULL::int AS v", "value = \"v\"\nlabels = [\"k\"]", "is NULL"},
 		{"non_numeric", "SELECT 'a' AS k, 'lots' AS v", "value = \"v\"\nlabels = [\"k\"]", "is not a number"},
 		{"bytea", "SELECT 'a' AS k, '\\x00'::bytea AS v", "value = \"v\"\nlabels = [\"k\"]", "not numeric"},
 		{"duplicate_labels", "SELECT 'a' AS k, 1 AS v UNION ALL SELECT 'a', 2", "value = \"v\"\nlabels = [\"k\"]", "same labels"},
@@ -443,4 +442,64 @@ func TestMissingDatabaseIsAQueryError(t *testing.T) {
 	if _, ok := value(t, h.Registry, "sluice_postgres_query_last_success_timestamp_seconds", map[string]string{"query": "one"}); ok {
 		t.Error("last success is set though a database failed every run")
 	}
+}
+
+// A NULL in a value column skips that sample only: the row's other
+// metrics and the other rows are kept, the run succeeds, and the skipped
+// samples are counted by query and column (as postgres_exporter skips
+// them).
+func TestNullValueSkipsTheSample(t *testing.T) {
+	s := server(t)
+	s.MustExec(t, "postgres", `CREATE TABLE q_null (k text, v int, w float8);
+		INSERT INTO q_null VALUES ('a', 1, 10), ('b', NULL, 20), ('c', 3, NULL), ('d', NULL, NULL);`)
+	h, _ := start(t, s, `query "nulls" {
+	  sql      = "SELECT k, v, w, NULL::numeric AS n FROM q_null"
+	  interval = "150ms"
+	  metric "nv" {
+	    value  = "v"
+	    labels = ["k"]
+	  }
+	  metric "nw" {
+	    value  = "w"
+	    labels = ["k"]
+	  }
+	  metric "nn" {
+	    value  = "n"
+	    labels = ["k"]
+	  }
+	}`)
+	waitQueries(t, h, "nulls", statusSuccess, 2, 15*time.Second)
+	if n := queries(t, h, "nulls", statusError); n != 0 {
+		t.Errorf("%v failed runs: a NULL value must not fail the query", n)
+	}
+	g := h.Gatherer()
+	for _, c := range []struct {
+		name, k string
+		want    float64
+		present bool
+	}{
+		{"nv", "a", 1, true}, {"nv", "b", 0, false}, {"nv", "c", 3, true}, {"nv", "d", 0, false},
+		{"nw", "a", 10, true}, {"nw", "b", 20, true}, {"nw", "c", 0, false}, {"nw", "d", 0, false},
+		{"nn", "a", 0, false},
+	} {
+		v, ok := value(t, g, c.name, map[string]string{"k": c.k})
+		if ok != c.present || v != c.want {
+			t.Errorf("%s{k=%q} = %v (present %v), want %v (present %v)", c.name, c.k, v, ok, c.want, c.present)
+		}
+	}
+	// Per successful run: 2 NULLs in v, 2 in w, 4 in n. A run counts its
+	// success just before its NULLs: wait for a reading between runs.
+	want := map[string]float64{"v": 2, "w": 2, "n": 4}
+	got := map[string]float64{}
+	var runs float64
+	pipelinetest.Eventually(t, 10*time.Second, func() bool {
+		runs = queries(t, h, "nulls", statusSuccess)
+		for col, perRun := range want {
+			got[col], _ = value(t, h.Registry, "sluice_postgres_null_values_total", map[string]string{"query": "nulls", "column": col})
+			if got[col] != perRun*runs {
+				return false
+			}
+		}
+		return runs == queries(t, h, "nulls", statusSuccess)
+	}, "sluice_postgres_null_values_total %v after %v runs, want %v per run", got, runs, want)
 }

@@ -374,12 +374,12 @@ func (r *runner) execute(ctx context.Context, q *queryDef, red redactor) {
 		// One deadline per database covers the retry too: a run never
 		// takes longer than its timeout (plus statementGrace).
 		deadline := time.Now().Add(q.timeout)
-		samples, rows, broken, err := r.execOnce(ctx, q, db, deadline)
+		samples, rows, nulls, broken, err := r.execOnce(ctx, q, db, deadline)
 		// A timed-out statement is not retried: it was slow, not broken,
 		// and running it again would double the load it puts on the
 		// server (and the run's duration).
 		if err != nil && broken && classify(err) != statusTimeout && ctx.Err() == nil {
-			samples, rows, _, err = r.execOnce(ctx, q, db, deadline)
+			samples, rows, nulls, _, err = r.execOnce(ctx, q, db, deadline)
 		}
 		if ctx.Err() != nil {
 			return // stopping or reloading: not an outcome of the query
@@ -404,6 +404,7 @@ func (r *runner) execute(ctx context.Context, q *queryDef, red redactor) {
 			}
 			continue
 		}
+		r.c.self.nullValues(q.name, nulls)
 		r.c.store.set(q.key, db, samples)
 		r.c.setUp(true, nil, red)
 		total += rows

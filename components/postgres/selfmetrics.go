@@ -21,6 +21,7 @@ type selfMetrics struct {
 	duration    *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
 	rows        *prometheus.GaugeVec
+	nulls       *prometheus.CounterVec
 }
 
 func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
@@ -41,8 +42,12 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Name: "sluice_postgres_query_rows",
 			Help: "Rows returned by the query's last successful run.",
 		}, []string{"query"}),
+		nulls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_postgres_null_values_total",
+			Help: "Samples skipped because their value column was NULL in a row of a successful run (the row's other columns are kept).",
+		}, []string{"query", "column"}),
 	}
-	for _, c := range []prometheus.Collector{m.queries, m.duration, m.lastSuccess, m.rows} {
+	for _, c := range []prometheus.Collector{m.queries, m.duration, m.lastSuccess, m.rows, m.nulls} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -63,6 +68,14 @@ func (m *selfMetrics) forget(query string) {
 	m.duration.DeletePartialMatch(l)
 	m.lastSuccess.DeletePartialMatch(l)
 	m.rows.DeletePartialMatch(l)
+	m.nulls.DeletePartialMatch(l)
+}
+
+// nullValues counts the samples a run skipped for a NULL value, by column.
+func (m *selfMetrics) nullValues(query string, nulls map[string]int) {
+	for col, n := range nulls {
+		m.nulls.WithLabelValues(query, col).Add(float64(n))
+	}
 }
 
 func (m *selfMetrics) skipped(query string) {

@@ -73,10 +73,19 @@ func (c *Component) inputError(st *state, i int, reason string, err error) {
 	c.errLog.Error("gathering input", "input", i, "reason", reason, "err", err)
 }
 
-// rewrite adds const labels and strips timestamps, copying every metric.
+// rewrite adds const labels and strips timestamps, copying the metrics of
+// a family that needs either. Without const labels, a family none of whose
+// series has a timestamp is kept as it is (no copy): with
+// honor_timestamps = false, statsd_receiver's and most inputs' series
+// carry none, and copying each series on every scrape cost a dto.Metric
+// per series.
 func rewrite(fams []*dto.MetricFamily, st *state, d *xxhash.Digest) []*dto.MetricFamily {
 	out := make([]*dto.MetricFamily, len(fams))
 	for i, mf := range fams {
+		if len(st.consts) == 0 && !hasTimestamp(mf) {
+			out[i] = mf
+			continue
+		}
 		ms := make([]*dto.Metric, len(mf.Metric))
 		clash := false
 		for j, m := range mf.Metric {
@@ -103,6 +112,16 @@ func rewrite(fams []*dto.MetricFamily, st *state, d *xxhash.Digest) []*dto.Metri
 		out[i] = &dto.MetricFamily{Name: mf.Name, Help: mf.Help, Type: mf.Type, Unit: mf.Unit, Metric: ms}
 	}
 	return out
+}
+
+// hasTimestamp reports whether a series of mf has a timestamp.
+func hasTimestamp(mf *dto.MetricFamily) bool {
+	for _, m := range mf.Metric {
+		if m.TimestampMs != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // withConst returns pairs plus the const labels it lacks (an empty value

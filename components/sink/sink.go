@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -63,6 +64,11 @@ type Arguments struct {
 	// statsd_exporter and most exporters do: OpenMetrics exposes a counter
 	// whose name lacks "_total" as type unknown.
 	OpenMetrics bool `hcl:"openmetrics,optional"`
+	// WebConfigFile is a web config file (the exporter-toolkit format of
+	// Prometheus' --web.config.file: TLS, client certificates, basic auth)
+	// for the sink's own server (listen). Default: the agent's
+	// --web.config.file. Relative to the config file's directory.
+	WebConfigFile string `hcl:"web_config_file,optional"`
 	// MaxConcurrentScrapes bounds the scrapes served at once; the excess is
 	// answered 503 with Retry-After and counted. Concurrent scrapes share
 	// one gather, so each admitted scrape costs encoding CPU and buffers,
@@ -104,6 +110,9 @@ func (a Arguments) Validate() error {
 	if a.Listen != "" && a.Path != "" {
 		errs = append(errs, pipeline.ErrorAt("path", errors.New("set either listen (own server) or path (agent server), not both")))
 	}
+	if a.WebConfigFile != "" && a.Listen == "" {
+		errs = append(errs, pipeline.ErrorAt("web_config_file", errors.New("web_config_file applies to the sink's own server: set listen too (on the agent's server, --web.config.file applies)")))
+	}
 	if a.Listen != "" {
 		if _, _, err := net.SplitHostPort(a.Listen); err != nil {
 			errs = append(errs, pipeline.ErrorAt("listen", fmt.Errorf("invalid address %q: %w", a.Listen, err)))
@@ -134,6 +143,33 @@ func (a Arguments) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ResolvePaths makes a relative web_config_file relative to the config
+// file's directory.
+func (a *Arguments) ResolvePaths(configDir string) {
+	if a.WebConfigFile != "" && !filepath.IsAbs(a.WebConfigFile) {
+		a.WebConfigFile = filepath.Join(configDir, a.WebConfigFile)
+	}
+}
+
+// ReferencedFiles makes the web config file part of the arguments: an edit
+// is checked (Provision) at the next reload, and the watcher reloads when
+// it changes. The running server re-reads it on every connection anyway.
+func (a *Arguments) ReferencedFiles() []string {
+	if a.WebConfigFile == "" {
+		return nil
+	}
+	return []string{a.WebConfigFile}
+}
+
+// Provision checks the web config file, so that a broken one is a load
+// error pointing at web_config_file.
+func (a *Arguments) Provision(pipeline.ProvisionContext) error {
+	if err := pipeline.ValidateWebConfig(a.WebConfigFile); err != nil {
+		return pipeline.ErrorAt("web_config_file", err)
+	}
+	return nil
+}
+
 // ListenAddresses implements pipeline.ListenAddressUser: the loader refuses
 // two sinks, or a sink and the agent's server, on the same port.
 func (a Arguments) ListenAddresses() []pipeline.ListenAddress {
@@ -158,12 +194,14 @@ type Component struct {
 	args    Arguments  // current arguments, Path resolved
 	running bool
 	serving *serving
-	wg      sync.WaitGroup // server goroutines
 }
 
 var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
 	_ pipeline.Validator            = Arguments{}
+	_ pipeline.Provisioner          = (*Arguments)(nil)
+	_ pipeline.FileReferrer         = (*Arguments)(nil)
+	_ pipeline.PathResolver         = (*Arguments)(nil)
 )
 
 // Build creates a metrics_sink. It binds nothing: serving starts in Run.
@@ -265,7 +303,6 @@ func (c *Component) Run(ctx context.Context) error {
 	sv, c.serving, c.running = c.serving, nil, false
 	c.mu.Unlock()
 	sv.stop()
-	c.wg.Wait()
 	return nil
 }
 
@@ -304,6 +341,7 @@ func (p *pending) Commit() {
 	defer c.mu.Unlock()
 	var old *serving
 	moved := p.args.Listen != c.args.Listen || p.args.Path != c.args.Path
+	rewebbed := p.args.Listen != "" && c.webConfig(p.args) != c.webConfig(c.args)
 	switch {
 	case !c.running:
 		// Run is not running (it ended, or has not started): it serves
@@ -321,6 +359,18 @@ func (p *pending) Commit() {
 		}
 		c.start(sv)
 		old, c.serving = c.serving, sv
+	case rewebbed:
+		// Same address, another web config file: whether TLS is on is
+		// decided when a server starts, so restart it on the address.
+		c.serving.stop()
+		c.serving = nil
+		sv, err := c.acquire(p.args)
+		if err != nil {
+			c.opts.Logger.Error("could not restart the server with the new web config file; not serving until the next reload or restart", "err", err)
+			break
+		}
+		c.start(sv)
+		c.serving = sv
 	}
 	c.state.Store(p.st)
 	c.args = p.args
@@ -334,7 +384,8 @@ type serving struct {
 	unmount func()
 	active  atomic.Bool // a mount serves once started
 	ln      net.Listener
-	srv     *http.Server
+	web     string // web config file of ln
+	srv     *pipeline.HTTPServer
 	addr    string
 }
 
@@ -346,11 +397,7 @@ func (s *serving) stop() {
 		s.unmount()
 	}
 	if s.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.srv.Shutdown(ctx); err != nil {
-			_ = s.srv.Close()
-		}
+		s.srv.Shutdown(5 * time.Second)
 	} else if s.ln != nil {
 		_ = s.ln.Close() // acquired, never started
 	}
@@ -378,11 +425,23 @@ func (c *Component) acquire(args Arguments) (*serving, error) {
 		sv.unmount = unmount
 		return sv, nil
 	}
+	web := c.webConfig(args)
+	// Checked again here, not only at load: the agent's file may have
+	// broken since, and a server that cannot start should fail Run (and
+	// be retried, reported unhealthy) rather than log from a goroutine.
+	if err := pipeline.ValidateWebConfig(web); err != nil {
+		return nil, fmt.Errorf("metrics_sink: %w", err)
+	}
 	ln, err := net.Listen("tcp", args.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics_sink: %w", err)
 	}
-	return &serving{ln: ln, addr: ln.Addr().String()}, nil
+	return &serving{ln: ln, web: web, addr: ln.Addr().String()}, nil
+}
+
+// webConfig is the web config file of the sink's own server.
+func (c *Component) webConfig(args Arguments) string {
+	return pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)
 }
 
 // start serves what acquire bound or mounted. Called with c.mu held.
@@ -393,21 +452,8 @@ func (c *Component) start(sv *serving) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(ListenPath, c.handler)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(c.opts.Logger.Handler(), slog.LevelWarn),
-	}
-	sv.srv = srv
-	c.opts.Logger.Info("serving metrics", "address", sv.addr, "path", ListenPath)
-	ln := sv.ln
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			c.opts.Logger.Error("metrics server stopped", "address", sv.addr, "err", err)
-		}
-	}()
+	c.opts.Logger.Info("serving metrics", "address", sv.addr, "path", ListenPath, "web_config_file", sv.web)
+	sv.srv = pipeline.ServeHTTP(sv.ln, mux, sv.web, c.opts.Logger)
 }
 
 // Addr is the address the own server listens on, or "" (path mode, or not

@@ -521,7 +521,7 @@ func compileYAML(doc yaml.MapSlice) error {
 // never re-initialised in place: the shards read its defaults without a
 // lock, so a reload builds a new one and swaps the pointer.
 func newMapper(src string, logger *slog.Logger) (*mapper.MetricMapper, error) {
-	m := &mapper.MetricMapper{Logger: logger}
+	m := &mapper.MetricMapper{Logger: mapperLogger(logger)}
 	if err := m.InitFromYAMLString(src); err != nil {
 		return nil, err
 	}

@@ -54,6 +54,7 @@ type Receiver struct {
 	tcpBufs sync.Pool
 
 	exported *prometheus.Registry
+	kdrops   *kernelDrops
 	shards   []*shard
 	seed     maphash.Seed
 	total    atomic.Int64 // live series, all shards
@@ -94,6 +95,7 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 		badLog:   ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 10, Level: &warnLevel}),
 		panicLog: ratelog.New(opts.Logger, ratelog.Options{Interval: time.Minute, Burst: 3}),
 		exported: prometheus.NewRegistry(),
+		kdrops:   newKernelDrops(),
 		seed:     maphash.MakeSeed(),
 		args:     args,
 		watchState: watchState{
@@ -116,6 +118,9 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 	if err := opts.Registerer.Register(seriesGauge); err != nil {
 		return nil, fmt.Errorf("registering self-metrics: %w", err)
 	}
+	if err := opts.Registerer.Register(r.kdrops); err != nil {
+		return nil, fmt.Errorf("registering self-metrics: %w", err)
+	}
 	reg := &deferredRegisterer{}
 	cfg, err := r.compile(args, nil, reg)
 	if err != nil {
@@ -127,7 +132,7 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 	for range n {
 		r.shards = append(r.shards, newShard(r, r.exported))
 	}
-	opts.OnExports(Exports{Metrics: r.exported})
+	opts.OnExports(Exports{Metrics: seriesGatherer{r}})
 	return r, nil
 }
 
@@ -506,6 +511,8 @@ func (r *Receiver) bind(sp listenSpec, args Arguments) (listener, error) {
 			c.Close()
 			return nil, fmt.Errorf("listen_udp: read_buffer: %w", err)
 		}
+		pl.inode = socketInode(c)
+		r.kdrops.add(pl.inode)
 		return pl, nil
 	case "tcp":
 		ln, err := net.Listen("tcp", sp.addr)
@@ -572,6 +579,7 @@ type packetListener struct {
 	unlink  string // socket file to remove on close
 	mode    string
 	rbuf    int
+	inode   uint64 // of a UDP socket, for its kernel drops; 0 for unixgram
 	wg      sync.WaitGroup
 }
 
@@ -696,6 +704,7 @@ func (l *packetListener) closeConns() {
 // Close closes the sockets, removes the socket file (first: it must go
 // even if a reader were to hang) and waits for the readers.
 func (l *packetListener) Close() {
+	l.r.kdrops.remove(l.inode)
 	l.closeConns()
 	if l.unlink != "" {
 		os.Remove(l.unlink)

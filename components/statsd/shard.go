@@ -35,6 +35,8 @@ type shard struct {
 	mu    sync.Mutex
 	reg   *registry.Registry
 	count int64 // live series in this shard, as last added to r.total
+	// meta is what a scrape needs besides the series (see seriesGatherer).
+	meta familyMeta
 
 	evCounter, evGauge, evObserver localCounter
 }
@@ -43,6 +45,7 @@ func newShard(r *Receiver, exported prometheus.Registerer) *shard {
 	return &shard{
 		r:          r,
 		reg:        registry.NewRegistry(exported, nil),
+		meta:       newFamilyMeta(),
 		evCounter:  localCounter{Counter: r.m.evCounter},
 		evGauge:    localCounter{Counter: r.m.evGauge},
 		evObserver: localCounter{Counter: r.m.evObserver},
@@ -199,6 +202,7 @@ func (s *shard) one(it *item, maxSeries int64) {
 	switch {
 	case grew:
 		s.dropLabels(it)
+		s.meta.created(it.name, it.help)
 		s.count++
 		if !reserved {
 			total.Add(1)

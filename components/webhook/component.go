@@ -37,7 +37,6 @@ type Component struct {
 	running  bool
 	serving  *serving
 	restored bool
-	wg       sync.WaitGroup
 }
 
 // current is what a request uses: swapped whole by Commit.
@@ -163,7 +162,6 @@ loop:
 		}
 	}()
 	sv.stop()
-	c.wg.Wait()
 	close(stopDrain)
 	<-drained
 	c.stopLog(cm, p)
@@ -253,7 +251,7 @@ type serving struct {
 	unmount func()
 	active  atomic.Bool
 	ln      net.Listener
-	srv     *http.Server
+	srv     *pipeline.HTTPServer
 	addr    string
 }
 
@@ -265,11 +263,7 @@ func (s *serving) stop() {
 		s.unmount()
 	}
 	if s.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.srv.Shutdown(ctx); err != nil {
-			_ = s.srv.Close()
-		}
+		s.srv.Shutdown(5 * time.Second)
 	} else if s.ln != nil {
 		_ = s.ln.Close()
 	}
@@ -297,6 +291,12 @@ func (c *Component) acquire(args Arguments) (*serving, error) {
 		sv.unmount = unmount
 		return sv, nil
 	}
+	// The own server has the agent's TLS and basic auth
+	// (--web.config.file); checked here so that a broken file fails Run
+	// (retried, reported unhealthy) instead of a serving goroutine.
+	if err := pipeline.ValidateWebConfig(c.opts.WebConfigFile); err != nil {
+		return nil, fmt.Errorf("webhook_receiver: %w", err)
+	}
 	ln, err := net.Listen("tcp", args.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("webhook_receiver: %w", err)
@@ -310,21 +310,8 @@ func (c *Component) start(sv *serving) {
 		sv.active.Store(true)
 		return
 	}
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, r.URL.Path) }),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(c.opts.Logger.Handler(), slog.LevelWarn),
-	}
-	sv.srv = srv
 	c.opts.Logger.Info("serving the push API", "address", sv.addr)
-	ln := sv.ln
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			c.opts.Logger.Error("push API server stopped", "address", sv.addr, "err", err)
-		}
-	}()
+	sv.srv = pipeline.ServeHTTP(sv.ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, r.URL.Path) }), c.opts.WebConfigFile, c.opts.Logger)
 }
 
 // Addr is the own server's address, or "": for tests when listen is ":0".

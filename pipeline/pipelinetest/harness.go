@@ -38,13 +38,14 @@ import (
 )
 
 type config struct {
-	configDir string
-	env       map[string]string
-	gatherers map[string]prometheus.Gatherer
-	mounter   pipeline.HTTPMounter
-	logger    *slog.Logger
-	id        string
-	dataPath  string
+	configDir     string
+	env           map[string]string
+	gatherers     map[string]prometheus.Gatherer
+	mounter       pipeline.HTTPMounter
+	logger        *slog.Logger
+	id            string
+	dataPath      string
+	webConfigFile string
 }
 
 // Option configures a harness.
@@ -68,6 +69,10 @@ func WithEnv(env map[string]string) Option { return func(c *config) { c.env = en
 
 // WithMounter sets what Options.HTTP mounts on (default: Mux, a fresh one).
 func WithMounter(m pipeline.HTTPMounter) Option { return func(c *config) { c.mounter = m } }
+
+// WithWebConfigFile sets Options.WebConfigFile, the agent's
+// --web.config.file that components' own listeners use by default.
+func WithWebConfigFile(path string) Option { return func(c *config) { c.webConfigFile = path } }
 
 // WithLogger sets the component's logger (default: discards).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
@@ -190,7 +195,8 @@ func TryNew(t testing.TB, name, body string, opts ...Option) (*Harness, error) {
 			h.mu.Unlock()
 			built = true
 		},
-		HTTP: cfg.mounter,
+		HTTP:          cfg.mounter,
+		WebConfigFile: cfg.webConfigFile,
 	}, args)
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", id, err)
