@@ -20,21 +20,32 @@ var staleNaN = math.Float64frombits(value.StaleNaN)
 type converter struct {
 	external []prompb.Label // sorted by name
 	native   bool           // emit native histograms when a family has them
-	d        *xxhash.Digest
-	// Series of the previous and of the current gather, by a hash of the
-	// metric's name, own labels and le/quantile (the external labels are
-	// the same for all). A 64-bit hash collision between two live series
-	// would make one borrow the other's labels; at 2^-64 per pair that is
-	// accepted, as it saves rebuilding and sorting every label set at
-	// every gather.
-	last   map[uint64][]prompb.Label
-	next   map[uint64][]prompb.Label
+	// series are the live series, by a hash of the metric's name, own
+	// labels and le/quantile (the external labels are the same for all),
+	// each with its built label set and the last gather that saw it. A
+	// 64-bit hash collision between two live series would make one borrow
+	// the other's labels; at 2^-64 per pair that is accepted, as it saves
+	// rebuilding and sorting every label set at every gather. One map,
+	// stamped with the gather number, rather than a map per gather: a live
+	// series costs one lookup per gather and no insert.
+	series map[uint64]*seriesEntry
+	gen    uint64 // the current gather
+	hbuf   []byte // the bytes hashed into a series key
 	lbuf   []prompb.Label
 	hashes []uint64 // of the series convert returned, in order
+	// samples backs the one-sample Samples of every series of a gather:
+	// one allocation per gather instead of one per sample. Fresh for each
+	// gather, as the series are still queued while the next is converted.
+	samples []prompb.Sample
+}
+
+type seriesEntry struct {
+	labels []prompb.Label
+	gen    uint64 // the last gather that saw the series
 }
 
 func newConverter(external map[string]string, native bool) *converter {
-	c := &converter{native: native, d: xxhash.New(), last: map[uint64][]prompb.Label{}, next: map[uint64][]prompb.Label{}}
+	c := &converter{native: native, series: map[uint64]*seriesEntry{}}
 	for name, v := range external {
 		c.external = append(c.external, prompb.Label{Name: name, Value: v})
 	}
@@ -47,8 +58,10 @@ func newConverter(external map[string]string, native bool) *converter {
 // timestamp, followed by staleness markers for the series of the previous
 // call that are missing now.
 func (c *converter) convert(fams []*dto.MetricFamily, nowMs int64) []prompb.TimeSeries {
-	out := make([]prompb.TimeSeries, 0, len(c.last)+16)
+	out := make([]prompb.TimeSeries, 0, len(c.series)+16)
+	c.samples = make([]prompb.Sample, 0, len(c.series)+16)
 	c.hashes = c.hashes[:0]
+	c.gen++
 	for _, mf := range fams {
 		name := mf.GetName()
 		for _, m := range mf.Metric {
@@ -76,14 +89,13 @@ func (c *converter) convert(fams []*dto.MetricFamily, nowMs int64) []prompb.Time
 		}
 	}
 	// Staleness: what was there last time and is not now.
-	for h, lbls := range c.last {
-		if _, ok := c.next[h]; !ok {
-			out = append(out, prompb.TimeSeries{Labels: lbls, Samples: []prompb.Sample{{Value: staleNaN, Timestamp: nowMs}}})
+	for h, e := range c.series {
+		if e.gen != c.gen {
+			out = append(out, prompb.TimeSeries{Labels: e.labels, Samples: c.oneSample(staleNaN, nowMs)})
 			c.hashes = append(c.hashes, h)
+			delete(c.series, h)
 		}
 	}
-	c.last, c.next = c.next, c.last
-	clear(c.next)
 	return out
 }
 
@@ -166,7 +178,18 @@ func (c *converter) sample(out []prompb.TimeSeries, name string, pairs []*dto.La
 		return out
 	}
 	c.hashes = append(c.hashes, key)
-	return append(out, prompb.TimeSeries{Labels: lbls, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
+	return append(out, prompb.TimeSeries{Labels: lbls, Samples: c.oneSample(v, ts)})
+}
+
+// oneSample returns a one-element slice of the gather's sample array (its
+// capacity capped, so that nothing appends into the next series' sample).
+func (c *converter) oneSample(v float64, ts int64) []prompb.Sample {
+	if len(c.samples) == cap(c.samples) {
+		c.samples = make([]prompb.Sample, 0, max(2*cap(c.samples), 64))
+	}
+	i := len(c.samples)
+	c.samples = append(c.samples, prompb.Sample{Value: v, Timestamp: ts})
+	return c.samples[i : i+1 : i+1]
 }
 
 // labels returns the sorted label set of a series and its key: __name__,
@@ -176,26 +199,25 @@ func (c *converter) sample(out []prompb.TimeSeries, name string, pairs []*dto.La
 // series for staleness and returns nil for a duplicate within this gather
 // (the first one wins).
 func (c *converter) labels(name string, pairs []*dto.LabelPair, extraName, extraValue string) ([]prompb.Label, uint64) {
-	d := c.d
-	d.Reset()
-	_, _ = d.WriteString(name)
+	hb := append(c.hbuf[:0], name...)
 	for _, p := range pairs {
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(p.GetName())
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(p.GetValue())
+		hb = append(hb, sep)
+		hb = append(hb, p.GetName()...)
+		hb = append(hb, sep)
+		hb = append(hb, p.GetValue()...)
 	}
-	_, _ = d.Write(sep)
-	_, _ = d.WriteString(extraName)
-	_, _ = d.Write(sep)
-	_, _ = d.WriteString(extraValue)
-	key := d.Sum64()
-	if _, dup := c.next[key]; dup {
-		return nil, 0
-	}
-	if lbls, ok := c.last[key]; ok {
-		c.next[key] = lbls
-		return lbls, key
+	hb = append(hb, sep)
+	hb = append(hb, extraName...)
+	hb = append(hb, sep)
+	hb = append(hb, extraValue...)
+	c.hbuf = hb
+	key := xxhash.Sum64(hb)
+	if e, ok := c.series[key]; ok {
+		if e.gen == c.gen {
+			return nil, 0 // a duplicate within this gather
+		}
+		e.gen = c.gen
+		return e.labels, key
 	}
 	b := c.lbuf[:0]
 	b = append(b, prompb.Label{Name: "__name__", Value: name})
@@ -224,19 +246,19 @@ func (c *converter) labels(name string, pairs []*dto.LabelPair, extraName, extra
 	}
 	c.lbuf = b
 	lbls := append([]prompb.Label(nil), b...)
-	c.next[key] = lbls
+	c.series[key] = &seriesEntry{labels: lbls, gen: c.gen}
 	return lbls, key
 }
 
-var sep = []byte{0xff}
+const sep = 0xff
 
 func hashLabels(d *xxhash.Digest, lbls []prompb.Label) uint64 {
 	d.Reset()
 	for _, l := range lbls {
 		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write([]byte{0xff})
+		_, _ = d.Write([]byte{sep})
 		_, _ = d.WriteString(l.Value)
-		_, _ = d.Write([]byte{0xff})
+		_, _ = d.Write([]byte{sep})
 	}
 	return d.Sum64()
 }

@@ -52,6 +52,9 @@ type endpoint struct {
 	reader   *wal.Reader
 	recentMu sync.Mutex
 	recent   []recentRecord
+	// walBuf holds the encoding of a WAL record, reused (append is only
+	// called from the component's Run goroutine).
+	walBuf []byte
 }
 
 func newEndpoint(cfg endpointConfig, m *endpointMetrics, log *slog.Logger) *endpoint {
@@ -142,7 +145,12 @@ func (e *endpoint) append(ctx context.Context, fams []*dto.MetricFamily, nowMs i
 // backlog: an outage, a restart).
 func (e *endpoint) appendWAL(series []prompb.TimeSeries) {
 	req := prompb.WriteRequest{Timeseries: series}
-	b, err := req.Marshal()
+	size := req.Size()
+	if cap(e.walBuf) < size {
+		e.walBuf = make([]byte, size)
+	}
+	b := e.walBuf[:size]
+	_, err := req.MarshalToSizedBuffer(b)
 	if err == nil {
 		e.recentMu.Lock()
 		before, _ := e.wal.End()
@@ -197,10 +205,8 @@ func (e *endpoint) readLoop(ctx context.Context) {
 			e.reader.SkipTo(rr.end)
 			e.readerMu.Unlock()
 			r := e.tracker.add(rr.end, len(rr.series))
-			for i, ts := range rr.series {
-				if !e.q.enqueue(ctx, item{ts: ts, hash: rr.hashes[i], rec: r}, true) {
-					return
-				}
+			if !e.q.enqueueAll(ctx, rr.series, rr.hashes, r) {
+				return
 			}
 			r.done()
 			continue

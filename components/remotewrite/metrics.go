@@ -19,6 +19,9 @@ type selfMetrics struct {
 	walSize      *prometheus.GaugeVec
 	walCorrupt   *prometheus.CounterVec
 	gatherErrors *prometheus.CounterVec // input, reason
+	// skippedGathers counts ticks skipped because a slow gather had just
+	// ended (see Run).
+	skippedGathers prometheus.Counter
 }
 
 func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
@@ -43,8 +46,10 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Help: "Torn or corrupt WAL records; the rest of their segment was skipped."}, ep),
 		gatherErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_gather_errors_total",
 			Help: "Inputs that failed to gather or had inconsistent families, by input."}, []string{"input", "reason"}),
+		skippedGathers: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_remote_write_gathers_skipped_total",
+			Help: "Scrape-interval ticks skipped because the previous gather, being slow, ended less than half an interval before."}),
 	}
-	for _, c := range []prometheus.Collector{m.samples, m.pending, m.shards, m.highestSent, m.bytesSent, m.sendDuration, m.walSize, m.walCorrupt, m.gatherErrors} {
+	for _, c := range []prometheus.Collector{m.samples, m.pending, m.shards, m.highestSent, m.bytesSent, m.sendDuration, m.walSize, m.walCorrupt, m.gatherErrors, m.skippedGathers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

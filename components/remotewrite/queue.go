@@ -194,6 +194,38 @@ func (q *queueManager) enqueue(ctx context.Context, it item, block bool) bool {
 	return true
 }
 
+// enqueueAll hands the samples of one WAL record (or gather) to their
+// shards, waiting for room; false when ctx ended first. It takes the
+// resharding lock once for all of them, and tries a plain send before a
+// select for each.
+func (q *queueManager) enqueueAll(ctx context.Context, series []prompb.TimeSeries, hashes []uint64, rec *walRecord) bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	n := uint64(len(q.shards))
+	ok := true
+	for i, ts := range series {
+		it := item{ts: ts, hash: hashes[i], rec: rec}
+		s := q.shards[it.hash%n]
+		q.pending.Add(1)
+		select {
+		case s.ch <- it:
+			continue
+		default:
+		}
+		select {
+		case s.ch <- it:
+		case <-ctx.Done():
+			q.pending.Add(-1)
+			ok = false
+		}
+		if !ok {
+			break
+		}
+	}
+	q.m.pending.Set(float64(q.pending.Load()))
+	return ok
+}
+
 // scaleLoop reconsiders the shard count every shardUpdatePeriod, from two
 // measures over the period: the backlog (queued samples, sampled ten times,
 // as a fraction of the shards' capacity) and the shards' utilisation (time
@@ -269,12 +301,14 @@ func (q *queueManager) reshard(n int) {
 
 func (q *queueManager) runShard(ctx context.Context, s *shard) {
 	batch := make([]item, 0, q.cfg.maxSamplesPerSend)
-	var buf, enc []byte
+	// The request, its encoding and its compression are reused from send
+	// to send.
+	var sb sendBuffers
 	timer := time.NewTimer(q.cfg.batchDeadline)
 	defer timer.Stop()
 	flush := func() {
 		if len(batch) > 0 {
-			buf, enc = q.sendBatch(ctx, batch, buf, enc)
+			q.sendBatch(ctx, batch, &sb)
 			clear(batch)
 			batch = batch[:0]
 		}
@@ -296,13 +330,32 @@ func (q *queueManager) runShard(ctx context.Context, s *shard) {
 				return
 			}
 			batch = append(batch, it)
+			// Take what else is queued without a full select per sample.
+			closed := false
+		drain:
+			for len(batch) < q.cfg.maxSamplesPerSend {
+				select {
+				case it, ok := <-s.ch:
+					if !ok {
+						closed = true
+						break drain
+					}
+					batch = append(batch, it)
+				default:
+					break drain
+				}
+			}
+			if closed {
+				flush()
+				return
+			}
 			if len(batch) >= q.cfg.maxSamplesPerSend {
 				flush()
 			}
 		case <-timer.C:
 			timer.Reset(q.cfg.batchDeadline)
 			if len(batch) > 0 {
-				buf, enc = q.sendBatch(ctx, batch, buf, enc)
+				q.sendBatch(ctx, batch, &sb)
 				clear(batch)
 				batch = batch[:0]
 			}
@@ -313,8 +366,13 @@ func (q *queueManager) runShard(ctx context.Context, s *shard) {
 // sendBatch sends a batch until it is accepted, refused (a 4xx other than
 // 429: dropped and counted as failed) or ctx ends (left unacknowledged: the
 // WAL, when there is one, still has it).
-func (q *queueManager) sendBatch(ctx context.Context, batch []item, buf, enc []byte) ([]byte, []byte) {
-	req := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(batch))}
+func (q *queueManager) sendBatch(ctx context.Context, batch []item, sb *sendBuffers) {
+	if cap(sb.series) < len(batch) {
+		sb.series = make([]prompb.TimeSeries, len(batch))
+	}
+	req := prompb.WriteRequest{Timeseries: sb.series[:len(batch)]}
+	// Let go of the samples once sent.
+	defer clear(req.Timeseries)
 	var highest int64
 	for i, it := range batch {
 		req.Timeseries[i] = it.ts
@@ -326,16 +384,17 @@ func (q *queueManager) sendBatch(ctx context.Context, batch []item, buf, enc []b
 		}
 	}
 	size := req.Size()
-	if cap(buf) < size {
-		buf = make([]byte, size)
+	if cap(sb.raw) < size {
+		sb.raw = make([]byte, size)
 	}
-	buf = buf[:size]
+	buf := sb.raw[:size]
 	if _, err := req.MarshalToSizedBuffer(buf); err != nil {
 		q.errLog.Error("encoding a batch", "err", err)
 		q.done(batch, q.m.failed)
-		return buf, enc
+		return
 	}
-	enc = snappy.Encode(enc[:cap(enc)], buf)
+	enc := snappy.Encode(sb.enc[:cap(sb.enc)], buf)
+	sb.enc = enc
 	n := float64(len(batch))
 	backoff := q.cfg.minBackoff
 	retrying := false
@@ -354,16 +413,16 @@ func (q *queueManager) sendBatch(ctx context.Context, batch []item, buf, enc []b
 			q.m.bytesSent.Add(float64(len(enc)))
 			q.m.markSent(float64(highest) / 1000)
 			q.done(batch, q.m.sent)
-			return buf, enc
+			return
 		}
 		if ctx.Err() != nil {
-			return buf, enc
+			return
 		}
 		var se *sendError
 		if !errors.As(err, &se) || !se.recoverable {
 			q.errLog.Error("remote write refused a batch: dropped", "samples", len(batch), "err", err)
 			q.done(batch, q.m.failed)
-			return buf, enc
+			return
 		}
 		if !retrying {
 			retrying = true
@@ -379,11 +438,19 @@ func (q *queueManager) sendBatch(ctx context.Context, batch []item, buf, enc []b
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return buf, enc
+			return
 		case <-t.C:
 		}
 		backoff = min(backoff*2, q.cfg.maxBackoff)
 	}
+}
+
+// sendBuffers are a shard's buffers for building, encoding and
+// compressing requests.
+type sendBuffers struct {
+	series []prompb.TimeSeries
+	raw    []byte
+	enc    []byte
 }
 
 // done accounts for a batch that is finished with (sent or dropped).

@@ -328,7 +328,7 @@ func (c *Component) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(args.ScrapeInterval)
 	defer t.Stop()
-	c.gather(ctx, args)
+	last := c.gather(ctx, args)
 	for {
 		select {
 		case <-ctx.Done():
@@ -340,12 +340,23 @@ func (c *Component) Run(ctx context.Context) error {
 			}
 			t.Reset(args.ScrapeInterval)
 		case <-t.C:
-			c.gather(ctx, args)
+			// A tick that came due while a slow gather ran arrives right
+			// after it: gathering again then would stamp a second sample
+			// on every series in the same millisecond (which a receiver
+			// rejects as a duplicate, or takes as a pointless one). Skip
+			// it; the next tick is at most an interval away.
+			if time.Since(last) < args.ScrapeInterval/2 {
+				c.metrics.skippedGathers.Inc()
+				continue
+			}
+			last = c.gather(ctx, args)
 		}
 	}
 }
 
-func (c *Component) gather(ctx context.Context, args *Arguments) {
+// gather samples the inputs once and hands the result to every endpoint;
+// it returns when the samples were stamped.
+func (c *Component) gather(ctx context.Context, args *Arguments) time.Time {
 	fams, _ := gathermerge.Merge(args.Inputs, func(i int, reason string, err error) {
 		id := pipeline.SourceID(args.Inputs[i])
 		if id == "" {
@@ -354,10 +365,12 @@ func (c *Component) gather(ctx context.Context, args *Arguments) {
 		c.metrics.gatherErrors.WithLabelValues(id, reason).Inc()
 		c.errLog.Error("gathering input", "input", id, "reason", reason, "err", err)
 	})
-	now := time.Now().UnixMilli()
+	stamped := time.Now()
+	now := stamped.UnixMilli()
 	for _, e := range c.endpoints {
 		e.append(ctx, fams, now)
 	}
+	return stamped
 }
 
 func (c *Component) stopAll() {

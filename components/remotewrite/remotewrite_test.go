@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	_ "github.com/sluicehq/sluice/components/statsd"
 	"github.com/sluicehq/sluice/pipeline"
@@ -478,4 +480,48 @@ remote_write "x" {
 	if !strings.Contains(err.Error(), "url") {
 		t.Fatalf("the diagnostics do not name the bad url:\n%v", err)
 	}
+}
+
+// slowGatherer makes every other Gather take longer than the scrape
+// interval (a fault injected into the input, not a wait in the test).
+type slowGatherer struct {
+	prometheus.Gatherer
+	calls atomic.Int64
+	delay time.Duration
+}
+
+func (g *slowGatherer) Gather() ([]*dto.MetricFamily, error) {
+	if g.calls.Add(1)%2 == 1 {
+		time.Sleep(g.delay)
+	}
+	return g.Gatherer.Gather()
+}
+
+// TestSlowGatherNeverRepeatsATimestamp: a gather slower than the interval
+// leaves a tick due; gathering again right away would stamp a second
+// sample in the same millisecond on every series (a duplicate a receiver
+// refuses). The tick is skipped and counted instead, and every series'
+// timestamps strictly increase.
+func TestSlowGatherNeverRepeatsATimestamp(t *testing.T) {
+	rc := newReceiver(t, false)
+	reg, _ := testInputs(t)
+	slow := &slowGatherer{Gatherer: reg, delay: 150 * time.Millisecond}
+	h := pipelinetest.New(t, "remote_write", fmt.Sprintf(`
+  inputs          = [test.app]
+  scrape_interval = "100ms"
+  endpoint { url = %q }
+  queue { batch_send_deadline = "20ms" }
+`, rc.url()), pipelinetest.WithGatherer("app", slow))
+	h.Start()
+	const key = `app_queue_depth{queue="a"}`
+	pipelinetest.Eventually(t, 20*time.Second, func() bool { return len(rc.samples(key)) >= 8 }, "8 gathers")
+	s := rc.samples(key)
+	for i := 1; i < len(s); i++ {
+		if s[i].Timestamp <= s[i-1].Timestamp {
+			t.Fatalf("sample %d stamped %d after %d: %v", i, s[i].Timestamp, s[i-1].Timestamp, s)
+		}
+	}
+	pipelinetest.Eventually(t, 10*time.Second, func() bool {
+		return selfMetric(t, h, "sluice_remote_write_gathers_skipped_total", nil) >= 1
+	}, "a tick skipped after a slow gather")
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,22 +37,28 @@ func walBody(url, extra string) string {
 // is down survive a restart of the component and are sent, oldest first,
 // when the receiver is back; the position saved on stop means nothing is
 // sent twice.
+//
+// The outage is a receiver that always answers 503, and "back up" is a
+// second receiver that always accepts, reached by a new instance of the
+// component under the same endpoint name (so the same WAL directory):
+// flipping one receiver from 503 to 200 after stopping the first instance
+// would let a request that instance abandoned on stop, still in the
+// receiver's handler at the flip, be accepted, and then be resent from the
+// WAL by the second (an at-least-once duplicate that the strict ordering
+// check below would reject). The sender's acknowledgement, not the
+// receiver's, is what the second instance saves on stop: the test waits
+// for it before stopping.
 func TestWALResendsAfterOutageAndRestart(t *testing.T) {
+	down := newReceiver(t, false)
+	down.setRespond(func(int, *http.Request) (int, http.Header) { return 503, nil })
 	rc := newReceiver(t, false)
-	var up atomic.Bool
-	rc.setRespond(func(int, *http.Request) (int, http.Header) {
-		if up.Load() {
-			return 200, nil
-		}
-		return 503, nil
-	})
 	reg := prometheus.NewRegistry()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "level", Help: "h"})
 	reg.MustRegister(g)
 	data := t.TempDir()
 
 	g.Set(1)
-	h := pipelinetest.New(t, "remote_write", walBody(rc.url(), ""), pipelinetest.WithGatherer("app", reg), pipelinetest.WithDataPath(data))
+	h := pipelinetest.New(t, "remote_write", walBody(down.url(), ""), pipelinetest.WithGatherer("app", reg), pipelinetest.WithDataPath(data))
 	h.Start()
 	for i := 1; i <= 5; i++ {
 		g.Set(float64(i))
@@ -63,15 +68,15 @@ func TestWALResendsAfterOutageAndRestart(t *testing.T) {
 			return walRecords(t, walDir(data, "x")) >= n0+2
 		}, "value %d gathered into the WAL", i)
 	}
-	if rc.total() != 0 {
-		t.Fatal("accepted while down")
-	}
+	pipelinetest.Eventually(t, 10*time.Second, func() bool { return down.numRequests() > 0 }, "sends refused during the outage")
 	if err := h.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	if down.total() != 0 || rc.total() != 0 {
+		t.Fatal("accepted while down")
+	}
 
 	// A new instance on the same data, the receiver back up.
-	up.Store(true)
 	g.Set(100)
 	h2 := pipelinetest.New(t, "remote_write", walBody(rc.url(), ""), pipelinetest.WithGatherer("app", reg), pipelinetest.WithDataPath(data))
 	h2.Start()
@@ -100,6 +105,13 @@ func TestWALResendsAfterOutageAndRestart(t *testing.T) {
 	pipelinetest.Eventually(t, 10*time.Second, func() bool {
 		return selfMetric(t, h2, "sluice_remote_write_wal_size_bytes", nil) > 0
 	}, "the WAL size self-metric")
+	// The receiver stores a batch before it answers: wait until the second
+	// instance has had the answers for everything seen so far (the backlog
+	// included), so that the position it saves on stop is past the backlog.
+	accepted := float64(rc.total())
+	pipelinetest.Eventually(t, 10*time.Second, func() bool {
+		return selfMetric(t, h2, "sluice_remote_write_samples_total", result("sent")) >= accepted
+	}, "the second instance acknowledging the backlog")
 
 	// A third instance does not send the backlog again: the position saved
 	// by the second covers it (only the last gathers before the stop, value
