@@ -8,12 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,13 +31,7 @@ import (
 // suffix ("app_requests" for the series app_requests_total), the Prometheus
 // text format with it.
 func TestRealPrometheus(t *testing.T) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("prometheus is not installed (scripts/ensure-deps.sh installs it)")
-		}
-		t.Skip("prometheus is not installed; run scripts/ensure-deps.sh")
-	}
+	prometheusBinary(t) // skip early, before starting anything
 
 	statsdAddr := freeUDPAddr(t)
 	sinkAddr := pipelinetest.FreeTCPAddr(t)
@@ -107,8 +97,6 @@ metrics_sink "own" {
 	a.scrapeHas("/metrics/prom", []string{`app_requests_total{team="payments"} 5`, `app_errors{team="payments"} 2`, `app_queue_depth{team="payments"} 12`, `app_request_duration_seconds_count{team="payments"} 3`}, nil)
 
 	// Prometheus, on a free port, with its data in a temporary directory.
-	dir := t.TempDir()
-	promAddr := pipelinetest.FreeTCPAddr(t)
 	promConfig := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
@@ -121,31 +109,9 @@ scrape_configs:
     static_configs:
       - targets: [%q]
 `, a.addr, sinkAddr)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(promConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	prom := exec.Command(promBin, "--config.file", cfgPath, "--storage.tsdb.path", filepath.Join(dir, "tsdb"),
-		"--web.listen-address", promAddr, "--log.level", "debug")
-	promOut := &pipelinetest.Buffer{}
-	prom.Stdout, prom.Stderr = promOut, promOut
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	promExited := make(chan error, 1)
-	go func() { promExited <- prom.Wait() }()
-	t.Cleanup(func() {
-		_ = prom.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-promExited:
-		case <-time.After(10 * time.Second):
-			_ = prom.Process.Kill()
-			<-promExited
-		}
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", promOut.String())
-		}
-	})
+	prom := newPromServer(t, promConfig, "--log.level", "debug")
+	prom.start()
+	promAddr := prom.addr
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	api := func(path string, params url.Values, v any) error {
@@ -174,8 +140,8 @@ scrape_configs:
 				return
 			}
 			select {
-			case err := <-promExited:
-				promExited <- err
+			case err := <-prom.exited:
+				prom.exited <- err
 				t.Fatalf("prometheus exited (%v) while waiting for %s", err, what)
 			default:
 			}
@@ -336,7 +302,7 @@ scrape_configs:
 
 	// Every scrape so far succeeded and was ingested without a complaint
 	// (failed scrapes are logged at debug, rejected samples at warn).
-	for _, l := range strings.Split(promOut.String(), "\n") {
+	for _, l := range strings.Split(prom.out.String(), "\n") {
 		if strings.Contains(l, `component="scrape manager"`) &&
 			(strings.Contains(l, "level=warn") || strings.Contains(l, "level=error") || strings.Contains(l, `msg="Scrape failed"`)) {
 			t.Errorf("prometheus logged: %s", l)

@@ -31,7 +31,9 @@ type promServer struct {
 	exited chan error
 }
 
-func newPromServer(t *testing.T, extra ...string) *promServer {
+// prometheusBinary returns Debian's prometheus, skipping the test locally
+// when it is missing and failing it under CI=true.
+func prometheusBinary(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -40,9 +42,18 @@ func newPromServer(t *testing.T, extra ...string) *promServer {
 		}
 		t.Skip("prometheus is not installed; run scripts/ensure-deps.sh")
 	}
+	return bin
+}
+
+// newPromServer prepares a Prometheus with config (prometheus.yml's
+// content) and extra flags, on a free port with its data in a temporary
+// directory; start runs it, and the test's cleanup stops it.
+func newPromServer(t *testing.T, config string, extra ...string) *promServer {
+	t.Helper()
+	bin := prometheusBinary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1s\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := &promServer{t: t, bin: bin, addr: pipelinetest.FreeTCPAddr(t), out: &pipelinetest.Buffer{}}
@@ -164,7 +175,7 @@ func TestRemoteWriteToRealPrometheus(t *testing.T) {
 	// A lookback of 3 intervals: a query_range step finds a sample only if
 	// one was written in the last 3 s, so the 5 min default cannot hide a
 	// hole.
-	prom := newPromServer(t, "--web.enable-remote-write-receiver", "--query.lookback-delta=3s")
+	prom := newPromServer(t, "global:\n  scrape_interval: 1s\n", "--web.enable-remote-write-receiver", "--query.lookback-delta=3s")
 	prom.start()
 
 	statsdAddr := freeUDPAddr(t)

@@ -8,10 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,13 +89,7 @@ func doGet(c *http.Client, u, user, pass string) (int, string) {
 // and Prometheus keeps scraping through it, and a broken web config file
 // is reported at reload.
 func TestWebConfigTLSAndBasicAuth(t *testing.T) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("prometheus is not installed (scripts/ensure-deps.sh installs it)")
-		}
-		t.Skip("prometheus is not installed; run scripts/ensure-deps.sh")
-	}
+	prometheusBinary(t) // skip early, before starting anything
 	w := newWebSetup(t)
 	sinkAddr := pipelinetest.FreeTCPAddr(t)
 	probeAddr := pipelinetest.FreeTCPAddr(t)
@@ -159,8 +151,6 @@ metrics_sink "own" {
 
 	// A real Prometheus scrapes the sink over TLS with basic auth, and the
 	// same target with a wrong password.
-	dir := t.TempDir()
-	promAddr := pipelinetest.FreeTCPAddr(t)
 	promConfig := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
@@ -184,31 +174,9 @@ scrape_configs:
     static_configs:
       - targets: [%[2]q]
 `, w.caFile, sinkAddr)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(promConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	prom := exec.Command(promBin, "--config.file", cfgPath, "--storage.tsdb.path", filepath.Join(dir, "tsdb"),
-		"--web.listen-address", promAddr)
-	promOut := &pipelinetest.Buffer{}
-	prom.Stdout, prom.Stderr = promOut, promOut
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	promExited := make(chan error, 1)
-	go func() { promExited <- prom.Wait() }()
-	t.Cleanup(func() {
-		_ = prom.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-promExited:
-		case <-time.After(10 * time.Second):
-			_ = prom.Process.Kill()
-			<-promExited
-		}
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", promOut.String())
-		}
-	})
+	prom := newPromServer(t, promConfig)
+	prom.start()
+	promAddr := prom.addr
 	type target struct {
 		Labels     map[string]string `json:"labels"`
 		Health     string            `json:"health"`
@@ -241,8 +209,8 @@ scrape_configs:
 		var last map[string]target
 		a.waitFor(what, func() bool {
 			select {
-			case err := <-promExited:
-				promExited <- err
+			case err := <-prom.exited:
+				prom.exited <- err
 				t.Fatalf("prometheus exited: %v", err)
 			default:
 			}
