@@ -68,11 +68,21 @@ func waitEvents(b *testing.B, r *Receiver, n float64) {
 
 // BenchmarkIngest measures one line per datagram (gunicorn's way), with a
 // flush per datagram (light traffic) or per 64 (a drained socket under
-// load). ns/op is per line; allocations include the shards'.
+// load), through the fast path (fastpath.go) and, for comparison, the
+// full path alone. ns/op is per line; allocations include the shards'.
 func BenchmarkIngest(b *testing.B) {
-	for _, every := range []int{1, 64} {
-		b.Run(fmt.Sprintf("gunicorn/flush_every_%d", every), func(b *testing.B) {
+	for _, c := range []struct {
+		every int
+		full  bool
+	}{{1, false}, {64, false}, {1, true}, {64, true}} {
+		name := fmt.Sprintf("gunicorn/flush_every_%d", c.every)
+		if c.full {
+			name = fmt.Sprintf("gunicorn_full_path/flush_every_%d", c.every)
+		}
+		every := c.every
+		b.Run(name, func(b *testing.B) {
 			r := benchReceiver(b)
+			r.hooks.fullPathOnly = c.full
 			pkts := make([][]byte, len(gunicornPackets))
 			for i, p := range gunicornPackets {
 				pkts[i] = []byte(p)

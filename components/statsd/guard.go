@@ -119,6 +119,9 @@ type testHooks struct {
 	// apply is called with each item before a shard applies it (the
 	// shard's lock held).
 	apply func(name string)
+	// fullPathOnly turns the readers' fast path off (fastpath.go), to
+	// compare it with the full path.
+	fullPathOnly bool
 }
 
 // watchState is the watchdog's part of the Receiver.

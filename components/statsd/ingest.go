@@ -53,6 +53,9 @@ type item struct {
 	value    float64
 	kind     kind
 	relative bool // gauge: add instead of set
+	// ref is the series of a fast-path signature, once a shard has
+	// found it (nil on the full path).
+	ref *seriesRef
 }
 
 // batch is what a reader hands to a shard. cfg is the configuration the
@@ -134,6 +137,15 @@ type processor struct {
 	memoCfg  *runtimeConfig
 	memoHits float64 // not yet added to memoCfg's cache counters
 
+	// fast remembers, per line signature, what the full path made of it
+	// (see fastpath.go). It belongs to memoCfg, like memo, and exists
+	// when memo does.
+	fast   map[string]*fastEntry
+	sigBuf []byte
+	cap    capture
+	seen   *admission
+	fastN  int64 // lines applied by the fast path, not yet added to r.fastLines
+
 	lines, samples, tags, tagErrors localCounter
 	unmapped, actMap, actDrop       localCounter
 
@@ -200,7 +212,7 @@ func (p *processor) line(l []byte) {
 		}
 	}
 	p.lines.n++
-	p.parse(string(l))
+	p.parse(l)
 	// Flush only between lines: the events of one line share a labels map.
 	// A full batch is applied now if its shard is free, and at maxBatch*2
 	// in any case.
@@ -218,16 +230,44 @@ func (p *processor) line(l []byte) {
 	}
 }
 
-// parse turns a line into events and queues them, recovering a panic.
-func (p *processor) parse(l string) {
+// parse turns a line into events and queues them, recovering a panic:
+// through the fast path if the line's signature is known, else through
+// the full path (which may teach the fast path the signature).
+func (p *processor) parse(b []byte) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.r.recovered("reader", v, "line_bytes", len(l))
+			p.cap.on = false
+			p.r.recovered("reader", v, "line_bytes", len(b))
 		}
 	}()
 	if p.r.hooks.line != nil {
-		p.r.hooks.line(l)
+		p.r.hooks.line(string(b))
 	}
+	if p.fast == nil || p.r.hooks.fullPathOnly {
+		p.fullLine(string(b))
+		return
+	}
+	f, ok := splitFast(b)
+	if !ok {
+		p.fullLine(string(b))
+		return
+	}
+	sig := p.signature(&f)
+	if e := p.fast[string(sig)]; e != nil {
+		if p.applyFast(e, &f) {
+			return
+		}
+	} else if p.admit(sig) {
+		p.startCapture()
+		p.fullLine(string(b))
+		p.endCapture(&f)
+		return
+	}
+	p.fullLine(string(b))
+}
+
+// fullLine is the full path: upstream's parser, then event for each event.
+func (p *processor) fullLine(l string) {
 	if reason := sampleRateProblem(l); reason != "" {
 		p.r.eventError(reason, "sample rate refused, line dropped", "line", truncate(l, 200))
 		return
@@ -333,11 +373,13 @@ func (p *processor) resetMemo(cfg *runtimeConfig) {
 	p.memoCfg = cfg
 	switch {
 	case cfg == nil || cfg.memoSize == 0:
-		p.memo = nil
+		p.memo, p.fast = nil, nil
 	case p.memo == nil:
 		p.memo = make(map[memoKey]memoEntry, 64)
+		p.fast = make(map[string]*fastEntry, 64)
 	default:
 		clear(p.memo)
+		clear(p.fast)
 	}
 }
 
@@ -410,16 +452,21 @@ func (p *processor) resolve(ev event.Event) (e memoEntry, ok bool) {
 // counted counts a resolved event's action (as upstream, before the
 // checks that follow).
 func (p *processor) counted(e memoEntry) (memoEntry, bool) {
+	var c *localCounter
 	switch {
 	case e.mapping.Action == mapper.ActionTypeDrop:
-		p.actDrop.n++
-		return e, false
+		c = &p.actDrop
 	case e.present:
-		p.actMap.n++
+		c = &p.actMap
 	default:
-		p.unmapped.n++
+		c = &p.unmapped
 	}
-	return e, true
+	c.n++
+	if p.cap.on {
+		p.cap.events++
+		p.cap.action = c
+	}
+	return e, c != &p.actDrop
 }
 
 func validLabelName(k string) bool {
@@ -505,10 +552,18 @@ func (p *processor) event(ev event.Event) {
 		p.r.m.eventStats.WithLabelValues("illegal").Inc()
 		return
 	}
-	s := e.shard
+	if p.cap.on {
+		p.cap.items++
+		p.cap.tmpl, p.cap.shard = it, e.shard
+	}
+	p.enqueue(e.shard, it)
+}
+
+// enqueue queues an item for shard s.
+func (p *processor) enqueue(s int, it item) {
 	b := p.pending[s]
 	if b == nil {
-		b = getBatch(cfg)
+		b = getBatch(p.cfg)
 		p.pending[s] = b
 		if p.since.IsZero() {
 			p.since = time.Now()
@@ -530,6 +585,10 @@ func (p *processor) flush() {
 	p.since = time.Time{}
 	p.prog.idle()
 	p.flushMemoHits()
+	if p.fastN != 0 {
+		p.r.fastLines.Add(p.fastN)
+		p.fastN = 0
+	}
 	for _, c := range []*localCounter{&p.lines, &p.samples, &p.tags, &p.tagErrors, &p.unmapped, &p.actMap, &p.actDrop} {
 		c.flush()
 	}

@@ -58,7 +58,11 @@ type Receiver struct {
 	shards   []*shard
 	seed     maphash.Seed
 	total    atomic.Int64 // live series, all shards
-	cfg      atomic.Pointer[runtimeConfig]
+	// fastLines counts the lines the readers' fast path applied (for
+	// tests and benchmarks: it is not a user's concern which path a line
+	// took).
+	fastLines atomic.Int64
+	cfg       atomic.Pointer[runtimeConfig]
 
 	mu        sync.Mutex // serialises Run's start and end with Update
 	args      Arguments

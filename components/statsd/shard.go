@@ -39,11 +39,31 @@ type shard struct {
 	meta familyMeta
 
 	evCounter, evGauge, evObserver localCounter
+
+	// gen invalidates the seriesRefs filled by this shard: it moves when
+	// a series may have gone (a sweep removed one) or the mapper changed.
+	gen     uint64
+	lastCfg *runtimeConfig
+}
+
+// seriesRef is a fast-path signature's series, found once through
+// upstream's registry (which hashes and sorts the labels on every
+// lookup) and then updated directly. It belongs to the shard of its
+// series: it is only read and written under that shard's lock, and is
+// valid while shard and gen are the shard's.
+type seriesRef struct {
+	shard    *shard
+	gen      uint64
+	rm       *metrics.RegisteredMetric
+	counter  prometheus.Counter
+	gauge    prometheus.Gauge
+	observer prometheus.Observer
 }
 
 func newShard(r *Receiver, exported prometheus.Registerer) *shard {
 	return &shard{
 		r:          r,
+		gen:        1,
 		reg:        registry.NewRegistry(exported, nil),
 		meta:       newFamilyMeta(),
 		evCounter:  localCounter{Counter: r.m.evCounter},
@@ -109,29 +129,82 @@ func (s *shard) tryDeliver(b *batch) bool {
 
 // apply applies a batch's items (s.mu held, or s not shared).
 func (s *shard) apply(b *batch) {
-	s.reg.Mapper = b.cfg.mapper
-	for i := range b.items {
-		s.safeOne(&b.items[i], b.cfg.maxSeries)
+	if b.cfg != s.lastCfg {
+		s.reg.Mapper = b.cfg.mapper
+		s.lastCfg = b.cfg
+		s.gen++
+	}
+	now := clock.Now()
+	for i := 0; i < len(b.items); {
+		i = s.applyFrom(b, i, now)
 	}
 	s.evCounter.flush()
 	s.evGauge.flush()
 	s.evObserver.flush()
 }
 
-// safeOne is one, recovering a panic: the item is dropped and counted,
-// the rest of the batch applies. The events are checked before they get
-// here (names, reserved labels, values), so a panic is a bug in the
-// receiver or below it, not bad input.
-func (s *shard) safeOne(it *item, maxSeries int64) {
+// cached applies an item to the series its ref found earlier, as
+// upstream's registry would: the series is refreshed (its TTL counts from
+// now) and updated. The series exists, so max_series has nothing to
+// check.
+func (s *shard) cached(it *item, ref *seriesRef, now time.Time) {
+	ref.rm.LastRegisteredAt = now
+	switch it.kind {
+	case kindCounter:
+		ref.counter.Add(it.value)
+		s.evCounter.n++
+	case kindGauge:
+		if it.relative {
+			ref.gauge.Add(it.value)
+		} else {
+			ref.gauge.Set(it.value)
+		}
+		s.evGauge.n++
+	default:
+		ref.observer.Observe(it.value)
+		s.evObserver.n++
+	}
+}
+
+// fill points it's ref at the series the item has just updated.
+func (s *shard) fill(it *item, c prometheus.Counter, g prometheus.Gauge, o prometheus.Observer) {
+	metric, ok := s.reg.Metrics[it.name]
+	if !ok {
+		return
+	}
+	h, _ := s.reg.HashLabels(it.labels)
+	rm := metric.Metrics[h.Values]
+	if rm == nil {
+		return
+	}
+	*it.ref = seriesRef{shard: s, gen: s.gen, rm: rm, counter: c, gauge: g, observer: o}
+}
+
+// applyFrom applies a batch's items from i on and returns where it
+// stopped: at the end, or after an item that panicked. A panic is
+// recovered and counted, that item is dropped, and apply goes on with the
+// next (one deferred recover per batch, not per item). The events are
+// checked before they get here (names, reserved labels, values), so a
+// panic is a bug in the receiver or below it, not bad input.
+func (s *shard) applyFrom(b *batch, i int, now time.Time) (next int) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.r.recovered("shard", v, "metric", it.name)
+			s.r.recovered("shard", v, "metric", b.items[i].name)
+			next = i + 1
 		}
 	}()
-	if s.r.hooks.apply != nil {
-		s.r.hooks.apply(it.name)
+	for ; i < len(b.items); i++ {
+		it := &b.items[i]
+		if s.r.hooks.apply != nil {
+			s.r.hooks.apply(it.name)
+		}
+		if ref := it.ref; ref != nil && ref.shard == s && ref.gen == s.gen {
+			s.cached(it, ref, now)
+		} else {
+			s.one(it, b.cfg.maxSeries)
+		}
 	}
-	s.one(it, maxSeries)
+	return i
 }
 
 // one applies an item to its series, creating the series if needed.
@@ -173,6 +246,9 @@ func (s *shard) one(it *item, maxSeries int64) {
 		if c, err = s.reg.GetCounter(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			c.Add(it.value)
 			s.evCounter.n++
+			if it.ref != nil {
+				defer s.fill(it, c, nil, nil)
+			}
 		}
 	case it.kind == kindGauge:
 		var g prometheus.Gauge
@@ -183,18 +259,27 @@ func (s *shard) one(it *item, maxSeries int64) {
 				g.Set(it.value)
 			}
 			s.evGauge.n++
+			if it.ref != nil {
+				defer s.fill(it, nil, g, nil)
+			}
 		}
 	case it.kind == kindHistogram:
 		var o prometheus.Observer
 		if o, err = s.reg.GetHistogram(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			o.Observe(it.value)
 			s.evObserver.n++
+			if it.ref != nil {
+				defer s.fill(it, nil, nil, o)
+			}
 		}
 	case it.kind == kindSummary:
 		var o prometheus.Observer
 		if o, err = s.reg.GetSummary(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
 			o.Observe(it.value)
 			s.evObserver.n++
+			if it.ref != nil {
+				defer s.fill(it, nil, nil, o)
+			}
 		}
 	}
 
@@ -278,6 +363,12 @@ func (s *shard) dropLabels(it *item) {
 func (s *shard) sweep() {
 	now := clock.Now()
 	var n int64
+	gone := false
+	defer func() {
+		if gone {
+			s.gen++ // refs may point at removed series
+		}
+	}()
 	for _, metric := range s.reg.Metrics {
 		for hash, rm := range metric.Metrics {
 			if rm.TTL == 0 || !rm.LastRegisteredAt.Add(rm.TTL).Before(now) {
@@ -289,6 +380,7 @@ func (s *shard) sweep() {
 			}
 			v.RefCount--
 			delete(metric.Metrics, hash)
+			gone = true
 		}
 		n += int64(len(metric.Metrics))
 	}
