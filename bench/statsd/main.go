@@ -64,25 +64,28 @@ var (
 	flagShapes   = flag.String("mem-shapes", "names,tags", "memory series: names (bench.name_<i>) and/or tags (bench.tagged with #id:<i>)")
 	flagScrapes  = flag.Int("mem-scrapes", 4, "scrapes of the 15 s loop after the first (0: only the first)")
 	flagInterval = flag.Duration("mem-interval", 15*time.Second, "interval of the scrape loop")
+	flagMemProto = flag.String("mem-proto", "udp", "how the memory series are sent: udp (20 lines per datagram, paced at -mem-rate; the bench fails if a line is lost) or tcp (one connection, as fast as it goes; lossless on a loaded machine)")
+	flagMemRate  = flag.Int("mem-rate", 20000, "lines/s at which the memory series are sent over UDP (a rate both targets keep up with, so neither holds a backlog)")
 	flagMapping  = flag.String("mapping", "config/examples/gunicorn-mapping.yml", "mapping file, used by both")
 	flagExporter = flag.String("statsd-exporter", "", "a statsd_exporter binary (default: go install v0.31.0 into a temp dir)")
 	flagSluice   = flag.String("sluice", "", "a sluice binary (default: go build ./cmd/sluice into a temp dir)")
 	flagOnly     = flag.String("only", "", "run one target only: sluice or statsd_exporter")
 	flagRcvBuf   = flag.Int("read-buffer", 8<<20, "socket receive buffer for both targets, bytes (capped by net.core.rmem_max; 0: system default)")
-	flagSenders  = flag.Int("senders", 1, "sender goroutines, each with its own connected UDP socket and an equal share of the rate")
+	flagSenders  = flag.Int("senders", 2, "sender goroutines, each with its own connected UDP socket and an equal share of the rate (as several client processes, e.g. gunicorn workers)")
 	flagBatch    = flag.Int("batch", 64, "datagrams per sendmmsg call; pacing is per batch")
 )
 
 // presets are the traffic shapes: gunicorn's one line per datagram, and
 // clients that batch (20 lines per datagram). The grids reach past both
-// targets' limits on a 2-CPU machine, starting low enough for a loaded
-// one (a target stops after two lossy steps).
+// targets' limits on a 2-CPU machine, or past what the generator can send
+// there (about 400k datagrams/s with 2 senders), starting low enough for
+// a loaded one (a target stops after two lossy steps).
 var presets = map[string]struct {
 	lpp   int
 	rates string
 }{
-	"gunicorn": {1, "25000,50000,75000,100000,150000,200000,300000,400000,550000,700000"},
-	"batched":  {20, "100000,200000,400000,600000,800000,1200000,1600000,2000000,2400000,3200000"},
+	"gunicorn": {1, "50000,100000,150000,200000,250000,300000,350000,400000,450000,500000,600000,700000,800000"},
+	"batched":  {20, "200000,400000,600000,800000,1000000,1200000,1600000,2000000,2400000,2800000,3200000,3600000,4000000,4800000"},
 }
 
 func main() {
@@ -426,6 +429,10 @@ func rateRuns(dir string, targets []target, shape string, t *traffic, rates []in
 	cpuPerM := map[string][]float64{}
 	processed := map[string][]float64{}
 	unreported := map[string][]float64{}
+	// neverLost lists, per target, the runs in which it lost at no step:
+	// its lossless rate there is a lower bound (the grid's top, or what
+	// the generator could send).
+	neverLost := map[string][]int{}
 	ratios := []float64{}
 	overRatios := []float64{}
 	for run := range *flagRuns {
@@ -444,6 +451,7 @@ func rateRuns(dir string, targets []target, shape string, t *traffic, rates []in
 		bestCPU := make([]float64, len(procs))
 		if rate {
 			lossy := make([]int, len(procs))
+			lost := make([]bool, len(procs))
 			for k, r := range rates {
 				for j := range procs {
 					i := j
@@ -468,10 +476,14 @@ func rateRuns(dir string, targets []target, shape string, t *traffic, rates []in
 						lossy[i] = 0
 					} else {
 						lossy[i]++
+						lost[i] = true
 					}
 				}
 			}
 			for i, p := range procs {
+				if !lost[i] {
+					neverLost[p.t.name] = append(neverLost[p.t.name], run+1)
+				}
 				lossless[p.t.name] = append(lossless[p.t.name], best[i])
 				cpuPerM[p.t.name] = append(cpuPerM[p.t.name], bestCPU[i])
 			}
@@ -525,6 +537,11 @@ func rateRuns(dir string, targets []target, shape string, t *traffic, rates []in
 		if len(ratios) > 0 {
 			r := summarize(ratios)
 			fmt.Printf("\nlossless rate sluice / statsd_exporter: %.2fx (%.2f-%.2f), per run %v\n", r.med, r.lo, r.hi, fmtRatios(ratios))
+		}
+		for _, tg := range targets {
+			if runs := neverLost[tg.name]; len(runs) > 0 {
+				fmt.Printf("%s lost nothing at any step in run(s) %v: there its lossless rate (and a ratio with it) is a lower bound, the grid's top or what the generator could send\n", tg.name, runs)
+			}
 		}
 	}
 	if overload {
@@ -599,6 +616,33 @@ func sendTCP(addr string, n int, line func(int) string) error {
 	return c.Close()
 }
 
+// sendUDP sends n lines, 20 per datagram, paced at -mem-rate lines/s.
+func sendUDP(addr string, n int, line func(int) string) error {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	t0 := time.Now()
+	var b []byte
+	for i, d := 0, 0; i < n; d++ {
+		b = b[:0]
+		for k := 0; k < 20 && i < n; k, i = k+1, i+1 {
+			if k > 0 {
+				b = append(b, '\n')
+			}
+			b = append(b, line(i)...)
+		}
+		if _, err := c.Write(b); err != nil {
+			return err
+		}
+		if due := t0.Add(time.Duration(float64(d+1) * 20 / float64(*flagMemRate) * float64(time.Second))); time.Until(due) > 0 {
+			time.Sleep(time.Until(due))
+		}
+	}
+	return nil
+}
+
 // memoryRuns measures resident memory with -series distinct series, -runs
 // times on fresh processes, both targets side by side: before any scrape,
 // after the first scrape, and after a 15 s scrape loop (what a
@@ -606,6 +650,9 @@ func sendTCP(addr string, n int, line func(int) string) error {
 func memoryRuns(dir string, targets []target, shape string) error {
 	if _, err := seriesLine(shape, 0); err != nil {
 		return err
+	}
+	if *flagMemProto != "udp" && *flagMemProto != "tcp" {
+		return fmt.Errorf("-mem-proto %q: want udp or tcp", *flagMemProto)
 	}
 	n := *flagSeries
 	rnd := rand.New(rand.NewPCG(1, 2))
@@ -641,9 +688,14 @@ func memoryRuns(dir string, targets []target, shape string) error {
 		}
 		for _, p := range procs {
 			before, _ := p.events()
-			// Over TCP: the series must all arrive, whatever the load of
-			// the machine (over UDP, a loaded machine lost a third).
-			if err := sendTCP(p.udp, n, func(i int) string { l, _ := seriesLine(shape, i); return l }); err != nil {
+			// Over UDP as clients send, or over TCP, which arrives
+			// whatever the load of the machine (over UDP, a loaded
+			// machine lost a third): a lost line fails the run below.
+			send := sendUDP
+			if *flagMemProto == "tcp" {
+				send = sendTCP
+			}
+			if err := send(p.udp, n, func(i int) string { l, _ := seriesLine(shape, i); return l }); err != nil {
 				stopAll(procs)
 				return err
 			}
@@ -658,7 +710,7 @@ func memoryRuns(dir string, targets []target, shape string) error {
 				}
 				if time.Now().After(deadline) {
 					stopAll(procs)
-					return fmt.Errorf("%s: %v of %d series lines processed", p.t.name, after-before, n)
+					return fmt.Errorf("%s: %v of %d series lines processed (over UDP on a loaded machine, try -mem-proto tcp)", p.t.name, after-before, n)
 				}
 			}
 		}
@@ -707,7 +759,7 @@ func memoryRuns(dir string, targets []target, shape string) error {
 		}
 		stopAll(procs)
 	}
-	fmt.Printf("\n## memory: %d distinct series (%s), RSS added per series, bytes, median (min-max) of %d runs\n\n", n, shape, *flagRuns)
+	fmt.Printf("\n## memory: %d distinct series (%s, sent over %s), RSS added per series, bytes, median (min-max) of %d runs\n\n", n, shape, *flagMemProto, *flagRuns)
 	fmt.Printf("| | before any scrape | after the first scrape | under a %s scrape loop (%d scrapes, peak) |\n|---|---|---|---|\n", *flagInterval, *flagScrapes)
 	for _, t := range targets {
 		f := per[t.name]

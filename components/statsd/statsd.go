@@ -17,6 +17,7 @@
 //	mapping.go    mapping blocks and files -> upstream mapper
 //	receiver.go   the component: Build, Run, Update, listeners
 //	ingest.go     packet -> lines -> events -> mapped items, routed to shards
+//	fastpath.go   repeated line signatures applied without parsing or mapping
 //	shard.go      mapped items -> series in upstream's registry, TTL, max_series
 //	metrics.go    self-metrics (statsd_exporter_* names)
 //	ratelog.go    bounded-rate logging of bad input
