@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
@@ -59,6 +60,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	runCmd.Flag("config.allow-empty", "Accept a config that declares no components (refused by default: an empty file is usually a truncated write).").BoolVar(&runArgs.allowEmpty)
 	runCmd.Flag("web.external-url", "The URL under which the agent is reached from outside (behind a reverse proxy, e.g. https://proxy.example.com/sluice/); the UI's links use its path.").PlaceHolder("<URL>").StringVar(&runArgs.externalURL)
 	runCmd.Flag("web.route-prefix", "Prefix of every path the agent serves (the UI, /metrics, /-/healthy, sinks' paths). Defaults to the path of --web.external-url.").PlaceHolder("<path>").StringVar(&runArgs.routePrefix)
+	runCmd.Flag("runtime.gogc", "The Go garbage collector's target percentage (GOGC) for the agent. The GOGC environment variable, if set, wins. Lower values hold less memory between collections and collect more often.").Default(strconv.Itoa(defaultGOGC)).IntVar(&runArgs.gogc)
 	logCfg := &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat()}
 	runCmd.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").
 		Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(logCfg.Level)

@@ -39,6 +39,8 @@ type runFlags struct {
 	// listener for /-/healthy and /-/ready only (see web.go).
 	webConfigFile   string
 	probeListenAddr string
+	// gogc is the garbage collector's target unless GOGC is set (gogc.go).
+	gogc int
 }
 
 func runAgent(f runFlags, stderr io.Writer) int {
@@ -49,7 +51,12 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 2
 	}
-	logger.Info("starting sluice", "version", version.Info(), "build_context", version.BuildContext())
+	gogc, gogcFrom, err := applyGOGC(f.gogc, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 2
+	}
+	logger.Info("starting sluice", "version", version.Info(), "build_context", version.BuildContext(), "gogc", gogc, "gogc_from", gogcFrom)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

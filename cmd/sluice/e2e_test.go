@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -317,4 +318,51 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestRuntimeGOGC checks the collector's target in the running agent, as
+// its own go_gc_gogc_percent reports it: --runtime.gogc by default, the
+// GOGC environment variable when set, and a refused non-positive flag.
+func TestRuntimeGOGC(t *testing.T) {
+	config := "metrics_sink \"s\" {\n  inputs = []\n}\n"
+	gogc := func(a *agent) string {
+		_, body := a.get("/metrics")
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "go_gc_gogc_percent ") {
+				return strings.TrimPrefix(l, "go_gc_gogc_percent ")
+			}
+		}
+		t.Fatalf("no go_gc_gogc_percent in the agent's /metrics:\n%s", body)
+		return ""
+	}
+	t.Run("default", func(t *testing.T) {
+		t.Setenv("GOGC", "")
+		if got := gogc(startAgentData(t, t.TempDir(), t.TempDir(), config)); got != "50" {
+			t.Fatalf("go_gc_gogc_percent = %s, want 50 (the --runtime.gogc default)", got)
+		}
+	})
+	t.Run("flag", func(t *testing.T) {
+		t.Setenv("GOGC", "")
+		if got := gogc(startAgent(t, config, "--runtime.gogc=75")); got != "75" {
+			t.Fatalf("go_gc_gogc_percent = %s, want 75", got)
+		}
+	})
+	t.Run("environment wins", func(t *testing.T) {
+		if got := gogc(startAgentData(t, t.TempDir(), t.TempDir(), config, "GOGC=90")); got != "90" {
+			t.Fatalf("go_gc_gogc_percent = %s, want 90 (GOGC)", got)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		t.Setenv("GOGC", "")
+		bin, err := buildOnce()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := writeTemp(t, "sluice.hcl", config)
+		out, err := exec.Command(bin, "run", "--runtime.gogc=0", "--server.http.listen-addr", pipelinetest.FreeTCPAddr(t), path).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "--runtime.gogc=0: must be a positive percentage") {
+			t.Fatalf("--runtime.gogc=0: %v, output:\n%s\nwant exit 2 and the reason", err, out)
+		}
+	})
 }
