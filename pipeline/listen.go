@@ -39,6 +39,7 @@ type socketClaim struct {
 	port   string
 	path   string // unixgram
 	owner  string // component ID, or "" for the agent
+	flag   string // the agent's flag that set addr (owner "")
 	rng    hcl.Range
 	addr   ListenAddress
 }
@@ -47,10 +48,17 @@ type socketClaim struct {
 // same port and overlapping hosts (":9102" and "127.0.0.1:9102" overlap; tcp
 // and udp on one port do not), or the same unixgram path. Port 0 (any free
 // port) never conflicts.
-func checkListenAddresses(nodes []*loadedNode, agentAddr string) hcl.Diagnostics {
+func checkListenAddresses(nodes []*loadedNode, opts LoadOptions) hcl.Diagnostics {
 	var claims []socketClaim
-	if agentAddr != "" {
-		if c, ok := newClaim(ListenAddress{Network: "tcp", Address: agentAddr}); ok {
+	for _, a := range []struct{ addr, flag string }{
+		{opts.AgentListenAddress, "--server.http.listen-addr"},
+		{opts.AgentProbeListenAddress, "--web.probe-listen-address"},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		if c, ok := newClaim(ListenAddress{Network: "tcp", Address: a.addr}); ok {
+			c.flag = a.flag
 			claims = append(claims, c)
 		}
 	}
@@ -73,7 +81,7 @@ func checkListenAddresses(nodes []*loadedNode, agentAddr string) hcl.Diagnostics
 				}
 				d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Listen address used twice", Subject: c.rng.Ptr()}
 				if prev.owner == "" {
-					d.Detail = fmt.Sprintf("%s wants to listen on %s %s (%s), which the agent's own HTTP server uses (--server.http.listen-addr=%s); choose another port.", c.owner, c.addr.Network, c.addr.Address, c.addr.Attr, agentAddr)
+					d.Detail = fmt.Sprintf("%s wants to listen on %s %s (%s), which the agent's own HTTP server uses (%s=%s); choose another port.", c.owner, c.addr.Network, c.addr.Address, c.addr.Attr, prev.flag, prev.addr.Address)
 				} else {
 					d.Detail = fmt.Sprintf("%s wants to listen on %s %s (%s), which %s already claims at %s (%s %s); only one of them could bind it.", c.owner, c.addr.Network, c.addr.Address, c.addr.Attr, prev.owner, prev.rng, prev.addr.Attr, prev.addr.Address)
 				}

@@ -13,6 +13,7 @@ func TestLoaderListenAddressConflicts(t *testing.T) {
 		name  string
 		src   string
 		agent string
+		probe string // --web.probe-listen-address
 		// want: "" for a valid config, else the diagnostic's position and
 		// a fragment of its detail.
 		line, col int
@@ -21,7 +22,8 @@ func TestLoaderListenAddressConflicts(t *testing.T) {
 		{name: "same address", src: "test_listener \"a\" {\n  tcp = \":9102\"\n}\ntest_listener \"b\" {\n  tcp = \":9102\"\n}\n", line: 5, col: 9, want: "test_listener.a already claims at "},
 		{name: "wildcard and loopback", src: "test_listener \"a\" {\n  tcp = \"127.0.0.1:9102\"\n}\ntest_listener \"b\" {\n  tcp = \"0.0.0.0:9102\"\n}\n", line: 5, col: 9, want: "test_listener.a"},
 		{name: "localhost and ::1", src: "test_listener \"a\" {\n  tcp = \"[::1]:9102\"\n}\ntest_listener \"b\" {\n  tcp = \"localhost:9102\"\n}\n", line: 5, col: 9, want: "test_listener.a"},
-		{name: "agent port", agent: "0.0.0.0:9470", src: "test_listener \"a\" {\n  tcp = \"127.0.0.1:9470\"\n}\n", line: 2, col: 9, want: "agent's own HTTP server"},
+		{name: "agent port", agent: "0.0.0.0:9470", src: "test_listener \"a\" {\n  tcp = \"127.0.0.1:9470\"\n}\n", line: 2, col: 9, want: "agent's own HTTP server uses (--server.http.listen-addr=0.0.0.0:9470)"},
+		{name: "agent probe port", agent: "0.0.0.0:9470", probe: ":9471", src: "test_listener \"a\" {\n  tcp = \"127.0.0.1:9471\"\n}\n", line: 2, col: 9, want: "(--web.probe-listen-address=:9471)"},
 		{name: "same udp port", src: "test_listener \"a\" {\n  udp = \":9125\"\n}\ntest_listener \"b\" {\n  udp = \":9125\"\n}\n", line: 5, col: 9, want: "udp :9125"},
 		{name: "same unixgram path", src: "test_listener \"a\" {\n  unixgram = \"/tmp/s.sock\"\n}\ntest_listener \"b\" {\n  unixgram = \"/tmp/./s.sock\"\n}\n", line: 5, col: 14, want: "unixgram"},
 		{name: "one component twice", src: "test_listener \"a\" {\n  tcp = \":9102\"\n  udp = \":9102\"\n}\ntest_listener \"b\" {\n  tcp = \"[::]:9102\"\n}\n", line: 6, col: 9, want: "tcp"},
@@ -32,7 +34,7 @@ func TestLoaderListenAddressConflicts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "test.hcl")
-			err := pipeline.ValidateWith(path, []byte(tt.src), pipeline.ValidateOptions{LoadOptions: pipeline.LoadOptions{AgentListenAddress: tt.agent}})
+			err := pipeline.ValidateWith(path, []byte(tt.src), pipeline.ValidateOptions{LoadOptions: pipeline.LoadOptions{AgentListenAddress: tt.agent, AgentProbeListenAddress: tt.probe}})
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("want valid: %v", err)

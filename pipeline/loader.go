@@ -85,6 +85,9 @@ type LoadOptions struct {
 	// AgentListenAddress is the address of the agent's own HTTP server; a
 	// component that wants to listen on it is refused at load time.
 	AgentListenAddress string
+	// AgentProbeListenAddress is the agent's plain-HTTP probe listener
+	// (--web.probe-listen-address), if any: refused to components too.
+	AgentProbeListenAddress string
 }
 
 // priorNode is what the loader needs to know of a running component.
@@ -229,7 +232,7 @@ func (l *loader) loadWith(parser *hclparse.Parser, filename string, src []byte) 
 		g.nodes = append(g.nodes, n)
 	}
 	diags = append(diags, checkHTTPPaths(g.nodes)...)
-	diags = append(diags, checkListenAddresses(g.nodes, l.opts.AgentListenAddress)...)
+	diags = append(diags, checkListenAddresses(g.nodes, l.opts)...)
 	if diags.HasErrors() {
 		return nil, diags
 	}

@@ -73,6 +73,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	validateCmd.Flag("config.allow-empty", "Accept a config that declares no components, as run --config.allow-empty does.").BoolVar(&validateOpts.AllowEmpty)
 	validateWeb := validateCmd.Flag("web.config.file", "Also check this web config file, as run --web.config.file does at start.").Default("").String()
 	validateCmd.Flag("server.http.listen-addr", "The agent's HTTP address, as given to run: components must not listen on it.").Default(defaultListenAddr).StringVar(&validateOpts.AgentListenAddress)
+	validateCmd.Flag("web.probe-listen-address", "The agent's probe address, as given to run: components must not listen on it.").Default("").StringVar(&validateOpts.AgentProbeListenAddress)
 
 	fmtCmd := app.Command("fmt", "Rewrite HCL files in canonical format.")
 	fmtWrite := fmtCmd.Flag("write", "Write the result to the files instead of stdout.").Short('w').Bool()

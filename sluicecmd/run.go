@@ -83,8 +83,9 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		// Components' own HTTP listeners use it unless they set their own.
 		WebConfigFile: f.webConfigFile,
 		LoadOptions: pipeline.LoadOptions{
-			AllowEmpty:         f.allowEmpty,
-			AgentListenAddress: f.listenAddr,
+			AllowEmpty:              f.allowEmpty,
+			AgentListenAddress:      f.listenAddr,
+			AgentProbeListenAddress: f.probeListenAddr,
 		},
 	})
 
