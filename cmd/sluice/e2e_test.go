@@ -366,3 +366,23 @@ func TestRuntimeGOGC(t *testing.T) {
 		}
 	})
 }
+
+// TestProbeAddressClaimedByComponent: a component may not listen on the
+// agent's probe address; the agent refuses the config at start.
+func TestProbeAddressClaimedByComponent(t *testing.T) {
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := pipelinetest.FreeTCPAddr(t)
+	path := writeTemp(t, "sluice.hcl", fmt.Sprintf("metrics_sink \"s\" {\n  inputs = []\n  listen = %q\n}\n", probe))
+	out, err := exec.Command(bin, "run", "--web.probe-listen-address", probe, "--server.http.listen-addr", pipelinetest.FreeTCPAddr(t), path).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "(--web.probe-listen-address="+probe+")") {
+		t.Fatalf("component on the probe address: %v, output:\n%s\nwant exit 1 naming --web.probe-listen-address", err, out)
+	}
+	out, err = exec.Command(bin, "validate", "--web.probe-listen-address", probe, path).CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "Listen address used twice") {
+		t.Fatalf("validate with the probe address: %v, output:\n%s", err, out)
+	}
+}
