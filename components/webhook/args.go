@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -69,6 +70,11 @@ type Arguments struct {
 	// Listen is the address of an own HTTP server. Without it the receiver
 	// is mounted on the agent server under PathPrefix.
 	Listen string `hcl:"listen,optional"`
+	// WebConfigFile is a web config file (the exporter-toolkit format of
+	// Prometheus' --web.config.file: TLS, client certificates, basic auth)
+	// for the receiver's own server (listen). Default: the agent's
+	// --web.config.file. Relative to the config file's directory.
+	WebConfigFile string `hcl:"web_config_file,optional"`
 	// PathPrefix is where the receiver is mounted on the agent server
 	// (default "/push/NAME").
 	PathPrefix string `hcl:"path_prefix,optional"`
@@ -149,6 +155,8 @@ var (
 	_ pipeline.Provisioner       = (*Arguments)(nil)
 	_ pipeline.ListenAddressUser = Arguments{}
 	_ pipeline.HTTPPathUser      = Arguments{}
+	_ pipeline.PathResolver      = (*Arguments)(nil)
+	_ pipeline.FileReferrer      = (*Arguments)(nil)
 )
 
 // SetDefaults runs before decoding.
@@ -174,6 +182,8 @@ func (a *Arguments) Validate() error {
 		if a.PathPrefix != "" {
 			errs = append(errs, pipeline.ErrorAt("path_prefix", errors.New("set either listen (own server) or path_prefix (agent server), not both")))
 		}
+	} else if a.WebConfigFile != "" {
+		errs = append(errs, pipeline.ErrorAt("web_config_file", errors.New("web_config_file applies to the receiver's own server: set listen too (on the agent's server, --web.config.file applies)")))
 	}
 	if p := a.PathPrefix; p != "" {
 		switch {
@@ -357,8 +367,30 @@ func checkVariables(e hcl.Expression) error {
 	return nil
 }
 
-// Provision hashes the tokens and compiles the plan.
+// ResolvePaths makes a relative web_config_file relative to the config
+// file's directory.
+func (a *Arguments) ResolvePaths(configDir string) {
+	if a.WebConfigFile != "" && !filepath.IsAbs(a.WebConfigFile) {
+		a.WebConfigFile = filepath.Join(configDir, a.WebConfigFile)
+	}
+}
+
+// ReferencedFiles makes the web config file part of the arguments: an
+// edit is checked at the next reload, and the watcher reloads when it
+// changes. The running server re-reads it on every connection anyway.
+func (a *Arguments) ReferencedFiles() []string {
+	if a.WebConfigFile == "" {
+		return nil
+	}
+	return []string{a.WebConfigFile}
+}
+
+// Provision checks the web config file (a broken one is a load error at
+// web_config_file), hashes the tokens and compiles the plan.
 func (a *Arguments) Provision(pipeline.ProvisionContext) error {
+	if err := pipeline.ValidateWebConfig(a.WebConfigFile); err != nil {
+		return pipeline.ErrorAt("web_config_file", err)
+	}
 	a.tokens = nil
 	if a.Auth != nil {
 		for _, t := range a.Auth.Tokens {

@@ -218,6 +218,7 @@ func (p *pending) Commit() {
 	defer c.mu.Unlock()
 	old := c.cfg.Load().args
 	moved := p.args.Listen != old.Listen || p.args.prefix(c.opts.ID) != old.prefix(c.opts.ID)
+	rewebbed := p.args.Listen != "" && c.webConfig(p.args) != c.webConfig(old)
 	var prev *serving
 	switch {
 	case !c.running:
@@ -233,6 +234,18 @@ func (p *pending) Commit() {
 		}
 		c.start(sv)
 		prev, c.serving = c.serving, sv
+	case rewebbed:
+		// Same address, another web config file: whether TLS is on is
+		// decided when a server starts, so restart it on the address.
+		c.serving.stop()
+		c.serving = nil
+		sv, err := c.acquire(p.args)
+		if err != nil {
+			c.opts.Logger.Error("could not restart the server with the new web config file; not serving until the next reload or restart", "err", err)
+			break
+		}
+		c.start(sv)
+		c.serving = sv
 	}
 	c.store.mu.Lock()
 	c.store.setDefsLocked(p.args.plan.metrics, nowFunc().UnixMilli())
@@ -251,6 +264,7 @@ type serving struct {
 	unmount func()
 	active  atomic.Bool
 	ln      net.Listener
+	web     string // web config file of ln
 	srv     *pipeline.HTTPServer
 	addr    string
 }
@@ -291,17 +305,24 @@ func (c *Component) acquire(args Arguments) (*serving, error) {
 		sv.unmount = unmount
 		return sv, nil
 	}
-	// The own server has the agent's TLS and basic auth
-	// (--web.config.file); checked here so that a broken file fails Run
-	// (retried, reported unhealthy) instead of a serving goroutine.
-	if err := pipeline.ValidateWebConfig(c.opts.WebConfigFile); err != nil {
+	// The own server has its web_config_file's TLS and auth, else the
+	// agent's (--web.config.file); checked here so that a broken file
+	// fails Run (retried, reported unhealthy) instead of a serving
+	// goroutine.
+	web := c.webConfig(args)
+	if err := pipeline.ValidateWebConfig(web); err != nil {
 		return nil, fmt.Errorf("webhook_receiver: %w", err)
 	}
 	ln, err := net.Listen("tcp", args.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("webhook_receiver: %w", err)
 	}
-	return &serving{ln: ln, addr: ln.Addr().String()}, nil
+	return &serving{ln: ln, web: web, addr: ln.Addr().String()}, nil
+}
+
+// webConfig is the web config file of the receiver's own server.
+func (c *Component) webConfig(args Arguments) string {
+	return pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)
 }
 
 // start serves what acquire bound or mounted. Called with c.mu held.
@@ -310,8 +331,8 @@ func (c *Component) start(sv *serving) {
 		sv.active.Store(true)
 		return
 	}
-	c.opts.Logger.Info("serving the push API", "address", sv.addr)
-	sv.srv = pipeline.ServeHTTP(sv.ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, r.URL.Path) }), c.opts.WebConfigFile, c.opts.Logger)
+	c.opts.Logger.Info("serving the push API", "address", sv.addr, "web_config_file", sv.web)
+	sv.srv = pipeline.ServeHTTP(sv.ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, r.URL.Path) }), sv.web, c.opts.Logger)
 }
 
 // Addr is the own server's address, or "": for tests when listen is ":0".
