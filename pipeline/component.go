@@ -34,6 +34,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,6 +125,15 @@ type Validator interface {
 // file's directory, so that relative paths mean "next to the config".
 type PathResolver interface {
 	ResolvePaths(configDir string)
+}
+
+// ResolvePath is what a PathResolver does with one path: a relative p is
+// made relative to configDir; "" and absolute paths stay as they are.
+func ResolvePath(configDir, p string) string {
+	if p == "" || filepath.IsAbs(p) || configDir == "" {
+		return p
+	}
+	return filepath.Join(configDir, p)
 }
 
 // FileReferrer is implemented by Arguments types whose meaning depends on

@@ -142,11 +142,7 @@ func (e *Endpoint) SetDefaults() { e.Timeout = 30 * time.Second }
 // ResolvePaths makes credential and certificate files relative to the
 // config file.
 func (a *Arguments) ResolvePaths(dir string) {
-	abs := func(p *string) {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
-		}
-	}
+	abs := func(p *string) { *p = pipeline.ResolvePath(dir, *p) }
 	for i := range a.Endpoints {
 		e := &a.Endpoints[i]
 		abs(&e.BearerTokenFile)

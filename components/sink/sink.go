@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -146,9 +145,7 @@ func (a Arguments) Validate() error {
 // ResolvePaths makes a relative web_config_file relative to the config
 // file's directory.
 func (a *Arguments) ResolvePaths(configDir string) {
-	if a.WebConfigFile != "" && !filepath.IsAbs(a.WebConfigFile) {
-		a.WebConfigFile = filepath.Join(configDir, a.WebConfigFile)
-	}
+	a.WebConfigFile = pipeline.ResolvePath(configDir, a.WebConfigFile)
 }
 
 // ReferencedFiles makes the web config file part of the arguments: an edit
@@ -193,7 +190,7 @@ type Component struct {
 	mu      sync.Mutex // guards the fields below
 	args    Arguments  // current arguments, Path resolved
 	running bool
-	serving *serving
+	serving *pipeline.Endpoint
 }
 
 var (
@@ -293,7 +290,7 @@ func (c *Component) Run(ctx context.Context) error {
 		c.mu.Unlock()
 		return err
 	}
-	c.start(sv)
+	sv.Start(c.opts.Logger, "metrics")
 	c.serving, c.running = sv, true
 	c.mu.Unlock()
 
@@ -302,7 +299,7 @@ func (c *Component) Run(ctx context.Context) error {
 	c.mu.Lock()
 	sv, c.serving, c.running = c.serving, nil, false
 	c.mu.Unlock()
-	sv.stop()
+	sv.Stop()
 	return nil
 }
 
@@ -315,8 +312,8 @@ func (c *Component) Update(a Arguments) (pipeline.Pending, error) {
 	args := c.resolve(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var fresh *serving
-	if c.running && (args.Listen != c.args.Listen || args.Path != c.args.Path) {
+	var fresh *pipeline.Endpoint
+	if c.running && c.endpoint(c.args).Moves(c.endpoint(args)) {
 		sv, err := c.acquire(args)
 		if err != nil {
 			return nil, err
@@ -332,128 +329,44 @@ type pending struct {
 	c     *Component
 	args  Arguments
 	st    *state
-	fresh *serving // bound or mounted for args, not serving yet
+	fresh *pipeline.Endpoint // bound or mounted for args, not serving yet
 }
 
 func (p *pending) Commit() {
 	c := p.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var old *serving
-	moved := p.args.Listen != c.args.Listen || p.args.Path != c.args.Path
-	rewebbed := p.args.Listen != "" && c.webConfig(p.args) != c.webConfig(c.args)
-	switch {
-	case !c.running:
-		// Run is not running (it ended, or has not started): it serves
-		// args when it starts.
-		p.fresh.stop()
-	case p.fresh != nil:
-		c.start(p.fresh)
-		old, c.serving = c.serving, p.fresh
-	case moved:
-		// Run started after Update: bind now, as Run would have.
-		sv, err := c.acquire(p.args)
-		if err != nil {
-			c.opts.Logger.Error("could not move to the new address; serving the old one", "err", err)
-			break
-		}
-		c.start(sv)
-		old, c.serving = c.serving, sv
-	case rewebbed:
-		// Same address, another web config file: whether TLS is on is
-		// decided when a server starts, so restart it on the address.
-		c.serving.stop()
-		c.serving = nil
-		sv, err := c.acquire(p.args)
-		if err != nil {
-			c.opts.Logger.Error("could not restart the server with the new web config file; not serving until the next reload or restart", "err", err)
-			break
-		}
-		c.start(sv)
-		c.serving = sv
-	}
+	serve, retire := pipeline.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.args), c.endpoint(p.args),
+		func() (*pipeline.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "metrics")
+	c.serving = serve
 	c.state.Store(p.st)
 	c.args = p.args
-	old.stop()
+	retire.Stop()
 }
 
-func (p *pending) Abort() { p.fresh.stop() }
+func (p *pending) Abort() { p.fresh.Stop() }
 
-// serving is one way the handler is exposed: a mount or an own server.
-type serving struct {
-	unmount func()
-	active  atomic.Bool // a mount serves once started
-	ln      net.Listener
-	web     string // web config file of ln
-	srv     *pipeline.HTTPServer
-	addr    string
-}
-
-func (s *serving) stop() {
-	if s == nil {
-		return
-	}
-	if s.unmount != nil {
-		s.unmount()
-	}
-	if s.srv != nil {
-		s.srv.Shutdown(5 * time.Second)
-	} else if s.ln != nil {
-		_ = s.ln.Close() // acquired, never started
-	}
+// endpoint is where args serve the handler: on the agent's server at
+// Path, or on an own server at Listen (under ListenPath) with the sink's
+// or the agent's web config file.
+func (c *Component) endpoint(args Arguments) pipeline.EndpointSpec {
+	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.Path, WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
 }
 
 // acquire mounts (inactive) or binds for args: everything that can fail.
 // Called with c.mu held.
-func (c *Component) acquire(args Arguments) (*serving, error) {
-	if args.Listen == "" {
-		if c.opts.HTTP == nil {
-			return nil, errors.New("metrics_sink: no agent HTTP server to mount on (set listen)")
-		}
-		sv := &serving{}
-		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !sv.active.Load() {
-				http.NotFound(w, r)
-				return
-			}
-			c.handler.ServeHTTP(w, r)
-		})
-		unmount, err := c.opts.HTTP.Mount(args.Path, h)
-		if err != nil {
-			return nil, fmt.Errorf("metrics_sink: mount %s: %w", args.Path, err)
-		}
-		sv.unmount = unmount
-		return sv, nil
+func (c *Component) acquire(args Arguments) (*pipeline.Endpoint, error) {
+	h := c.handler
+	if args.Listen != "" {
+		mux := http.NewServeMux()
+		mux.Handle(ListenPath, c.handler)
+		h = mux
 	}
-	web := c.webConfig(args)
-	// Checked again here, not only at load: the agent's file may have
-	// broken since, and a server that cannot start should fail Run (and
-	// be retried, reported unhealthy) rather than log from a goroutine.
-	if err := pipeline.ValidateWebConfig(web); err != nil {
-		return nil, fmt.Errorf("metrics_sink: %w", err)
-	}
-	ln, err := net.Listen("tcp", args.Listen)
+	e, err := pipeline.AcquireEndpoint(c.endpoint(args), c.opts.HTTP, h)
 	if err != nil {
 		return nil, fmt.Errorf("metrics_sink: %w", err)
 	}
-	return &serving{ln: ln, web: web, addr: ln.Addr().String()}, nil
-}
-
-// webConfig is the web config file of the sink's own server.
-func (c *Component) webConfig(args Arguments) string {
-	return pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)
-}
-
-// start serves what acquire bound or mounted. Called with c.mu held.
-func (c *Component) start(sv *serving) {
-	if sv.ln == nil {
-		sv.active.Store(true)
-		return
-	}
-	mux := http.NewServeMux()
-	mux.Handle(ListenPath, c.handler)
-	c.opts.Logger.Info("serving metrics", "address", sv.addr, "path", ListenPath, "web_config_file", sv.web)
-	sv.srv = pipeline.ServeHTTP(sv.ln, mux, sv.web, c.opts.Logger)
+	return e, nil
 }
 
 // Addr is the address the own server listens on, or "" (path mode, or not
@@ -461,10 +374,7 @@ func (c *Component) start(sv *serving) {
 func (c *Component) Addr() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.serving == nil || c.serving.srv == nil {
-		return ""
-	}
-	return c.serving.addr
+	return c.serving.Addr()
 }
 
 type selfMetrics struct {

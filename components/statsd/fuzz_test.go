@@ -26,36 +26,9 @@ func FuzzIngestLine(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	h := pipelinetest.New(f, "statsd_receiver", `
-listen_udp = "127.0.0.1:0"
-max_series = 5000
-mapping_defaults {
-  observer_type = "histogram"
-  ttl           = "1h"
-}
-mapping {
-  match         = "sum.*"
-  name          = "sum_$1"
-  observer_type = "summary"
-}
-mapping {
-  match  = "h.*"
-  name   = "h_$1"
-  labels = { le_x = "$1" }
-}
-mapping {
-  match  = "shop.*.orders"
-  name   = "orders_total"
-  labels = { shop = "$1" }
-  honor_labels = true
-}
-mapping {
-  match = "^rx_(.*)$"
-  match_type = "regex"
-  name  = "rx_$${1}"
-  scale = 1e300
-}
-`)
+	// The mappings of the fast path's differential test: labels, honor_labels,
+	// summaries, a regex with a huge scale, drop.
+	h := pipelinetest.New(f, "statsd_receiver", differentialConfig)
 	r := h.Component.(*Receiver)
 	f.Fuzz(func(t *testing.T, packet string) {
 		p := r.newProcessor()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -326,14 +325,6 @@ func (o SummaryOptions) yaml() yaml.MapSlice {
 		s = append(s, yaml.MapItem{Key: "buf_cap", Value: o.BufCap})
 	}
 	return s
-}
-
-// resolvePath resolves a relative path against the config directory.
-func resolvePath(p, configDir string) string {
-	if p == "" || filepath.IsAbs(p) || configDir == "" {
-		return p
-	}
-	return filepath.Join(configDir, p)
 }
 
 // compiledMapping is a mapping as statsd_exporter's YAML and the mapper

@@ -202,7 +202,7 @@ func (a *Arguments) Provision(ctx pipeline.ProvisionContext) error {
 // directory, so that the file means the same whatever the working
 // directory.
 func (a *Arguments) ResolvePaths(configDir string) {
-	a.MappingFile = resolvePath(a.MappingFile, configDir)
+	a.MappingFile = pipeline.ResolvePath(configDir, a.MappingFile)
 }
 
 // ReferencedFiles makes the mapping file's content part of the arguments:

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"path"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -370,9 +369,7 @@ func checkVariables(e hcl.Expression) error {
 // ResolvePaths makes a relative web_config_file relative to the config
 // file's directory.
 func (a *Arguments) ResolvePaths(configDir string) {
-	if a.WebConfigFile != "" && !filepath.IsAbs(a.WebConfigFile) {
-		a.WebConfigFile = filepath.Join(configDir, a.WebConfigFile)
-	}
+	a.WebConfigFile = pipeline.ResolvePath(configDir, a.WebConfigFile)
 }
 
 // ReferencedFiles makes the web config file part of the arguments: an

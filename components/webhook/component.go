@@ -2,10 +2,8 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,7 +33,7 @@ type Component struct {
 
 	mu       sync.Mutex // guards the fields below
 	running  bool
-	serving  *serving
+	serving  *pipeline.Endpoint
 	restored bool
 }
 
@@ -120,7 +118,7 @@ func (c *Component) Run(ctx context.Context) error {
 		c.stopLog(cm, p)
 		return err
 	}
-	c.start(sv)
+	sv.Start(c.opts.Logger, "the push API")
 	c.serving, c.running = sv, true
 	c.mu.Unlock()
 
@@ -161,7 +159,7 @@ loop:
 			}
 		}
 	}()
-	sv.stop()
+	sv.Stop()
 	close(stopDrain)
 	<-drained
 	c.stopLog(cm, p)
@@ -194,9 +192,8 @@ func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var fresh *serving
-	old := cur.args
-	if c.running && (args.Listen != old.Listen || args.prefix(c.opts.ID) != old.prefix(c.opts.ID)) {
+	var fresh *pipeline.Endpoint
+	if c.running && c.endpoint(cur.args).Moves(c.endpoint(args)) {
 		sv, err := c.acquire(args)
 		if err != nil {
 			return nil, err
@@ -209,44 +206,16 @@ func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
 type pending struct {
 	c     *Component
 	args  Arguments
-	fresh *serving
+	fresh *pipeline.Endpoint
 }
 
 func (p *pending) Commit() {
 	c := p.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.cfg.Load().args
-	moved := p.args.Listen != old.Listen || p.args.prefix(c.opts.ID) != old.prefix(c.opts.ID)
-	rewebbed := p.args.Listen != "" && c.webConfig(p.args) != c.webConfig(old)
-	var prev *serving
-	switch {
-	case !c.running:
-		p.fresh.stop()
-	case p.fresh != nil:
-		c.start(p.fresh)
-		prev, c.serving = c.serving, p.fresh
-	case moved:
-		sv, err := c.acquire(p.args)
-		if err != nil {
-			c.opts.Logger.Error("could not move to the new address; serving the old one", "err", err)
-			break
-		}
-		c.start(sv)
-		prev, c.serving = c.serving, sv
-	case rewebbed:
-		// Same address, another web config file: whether TLS is on is
-		// decided when a server starts, so restart it on the address.
-		c.serving.stop()
-		c.serving = nil
-		sv, err := c.acquire(p.args)
-		if err != nil {
-			c.opts.Logger.Error("could not restart the server with the new web config file; not serving until the next reload or restart", "err", err)
-			break
-		}
-		c.start(sv)
-		c.serving = sv
-	}
+	serve, retire := pipeline.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.cfg.Load().args), c.endpoint(p.args),
+		func() (*pipeline.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "the push API")
+	c.serving = serve
 	c.store.mu.Lock()
 	c.store.setDefsLocked(p.args.plan.metrics, nowFunc().UnixMilli())
 	c.store.mu.Unlock()
@@ -254,95 +223,37 @@ func (p *pending) Commit() {
 	c.dedup.n = p.args.DedupKeys
 	c.dedup.mu.Unlock()
 	c.cfg.Store(&current{args: p.args, plan: p.args.plan})
-	prev.stop()
+	retire.Stop()
 }
 
-func (p *pending) Abort() { p.fresh.stop() }
+func (p *pending) Abort() { p.fresh.Stop() }
 
-// serving is a mount on the agent server or an own server.
-type serving struct {
-	unmount func()
-	active  atomic.Bool
-	ln      net.Listener
-	web     string // web config file of ln
-	srv     *pipeline.HTTPServer
-	addr    string
-}
-
-func (s *serving) stop() {
-	if s == nil {
-		return
-	}
-	if s.unmount != nil {
-		s.unmount()
-	}
-	if s.srv != nil {
-		s.srv.Shutdown(5 * time.Second)
-	} else if s.ln != nil {
-		_ = s.ln.Close()
-	}
+// endpoint is where args serve the API: mounted on the agent's server
+// under the prefix, or on an own server at Listen with the receiver's or
+// the agent's web config file.
+func (c *Component) endpoint(args Arguments) pipeline.EndpointSpec {
+	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
 }
 
 // acquire mounts (inactive) or binds for args. Called with c.mu held.
-func (c *Component) acquire(args Arguments) (*serving, error) {
+func (c *Component) acquire(args Arguments) (*pipeline.Endpoint, error) {
+	prefix := args.prefix(c.opts.ID)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, r.URL.Path) })
 	if args.Listen == "" {
-		if c.opts.HTTP == nil {
-			return nil, errors.New("webhook_receiver: no agent HTTP server to mount on (set listen)")
-		}
-		sv := &serving{}
-		prefix := args.prefix(c.opts.ID)
-		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !sv.active.Load() {
-				http.NotFound(w, r)
-				return
-			}
-			c.serve(w, r, strings.TrimPrefix(r.URL.Path, prefix))
-		})
-		unmount, err := c.opts.HTTP.Mount(prefix+"/", h)
-		if err != nil {
-			return nil, fmt.Errorf("webhook_receiver: mount %s/: %w", prefix, err)
-		}
-		sv.unmount = unmount
-		return sv, nil
+		h = func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, strings.TrimPrefix(r.URL.Path, prefix)) }
 	}
-	// The own server has its web_config_file's TLS and auth, else the
-	// agent's (--web.config.file); checked here so that a broken file
-	// fails Run (retried, reported unhealthy) instead of a serving
-	// goroutine.
-	web := c.webConfig(args)
-	if err := pipeline.ValidateWebConfig(web); err != nil {
-		return nil, fmt.Errorf("webhook_receiver: %w", err)
-	}
-	ln, err := net.Listen("tcp", args.Listen)
+	e, err := pipeline.AcquireEndpoint(c.endpoint(args), c.opts.HTTP, h)
 	if err != nil {
 		return nil, fmt.Errorf("webhook_receiver: %w", err)
 	}
-	return &serving{ln: ln, web: web, addr: ln.Addr().String()}, nil
-}
-
-// webConfig is the web config file of the receiver's own server.
-func (c *Component) webConfig(args Arguments) string {
-	return pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)
-}
-
-// start serves what acquire bound or mounted. Called with c.mu held.
-func (c *Component) start(sv *serving) {
-	if sv.ln == nil {
-		sv.active.Store(true)
-		return
-	}
-	c.opts.Logger.Info("serving the push API", "address", sv.addr, "web_config_file", sv.web)
-	sv.srv = pipeline.ServeHTTP(sv.ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, r.URL.Path) }), sv.web, c.opts.Logger)
+	return e, nil
 }
 
 // Addr is the own server's address, or "": for tests when listen is ":0".
 func (c *Component) Addr() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.serving == nil || c.serving.srv == nil {
-		return ""
-	}
-	return c.serving.addr
+	return c.serving.Addr()
 }
 
 type selfMetrics struct {
