@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,28 +14,7 @@ import (
 // directory and HTTP address, and waits until it is ready.
 func startAgentWithStorage(t *testing.T, dir, addr, storage, config string) *agent {
 	t.Helper()
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &agent{t: t, addr: addr, config: filepath.Join(dir, "sluice.hcl"), out: &pipelinetest.Buffer{}, exited: make(chan error, 1)}
-	a.write(config)
-	a.cmd = exec.Command(bin, "run", "--server.http.listen-addr", a.addr, "--storage.path", storage, a.config)
-	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.exited <- a.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = a.cmd.Process.Kill()
-		err := <-a.exited
-		a.exited <- err
-		if t.Failed() {
-			t.Logf("sluice output:\n%s", a.out.String())
-		}
-	})
-	a.waitFor("ready", func() bool { code, _ := a.get("/-/ready"); return code == 200 })
-	return a
+	return launch(t, config, launchOpts{addr: addr, config: filepath.Join(dir, "sluice.hcl"), storage: storage}).waitReady()
 }
 
 // Issue 11: a cache with persist survives kill -9. The first agent

@@ -40,18 +40,45 @@ type agent struct {
 	exited chan error
 }
 
-func startAgent(t *testing.T, config string, extra ...string) *agent {
+// launchOpts says how to start an agent; every field has a default.
+type launchOpts struct {
+	addr    string    // the agent's HTTP address (default: a free port)
+	config  string    // path of the config file (default: sluice.hcl in a temp dir)
+	storage string    // --storage.path (default: data/ in a temp dir)
+	env     []string  // added to the environment
+	logTo   io.Writer // also gets the agent's stderr
+	args    []string  // more flags
+}
+
+// launch writes config and starts sluice on it, without waiting for it to
+// be ready; the agent is killed when the test ends. A test that reads
+// a.exited itself puts a value back for the cleanup.
+func launch(t *testing.T, config string, o launchOpts) *agent {
 	t.Helper()
 	bin, err := buildOnce()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	a := &agent{t: t, addr: pipelinetest.FreeTCPAddr(t), config: filepath.Join(dir, "sluice.hcl"), out: &pipelinetest.Buffer{}, exited: make(chan error, 1)}
+	if o.addr == "" {
+		o.addr = pipelinetest.FreeTCPAddr(t)
+	}
+	if o.config == "" {
+		o.config = filepath.Join(t.TempDir(), "sluice.hcl")
+	}
+	if o.storage == "" {
+		o.storage = filepath.Join(t.TempDir(), "data")
+	}
+	a := &agent{t: t, addr: o.addr, config: o.config, out: &pipelinetest.Buffer{}, exited: make(chan error, 1)}
 	a.write(config)
-	args := append([]string{"run", "--server.http.listen-addr", a.addr, "--storage.path", filepath.Join(dir, "data"), "--config.reload-debounce", "50ms"}, extra...)
+	args := append([]string{"run", "--server.http.listen-addr", a.addr, "--storage.path", o.storage, "--config.reload-debounce", "50ms"}, o.args...)
 	a.cmd = exec.Command(bin, append(args, a.config)...)
+	if o.env != nil {
+		a.cmd.Env = append(os.Environ(), o.env...)
+	}
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
+	if o.logTo != nil {
+		a.cmd.Stderr = io.MultiWriter(a.out, o.logTo)
+	}
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +90,21 @@ func startAgent(t *testing.T, config string, extra ...string) *agent {
 			t.Logf("sluice output:\n%s", a.out.String())
 		}
 	})
+	return a
+}
+
+// waitReady waits until the agent answers /-/ready with 200.
+func (a *agent) waitReady() *agent {
+	a.t.Helper()
 	a.waitFor("ready", func() bool { code, _ := a.get("/-/ready"); return code == 200 })
 	return a
+}
+
+// startAgent starts sluice on config with extra flags and waits until it
+// is ready.
+func startAgent(t *testing.T, config string, extra ...string) *agent {
+	t.Helper()
+	return launch(t, config, launchOpts{args: extra}).waitReady()
 }
 
 func (a *agent) write(config string) {

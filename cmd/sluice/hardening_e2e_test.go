@@ -39,30 +39,7 @@ func runBinary(t *testing.T, args ...string) (int, string) {
 // waiting for it to be ready; stderr goes to logTo when not nil.
 func startAgentIn(t *testing.T, path, config string, logTo io.Writer, extra ...string) *agent {
 	t.Helper()
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &agent{t: t, addr: pipelinetest.FreeTCPAddr(t), config: path, out: &pipelinetest.Buffer{}, exited: make(chan error, 1)}
-	a.write(config)
-	args := append([]string{"run", "--server.http.listen-addr", a.addr, "--storage.path", filepath.Join(t.TempDir(), "data"), "--config.reload-debounce", "50ms"}, extra...)
-	a.cmd = exec.Command(bin, append(args, path)...)
-	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
-	if logTo != nil {
-		a.cmd.Stderr = io.MultiWriter(a.out, logTo)
-	}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.exited <- a.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = a.cmd.Process.Kill()
-		<-a.exited
-		if t.Failed() {
-			t.Logf("sluice output:\n%s", a.out.String())
-		}
-	})
-	return a
+	return launch(t, config, launchOpts{config: path, logTo: logTo, args: extra})
 }
 
 func (a *agent) post(path string) (int, string) {

@@ -20,28 +20,7 @@ import (
 // (kept across restarts) and environment, and waits until it is ready.
 func startAgentData(t *testing.T, dir, dataDir, config string, env ...string) *agent {
 	t.Helper()
-	bin, err := buildOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &agent{t: t, addr: pipelinetest.FreeTCPAddr(t), config: filepath.Join(dir, "sluice.hcl"), out: &pipelinetest.Buffer{}, exited: make(chan error, 1)}
-	a.write(config)
-	a.cmd = exec.Command(bin, "run", "--server.http.listen-addr", a.addr, "--storage.path", dataDir, a.config)
-	a.cmd.Env = append(os.Environ(), env...)
-	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.exited <- a.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = a.cmd.Process.Kill()
-		<-a.exited
-		if t.Failed() {
-			t.Logf("sluice output:\n%s", a.out.String())
-		}
-	})
-	a.waitFor("ready", func() bool { code, _ := a.get("/-/ready"); return code == 200 })
-	return a
+	return launch(t, config, launchOpts{config: filepath.Join(dir, "sluice.hcl"), storage: dataDir, env: env}).waitReady()
 }
 
 // exampleWithPort is config/examples/delivery-metrics.hcl listening on addr.
