@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 // BenchmarkNoopReload applies an unchanged 50-component config: the cost of
@@ -27,10 +27,7 @@ func BenchmarkNoopReload(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctrl := pipeline.NewController(pipeline.ControllerOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ctrl.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	pipelinetest.RunController(b, ctrl)
 	if err := ctrl.LoadFile(path, true); err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package all_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 // BenchmarkNoopReloadRealComponents is a forced reload (SIGHUP) of an
@@ -49,10 +49,7 @@ metrics_sink "out" {
 	}
 	path := filepath.Join(dir, "sluice.hcl")
 	ctrl := pipeline.NewController(pipeline.ControllerOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ctrl.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	pipelinetest.RunController(b, ctrl)
 	if err := ctrl.LoadFile(path, true); err != nil {
 		b.Fatal(err)
 	}

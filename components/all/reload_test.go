@@ -4,7 +4,6 @@ package all_test
 // reload repeats, and all-or-nothing apply.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -58,15 +57,11 @@ func newAgent(t *testing.T) *agent {
 			return os.ReadFile(p)
 		},
 	})
+	// The server closes after the controller has stopped (cleanups run
+	// last first).
 	a.srv = httptest.NewServer(pipeline.NewHandler(pipeline.ServerOptions{Controller: a.ctrl, Mounts: mounts, Logger: logger}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.ctrl.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		a.srv.Close()
-	})
+	t.Cleanup(a.srv.Close)
+	pipelinetest.RunController(t, a.ctrl)
 	return a
 }
 

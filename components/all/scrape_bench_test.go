@@ -3,7 +3,6 @@ package all_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 // BenchmarkScrapeStatsd is one scrape of 100k statsd series
@@ -51,10 +51,7 @@ metrics_sink "out" {
 		b.Fatal(err)
 	}
 	ctrl := pipeline.NewController(pipeline.ControllerOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ctrl.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	pipelinetest.RunController(b, ctrl)
 	if err := ctrl.LoadFile(path, true); err != nil {
 		b.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 // benchSeries is how many statsd series the benchmark pipeline holds.
@@ -148,15 +148,13 @@ metrics_sink "default" {
 	if err := ctrl.LoadFile(file, true); err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ctrl.Run(ctx); close(done) }()
+	pipelinetest.RunController(b, ctrl)
 	h, err := New(Options{Controller: ctrl, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(pipeline.NewHandler(pipeline.ServerOptions{Controller: ctrl, Mounts: mounts, UI: h}))
-	b.Cleanup(func() { srv.Close(); cancel(); <-done })
+	b.Cleanup(srv.Close)
 
 	conn, err := net.Dial("udp", udp)
 	if err != nil {

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 
 	_ "github.com/sluicehq/sluice/components/all"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -68,15 +68,13 @@ func start(t *testing.T, base string) *fixture {
 	if err := ctrl.LoadFile(file, true); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ctrl.Run(ctx); close(done) }()
+	pipelinetest.RunController(t, ctrl)
 	h, err := New(Options{Controller: ctrl, Base: base, Logger: slog.New(slog.DiscardHandler), PreviewLimit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(pipeline.NewHandler(pipeline.ServerOptions{Controller: ctrl, Mounts: mounts, UI: h}))
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
+	t.Cleanup(srv.Close)
 	return &fixture{ctrl: ctrl, srv: srv, file: file}
 }
 
