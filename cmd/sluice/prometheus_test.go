@@ -1,12 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -111,24 +108,7 @@ scrape_configs:
 `, a.addr, sinkAddr)
 	prom := newPromServer(t, promConfig, "--log.level", "debug")
 	prom.start()
-	promAddr := prom.addr
 
-	client := &http.Client{Timeout: 2 * time.Second}
-	api := func(path string, params url.Values, v any) error {
-		resp, err := client.Get("http://" + promAddr + path + "?" + params.Encode())
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("%s: %d %s", path, resp.StatusCode, body)
-		}
-		return json.Unmarshal(body, v)
-	}
 	// waitProm polls until check returns "", or fails with check's last
 	// complaint.
 	waitProm := func(what string, check func() string) {
@@ -163,7 +143,7 @@ scrape_configs:
 				} `json:"activeTargets"`
 			} `json:"data"`
 		}
-		if err := api("/api/v1/targets", url.Values{"state": {"active"}}, &r); err != nil {
+		if err := prom.api("/api/v1/targets", url.Values{"state": {"active"}}, &r); err != nil {
 			return err.Error()
 		}
 		up := map[string]bool{}
@@ -195,7 +175,7 @@ scrape_configs:
 				} `json:"result"`
 			} `json:"data"`
 		}
-		if err := api("/api/v1/query", url.Values{"query": {q}}, &r); err != nil {
+		if err := prom.api("/api/v1/query", url.Values{"query": {q}}, &r); err != nil {
 			return nil, err
 		}
 		if r.Status != "success" || r.Data.ResultType != "vector" {
@@ -280,7 +260,7 @@ scrape_configs:
 				Type   string `json:"type"`
 			} `json:"data"`
 		}
-		if err := api("/api/v1/targets/metadata", url.Values{"match_target": {fmt.Sprintf("{job=%q}", job)}}, &r); err != nil {
+		if err := prom.api("/api/v1/targets/metadata", url.Values{"match_target": {fmt.Sprintf("{job=%q}", job)}}, &r); err != nil {
 			t.Fatal(err)
 		}
 		types := map[string]string{}

@@ -14,6 +14,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/encoding/protodelim"
+
+	"github.com/sluicehq/sluice/internal/gathermerge"
 )
 
 // The snapshot file, written after every successful refresh:
@@ -153,22 +155,7 @@ func checkFamily(mf *dto.MetricFamily) error {
 		return fmt.Errorf("family %q: unknown type %d", mf.GetName(), mf.GetType())
 	}
 	for j, m := range mf.Metric {
-		var ok bool
-		if m != nil {
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				ok = m.Counter != nil
-			case dto.MetricType_GAUGE:
-				ok = m.Gauge != nil
-			case dto.MetricType_SUMMARY:
-				ok = m.Summary != nil
-			case dto.MetricType_UNTYPED:
-				ok = m.Untyped != nil
-			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-				ok = m.Histogram != nil
-			}
-		}
-		if !ok {
+		if !gathermerge.HasValue(mf.GetType(), m) {
 			return fmt.Errorf("family %q: series %d has no %s value", mf.GetName(), j, mf.GetType())
 		}
 	}

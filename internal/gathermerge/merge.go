@@ -124,24 +124,30 @@ func CheckFamily(mf *dto.MetricFamily) error {
 	}
 	t := mf.GetType()
 	for _, m := range mf.Metric {
-		var ok bool
-		if m != nil {
-			switch t {
-			case dto.MetricType_COUNTER:
-				ok = m.Counter != nil
-			case dto.MetricType_GAUGE:
-				ok = m.Gauge != nil
-			case dto.MetricType_SUMMARY:
-				ok = m.Summary != nil
-			case dto.MetricType_UNTYPED:
-				ok = m.Untyped != nil
-			case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-				ok = m.Histogram != nil
-			}
-		}
-		if !ok {
+		if !HasValue(t, m) {
 			return fmt.Errorf("family %q of type %s has a metric without a %s value: skipped", mf.GetName(), t, t)
 		}
 	}
 	return nil
+}
+
+// HasValue reports whether m (which may be nil) carries the value a
+// family of type t calls for: what an encoder needs to write it.
+func HasValue(t dto.MetricType, m *dto.Metric) bool {
+	if m == nil {
+		return false
+	}
+	switch t {
+	case dto.MetricType_COUNTER:
+		return m.Counter != nil
+	case dto.MetricType_GAUGE:
+		return m.Gauge != nil
+	case dto.MetricType_SUMMARY:
+		return m.Summary != nil
+	case dto.MetricType_UNTYPED:
+		return m.Untyped != nil
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		return m.Histogram != nil
+	}
+	return false
 }
