@@ -82,4 +82,3 @@ func TestOverflowRefusedOverHTTP(t *testing.T) {
 	r.h.Start()
 	pipelinetest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(r.scrape(), `jobs_total{project="a"} 1.7e+308`) }, "state lost across a restart")
 }
-
