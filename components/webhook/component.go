@@ -209,6 +209,10 @@ func (c *Component) restore() (*persister, error) {
 		c.health.Set(pipeline.HealthUnhealthy, err.Error())
 		return nil, err
 	}
+	if p.emptySnapshot {
+		c.m.persistErrors.WithLabelValues("restore").Inc()
+		c.opts.Logger.Error("the state file is empty (written by an older version after a failed encoding): starting from an empty state; it is replaced by the next snapshot", "file", p.path(snapshotName))
+	}
 	if skipped > 0 {
 		c.opts.Logger.Warn("skipped unreadable log lines while restoring (a torn last line after a crash was never acknowledged)", "lines", skipped)
 	}
@@ -385,7 +389,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		}),
 		persistErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_webhook_persist_errors_total",
-			Help: "Failed writes of the state directory, by what (log: a group commit, or cutting the log back or reopening it; snapshot: a compaction, after which the log is kept).",
+			Help: "Failed writes of the state directory, by what (log: a group commit, or cutting the log back or reopening it; snapshot: a compaction, after which the log is kept; restore: an empty state file found at start).",
 		}, []string{"what"}),
 		persistFailing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_webhook_persist_failing",

@@ -149,6 +149,8 @@ type persister struct {
 	// are written before anything newer.
 	pending  []byte
 	snapSize int64
+	// emptySnapshot: restore found a 0-byte snapshot.json.
+	emptySnapshot bool
 	// compactAt is the log size below which it is never compacted
 	// (compactMin; tests lower it).
 	compactAt int64
@@ -174,6 +176,12 @@ func (p *persister) restore(s *store) (skipped int, err error) {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		return 0, fmt.Errorf("reading the state: %w", err)
+	case len(b) == 0:
+		// Only written by versions that dropped an encoding error (issue
+		// 19): nothing in it to restore, and refusing to start would not
+		// bring it back. Reported by the caller; replaced by the first
+		// snapshot.
+		p.emptySnapshot = true
 	default:
 		var snap snapshot
 		if err := json.Unmarshal(b, &snap); err != nil {

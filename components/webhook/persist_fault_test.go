@@ -378,3 +378,24 @@ func TestPersistUnknownVersion(t *testing.T) {
 		t.Errorf("the file was changed: %q", b)
 	}
 }
+
+// An empty snapshot (left by versions that dropped an encoding error) is
+// reported and replaced, not a start that fails forever.
+func TestPersistEmptySnapshotTolerated(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, snapshotName), nil, 0o600)
+	s, cm, err := openStoreFS(t, dir, faultfs.OS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cm.p.emptySnapshot {
+		t.Errorf("the empty snapshot was not reported")
+	}
+	if _, err := push(s, cm, true); err != nil {
+		t.Fatal(err)
+	}
+	cm.p.close()
+	if got := restoredValue(t, dir); got != 1 {
+		t.Errorf("restored c{a} = %v, want 1", got)
+	}
+}
