@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -314,5 +315,81 @@ func TestWebhookStartsOnFullOrReadOnlyDisk(t *testing.T) {
 				t.Errorf("after = %v after restart, want 1", got)
 			}
 		})
+	}
+}
+
+// A cache with persist on a real full tmpfs: the write fails (previous file
+// kept), the cache says so (unhealthy, persist_failing) and keeps serving;
+// once space is freed the next refresh writes the file, and a restart after
+// kill -9 serves the values written after the fault.
+func TestCacheFullDiskRecovers(t *testing.T) {
+	storage := smallFS(t, 1024)
+	dir := t.TempDir()
+	udp := freeUDPAddr(t)
+	config := fmt.Sprintf(`
+statsd_receiver "app" {
+  listen_udp = %q
+  listen_tcp = ""
+}
+
+cache "app" {
+  input            = statsd_receiver.app.metrics
+  refresh_interval = "200ms"
+  max_staleness    = "10m"
+  persist          = true
+}
+
+metrics_sink "default" {
+  inputs = [cache.app.metrics]
+}
+`, udp)
+	addr := pipelinetest.FreeTCPAddr(t)
+	a := startAgentWithStorage(t, dir, addr, storage, config)
+	conn, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	send := func(v int) {
+		if _, err := fmt.Fprintf(conn, "e2e_full_gauge:%d|g\n", v); err != nil {
+			t.Fatal(err)
+		}
+		a.scrapeHas("/metrics/default", []string{fmt.Sprintf("e2e_full_gauge %d\n", v)}, nil)
+	}
+	send(1)
+	a.waitFor("the snapshot persisted", func() bool {
+		return a.selfMetric(`sluice_cache_persisted_series{component_id="cache.app"}`) == 1
+	})
+	filler := fill(t, storage)
+	send(2)
+	a.waitFor("the full disk reported", func() bool {
+		h := a.health("cache.app")
+		return strings.HasPrefix(h, "unhealthy: ") && strings.Contains(h, "no space left on device") &&
+			a.selfMetric(`sluice_cache_persist_failing{component_id="cache.app"}`) == 1
+	})
+	if v := a.selfMetric(`sluice_cache_persist_errors_total{component_id="cache.app",op="write"}`); v < 1 {
+		t.Errorf("write errors = %v", v)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	send(3)
+	a.waitFor("recovered: healthy, file written", func() bool {
+		return strings.HasPrefix(a.health("cache.app"), "healthy") &&
+			a.selfMetric(`sluice_cache_persist_failing{component_id="cache.app"}`) == 0
+	})
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	a.exited <- <-a.exited
+	b := startAgentWithStorage(t, dir, addr, storage, config)
+	var body string
+	b.waitFor("the first scrape", func() bool {
+		var code int
+		code, body = b.get("/metrics/default")
+		return code == 200
+	})
+	if !strings.Contains(body, "e2e_full_gauge 3\n") {
+		t.Errorf("after kill -9 the first scrape lacks the value written after the fault:\n%s", body)
 	}
 }
