@@ -143,6 +143,16 @@ func (a *agent) health(id string) string {
 	return "absent"
 }
 
+// kill9 kills the agent with SIGKILL (nothing runs at exit) and waits for
+// it to exit.
+func (a *agent) kill9() {
+	a.t.Helper()
+	if err := a.cmd.Process.Kill(); err != nil {
+		a.t.Fatal(err)
+	}
+	a.exited <- <-a.exited // for the cleanup
+}
+
 func (a *agent) selfMetric(series string) float64 {
 	a.t.Helper()
 	_, body := a.get("/metrics")
@@ -217,11 +227,7 @@ func TestWebhookFullDiskKeepsAcknowledgedPushes(t *testing.T) {
 		t.Errorf("health after recovery = %q", h)
 	}
 
-	if err := a.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-a.exited
-	a.exited <- nil
+	a.kill9()
 	a = startAgentData(t, dir, storage, config)
 	a.waitFor("the restarted receiver", func() bool { return p.value("before") >= 0 })
 	if got := p.value("before"); got != float64(acked["before"]) {
@@ -301,11 +307,7 @@ func TestWebhookStartsOnFullOrReadOnlyDisk(t *testing.T) {
 			if v := a.selfMetric(`sluice_webhook_persist_failing{component_id="webhook_receiver.k"}`); v != 0 {
 				t.Errorf("persist_failing after recovery = %v", v)
 			}
-			if err := a.cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			<-a.exited
-			a.exited <- nil
+			a.kill9()
 			a = startAgentData(t, dir, storage, config)
 			a.waitFor("the restarted receiver", func() bool { return p.value("before") >= 0 })
 			if got := p.value("before"); got != 3 {
@@ -326,23 +328,7 @@ func TestCacheFullDiskRecovers(t *testing.T) {
 	storage := smallFS(t, 1024)
 	dir := t.TempDir()
 	udp := freeUDPAddr(t)
-	config := fmt.Sprintf(`
-statsd_receiver "app" {
-  listen_udp = %q
-  listen_tcp = ""
-}
-
-cache "app" {
-  input            = statsd_receiver.app.metrics
-  refresh_interval = "200ms"
-  max_staleness    = "10m"
-  persist          = true
-}
-
-metrics_sink "default" {
-  inputs = [cache.app.metrics]
-}
-`, udp)
+	config := statsdCacheConfig(udp, "200ms")
 	addr := pipelinetest.FreeTCPAddr(t)
 	a := startAgentWithStorage(t, dir, addr, storage, config)
 	conn, err := net.Dial("udp", udp)
@@ -378,10 +364,7 @@ metrics_sink "default" {
 		return strings.HasPrefix(a.health("cache.app"), "healthy") &&
 			a.selfMetric(`sluice_cache_persist_failing{component_id="cache.app"}`) == 0
 	})
-	if err := a.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	a.exited <- <-a.exited
+	a.kill9()
 	b := startAgentWithStorage(t, dir, addr, storage, config)
 	var body string
 	b.waitFor("the first scrape", func() bool {
