@@ -376,3 +376,26 @@ func TestCacheFullDiskRecovers(t *testing.T) {
 		t.Errorf("after kill -9 the first scrape lacks the value written after the fault:\n%s", body)
 	}
 }
+
+// Item 18: a webhook snapshot of another format version is not loaded:
+// the agent says why it is not ready, and the file is left as it is.
+func TestWebhookSnapshotVersionChecked(t *testing.T) {
+	storage := filepath.Join(t.TempDir(), "data")
+	state := filepath.Join(storage, "webhook_receiver.k")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const content = `{"version":99,"gen":1,"metrics":[{"name":"pushed_total","type":"counter","labels":["phase"],"series":[{"l":["x"],"v":5,"t":1}]}]}`
+	snap := filepath.Join(state, "snapshot.json")
+	if err := os.WriteFile(snap, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := launch(t, fmt.Sprintf(durableConfig, pipelinetest.FreeTCPAddr(t)), launchOpts{storage: storage})
+	a.waitFor("not ready, naming the version", func() bool {
+		code, body := a.get("/-/ready")
+		return code == 503 && strings.Contains(body, "format version 99, this agent reads version 1")
+	})
+	if b, _ := os.ReadFile(snap); string(b) != content {
+		t.Errorf("the snapshot was changed: %s", b)
+	}
+}
