@@ -90,7 +90,13 @@ type pusher struct {
 
 func (p pusher) push(phase string) int {
 	p.t.Helper()
-	req, _ := http.NewRequest("POST", p.base+"/api/pushed_total/inc", strings.NewReader("labels="+phase))
+	return p.post("/api/pushed_total/inc", "labels="+phase)
+}
+
+// post sends an authenticated form to the receiver and returns the status.
+func (p pusher) post(path, form string) int {
+	p.t.Helper()
+	req, _ := http.NewRequest("POST", p.base+path, strings.NewReader(form))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", "Bearer k9")
 	resp, err := http.DefaultClient.Do(req)
@@ -398,4 +404,29 @@ func TestWebhookSnapshotVersionChecked(t *testing.T) {
 	if b, _ := os.ReadFile(snap); string(b) != content {
 		t.Errorf("the snapshot was changed: %s", b)
 	}
+}
+
+// Item 1: a push whose result overflows to +Inf is refused (400, counted);
+// the state stays encodable, so a clean stop and a start keep it and the
+// agent is ready.
+func TestWebhookOverflowRefused(t *testing.T) {
+	dir, storage := t.TempDir(), filepath.Join(t.TempDir(), "data")
+	port := pipelinetest.FreeTCPAddr(t)
+	config := fmt.Sprintf(durableConfig, port)
+	a := startAgentData(t, dir, storage, config)
+	p := pusher{t: t, base: "http://" + port}
+	a.waitFor("the receiver", func() bool { return p.value("none") == -1 })
+	if code := p.post("/api/pushed_total/add", "labels=big&value=1.7e308"); code != 204 {
+		t.Fatalf("first add = %d", code)
+	}
+	if code := p.post("/api/pushed_total/add", "labels=big&value=1.7e308"); code != 400 {
+		t.Errorf("overflowing add = %d, want 400", code)
+	}
+	if v := a.selfMetric(`sluice_webhook_nonfinite_refused_total{component_id="webhook_receiver.k",metric="pushed_total"}`); v != 1 {
+		t.Errorf("nonfinite_refused_total = %v", v)
+	}
+	_ = a.cmd.Process.Signal(os.Interrupt)
+	a.exited <- <-a.exited
+	a = startAgentData(t, dir, storage, config)
+	a.waitFor("the restored state", func() bool { return p.value("big") == 1.7e308 })
 }
