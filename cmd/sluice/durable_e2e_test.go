@@ -190,7 +190,7 @@ func TestWebhookFullDiskKeepsAcknowledgedPushes(t *testing.T) {
 	refusedWith := map[int]int{}
 	for i := 0; len(refusedWith) == 0 || refusedWith[503] < 5; i++ {
 		if i > 2000 {
-			t.Fatalf("pushes never refused on a full disk (%d acknowledged)", acked["full"])
+			t.Fatalf("pushes on a full disk not refused with 503 (%d acknowledged, refusals by code %v)", acked["full"], refusedWith)
 		}
 		switch code := p.push("full"); code {
 		case 204:
