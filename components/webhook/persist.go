@@ -82,16 +82,20 @@ type walBuffer struct {
 	buf   []byte
 	batch *batch
 	kick  chan struct{}
+	// encodeErr: an op of this batch could not be encoded (not expected:
+	// applyLocked admits only finite values), so the batch is not durable.
+	encodeErr error
 }
 
 func (w *walBuffer) append(o op) {
-	b, err := json.Marshal(o) // op has only strings and finite numbers (applyLocked checks)
-	if err != nil {
-		panic(fmt.Sprintf("webhook: encoding a log op: %v", err)) // unreachable: a bug, not bad input
-	}
-	w.buf = append(append(w.buf, b...), '\n')
 	if w.batch == nil {
 		w.batch = newBatch()
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		w.encodeErr = fmt.Errorf("encoding a log entry: %w", err)
+	} else {
+		w.buf = append(append(w.buf, b...), '\n')
 	}
 	select {
 	case w.kick <- struct{}{}:
@@ -438,8 +442,8 @@ func (c *committer) flush(final bool) error {
 	s, p := c.s, c.p
 	s.mu.Lock()
 	w := s.log
-	buf, b := w.buf, w.batch
-	w.buf, w.batch = c.spare[:0], nil
+	buf, b, encodeErr := w.buf, w.batch, w.encodeErr
+	w.buf, w.batch, w.encodeErr = c.spare[:0], nil, nil
 	compact := final || (p.wantsCompaction() && !nowFunc().Before(c.compactAfter))
 	var snap []byte
 	var encErr error
@@ -495,6 +499,9 @@ func (c *committer) flush(final bool) error {
 	c.spare = buf
 	c.setFault(err)
 	if b != nil {
+		if err == nil {
+			err = encodeErr // the others of the batch are written; its requests all get it
+		}
 		if err != nil {
 			b.err = fmt.Errorf("%w: %v", errNotDurable, err)
 		}
