@@ -26,6 +26,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/sluicehq/sluice/convert/statsdexporter"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -85,6 +86,10 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	compMarkdown := compCmd.Flag("markdown", "Print the Markdown reference (docs/components.md).").Bool()
 	compName := compCmd.Arg("name", "Show this component's arguments and example.").String()
 
+	convertCmd := app.Command("convert", "Print the Sluice config equivalent to another program's configuration.")
+	convertStatsd := convertCmd.Command("statsd_exporter", "Convert a statsd_exporter "+statsdexporter.Version+" command line: sluice convert statsd_exporter -- FLAGS...")
+	convertStatsdArgs := convertStatsd.Arg("flags", "statsd_exporter's flags, after --.").Strings()
+
 	versionCmd := app.Command("version", "Print the version.")
 
 	cmd, err := app.Parse(args)
@@ -102,6 +107,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
 	case compCmd.FullCommand():
 		return listComponents(compiledIn(), *compName, *compJSON, *compMarkdown, stdout, stderr)
+	case convertStatsd.FullCommand():
+		return convertStatsdExporter(*convertStatsdArgs, stdout, stderr)
 	case versionCmd.FullCommand():
 		bi, _ := buildInfo()
 		printVersion(stdout, describeComponents(pipeline.Registrations(), bi), bi)
