@@ -56,3 +56,17 @@ if ! command -v prometheus >/dev/null 2>&1; then
     $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
 fi
+
+# statsd_exporter, built once into ~/.cache/sluice keyed by version: the
+# differential test of `sluice convert statsd_exporter` (cmd/sluice
+# TestConvertedStatsdExporterMatchesReal) sends the same lines to it and to
+# the converted Sluice. The version is convert/statsdexporter's Version.
+statsd_version=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' "$here/../convert/statsdexporter/convert.go")
+[ -n "$statsd_version" ] || { echo "ensure-deps: Version not found in convert/statsdexporter/convert.go" >&2; exit 1; }
+statsd_dir="${XDG_CACHE_HOME:-$HOME/.cache}/sluice/statsd_exporter-$statsd_version"
+if [ ! -x "$statsd_dir/statsd_exporter" ]; then
+  echo "ensure-deps: installing statsd_exporter $statsd_version into $statsd_dir (go install)" >&2
+  mkdir -p "$statsd_dir"
+  # Outside the module, so that its own go.mod picks the dependencies.
+  (cd / && GOBIN="$statsd_dir" GOFLAGS=-mod=mod go install "github.com/prometheus/statsd_exporter@$statsd_version")
+fi
