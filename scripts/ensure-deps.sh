@@ -57,6 +57,17 @@ if ! command -v prometheus >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's prometheus-postgres-exporter: the differential test of `sluice
+# convert postgres_exporter` (cmd/sluice TestConvertedPostgresExporterMatchesReal)
+# runs it and the converted Sluice against the same PostgreSQL.
+if [ ! -x /usr/bin/prometheus-postgres-exporter ]; then
+  apt_install prometheus-postgres-exporter
+  # The package enables a service; the test runs its own instance.
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now prometheus-postgres-exporter >/dev/null 2>&1 || true
+  fi
+fi
+
 # statsd_exporter, built once into ~/.cache/sluice keyed by version: the
 # differential test of `sluice convert statsd_exporter` (cmd/sluice
 # TestConvertedStatsdExporterMatchesReal) sends the same lines to it and to

@@ -9,15 +9,16 @@
 package statsdexporter
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/hashicorp/hcl/v2/hclwrite"
+
+	"github.com/sluicehq/sluice/convert/hclout"
 )
 
 // Version is the statsd_exporter release whose flags Convert knows.
@@ -135,59 +136,64 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // command line args (without the program name). An unknown flag or a bad
 // value is an error.
 func Convert(args []string) (Result, error) {
+	for _, a := range args {
+		if !utf8.ValidString(a) {
+			return Result{}, fmt.Errorf("argument %q is not valid UTF-8", a)
+		}
+	}
 	f, err := parse(args)
 	if err != nil {
 		return Result{}, err
 	}
-	var w writer
+	var w hclout.Writer
 	var res Result
 	noEquivalent := func(flag, value, why string) {
 		msg := fmt.Sprintf("--%s=%s has no equivalent: %s", flag, value, why)
 		res.Warnings = append(res.Warnings, msg)
-		w.comment(msg)
+		w.Comment(msg)
 	}
 
-	w.comment(fmt.Sprintf("Converted by `sluice convert statsd_exporter` from a statsd_exporter %s command line:", Version))
-	w.comment("  statsd_exporter " + shellJoin(args))
-	w.line("")
-	w.line(`statsd_receiver "statsd" {`)
+	w.Comment(fmt.Sprintf("Converted by `sluice convert statsd_exporter` from a statsd_exporter %s command line:", Version))
+	w.Comment("  statsd_exporter " + shellJoin(args))
+	w.Line("")
+	w.Line(`statsd_receiver "statsd" {`)
 	if f.listenUDP.v == "" && f.listenTCP.v == "" && f.listenUnixgram.v == "" {
 		return Result{}, fmt.Errorf("no listener: --statsd.listen-udp, --statsd.listen-tcp and --statsd.listen-unixgram are all empty (statsd_exporter refuses to start)")
 	}
 	// statsd_exporter listens on UDP and TCP :9125 unless told otherwise;
 	// the receiver's TCP listener is off by default, so both are written.
-	w.attr("listen_udp", quote(f.listenUDP.v))
-	w.attr("listen_tcp", quote(f.listenTCP.v))
+	w.Attr("listen_udp", hclout.Quote(f.listenUDP.v))
+	w.Attr("listen_tcp", hclout.Quote(f.listenTCP.v))
 	if f.listenUnixgram.v != "" {
-		w.attr("listen_unixgram", quote(f.listenUnixgram.v))
+		w.Attr("listen_unixgram", hclout.Quote(f.listenUnixgram.v))
 		if f.sockMode.set {
 			if _, err := strconv.ParseUint(f.sockMode.v, 8, 32); err != nil {
 				// statsd_exporter warns and leaves the socket's mode alone.
 				noEquivalent("statsd.unixsocket-mode", f.sockMode.v, "not an octal mode; statsd_exporter ignores it, the receiver keeps its default 755")
 			} else {
-				w.attr("unixgram_mode", quote(f.sockMode.v))
+				w.Attr("unixgram_mode", hclout.Quote(f.sockMode.v))
 			}
 		}
 	} else if f.sockMode.set {
-		w.comment(fmt.Sprintf("--statsd.unixsocket-mode=%s is unused: no unixgram listener.", f.sockMode.v))
+		w.Comment(fmt.Sprintf("--statsd.unixsocket-mode=%s is unused: no unixgram listener.", f.sockMode.v))
 	}
 	if f.readBuffer.v != 0 {
-		w.attr("read_buffer", strconv.FormatInt(f.readBuffer.v, 10))
+		w.Attr("read_buffer", strconv.FormatInt(f.readBuffer.v, 10))
 	}
 	if f.mappingConfig.v != "" {
 		if !filepath.IsAbs(f.mappingConfig.v) {
-			w.comment("statsd_exporter read this path relative to its working directory; Sluice reads it relative to this file's directory.")
+			w.Comment("statsd_exporter read this path relative to its working directory; Sluice reads it relative to this file's directory.")
 		}
-		w.attr("mapping_file", quote(f.mappingConfig.v))
+		w.Attr("mapping_file", hclout.Quote(f.mappingConfig.v))
 	}
 	if f.cacheSize.set {
 		if f.cacheSize.v < 0 {
 			return Result{}, fmt.Errorf("--statsd.cache-size=%d: must not be negative", f.cacheSize.v)
 		}
-		w.attr("cache_size", strconv.FormatInt(f.cacheSize.v, 10))
+		w.Attr("cache_size", strconv.FormatInt(f.cacheSize.v, 10))
 	}
 	if f.cacheType.set {
-		w.attr("cache_type", quote(f.cacheType.v))
+		w.Attr("cache_type", hclout.Quote(f.cacheType.v))
 	}
 	for _, t := range []struct {
 		attr string
@@ -199,14 +205,14 @@ func Convert(args []string) (Result, error) {
 		{"parse_signalfx_tags", f.signalfx},
 	} {
 		if t.f.set {
-			w.attr(t.attr, strconv.FormatBool(t.f.v))
+			w.Attr(t.attr, strconv.FormatBool(t.f.v))
 		}
 	}
 	// statsd_exporter has no cap on series; the receiver's default
 	// (100000) drops and counts new series beyond it. Stated so that the
 	// difference is visible where it can be changed.
-	w.comment("statsd_exporter has no series limit; the receiver keeps at most max_series (0: no limit).")
-	w.attr("max_series", "100000")
+	w.Comment("statsd_exporter has no series limit; the receiver keeps at most max_series (0: no limit).")
+	w.Attr("max_series", "100000")
 
 	queueFlag := func(name string, set bool, value string) {
 		if set {
@@ -228,29 +234,29 @@ func Convert(args []string) (Result, error) {
 	if f.dumpFSM.set && f.dumpFSM.v != "" {
 		noEquivalent("debug.dump-fsm", f.dumpFSM.v, "Sluice does not dump the mapper's FSM")
 	}
-	w.line("}")
-	w.line("")
+	w.Line("}")
+	w.Line("")
 
 	// statsd_exporter serves the mapped series, its own statsd_exporter_*
 	// metrics and the Go and process collectors on one endpoint: the
 	// receiver's metrics and the agent's (which carry the same self-metrics)
 	// together give the same families.
-	w.comment("statsd_exporter's /metrics: the mapped series and its own statsd_exporter_*, go_* and process_* metrics.")
-	w.line(`metrics_sink "statsd" {`)
-	w.attr("inputs", "[statsd_receiver.statsd.metrics, agent.metrics]")
-	w.attr("listen", quote(f.webListen.v))
-	w.comment("statsd_exporter serves the Prometheus text format only: counters without _total keep the type counter.")
-	w.attr("openmetrics", "false")
+	w.Comment("statsd_exporter's /metrics: the mapped series and its own statsd_exporter_*, go_* and process_* metrics.")
+	w.Line(`metrics_sink "statsd" {`)
+	w.Attr("inputs", "[statsd_receiver.statsd.metrics, agent.metrics]")
+	w.Attr("listen", hclout.Quote(f.webListen.v))
+	w.Comment("statsd_exporter serves the Prometheus text format only: counters without _total keep the type counter.")
+	w.Attr("openmetrics", "false")
 	if f.telemetryPath.v != "/metrics" {
 		noEquivalent("web.telemetry-path", f.telemetryPath.v, "a metrics_sink with its own listener serves /metrics; to keep another path, drop `listen` and set `path` to serve it on the agent's server (sluice run --server.http.listen-addr)")
 	}
-	w.line("}")
+	w.Line("}")
 
 	var runFlags []string
 	if f.enableLifecycle.v {
 		runFlags = append(runFlags, "--web.enable-lifecycle")
-		w.line("")
-		w.comment("--web.enable-lifecycle: `sluice run --web.enable-lifecycle` serves POST /-/reload; there is no /-/quit (stop the process with SIGTERM).")
+		w.Line("")
+		w.Comment("--web.enable-lifecycle: `sluice run --web.enable-lifecycle` serves POST /-/reload; there is no /-/quit (stop the process with SIGTERM).")
 	}
 	if f.logLevel.set {
 		runFlags = append(runFlags, "--log.level="+f.logLevel.v)
@@ -259,53 +265,15 @@ func Convert(args []string) (Result, error) {
 		runFlags = append(runFlags, "--log.format="+f.logFormat.v)
 	}
 	if f.checkConfig.v {
-		w.line("")
-		w.comment("--check-config: use `sluice validate` on this file.")
+		w.Line("")
+		w.Comment("--check-config: use `sluice validate` on this file.")
 	}
 	if len(runFlags) > 0 {
-		w.line("")
-		w.comment("Run with: sluice run " + strings.Join(runFlags, " ") + " FILE")
+		w.Line("")
+		w.Comment("Run with: sluice run " + strings.Join(runFlags, " ") + " FILE")
 	}
-	res.HCL = hclwrite.Format(w.buf.Bytes())
+	res.HCL = w.Bytes()
 	return res, nil
-}
-
-// writer accumulates HCL text; hclwrite.Format aligns it at the end.
-type writer struct {
-	buf   bytes.Buffer
-	depth int
-}
-
-func (w *writer) line(s string) {
-	if strings.HasPrefix(s, "}") {
-		w.depth--
-	}
-	if s != "" {
-		w.buf.WriteString(strings.Repeat("  ", w.depth))
-	}
-	w.buf.WriteString(s)
-	w.buf.WriteByte('\n')
-	if strings.HasSuffix(s, "{") {
-		w.depth++
-	}
-}
-
-func (w *writer) attr(name, value string) { w.line(name + " = " + value) }
-
-// comment writes text as # comment lines (a newline in text cannot end the
-// comment early: each line gets its own #).
-func (w *writer) comment(text string) {
-	for _, l := range strings.Split(text, "\n") {
-		w.line("# " + l)
-	}
-}
-
-// quote returns s as an HCL string literal: Go's quoting, with the
-// template sequences ${ and %{ escaped so that they stay literal.
-func quote(s string) string {
-	q := strconv.Quote(s)
-	q = strings.ReplaceAll(q, "${", "$${")
-	return strings.ReplaceAll(q, "%{", "%%{")
 }
 
 // shellJoin renders args for a comment, quoting those that need it.
