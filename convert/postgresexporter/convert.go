@@ -205,10 +205,18 @@ func Convert(o Options) (Result, error) {
 				continue
 			case "COUNTER", "GAUGE":
 			case "DURATION":
-				warn(fmt.Sprintf("%s: %s is DURATION (a text duration exported as %s_milliseconds); postgres_source reads numbers and intervals: select the value in milliseconds (EXTRACT(EPOCH FROM ...) * 1000) and add a gauge metric %s_milliseconds", ns, c.name, name, name))
+				// postgres_exporter 0.11 reads a queries file's DURATION
+				// column as a number (its duration parsing applies to the
+				// built-in maps only): a text duration gives no series, a
+				// number is exported unchanged as NAME_milliseconds. Here a
+				// text value would fail the whole query, so it is left to
+				// the user.
+				warn(fmt.Sprintf("%s: %s is DURATION: postgres_exporter exports it as %s_milliseconds only when the column is a number (a text duration gives no series); if it is, add a gauge metric %q with value %q (a text value would fail the whole query here)", ns, c.name, name, name+"_milliseconds", c.name))
 				continue
 			case "MAPPEDMETRIC":
-				warn(fmt.Sprintf("%s: %s is MAPPEDMETRIC, which postgres_exporter ignores in a queries file (no series); map the text to a number in the SQL (CASE ... END) and add a gauge", ns, c.name))
+				// Likewise: metric_mapping is ignored in a queries file and
+				// the column read as a number.
+				warn(fmt.Sprintf("%s: %s is MAPPEDMETRIC: postgres_exporter ignores metric_mapping in a queries file and exports %s only when the column is a number (text gives no series); map the text in the SQL (CASE ... END) and add a gauge metric %q", ns, c.name, name, name))
 				continue
 			case "HISTOGRAM":
 				warn(fmt.Sprintf("%s: %s is HISTOGRAM; postgres_source exports gauges and counters only (the %s_bucket, _sum and _count columns could be exported as gauges)", ns, c.name, c.name))

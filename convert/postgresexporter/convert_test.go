@@ -148,7 +148,7 @@ func TestConvertUsages(t *testing.T) {
 		}
 	}
 	for _, notWant := range []string{"app_orders_wait", "app_orders_state", "app_orders_ignored", "app_orders_typo", `metric "app_orders_status"`} {
-		if strings.Contains(got, `metric "`+notWant) {
+		if regexp.MustCompile(`(?m)^\s*metric "` + notWant).MatchString(got) {
 			t.Errorf("converted config has metric %s", notWant)
 		}
 	}
