@@ -14,15 +14,7 @@ import (
 // comment in the config and a warning on stderr.
 func convertStatsdExporter(args []string, stdout, stderr io.Writer) int {
 	res, err := statsdexporter.Convert(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "sluice convert statsd_exporter: %v\n", err)
-		return 1
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(stderr, "sluice convert statsd_exporter: warning: %s\n", w)
-	}
-	_, _ = stdout.Write(res.HCL)
-	return 0
+	return printConversion("statsd_exporter", res.HCL, res.Warnings, err, stdout, stderr)
 }
 
 // convertPostgresExporter prints the postgres_source equivalent to a
@@ -31,18 +23,23 @@ func convertStatsdExporter(args []string, stdout, stderr io.Writer) int {
 func convertPostgresExporter(o postgresexporter.Options, stdout, stderr io.Writer) int {
 	src, err := os.ReadFile(o.QueriesPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice convert postgres_exporter: %v\n", err)
-		return 1
+		return printConversion("postgres_exporter", nil, nil, err, stdout, stderr)
 	}
 	o.Queries = src
 	res, err := postgresexporter.Convert(o)
+	return printConversion("postgres_exporter", res.HCL, res.Warnings, err, stdout, stderr)
+}
+
+// printConversion writes the config to stdout and the warnings to stderr,
+// or the error alone; it returns the exit code.
+func printConversion(from string, hcl []byte, warnings []string, err error, stdout, stderr io.Writer) int {
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice convert postgres_exporter: %v\n", err)
+		fmt.Fprintf(stderr, "sluice convert %s: %v\n", from, err)
 		return 1
 	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(stderr, "sluice convert postgres_exporter: warning: %s\n", w)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "sluice convert %s: warning: %s\n", from, w)
 	}
-	_, _ = stdout.Write(res.HCL)
+	_, _ = stdout.Write(hcl)
 	return 0
 }

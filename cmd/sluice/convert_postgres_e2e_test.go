@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +10,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/sluicehq/sluice/internal/pgtest"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
@@ -75,20 +71,7 @@ INSERT INTO shop_queues VALUES ('mail', 3, 1234567, 'running', '1.5s'), ('thumbs
 	exp := exec.Command(exporterBin, "--web.listen-address="+expWeb, "--extend.query-path="+queries,
 		"--disable-default-metrics", "--disable-settings-metrics", "--collector.database", "--no-collector.bgwriter")
 	exp.Env = append(os.Environ(), "DATA_SOURCE_NAME="+dsn)
-	expOut := &pipelinetest.Buffer{}
-	exp.Stdout, exp.Stderr = expOut, expOut
-	if err := exp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	expDone := make(chan error, 1)
-	go func() { expDone <- exp.Wait() }()
-	t.Cleanup(func() {
-		_ = exp.Process.Kill()
-		<-expDone
-		if t.Failed() {
-			t.Logf("prometheus-postgres-exporter output:\n%s", expOut.String())
-		}
-	})
+	startPeer(t, "prometheus-postgres-exporter", exp)
 
 	sluiceWeb := pipelinetest.FreeTCPAddr(t)
 	code, out := runBinary(t, "convert", "postgres_exporter", "--queries", queries, "--collectors", "database",
@@ -108,17 +91,7 @@ INSERT INTO shop_queues VALUES ('mail', 3, 1234567, 'running', '1.5s'), ('thumbs
 	launch(t, config, launchOpts{env: []string{"SLUICE_DIFF_DSN=" + dsn}}).waitReady()
 
 	scrape := func(addr string) (map[string]string, error) {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b, _ := io.ReadAll(resp.Body)
-			return nil, fmt.Errorf("%s: %s: %s", addr, resp.Status, b)
-		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := p.TextToMetricFamilies(resp.Body)
+		fams, err := scrapeText(addr)
 		if err != nil {
 			return nil, err
 		}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +13,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/sluicehq/sluice/convert/statsdexporter"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
@@ -91,21 +87,7 @@ func TestConvertedStatsdExporterMatchesReal(t *testing.T) {
 	}
 
 	expTCP, expWeb := pipelinetest.FreeTCPAddr(t), pipelinetest.FreeTCPAddr(t)
-	exp := exec.Command(exporterBin, flags(freeUDPAddr(t), expTCP, expWeb)...)
-	expOut := &pipelinetest.Buffer{}
-	exp.Stdout, exp.Stderr = expOut, expOut
-	if err := exp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	expDone := make(chan error, 1)
-	go func() { expDone <- exp.Wait() }()
-	t.Cleanup(func() {
-		_ = exp.Process.Kill()
-		<-expDone
-		if t.Failed() {
-			t.Logf("statsd_exporter output:\n%s", expOut.String())
-		}
-	})
+	startPeer(t, "statsd_exporter", exec.Command(exporterBin, flags(freeUDPAddr(t), expTCP, expWeb)...))
 
 	sluiceTCP, sluiceWeb := pipelinetest.FreeTCPAddr(t), pipelinetest.FreeTCPAddr(t)
 	code, config := runBinary(t, append([]string{"convert", "statsd_exporter", "--"}, flags(freeUDPAddr(t), sluiceTCP, sluiceWeb)...)...)
@@ -116,21 +98,8 @@ func TestConvertedStatsdExporterMatchesReal(t *testing.T) {
 	config = config[strings.Index(config, "# Converted by"):]
 	a := launch(t, config, launchOpts{config: filepath.Join(dir, "statsd.hcl")}).waitReady()
 
-	scrape := func(addr string) (map[string]*dto.MetricFamily, error) {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b, _ := io.ReadAll(resp.Body)
-			return nil, fmt.Errorf("%s: %s: %s", addr, resp.Status, b)
-		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		return p.TextToMetricFamilies(resp.Body)
-	}
 	waitScrape := func(what, addr string) {
-		a.waitFor(what, func() bool { _, err := scrape(addr); return err == nil })
+		a.waitFor(what, func() bool { _, err := scrapeText(addr); return err == nil })
 	}
 	waitScrape("statsd_exporter's /metrics", expWeb)
 	waitScrape("the converted sink's /metrics", sluiceWeb)
@@ -154,8 +123,8 @@ func TestConvertedStatsdExporterMatchesReal(t *testing.T) {
 	var diff []string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		e, err1 := scrape(expWeb)
-		s, err2 := scrape(sluiceWeb)
+		e, err1 := scrapeText(expWeb)
+		s, err2 := scrapeText(sluiceWeb)
 		if err1 == nil && err2 == nil {
 			es, ss := flattenSeries(e), flattenSeries(s)
 			if es["statsd_exporter_lines_total counter"] == strconv.Itoa(lines) && ss["statsd_exporter_lines_total counter"] == strconv.Itoa(lines) {
