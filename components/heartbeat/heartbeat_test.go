@@ -2,10 +2,13 @@ package heartbeat
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -327,5 +330,45 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestBearerTokenFileAndTLS: the client is Prometheus' HTTP client config:
+// a token file sent as a bearer token, an https monitor verified against
+// ca_file.
+func TestBearerTokenFileAndTLS(t *testing.T) {
+	var mu sync.Mutex
+	var gotAuth []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotAuth = append(gotAuth, r.Header.Get("Authorization"))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tok, []byte("hb-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, args(t, srv.URL+"/p", 200*time.Millisecond, func(a *Arguments) {
+		a.BearerTokenFile = tok
+		a.TLS = &TLS{CAFile: ca}
+	}), &fakeView{m: map[string]pipeline.Health{}})
+	waitFor(t, "a delivered signal over TLS", func() bool { return r.counter("signals", signalSuccess, "delivered") >= 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if gotAuth[0] != "Bearer hb-token" {
+		t.Errorf("Authorization %q, want the token file's content", gotAuth[0])
+	}
+
+	// Without the CA the same monitor is refused: the TLS check is real.
+	r2 := start(t, args(t, srv.URL+"/p", 200*time.Millisecond, func(a *Arguments) { a.Retries = 0 }), &fakeView{m: map[string]pipeline.Health{}})
+	waitFor(t, "a TLS failure", func() bool { return r2.counter("failures", reasonNetwork) >= 1 })
+	if h := r2.c.Health(); !strings.Contains(h.Message, "certificate") {
+		t.Errorf("health %+v, want a certificate error", h)
 	}
 }

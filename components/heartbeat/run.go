@@ -186,8 +186,8 @@ func (c *Component) unhealthy(watched []string) []string {
 
 // deliver POSTs body to u, retrying with backoff until deadline (the next
 // signal's time). It records the outcome in the self-metrics and health.
-func (c *Component) deliver(ctx context.Context, p *plan, signal, u, body string, deadline time.Time) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+func (c *Component) deliver(parent context.Context, p *plan, signal, u, body string, deadline time.Time) {
+	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
 	backoff := p.args.MinBackoff
 	var err error
@@ -218,6 +218,9 @@ func (c *Component) deliver(ctx context.Context, p *plan, signal, u, body string
 		if !retry {
 			break
 		}
+	}
+	if parent.Err() != nil {
+		return // shutting down: not a lost signal
 	}
 	if err == nil { // never attempted: the schedule ran out
 		err = errors.New("no time left before the next signal")
