@@ -45,6 +45,22 @@ func (p *pingRecorder) since(t time.Time) []ping {
 	return out
 }
 
+// waitPing waits for the first call to path at or after t.
+func (a *agent) waitPing(rec *pingRecorder, t time.Time, path string) ping {
+	a.t.Helper()
+	var found ping
+	a.waitFor("a call to "+path, func() bool {
+		for _, c := range rec.since(t) {
+			if c.path == path {
+				found = c
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
 // componentState reads a component's health state from the agent's API.
 func (a *agent) componentState(id string) string {
 	_, body := a.get("/api/v0/components")
@@ -124,16 +140,7 @@ heartbeat "hc" {
 	}
 	a.waitFor("postgres_source.db unhealthy", func() bool { return a.componentState("postgres_source.db") == "unhealthy" })
 	unhealthyAt := time.Now()
-	var fail ping
-	a.waitFor("a fail signal", func() bool {
-		for _, c := range rec.since(unhealthyAt.Add(-interval)) {
-			if c.path == secret+"/fail" {
-				fail = c
-				return true
-			}
-		}
-		return false
-	})
+	fail := a.waitPing(rec, unhealthyAt.Add(-interval), secret+"/fail")
 	t.Logf("fail signal %v after the API showed the source unhealthy", fail.at.Sub(unhealthyAt))
 	if d := fail.at.Sub(unhealthyAt); d > interval+tolerance {
 		t.Errorf("fail signal %v after the source went unhealthy, want within one interval (%v)", d, interval)
@@ -148,16 +155,7 @@ heartbeat "hc" {
 	}
 	a.waitFor("postgres_source.db healthy", func() bool { return a.componentState("postgres_source.db") == "healthy" })
 	healthyAt := time.Now()
-	var back ping
-	a.waitFor("a success signal after recovery", func() bool {
-		for _, c := range rec.since(healthyAt) {
-			if c.path == secret {
-				back = c
-				return true
-			}
-		}
-		return false
-	})
+	back := a.waitPing(rec, healthyAt, secret)
 	t.Logf("success signal %v after the API showed the source healthy", back.at.Sub(healthyAt))
 	if d := back.at.Sub(healthyAt); d > interval+tolerance {
 		t.Errorf("success signal %v after recovery, want within one interval (%v)", d, interval)

@@ -83,17 +83,17 @@ func (m *monitor) snapshot() []call {
 // waitCall waits for a call to satisfy ok and returns it.
 func (m *monitor) waitCall(t *testing.T, what string, ok func(call) bool) call {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var found call
+	pipelinetest.Eventually(t, 10*time.Second, func() bool {
 		for _, c := range m.snapshot() {
 			if ok(c) {
-				return c
+				found = c
+				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; calls: %+v", what, m.snapshot())
-	return call{}
+		return false
+	}, "%s; calls: %+v", what, m.snapshot())
+	return found
 }
 
 // args returns validated and provisioned arguments for url; edit may
@@ -324,13 +324,7 @@ func assertNoSecret(t *testing.T, texts ...string) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	pipelinetest.Eventually(t, 10*time.Second, cond, "%s", what)
 }
 
 // TestBearerTokenFileAndTLS: the client is Prometheus' HTTP client config:
