@@ -112,6 +112,13 @@ extraPorts:
 kind: None
 podMonitor: {enabled: true}
 `, nil},
+	{"cluster-status-leader-election", `
+kind: Deployment
+replicas: 2
+statsd: {enabled: false}
+rbac: {create: true, leaderElection: {enabled: true}}
+podDisruptionBudget: {enabled: true}
+`, nil},
 	{"sidecar-servicemonitor-dashboards", `
 kind: None
 serviceMonitor:

@@ -933,6 +933,13 @@ func TestDocumentedValues(t *testing.T) {
 			t.Errorf("central.yaml renders %v, want %v", r.kinds(), want)
 		}
 	}
+	if r := found["cluster-status.yaml"]; r != nil {
+		if want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
+			t.Errorf("cluster-status.yaml renders %v, want %v", r.kinds(), want)
+		}
+	} else {
+		t.Error("documented values cluster-status.yaml not found")
+	}
 	if r := found["node-agent.yaml"]; r != nil {
 		if want := []string{"ConfigMap", "DaemonSet", "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
 			t.Errorf("node-agent.yaml renders %v, want %v", r.kinds(), want)
@@ -1244,5 +1251,32 @@ func TestGunicornSidecarExample(t *testing.T) {
 	}
 	if v := volume(podSpec, "sluice-config"); v == nil || v.ConfigMap == nil || v.ConfigMap.Name != cfg.Name || mountAt(c, "/etc/sluice") == nil {
 		t.Errorf("the pod does not mount ConfigMap %s at /etc/sluice: %+v", cfg.Name, v)
+	}
+}
+
+// TestLeaderElectionRBAC: rbac.leaderElection grants exactly what
+// client-go's Lease lock uses, in the lease's namespace, to the agent's
+// ServiceAccount; a DaemonSet with cluster-wide RBAC is warned about.
+func TestLeaderElectionRBAC(t *testing.T) {
+	r := mustRender(t, `{kind: Deployment, rbac: {leaderElection: {enabled: true, namespace: ops}}}`)
+	role := only[*rbacv1.Role](t, r)
+	rb := only[*rbacv1.RoleBinding](t, r)
+	if role.Namespace != "ops" || rb.Namespace != "ops" || rb.RoleRef.Name != role.Name {
+		t.Errorf("Role %s/%s, RoleBinding %s/%s -> %s", role.Namespace, role.Name, rb.Namespace, rb.Name, rb.RoleRef.Name)
+	}
+	if len(role.Rules) != 1 || fmt.Sprint(role.Rules[0].APIGroups, role.Rules[0].Resources, role.Rules[0].Verbs) != "[coordination.k8s.io] [leases] [get create update]" {
+		t.Errorf("rules %+v", role.Rules)
+	}
+	if len(rb.Subjects) != 1 || rb.Subjects[0].Name != release || rb.Subjects[0].Namespace != namespace {
+		t.Errorf("subjects %+v", rb.Subjects)
+	}
+	if strings.Contains(r.notes, "WARNING") {
+		t.Errorf("a Deployment is warned about:\n%s", r.notes)
+	}
+	if r := mustRender(t, `rbac: {create: true}`); !strings.Contains(r.notes, "WARNING: a DaemonSet with cluster-wide RBAC") {
+		t.Errorf("no warning for a DaemonSet watching the cluster:\n%s", r.notes)
+	}
+	if r := mustRender(t, `rbac: {create: true, namespaced: true}`); strings.Contains(r.notes, "WARNING") {
+		t.Errorf("a namespaced DaemonSet is warned about:\n%s", r.notes)
 	}
 }
