@@ -94,7 +94,7 @@ func TestHeartbeatThroughBinary(t *testing.T) {
 	mon := httptest.NewServer(rec)
 	defer mon.Close()
 	const secret = "/ping/0b1e5e-heartbeat-secret"
-	const interval = 2 * time.Second
+	const interval = time.Second
 	const tolerance = interval / 10
 
 	cfg := fmt.Sprintf(`
@@ -107,7 +107,7 @@ heartbeat "hc" {
   url        = %q
   start_url  = %q
   interval   = %q
-  timeout    = "1s"
+  timeout    = "500ms"
   components = ["postgres_source.db"]
 }
 `, pg.DSN("postgres"), mon.URL+secret, mon.URL+secret+"/start", interval)
