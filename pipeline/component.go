@@ -236,6 +236,19 @@ type Options[E any] struct {
 	// TLS and basic-auth config that a listener the component opens for
 	// HTTP uses unless the component has its own (see ServeHTTP in web.go).
 	WebConfigFile string
+	// Health reads the health of the running graph's components, for a
+	// component that reports on the others (heartbeat). Read it in Run,
+	// not in Build: the graph being built is not running yet. It may be
+	// nil where no graph runs (some unit-test harnesses).
+	Health HealthView
+}
+
+// HealthView is read access to the health of the running components.
+type HealthView interface {
+	// ComponentHealth returns the current health of every running
+	// component by ID, as /api/v0/components reports it (messages
+	// redacted).
+	ComponentHealth() map[string]Health
 }
 
 // HTTPMounter mounts handlers on the agent's HTTP server. Components mount

@@ -675,6 +675,17 @@ func (c *Controller) Components() []ComponentInfo {
 	return out
 }
 
+// ComponentHealth implements HealthView for components (Options.Health):
+// the health Components reports, by ID.
+func (c *Controller) ComponentHealth() map[string]Health {
+	infos := c.Components()
+	out := make(map[string]Health, len(infos))
+	for _, ci := range infos {
+		out[ci.ID] = ci.Health
+	}
+	return out
+}
+
 func (c *Controller) liveNodes() []*node {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

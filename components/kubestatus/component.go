@@ -60,6 +60,11 @@ type Component struct {
 	clKey clientKey
 
 	health pipeline.HealthTracker // Since survives recomputation in Health
+
+	// leading is whether this replica holds the Lease (leader_election);
+	// Run's election campaigns for it.
+	leading  leadership
+	election *election
 }
 
 // Build creates the component; it connects to nothing (Run does).
@@ -157,10 +162,17 @@ func (c *Component) Run(ctx context.Context) error {
 			in.stop()
 		}
 		wg.Wait()
+		c.election.stop() // releases the Lease: the standby takes over at once
+		c.election = nil
+		c.leading.set(false, "")
 		c.cl = nil
 	}()
 	for {
-		if err := c.reconcile(ctx, &wg); err != nil {
+		err := c.reconcile(ctx, &wg)
+		if err == nil {
+			err = c.elect(ctx)
+		}
+		if err != nil {
 			c.mu.Lock()
 			c.clientErr = err
 			c.mu.Unlock()
@@ -226,6 +238,44 @@ func (c *Component) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 		in.stop()
 	}
 	return nil
+}
+
+// elect starts, restarts (a changed leader_election block or client) or
+// stops the leader election to match the plan.
+func (c *Component) elect(ctx context.Context) error {
+	want := c.plan.Load().leader
+	if c.election != nil && want != nil && c.election.key == *want && c.election.kube == c.cl.kube {
+		return nil
+	}
+	c.election.stop()
+	c.election = nil
+	c.leading.set(false, "")
+	if want == nil {
+		return nil
+	}
+	e, err := startElection(ctx, c.cl.kube, *want, func(leader bool, holder string) {
+		c.leading.set(leader, holder)
+		if leader {
+			c.opts.Logger.Info("leading: exporting", "lease", want.namespace+"/"+want.name, "identity", want.identity)
+		} else {
+			c.opts.Logger.Info("standby: not exporting", "lease", want.namespace+"/"+want.name, "leader", holder)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	c.election = e
+	return nil
+}
+
+// exporting reports whether this replica exports: always without leader
+// election, only as the leader with it.
+func (c *Component) exporting(p *plan) bool {
+	if p.leader == nil {
+		return true
+	}
+	leader, _ := c.leading.get()
+	return leader
 }
 
 // Update readies a new plan. Informers are keyed by scope, so Commit only
@@ -352,6 +402,9 @@ var (
 // the event handlers set.
 func (c *Component) Collect(ch chan<- prometheus.Metric) {
 	p := c.plan.Load()
+	if !c.exporting(p) {
+		return // a standby replica: the leader exports the cluster's series
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	results := make([]Result, len(p.targets))

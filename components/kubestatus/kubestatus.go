@@ -66,6 +66,9 @@ type Arguments struct {
 	Watches    []Watch    `hcl:"watch,block"`
 	Phases     []Phase    `hcl:"phase,block"`
 	Presets    []Preset   `hcl:"preset,block"`
+	// LeaderElection, for replicas of a cluster-scoped agent: only the
+	// holder of the Lease exports (leader.go).
+	LeaderElection *LeaderElection `hcl:"leader_election,block"`
 
 	plan *plan // Provision
 }

@@ -113,6 +113,7 @@ type plan struct {
 	phases    []phaseTarget
 	scopes    map[scope]kind
 	rules     map[string]*genericRule // by scope.Rule
+	leader    *leaderKey              // nil: no leader election, always export
 }
 
 // clientKey identifies the client: a change means new informers for all.
@@ -123,6 +124,7 @@ type clientKey struct {
 func newPlan(a *Arguments) (*plan, error) {
 	p := &plan{
 		client:    clientKey{a.Kubeconfig, a.Context},
+		leader:    leaderKeyOf(a.LeaderElection),
 		maxSeries: a.MaxSeries,
 		scopes:    map[scope]kind{},
 		rules:     map[string]*genericRule{},

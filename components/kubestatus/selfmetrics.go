@@ -38,7 +38,7 @@ func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, erro
 			Help: "Watch series not exported at the last scrape because max_series was reached.",
 		}),
 	}
-	for _, col := range []prometheus.Collector{m.events, m.lastEvent, m.relists, m.watchErrors, m.badObjects, m.dropped, informerCollector{c}} {
+	for _, col := range []prometheus.Collector{m.events, m.lastEvent, m.relists, m.watchErrors, m.badObjects, m.dropped, informerCollector{c}, leaderCollector{c}} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}
@@ -54,6 +54,24 @@ var (
 		"Objects the informer holds.",
 		[]string{"kind", "namespace", "label_selector", "name"}, nil)
 )
+
+var leaderDesc = prometheus.NewDesc("sluice_kubernetes_leader",
+	"With leader_election: 1 while this replica holds the Lease and exports, 0 while it is a standby.",
+	[]string{"lease", "identity"}, nil)
+
+// leaderCollector reports this replica's part in the leader election.
+type leaderCollector struct{ c *Component }
+
+func (leaderCollector) Describe(ch chan<- *prometheus.Desc) { ch <- leaderDesc }
+
+func (lc leaderCollector) Collect(ch chan<- prometheus.Metric) {
+	k := lc.c.plan.Load().leader
+	if k == nil {
+		return
+	}
+	leader, _ := lc.c.leading.get()
+	ch <- prometheus.MustNewConstMetric(leaderDesc, prometheus.GaugeValue, b2f(leader), k.namespace+"/"+k.name, k.identity)
+}
 
 // informerCollector reports the running informers.
 type informerCollector struct{ c *Component }
