@@ -344,3 +344,83 @@ func TestRealForbidden(t *testing.T) {
 		return c.Health().State == pipeline.HealthHealthy
 	}, "healthy once the ClusterRole is bound: %+v", c.Health())
 }
+
+// TestRealAPIServerLoss: with the real API server killed, the component
+// turns unhealthy within 30s (with the default probe timing: 5s probes,
+// unhealthy past 10s without an answer), logs it, counts the failed
+// probes and says through sluice_kubernetes_api_up and
+// sluice_kubernetes_api_contact_age_seconds that the statuses, still
+// exported, are stale; it is healthy again once the server is back.
+// (Before the probe: healthy throughout, 0 watch errors, nothing logged.)
+func TestRealAPIServerLoss(t *testing.T) {
+	srv, cs := realServer(t)
+	ns := "loss"
+	createNamespace(t, cs, ns)
+	applyRBAC(t, cs, ns, false)
+	kc, err := srv.WriteKubeconfig(t.TempDir(), kubetest.RestrictedToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs pipelinetest.Buffer
+	h := pipelinetest.New(t, Name, fmt.Sprintf(`
+  kubeconfig = %q
+  namespaces = [%q]
+  workload "server" {
+    kind   = "Deployment"
+    name   = "argocd-server"
+    metric = "argocd_server_status"
+  }
+`, kc, ns), pipelinetest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	h.Start()
+	c := h.Component.(*Component)
+	g := h.Gatherer()
+	nsl := map[string]string{"namespace": ns}
+	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), newDeployment(ns, "argocd-server", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setDeploymentStatus(t, cs, ns, "argocd-server", 1)
+	waitValue(t, g, "argocd_server_status", nsl, float64(Available))
+	self := func(name string) float64 {
+		v, _ := value(t, h.Registry, name, nil)
+		return v
+	}
+	pipelinetest.Eventually(t, 30*time.Second, func() bool {
+		return c.Health().State == pipeline.HealthHealthy && self("sluice_kubernetes_api_up") == 1
+	}, "healthy, the API server up: %+v", c.Health())
+
+	killed := time.Now()
+	srv.Stop()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted { // leave the shared server running for the other tests
+			_ = srv.StartAgain()
+		}
+	})
+	pipelinetest.Eventually(t, 30*time.Second, func() bool {
+		hl := c.Health()
+		return hl.State == pipeline.HealthUnhealthy && strings.Contains(hl.Message, "API server unreachable")
+	}, "unhealthy within 30s of the kill: %+v", c.Health())
+	t.Logf("unhealthy %v after the API server was killed: %s", time.Since(killed).Round(100*time.Millisecond), c.Health().Message)
+	if self("sluice_kubernetes_api_up") != 0 || self("sluice_kubernetes_api_probe_failures_total") < 1 ||
+		self("sluice_kubernetes_api_contact_age_seconds") < 10 {
+		t.Errorf("self-metrics while down: up=%v failures=%v age=%v", self("sluice_kubernetes_api_up"),
+			self("sluice_kubernetes_api_probe_failures_total"), self("sluice_kubernetes_api_contact_age_seconds"))
+	}
+	if !strings.Contains(logs.String(), "API server unreachable") {
+		t.Errorf("not logged: %s", logs.String())
+	}
+	if v, ok := value(t, g, "argocd_server_status", nsl); !ok || v != float64(Available) {
+		t.Errorf("the last status is no longer exported while the server is down: %v %v", v, ok)
+	}
+
+	restarted = true
+	if err := srv.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 60*time.Second, func() bool {
+		return c.Health().State == pipeline.HealthHealthy && self("sluice_kubernetes_api_up") == 1
+	}, "healthy again once the API server is back: %+v", c.Health())
+	if !strings.Contains(logs.String(), "API server reachable again") {
+		t.Errorf("recovery not logged: %s", logs.String())
+	}
+}
