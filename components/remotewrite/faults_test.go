@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/components/remotewrite/wal/walfaults"
+	"github.com/sluicehq/sluice/internal/gathermerge/gathermergetest"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
@@ -116,4 +117,28 @@ func TestUnreachableEndpointIsUnhealthy(t *testing.T) {
 	pipelinetest.Eventually(t, 10*time.Second, func() bool {
 		return len(rc.samples(`app_requests_total{}`)) > 0 && health(h).State == pipeline.HealthHealthy
 	}, "samples sent and healthy again once the endpoint is back")
+}
+
+// TestPartialGatherIsSent: an input whose Gather returns good families
+// together with an error has the good ones sent; each error is counted
+// (reason "partial").
+func TestPartialGatherIsSent(t *testing.T) {
+	rc := newReceiver(t, false)
+	h := pipelinetest.New(t, "remote_write", fmt.Sprintf(`
+  inputs          = [test.partial]
+  scrape_interval = "100ms"
+  endpoint {
+    url = %q
+  }
+  queue {
+    batch_send_deadline = "20ms"
+  }
+`, rc.url()), pipelinetest.WithGatherer("partial", gathermergetest.PartialRegistry()))
+	h.Start()
+	pipelinetest.Eventually(t, 10*time.Second, func() bool {
+		return len(rc.samples(gathermergetest.GoodFamily+`{}`)) > 0
+	}, "the good family sent")
+	if n := selfMetric(t, h, "sluice_remote_write_gather_errors_total", map[string]string{"reason": "partial"}); n < 1 {
+		t.Errorf("gather_errors_total{reason=partial} = %v", n)
+	}
 }

@@ -52,7 +52,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		walDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_dropped_samples_total",
 			Help: "Samples dropped because the WAL could not be written (also counted in samples_total{result=\"dropped\"})."}, ep),
 		gatherErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_gather_errors_total",
-			Help: "Inputs that failed to gather or had inconsistent families, by input."}, []string{"input", "reason"}),
+			Help: "Gather errors by input and reason: gather (the input failed, nothing gathered), partial (one per family or metric an input dropped while returning the rest, which is sent), inconsistent (a family or series skipped)."}, []string{"input", "reason"}),
 		skippedGathers: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_remote_write_gathers_skipped_total",
 			Help: "Scrape-interval ticks skipped because the previous gather, being slow, ended less than half an interval before."}),
 	}
