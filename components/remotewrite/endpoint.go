@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/sluicehq/sluice/components/remotewrite/wal"
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/ratelog"
 )
 
@@ -33,7 +34,7 @@ type endpointConfig struct {
 	segmentSize int64
 	// walFS is what the WAL writes through (the OS when nil): a seam for
 	// fault-injection tests.
-	walFS wal.FS
+	walFS faultfs.FS
 }
 
 // endpoint converts each gather for one receiver and sends it: through its

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluicehq/sluice/components/remotewrite/wal/walfaults"
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/internal/gathermerge/gathermergetest"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
@@ -28,13 +28,18 @@ func health(h *pipelinetest.Harness) pipeline.Health {
 // is sent, and the component is healthy. (Before the fix, one ENOSPC made
 // every later append fail until a restart: bufio.Writer's sticky error.)
 func TestWALRecoversFromDiskFaults(t *testing.T) {
-	for _, kind := range walfaults.Kinds {
-		t.Run(fmt.Sprint(kind), func(t *testing.T) {
+	var faults []faultfs.Fault
+	for _, e := range faultfs.Errnos() {
+		faults = append(faults, faultfs.Fault{Op: faultfs.OpWrite, Err: e})
+	}
+	faults = append(faults, faultfs.Fault{Op: faultfs.OpWrite, Err: faultfs.Errnos()[0], Short: true})
+	for _, fault := range faults {
+		t.Run(fmt.Sprintf("%v/short=%v", fault.Err, fault.Short), func(t *testing.T) {
 			rc := newReceiver(t, false)
 			reg := prometheus.NewRegistry()
 			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "level", Help: "h"})
 			reg.MustRegister(g)
-			fsys := &walfaults.FS{}
+			fsys := faultfs.NewInjector(faultfs.OS{})
 			h := pipelinetest.New(t, "remote_write", walBody(rc.url(), ""), pipelinetest.WithGatherer("app", reg), pipelinetest.WithDataPath(t.TempDir()))
 			h.Component.(*Component).walFS = fsys
 			g.Set(1)
@@ -49,7 +54,7 @@ func TestWALRecoversFromDiskFaults(t *testing.T) {
 			}
 			pipelinetest.Eventually(t, 10*time.Second, func() bool { return has(1) }, "the value gathered before the fault")
 
-			fsys.Set(walfaults.OpWrite, kind, 0, -1)
+			fsys.Inject(fault)
 			g.Set(2)
 			pipelinetest.Eventually(t, 10*time.Second, func() bool {
 				return selfMetric(t, h, "sluice_remote_write_wal_dropped_samples_total", nil) >= 2 &&

@@ -47,7 +47,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		walCorrupt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_corruptions_total",
 			Help: "Torn or corrupt WAL records; the rest of their segment was skipped."}, ep),
 		walFaults: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_faults_total",
-			Help: "WAL operations that failed, by op: write (an append: its gather is dropped), create (a new segment), truncate (cutting a failed write's partial record off), fsync and close (of a finished segment), position (saving the sent position)."},
+			Help: "WAL operations that failed, by op: write (an append: its gather is dropped), create (a new segment), truncate (cutting a failed write's partial record off), sync and close (of a finished segment), position (saving the sent position)."},
 			[]string{"endpoint", "op"}),
 		walDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_dropped_samples_total",
 			Help: "Samples dropped because the WAL could not be written (also counted in samples_total{result=\"dropped\"})."}, ep),

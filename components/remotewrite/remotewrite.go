@@ -25,7 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/config"
 
-	"github.com/sluicehq/sluice/components/remotewrite/wal"
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/internal/gathermerge"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/ratelog"
@@ -298,7 +298,7 @@ type Component struct {
 	// before it makes the component unhealthy (tests); walFS is what WALs
 	// write through (tests inject faults; the OS when nil).
 	unreachableAfter time.Duration
-	walFS            wal.FS
+	walFS            faultfs.FS
 }
 
 // Health: unhealthy while an endpoint's WAL cannot be written, or while

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
 	"testing"
 
 	"github.com/sluicehq/sluice/components/remotewrite/wal"
-	"github.com/sluicehq/sluice/components/remotewrite/wal/walfaults"
+	"github.com/sluicehq/sluice/internal/faultfs"
 )
 
 // readBack reads every record of the log in dir from the start, through a
@@ -34,18 +35,39 @@ func readBack(t *testing.T, dir string) (recs []string, corrupt int) {
 	}
 }
 
+// kinds are the faults each op gets: every errno of a full, failing or
+// read-only disk, and (at writes) a short write that leaves half a record.
+func kinds(op faultfs.Op) []faultfs.Fault {
+	var out []faultfs.Fault
+	for _, e := range faultfs.Errnos() {
+		out = append(out, faultfs.Fault{Op: op, Err: e})
+	}
+	if op == faultfs.OpWrite {
+		out = append(out, faultfs.Fault{Op: op, Err: faultfs.Errnos()[0], Short: true})
+	}
+	return out
+}
+
+func faultName(f faultfs.Fault) string {
+	if f.Short {
+		return "short_write"
+	}
+	return fmt.Sprint(f.Err)
+}
+
 // TestAppendRecoversFromEveryFault puts each kind of fault at each write,
-// fsync, truncate and create of the log (one call, several, or every call
-// until cleared), and checks that every append that returned nil is read
-// back, in order, nothing else is, and appends succeed again once the
-// fault is cleared: a failed write never sticks.
+// fsync, truncate and create of the log (one call, or every call until
+// cleared, after 0 or 2 calls that pass), and checks that every append
+// that returned nil is read back, in order, nothing else is, and appends
+// succeed again once the fault is cleared: a failed write never sticks.
 func TestAppendRecoversFromEveryFault(t *testing.T) {
-	for _, op := range []string{walfaults.OpWrite, walfaults.OpSync, walfaults.OpTruncate, walfaults.OpCreate} {
-		for _, kind := range walfaults.Kinds {
+	for _, op := range []faultfs.Op{faultfs.OpWrite, faultfs.OpSync, faultfs.OpTruncate, faultfs.OpCreate} {
+		for _, f := range kinds(op) {
 			for _, skip := range []int{0, 2} {
-				for _, count := range []int{1, -1} {
-					t.Run(fmt.Sprintf("%s/%v/skip%d/count%d", op, kind, skip, count), func(t *testing.T) {
-						testAppendRecovers(t, op, kind, skip, count)
+				for _, times := range []int{1, 0} {
+					f.Skip, f.Times = skip, times
+					t.Run(fmt.Sprintf("%s/%s/skip%d/times%d", op, faultName(f), skip, times), func(t *testing.T) {
+						testAppendRecovers(t, f)
 					})
 				}
 			}
@@ -53,9 +75,10 @@ func TestAppendRecoversFromEveryFault(t *testing.T) {
 	}
 }
 
-func testAppendRecovers(t *testing.T, op string, kind error, skip, count int) {
+func testAppendRecovers(t *testing.T, fault faultfs.Fault) {
+	op := fault.Op
 	dir := t.TempDir()
-	fsys := &walfaults.FS{}
+	fsys := faultfs.NewInjector(faultfs.OS{})
 	var faults []string
 	// Segments of 100 bytes hold 4 records of 25: rotations (fsync,
 	// create) happen every fourth append.
@@ -70,8 +93,8 @@ func testAppendRecovers(t *testing.T, op string, kind error, skip, count int) {
 			rec := fmt.Sprintf("record-%03d-xxxxxx", i)
 			if err := l.Append([]byte(rec)); err != nil {
 				failed++
-				if op == walfaults.OpWrite && !errors.Is(err, kind) && !errors.Is(kind, walfaults.ErrShort) {
-					t.Errorf("append %d: %v, want it to wrap %v", i, err, kind)
+				if op == faultfs.OpWrite && !errors.Is(err, fault.Err) {
+					t.Errorf("append %d: %v, want it to wrap %v", i, err, fault.Err)
 				}
 				continue
 			}
@@ -79,15 +102,14 @@ func testAppendRecovers(t *testing.T, op string, kind error, skip, count int) {
 		}
 	}
 	appendN(0, 2)
-	fsys.Set(op, kind, skip, count)
-	// A truncate happens only after a failed write: put one there.
-	if op == walfaults.OpTruncate {
-		fsys.Set(walfaults.OpWrite, walfaults.ErrShort, 0, 1)
-		appendN(2, 1)
-		fsys.Set(op, kind, skip, count)
+	// A truncate happens only after a failed write: put four there, so
+	// that the truncates before the next appends meet the fault.
+	if op == faultfs.OpTruncate {
+		fsys.Inject(faultfs.Fault{Op: faultfs.OpWrite, Err: faultfs.Errnos()[0], Short: true, Times: 4})
 	}
-	appendN(3, 20)
-	if fsys.Failed() == 0 {
+	fsys.Inject(fault)
+	appendN(2, 21)
+	if fsys.Hits(op) == 0 {
 		t.Fatalf("no %s fault was injected", op)
 	}
 	fsys.Clear()
@@ -105,23 +127,24 @@ func testAppendRecovers(t *testing.T, op string, kind error, skip, count int) {
 	}
 	// Only a partial record that could not be cut off is left for readers
 	// to stop at, and that was reported.
-	if corrupt > 0 && op != walfaults.OpTruncate {
+	if corrupt > 0 && op != faultfs.OpTruncate {
 		t.Errorf("%d torn records read back after %s faults", corrupt, op)
 	}
-	if op == walfaults.OpSync && len(faults) == 0 {
+	if op == faultfs.OpSync && len(faults) == 0 {
 		t.Errorf("fsync faults not reported")
 	}
 }
 
-// TestSavePositionFaults: a position that cannot be saved (at its write,
-// fsync or rename) leaves the previous one, and saving works again once
-// the fault clears.
+// TestSavePositionFaults: a position that cannot be saved (at its
+// create, write, fsync or rename) leaves the previous one, and saving
+// works again once the fault clears. (A directory fsync that fails after
+// the rename reports an error with the new position in place.)
 func TestSavePositionFaults(t *testing.T) {
-	for _, op := range []string{walfaults.OpCreate, walfaults.OpWrite, walfaults.OpSync, walfaults.OpRename} {
-		for _, kind := range walfaults.Kinds {
-			t.Run(fmt.Sprintf("%s/%v", op, kind), func(t *testing.T) {
+	for _, op := range []faultfs.Op{faultfs.OpCreate, faultfs.OpWrite, faultfs.OpSync, faultfs.OpRename} {
+		for _, fault := range kinds(op) {
+			t.Run(fmt.Sprintf("%s/%s", op, faultName(fault)), func(t *testing.T) {
 				dir := t.TempDir()
-				fsys := &walfaults.FS{}
+				fsys := faultfs.NewInjector(faultfs.OS{})
 				l, err := wal.OpenWith(dir, 1<<20, wal.Options{FS: fsys})
 				if err != nil {
 					t.Fatal(err)
@@ -131,7 +154,7 @@ func TestSavePositionFaults(t *testing.T) {
 				if err := l.SavePosition(old); err != nil {
 					t.Fatal(err)
 				}
-				fsys.Set(op, kind, 0, -1)
+				fsys.Inject(fault)
 				if err := l.SavePosition(wal.Position{Segment: 2, Offset: 7}); err == nil {
 					t.Fatal("saving succeeded through the fault")
 				}
@@ -164,8 +187,8 @@ func TestOpenOnUnwritableDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	fsys := &walfaults.FS{}
-	fsys.Set(walfaults.OpCreate, walfaults.ErrReadOnly, 0, -1)
+	fsys := faultfs.NewInjector(faultfs.OS{})
+	fsys.Inject(faultfs.Fault{Op: faultfs.OpCreate, Err: syscall.EROFS})
 	var faults int
 	l, err = wal.OpenWith(dir, 1<<20, wal.Options{FS: fsys, OnFault: func(string, error) { faults++ }})
 	if err != nil {
@@ -179,7 +202,7 @@ func TestOpenOnUnwritableDisk(t *testing.T) {
 	if err != nil || string(rec) != "old" {
 		t.Fatalf("reading the old segment: %q %v", rec, err)
 	}
-	if err := l.Append([]byte("lost")); !errors.Is(err, walfaults.ErrReadOnly) {
+	if err := l.Append([]byte("lost")); !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("append on a read-only disk: %v", err)
 	}
 	fsys.Clear()

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/faultfs"
 )
 
 const (
@@ -59,13 +61,14 @@ func (p Position) Less(q Position) bool {
 type Log struct {
 	dir         string
 	segmentSize int64
-	fs          FS
+	fs          faultfs.FS
 	onFault     func(op string, err error)
 
 	mu sync.Mutex
-	// f is the segment being written; nil when none is open (creating one
-	// failed): the next Append tries again.
-	f File
+	// f is the segment being written, opened for appending (so a write
+	// after a truncate lands at the new end); nil when none is open
+	// (creating one failed): the next Append tries again.
+	f faultfs.File
 	// dirty: a write to f failed, so f may hold a partial record after
 	// end.Offset.
 	dirty bool
@@ -78,8 +81,9 @@ type Log struct {
 
 // Options of OpenWith.
 type Options struct {
-	// FS is what the log writes through (OSFS when nil).
-	FS FS
+	// FS is what the log writes through (faultfs.OS when nil): tests
+	// inject faults in it.
+	FS faultfs.FS
 	// OnFault is told of faults that fail no Append (a segment's fsync
 	// or close at rotation, a partial record that could not be cut off),
 	// so that they are counted and logged. It is called with the log's
@@ -98,15 +102,15 @@ func Open(dir string, segmentSize int64) (*Log, error) {
 // or listed fails it: a first segment that cannot be created (a full or
 // read-only disk) is created by the first Append that can.
 func OpenWith(dir string, segmentSize int64, opts Options) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if opts.FS == nil {
+		opts.FS = faultfs.OS{}
+	}
+	if err := opts.FS.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating WAL directory: %w", err)
 	}
 	segs, err := Segments(dir)
 	if err != nil {
 		return nil, err
-	}
-	if opts.FS == nil {
-		opts.FS = OSFS{}
 	}
 	if opts.OnFault == nil {
 		opts.OnFault = func(string, error) {}
@@ -120,6 +124,12 @@ func OpenWith(dir string, segmentSize int64, opts Options) (*Log, error) {
 		last := segs[len(segs)-1]
 		l.next = last.N + 1
 		l.end = Position{Segment: last.N, Offset: last.Size}
+	}
+	// Temporary position files a crash left behind.
+	if tmps, _ := filepath.Glob(faultfs.TempPattern(filepath.Join(dir, positionFile))); len(tmps) > 0 {
+		for _, tmp := range tmps {
+			_ = opts.FS.Remove(tmp)
+		}
 	}
 	if err := l.startSegment(); err != nil {
 		l.onFault("create", err)
@@ -136,7 +146,7 @@ func segmentName(dir string, n int) string {
 
 // startSegment creates segment l.next and makes it the current one.
 func (l *Log) startSegment() error {
-	f, err := l.fs.OpenFile(segmentName(l.dir, l.next), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	f, err := l.fs.OpenFile(segmentName(l.dir, l.next), os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("creating WAL segment %d: %w", l.next, err)
 	}
@@ -206,13 +216,11 @@ func (l *Log) prepare(n int) error {
 	return nil
 }
 
-// cutPartial truncates the current segment back to its last good record.
+// cutPartial truncates the current segment back to its last good record
+// (the file is in append mode: the next write goes there).
 func (l *Log) cutPartial() error {
 	if err := l.f.Truncate(l.end.Offset); err != nil {
 		return fmt.Errorf("cutting a partial record off WAL segment %d: %w", l.end.Segment, err)
-	}
-	if _, err := l.f.Seek(l.end.Offset, io.SeekStart); err != nil {
-		return fmt.Errorf("seeking in WAL segment %d: %w", l.end.Segment, err)
 	}
 	l.dirty = false
 	return nil
@@ -226,7 +234,7 @@ func (l *Log) closeSegment() {
 		return
 	}
 	if err := l.f.Sync(); err != nil {
-		l.onFault("fsync", fmt.Errorf("syncing WAL segment %d: %w", l.end.Segment, err))
+		l.onFault("sync", fmt.Errorf("syncing WAL segment %d: %w", l.end.Segment, err))
 	}
 	if err := l.f.Close(); err != nil {
 		l.onFault("close", fmt.Errorf("closing WAL segment %d: %w", l.end.Segment, err))
@@ -301,7 +309,7 @@ func (l *Log) Remove(n int) error {
 	if n >= cur {
 		return nil
 	}
-	if err := os.Remove(segmentName(l.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := l.fs.Remove(segmentName(l.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing WAL segment: %w", err)
 	}
 	return nil
@@ -436,27 +444,17 @@ func (r *Reader) open(end Position) error {
 func (l *Log) SavePosition(pos Position) error { return savePosition(l.fs, l.dir, pos) }
 
 // SavePosition records pos in dir atomically.
-func SavePosition(dir string, pos Position) error { return savePosition(OSFS{}, dir, pos) }
+func SavePosition(dir string, pos Position) error { return savePosition(faultfs.OS{}, dir, pos) }
 
-// savePosition writes a temporary file, fsyncs it and renames it over the
-// position file: a crash leaves the old position or the new one, and a
-// failure at any step leaves the old one (a position behind only resends).
-func savePosition(fsys FS, dir string, pos Position) error {
-	tmp := filepath.Join(dir, positionFile+".tmp")
-	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("saving WAL position: %w", err)
-	}
-	err = writeAll(f, []byte(fmt.Sprintf("%d %d\n", pos.Segment, pos.Offset)))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.Rename(tmp, filepath.Join(dir, positionFile))
-	}
+// savePosition replaces the position file atomically (faultfs.ReplaceFile:
+// temporary file, fsync, rename, directory fsync): a crash leaves the old
+// position or the new one, and a failure before the rename leaves the old
+// one (a position behind only resends).
+func savePosition(fsys faultfs.FS, dir string, pos Position) error {
+	err := faultfs.ReplaceFile(fsys, filepath.Join(dir, positionFile), func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "%d %d\n", pos.Segment, pos.Offset)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("saving WAL position: %w", err)
 	}
