@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,14 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-
-	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
-
-	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"time"
 )
 
 // Issue 19, items 2, 10 and 11, through the built binary.
@@ -43,71 +37,6 @@ func (a *agent) health(id string) (state, message string) {
 		}
 	}
 	return "", ""
-}
-
-// rwReceiver is a remote-write receiver on addr: it answers 503 until
-// up, then stores the values of the series named name, in arrival order.
-type rwReceiver struct {
-	srv  *http.Server
-	name string
-
-	mu     sync.Mutex
-	up     bool
-	values []float64
-}
-
-func newRWReceiver(t *testing.T, l net.Listener, name string) *rwReceiver {
-	rc := &rwReceiver{name: name}
-	rc.srv = &http.Server{Handler: http.HandlerFunc(rc.serve)}
-	go func() { _ = rc.srv.Serve(l) }()
-	t.Cleanup(func() { rc.srv.Close() })
-	return rc
-}
-
-func (rc *rwReceiver) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if !rc.up {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
-	}
-	raw, err := snappy.Decode(nil, body)
-	var req prompb.WriteRequest
-	if err == nil {
-		err = req.Unmarshal(raw)
-	}
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	for _, ts := range req.Timeseries {
-		for _, l := range ts.Labels {
-			if l.Name == "__name__" && l.Value == rc.name {
-				for _, s := range ts.Samples {
-					rc.values = append(rc.values, s.Value)
-				}
-			}
-		}
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (rc *rwReceiver) setUp(up bool) { rc.mu.Lock(); rc.up = up; rc.mu.Unlock() }
-
-func (rc *rwReceiver) got() []float64 {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]float64(nil), rc.values...)
-}
-
-func contains(vs []float64, v float64) bool {
-	for _, x := range vs {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // mountTmpfs mounts a tmpfs of size at a new directory, or skips the
@@ -150,18 +79,15 @@ func fill(t *testing.T, dir string) string {
 }
 
 // TestRemoteWriteWALOnFullDisk (item 2): remote_write's WAL on a real
-// tmpfs filled to the brim. While full, gathers are dropped, counted and
-// logged, and the component is unhealthy in the components API; once
-// space is freed it writes its WAL again by itself (it used to fail every
-// gather until a restart), and everything recorded before the fault and
-// after it reaches the receiver, oldest first.
+// tmpfs filled to the brim, its receiver (a real Prometheus) not started
+// yet. While the disk is full, gathers are dropped, counted and logged,
+// and the component is unhealthy in the components API; once space is
+// freed it writes its WAL again by itself (it used to fail every gather
+// until a restart), and what was recorded before the fault and after it
+// both reach Prometheus (which takes samples in order only).
 func TestRemoteWriteWALOnFullDisk(t *testing.T) {
 	data := mountTmpfs(t, "2m")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := newRWReceiver(t, l, "level")
+	prom := newPromServer(t, "global:\n  scrape_interval: 1m\n", "--web.enable-remote-write-receiver")
 	udp := freeUDPAddr(t)
 	a := launch(t, fmt.Sprintf(`
 statsd_receiver "app" {
@@ -174,7 +100,8 @@ remote_write "central" {
   scrape_interval = "200ms"
   wal             = true
   endpoint {
-    url = "http://%s/api/v1/write"
+    name = "prom"
+    url  = "http://%s/api/v1/write"
   }
   queue {
     batch_send_deadline = "50ms"
@@ -182,23 +109,24 @@ remote_write "central" {
     max_backoff         = "200ms"
   }
 }
-`, udp, l.Addr()), launchOpts{storage: data}).waitReady()
+`, udp, prom.addr), launchOpts{storage: data}).waitReady()
 	conn, err := net.Dial("udp", udp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	metric := func(series string) float64 {
+	metric := func(name string) float64 {
 		_, body := a.get("/metrics")
-		return metricValue(t, body, series)
+		return metricValue(t, body, name+`{component_id="remote_write.central",endpoint="prom"}`)
 	}
 	const id = "remote_write.central"
 
-	// The receiver is down: value 1 is recorded in the WAL only.
+	// Prometheus is not running: value 1 is recorded in the WAL only.
 	fmt.Fprint(conn, "level:1|g\n")
-	a.waitFor("value 1 recorded in the WAL while the receiver refuses", func() bool {
-		return metric(`sluice_remote_write_samples_total{component_id="remote_write.central",endpoint="http://`+l.Addr().String()+`/api/v1/write",result="retried"}`) > 0 &&
-			metric(`sluice_remote_write_wal_size_bytes{component_id="remote_write.central",endpoint="http://`+l.Addr().String()+`/api/v1/write"}`) > 0
+	a.waitFor("value 1 recorded in the WAL while the endpoint is down", func() bool {
+		_, body := a.get("/metrics")
+		return metricValue(t, body, `sluice_remote_write_samples_total{component_id="remote_write.central",endpoint="prom",result="retried"}`) > 0 &&
+			metric("sluice_remote_write_wal_size_bytes") > 0
 	})
 
 	filler := fill(t, data)
@@ -206,7 +134,7 @@ remote_write "central" {
 	a.waitFor("gathers dropped and counted, the component unhealthy", func() bool {
 		state, msg := a.health(id)
 		return state == "unhealthy" && strings.Contains(msg, "WAL not writable") && strings.Contains(msg, "no space left on device") &&
-			metric(`sluice_remote_write_wal_dropped_samples_total{component_id="remote_write.central",endpoint="http://`+l.Addr().String()+`/api/v1/write"}`) > 0
+			metric("sluice_remote_write_wal_dropped_samples_total") > 0
 	})
 	if !strings.Contains(a.out.String(), "writing WAL failed: dropping gathers until it can be written") {
 		t.Errorf("the fault was not logged")
@@ -219,34 +147,28 @@ remote_write "central" {
 	a.waitFor("the WAL written again without a restart", func() bool {
 		return strings.Contains(a.out.String(), "WAL writable again")
 	})
-	rc.setUp(true)
-	a.waitFor("values 1 and 3 at the receiver", func() bool {
-		got := rc.got()
-		return contains(got, 1) && contains(got, 3)
+	prom.start()
+	waitCond(t, 60*time.Second, "values 1 (before the fault) and 3 (after it) in Prometheus", func() string {
+		lo, _, err1 := prom.value("min_over_time(level[1h])")
+		hi, _, err2 := prom.value("max_over_time(level[1h])")
+		if err := errors.Join(err1, err2); err != nil {
+			return err.Error()
+		}
+		if lo != 1 || hi != 3 {
+			return fmt.Sprintf("min %v, max %v", lo, hi)
+		}
+		return ""
 	})
-	got := rc.got()
-	first3 := 0
-	for i, v := range got {
-		if v == 3 {
-			first3 = i
-			break
-		}
-	}
-	for _, v := range got[first3:] {
-		if v == 1 {
-			t.Errorf("value 1 arrived after value 3: not oldest first: %v", got)
-			break
-		}
-	}
 	a.waitFor("healthy again", func() bool { state, _ := a.health(id); return state == "healthy" })
 }
 
 // TestRemoteWriteUnreachableIsUnhealthy (item 10): a remote_write whose
-// endpoint refuses every connection shows unhealthy in the components API
-// after the threshold (max(10s, scrape_interval)), and healthy again once
-// the endpoint is back. (It used to say healthy throughout.)
+// endpoint (a real Prometheus, not started yet) refuses every connection
+// shows unhealthy in the components API after the threshold
+// (max(10s, scrape_interval)), and healthy again once Prometheus runs and
+// has the samples. (It used to say healthy throughout.)
 func TestRemoteWriteUnreachableIsUnhealthy(t *testing.T) {
-	addr := pipelinetest.FreeTCPAddr(t) // nothing listens: connections are refused
+	prom := newPromServer(t, "global:\n  scrape_interval: 1m\n", "--web.enable-remote-write-receiver")
 	a := startAgent(t, fmt.Sprintf(`
 remote_write "central" {
   inputs          = [agent.metrics]
@@ -255,7 +177,7 @@ remote_write "central" {
     url = "http://%s/api/v1/write"
   }
 }
-`, addr))
+`, prom.addr))
 	const id = "remote_write.central"
 	if state, _ := a.health(id); state != "healthy" {
 		t.Fatalf("health at start %q", state)
@@ -264,15 +186,15 @@ remote_write "central" {
 		state, msg := a.health(id)
 		return state == "unhealthy" && strings.Contains(msg, "every send failed") && strings.Contains(msg, "connection refused")
 	})
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := newRWReceiver(t, l, "sluice_build_info")
-	rc.setUp(true)
-	a.waitFor("healthy again once the endpoint is back", func() bool {
-		state, _ := a.health(id)
-		return state == "healthy" && len(rc.got()) > 0
+	prom.start()
+	waitCond(t, 30*time.Second, "healthy again once Prometheus runs", func() string {
+		if _, _, err := prom.value("sluice_build_info"); err != nil {
+			return err.Error()
+		}
+		if state, msg := a.health(id); state != "healthy" {
+			return state + ": " + msg
+		}
+		return ""
 	})
 }
 

@@ -69,6 +69,13 @@ func TestPhaseClashesWithPreset(t *testing.T) {
 	}
 }
 
+// selfValue is the value of the component's self-metric name (0 when
+// absent).
+func selfValue(t *testing.T, h *pipelinetest.Harness, name string) float64 {
+	v, _ := value(t, h.Registry, name, nil)
+	return v
+}
+
 // TestProbeMarksUnreachable: probes that fail for longer than
 // unreachableAfter make the component unhealthy, log it once, count each
 // failure and set api_up to 0; the first answer heals it. (The real API
@@ -90,10 +97,7 @@ func TestProbeMarksUnreachable(t *testing.T) {
 		}}, nil
 	}
 	h.Start()
-	self := func(name string) float64 {
-		v, _ := value(t, h.Registry, name, nil)
-		return v
-	}
+	self := func(name string) float64 { return selfValue(t, h, name) }
 	pipelinetest.Eventually(t, 10*time.Second, func() bool {
 		return c.Health().State == pipeline.HealthHealthy && self("sluice_kubernetes_api_up") == 1
 	}, "healthy: %+v", c.Health())

@@ -174,18 +174,27 @@ func setDeploymentStatus(t testing.TB, cs kubernetes.Interface, ns, name string,
 	}
 }
 
-// TestRealAPIServer drives the component with the restricted token bound
-// to the shipped Role, against a real API server: create, status patches,
-// scale, delete, an API server restart mid-stream.
-func TestRealAPIServer(t *testing.T) {
+// restrictedIn creates namespace ns on the shared real API server, binds
+// the restricted user to the shipped Role there, and writes a kubeconfig
+// with its token.
+func restrictedIn(t *testing.T, ns string) (*kubetest.Server, kubernetes.Interface, string) {
+	t.Helper()
 	srv, cs := realServer(t)
-	ns := "argocd"
 	createNamespace(t, cs, ns)
 	applyRBAC(t, cs, ns, false)
 	kc, err := srv.WriteKubeconfig(t.TempDir(), kubetest.RestrictedToken)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, cs, kc
+}
+
+// TestRealAPIServer drives the component with the restricted token bound
+// to the shipped Role, against a real API server: create, status patches,
+// scale, delete, an API server restart mid-stream.
+func TestRealAPIServer(t *testing.T) {
+	ns := "argocd"
+	srv, cs, kc := restrictedIn(t, ns)
 	ctx := context.Background()
 	h := pipelinetest.New(t, Name, fmt.Sprintf(`
   kubeconfig = %q
@@ -312,13 +321,7 @@ func TestRealAPIServer(t *testing.T) {
 // watch all namespaces, gets a clear error in health and logs; binding the
 // shipped ClusterRole heals it.
 func TestRealForbidden(t *testing.T) {
-	srv, cs := realServer(t)
-	createNamespace(t, cs, "team-a")
-	applyRBAC(t, cs, "team-a", false)
-	kc, err := srv.WriteKubeconfig(t.TempDir(), kubetest.RestrictedToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cs, kc := restrictedIn(t, "team-a")
 	var logs pipelinetest.Buffer
 	h := pipelinetest.New(t, Name, fmt.Sprintf(`
   kubeconfig = %q
@@ -353,14 +356,8 @@ func TestRealForbidden(t *testing.T) {
 // exported, are stale; it is healthy again once the server is back.
 // (Before the probe: healthy throughout, 0 watch errors, nothing logged.)
 func TestRealAPIServerLoss(t *testing.T) {
-	srv, cs := realServer(t)
 	ns := "loss"
-	createNamespace(t, cs, ns)
-	applyRBAC(t, cs, ns, false)
-	kc, err := srv.WriteKubeconfig(t.TempDir(), kubetest.RestrictedToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, cs, kc := restrictedIn(t, ns)
 	var logs pipelinetest.Buffer
 	h := pipelinetest.New(t, Name, fmt.Sprintf(`
   kubeconfig = %q
@@ -380,10 +377,7 @@ func TestRealAPIServerLoss(t *testing.T) {
 	}
 	setDeploymentStatus(t, cs, ns, "argocd-server", 1)
 	waitValue(t, g, "argocd_server_status", nsl, float64(Available))
-	self := func(name string) float64 {
-		v, _ := value(t, h.Registry, name, nil)
-		return v
-	}
+	self := func(name string) float64 { return selfValue(t, h, name) }
 	pipelinetest.Eventually(t, 30*time.Second, func() bool {
 		return c.Health().State == pipeline.HealthHealthy && self("sluice_kubernetes_api_up") == 1
 	}, "healthy, the API server up: %+v", c.Health())

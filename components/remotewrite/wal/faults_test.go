@@ -1,13 +1,11 @@
-package wal_test
+package wal
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"syscall"
 	"testing"
 
-	"github.com/sluicehq/sluice/components/remotewrite/wal"
 	"github.com/sluicehq/sluice/internal/faultfs"
 )
 
@@ -15,24 +13,12 @@ import (
 // fresh Open as a restart would.
 func readBack(t *testing.T, dir string) (recs []string, corrupt int) {
 	t.Helper()
-	l, err := wal.Open(dir, 1<<20)
+	l, err := Open(dir, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	r := l.NewReader(wal.Position{})
-	defer r.Close()
-	r.OnCorrupt = func(int, int64, error) { corrupt++ }
-	for {
-		rec, _, _, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return recs, corrupt
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, string(rec))
-	}
+	return readAll(t, l, Position{})
 }
 
 // kinds are the faults each op gets: every errno of a full, failing or
@@ -82,7 +68,7 @@ func testAppendRecovers(t *testing.T, fault faultfs.Fault) {
 	var faults []string
 	// Segments of 100 bytes hold 4 records of 25: rotations (fsync,
 	// create) happen every fourth append.
-	l, err := wal.OpenWith(dir, 100, wal.Options{FS: fsys, OnFault: func(op string, err error) { faults = append(faults, op) }})
+	l, err := OpenWith(dir, 100, Options{FS: fsys, OnFault: func(op string, err error) { faults = append(faults, op) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,28 +131,28 @@ func TestSavePositionFaults(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s", op, faultName(fault)), func(t *testing.T) {
 				dir := t.TempDir()
 				fsys := faultfs.NewInjector(faultfs.OS{})
-				l, err := wal.OpenWith(dir, 1<<20, wal.Options{FS: fsys})
+				l, err := OpenWith(dir, 1<<20, Options{FS: fsys})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer l.Close()
-				old := wal.Position{Segment: 1, Offset: 42}
+				old := Position{Segment: 1, Offset: 42}
 				if err := l.SavePosition(old); err != nil {
 					t.Fatal(err)
 				}
 				fsys.Inject(fault)
-				if err := l.SavePosition(wal.Position{Segment: 2, Offset: 7}); err == nil {
+				if err := l.SavePosition(Position{Segment: 2, Offset: 7}); err == nil {
 					t.Fatal("saving succeeded through the fault")
 				}
-				if p, ok := wal.LoadPosition(dir); !ok || p != old {
+				if p, ok := LoadPosition(dir); !ok || p != old {
 					t.Fatalf("position after a failed save: %v %v, want the old %v", p, ok, old)
 				}
 				fsys.Clear()
-				now := wal.Position{Segment: 3, Offset: 9}
+				now := Position{Segment: 3, Offset: 9}
 				if err := l.SavePosition(now); err != nil {
 					t.Fatal(err)
 				}
-				if p, _ := wal.LoadPosition(dir); p != now {
+				if p, _ := LoadPosition(dir); p != now {
 					t.Fatalf("position %v, want %v", p, now)
 				}
 			})
@@ -179,7 +165,7 @@ func TestSavePositionFaults(t *testing.T) {
 // clears; old segments stay readable meanwhile.
 func TestOpenOnUnwritableDisk(t *testing.T) {
 	dir := t.TempDir()
-	l, err := wal.Open(dir, 1<<20)
+	l, err := Open(dir, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,14 +176,14 @@ func TestOpenOnUnwritableDisk(t *testing.T) {
 	fsys := faultfs.NewInjector(faultfs.OS{})
 	fsys.Inject(faultfs.Fault{Op: faultfs.OpCreate, Err: syscall.EROFS})
 	var faults int
-	l, err = wal.OpenWith(dir, 1<<20, wal.Options{FS: fsys, OnFault: func(string, error) { faults++ }})
+	l, err = OpenWith(dir, 1<<20, Options{FS: fsys, OnFault: func(string, error) { faults++ }})
 	if err != nil {
 		t.Fatalf("open on a read-only disk: %v", err)
 	}
 	if faults != 1 {
 		t.Errorf("%d faults reported at open, want 1", faults)
 	}
-	r := l.NewReader(wal.Position{})
+	r := l.NewReader(Position{})
 	rec, _, _, err := r.Next()
 	if err != nil || string(rec) != "old" {
 		t.Fatalf("reading the old segment: %q %v", rec, err)
