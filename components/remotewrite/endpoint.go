@@ -60,6 +60,10 @@ type endpoint struct {
 	// walBuf holds the encoding of a WAL record, reused (append is only
 	// called from the component's Run goroutine).
 	walBuf []byte
+	// savedPos is the position last saved, if posSaved (maintain's own:
+	// it runs from start, maintainLoop, then stop, one after the other).
+	savedPos wal.Position
+	posSaved bool
 	// walFault is the state of WAL appends, read by health.
 	walFaultMu sync.Mutex
 	walFault   walFault
@@ -342,9 +346,16 @@ func (e *endpoint) maintainLoop(ctx context.Context) {
 
 func (e *endpoint) maintain(final bool) {
 	acked := e.tracker.position()
-	if err := e.wal.SavePosition(acked); err != nil {
-		e.m.walFaults.WithLabelValues("position").Inc()
-		e.errLog.Warn("saving WAL position", "err", err)
+	// Saving costs two fsyncs: only when the position moved (or the last
+	// save failed).
+	if !e.posSaved || acked != e.savedPos {
+		if err := e.wal.SavePosition(acked); err != nil {
+			e.posSaved = false
+			e.m.walFaults.WithLabelValues("position").Inc()
+			e.errLog.Warn("saving WAL position", "err", err)
+		} else {
+			e.savedPos, e.posSaved = acked, true
+		}
 	}
 	segs, err := wal.Segments(e.cfg.walDir)
 	if err != nil {
