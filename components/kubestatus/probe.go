@@ -15,8 +15,8 @@ import (
 // calling the watch error handler, so the statuses would be exported as
 // current for as long as the server is down. A cheap GET of /readyz,
 // through the same client (same address, TLS and credentials), every
-// probeEvery tells: past unreachableAfter without an answer, the component
-// is unhealthy and sluice_kubernetes_api_up is 0.
+// probeEvery tells: after the failed probes of unreachableAfter, the
+// component is unhealthy and sluice_kubernetes_api_up is 0.
 const (
 	defaultProbeEvery       = 5 * time.Second
 	defaultUnreachableAfter = 10 * time.Second
@@ -95,13 +95,23 @@ func (c *Component) probed(err error) {
 	c.self.probeFailures.Inc()
 	ct.failures++
 	ct.err = err
-	if !ct.down && now.Sub(ct.last) >= c.unreachableAfter {
+	// Counted in probes, not by the clock: the probes are unreachableAfter
+	// apart in sum, so a clock comparison at the boundary would wait for
+	// one more probe half of the time.
+	if !ct.down && ct.failures >= c.failuresToDown() {
 		ct.down = true
 		c.opts.Logger.Error("API server unreachable: the exported statuses are stale until it answers",
 			"since_last_contact", now.Sub(ct.last).Round(time.Second), "failed_probes", ct.failures, "err", err)
 		return
 	}
 	c.errLog.Warn("API server probe failed", "err", err)
+}
+
+// failuresToDown is the number of consecutive failed probes that spans
+// unreachableAfter (2 with the defaults: unhealthy 5 to 10s after the
+// server went away, plus the probe timeout when it does not answer at all).
+func (c *Component) failuresToDown() int {
+	return max(1, int((c.unreachableAfter+c.probeEvery/2)/c.probeEvery))
 }
 
 // contactAge is the time since the API server last answered, and whether

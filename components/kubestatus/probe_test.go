@@ -107,7 +107,7 @@ func TestProbeMarksUnreachable(t *testing.T) {
 		return hl.State == pipeline.HealthUnhealthy && strings.Contains(hl.Message, "connection refused")
 	}, "unhealthy: %+v", c.Health())
 	if self("sluice_kubernetes_api_up") != 0 || self("sluice_kubernetes_api_probe_failures_total") < 2 ||
-		self("sluice_kubernetes_api_contact_age_seconds") < 0.2 {
+		self("sluice_kubernetes_api_contact_age_seconds") < 0.1 {
 		t.Errorf("self-metrics while down: up=%v failures=%v age=%v", self("sluice_kubernetes_api_up"),
 			self("sluice_kubernetes_api_probe_failures_total"), self("sluice_kubernetes_api_contact_age_seconds"))
 	}
