@@ -143,6 +143,11 @@ func (e *endpoint) stop() {
 // append converts one gather and queues it (through the WAL if any).
 func (e *endpoint) append(ctx context.Context, fams []*dto.MetricFamily, nowMs int64) {
 	series := e.conv.convert(fams, nowMs)
+	if n := e.conv.invalid; n > 0 {
+		e.m.invalid.Add(float64(n))
+		e.m.dropped.Add(float64(n))
+		e.errLog.Warn("series with a label that is not valid UTF-8: dropped (a receiver would refuse the whole request)", "series", n)
+	}
 	if len(series) == 0 {
 		return
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/internal/gathermerge/gathermergetest"
@@ -145,5 +147,42 @@ func TestPartialGatherIsSent(t *testing.T) {
 	}, "the good family sent")
 	if n := selfMetric(t, h, "sluice_remote_write_gather_errors_total", map[string]string{"reason": "partial"}); n < 1 {
 		t.Errorf("gather_errors_total{reason=partial} = %v", n)
+	}
+}
+
+// TestInvalidUTF8SeriesDropped: a series whose label value is not valid
+// UTF-8, from an input that reports no error, is left out and counted;
+// the other series of the gather are sent (a receiver would have refused
+// the whole request, valid series included).
+func TestInvalidUTF8SeriesDropped(t *testing.T) {
+	rc := newReceiver(t, false)
+	in := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		gauge := func(name, value string) *dto.MetricFamily {
+			return &dto.MetricFamily{Name: proto.String(name), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{
+				Label: []*dto.LabelPair{{Name: proto.String("l"), Value: proto.String(value)}},
+				Gauge: &dto.Gauge{Value: proto.Float64(1)},
+			}}}
+		}
+		return []*dto.MetricFamily{gauge("bad", "\xff"), gauge("good", "ok")}, nil
+	})
+	h := pipelinetest.New(t, "remote_write", fmt.Sprintf(`
+  inputs          = [test.in]
+  scrape_interval = "100ms"
+  endpoint {
+    url = %q
+  }
+  queue {
+    batch_send_deadline = "20ms"
+  }
+`, rc.url()), pipelinetest.WithGatherer("in", in))
+	h.Start()
+	pipelinetest.Eventually(t, 10*time.Second, func() bool {
+		return len(rc.samples(`good{l="ok"}`)) >= 2
+	}, "the valid series sent")
+	if n := selfMetric(t, h, "sluice_remote_write_invalid_series_total", nil); n < 2 {
+		t.Errorf("invalid series counted %v times, want once per gather", n)
+	}
+	if n := selfMetric(t, h, "sluice_remote_write_samples_total", result("failed")); n != 0 {
+		t.Errorf("%v samples refused by the receiver", n)
 	}
 }

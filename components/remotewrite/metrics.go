@@ -20,6 +20,7 @@ type selfMetrics struct {
 	walCorrupt   *prometheus.CounterVec
 	walFaults    *prometheus.CounterVec // endpoint, op
 	walDropped   *prometheus.CounterVec
+	invalid      *prometheus.CounterVec
 	gatherErrors *prometheus.CounterVec // input, reason
 	// skippedGathers counts ticks skipped because a slow gather had just
 	// ended (see Run).
@@ -51,12 +52,14 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			[]string{"endpoint", "op"}),
 		walDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_dropped_samples_total",
 			Help: "Samples dropped because the WAL could not be written (also counted in samples_total{result=\"dropped\"})."}, ep),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_invalid_series_total",
+			Help: "Series left out of a gather because a label name or value is not valid UTF-8 (a receiver refuses the whole request that carries one); also counted in samples_total{result=\"dropped\"}."}, ep),
 		gatherErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_gather_errors_total",
 			Help: "Gather errors by input and reason: gather (the input failed, nothing gathered), partial (one per family or metric an input dropped while returning the rest, which is sent), inconsistent (a family or series skipped)."}, []string{"input", "reason"}),
 		skippedGathers: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_remote_write_gathers_skipped_total",
 			Help: "Scrape-interval ticks skipped because the previous gather, being slow, ended less than half an interval before."}),
 	}
-	for _, c := range []prometheus.Collector{m.samples, m.pending, m.shards, m.highestSent, m.bytesSent, m.sendDuration, m.walSize, m.walCorrupt, m.walFaults, m.walDropped, m.gatherErrors, m.skippedGathers} {
+	for _, c := range []prometheus.Collector{m.samples, m.pending, m.shards, m.highestSent, m.bytesSent, m.sendDuration, m.walSize, m.walCorrupt, m.walFaults, m.walDropped, m.invalid, m.gatherErrors, m.skippedGathers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -75,6 +78,7 @@ type endpointMetrics struct {
 	walCorrupt                     prometheus.Counter
 	walFaults                      *prometheus.CounterVec
 	walDropped                     prometheus.Counter
+	invalid                        prometheus.Counter
 
 	mu      sync.Mutex
 	highest float64
@@ -95,13 +99,14 @@ func (m *selfMetrics) forEndpoint(name string) *endpointMetrics {
 		walCorrupt:   m.walCorrupt.WithLabelValues(name),
 		walFaults:    m.walFaults.MustCurryWith(prometheus.Labels{"endpoint": name}),
 		walDropped:   m.walDropped.WithLabelValues(name),
+		invalid:      m.invalid.WithLabelValues(name),
 	}
 }
 
 // forget removes an endpoint's series when the endpoint goes away.
 func (m *selfMetrics) forget(name string) {
 	for _, v := range []*prometheus.MetricVec{m.samples.MetricVec, m.pending.MetricVec, m.shards.MetricVec, m.highestSent.MetricVec,
-		m.bytesSent.MetricVec, m.walSize.MetricVec, m.walCorrupt.MetricVec, m.walFaults.MetricVec, m.walDropped.MetricVec} {
+		m.bytesSent.MetricVec, m.walSize.MetricVec, m.walCorrupt.MetricVec, m.walFaults.MetricVec, m.walDropped.MetricVec, m.invalid.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"endpoint": name})
 	}
 	m.sendDuration.DeletePartialMatch(prometheus.Labels{"endpoint": name})
