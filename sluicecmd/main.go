@@ -26,6 +26,8 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/sluicehq/sluice/convert/postgresexporter"
+	"github.com/sluicehq/sluice/convert/statsdexporter"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -85,6 +87,16 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	compMarkdown := compCmd.Flag("markdown", "Print the Markdown reference (docs/components.md).").Bool()
 	compName := compCmd.Arg("name", "Show this component's arguments and example.").String()
 
+	convertCmd := app.Command("convert", "Print the Sluice config equivalent to another program's configuration.")
+	convertStatsd := convertCmd.Command("statsd_exporter", "Convert a statsd_exporter "+statsdexporter.Version+" command line: sluice convert statsd_exporter -- FLAGS...")
+	convertStatsdArgs := convertStatsd.Arg("flags", "statsd_exporter's flags, after --.").Strings()
+	convertPostgres := convertCmd.Command("postgres_exporter", "Convert a postgres_exporter queries file (--extend.query-path) and its collectors to a postgres_source.")
+	convertPostgresOpts := postgresexporter.Options{}
+	convertPostgres.Flag("queries", "postgres_exporter's queries YAML.").Required().StringVar(&convertPostgresOpts.QueriesPath)
+	convertPostgres.Flag("collectors", "postgres_exporter collectors to carry over, comma-separated or repeated (database, stat_database, stat_activity, locks, replication, bgwriter).").StringsVar(&convertPostgresOpts.Collectors)
+	convertPostgres.Flag("dsn-env", "Environment variable holding the DSN.").Default("DATA_SOURCE_NAME").StringVar(&convertPostgresOpts.DSNEnv)
+	convertPostgres.Flag("web.listen-address", "postgres_exporter's --web.listen-address: where the metrics_sink listens.").Default(":9187").StringVar(&convertPostgresOpts.ListenAddress)
+
 	versionCmd := app.Command("version", "Print the version.")
 
 	cmd, err := app.Parse(args)
@@ -102,6 +114,10 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
 	case compCmd.FullCommand():
 		return listComponents(compiledIn(), *compName, *compJSON, *compMarkdown, stdout, stderr)
+	case convertStatsd.FullCommand():
+		return convertStatsdExporter(*convertStatsdArgs, stdout, stderr)
+	case convertPostgres.FullCommand():
+		return convertPostgresExporter(convertPostgresOpts, stdout, stderr)
 	case versionCmd.FullCommand():
 		bi, _ := buildInfo()
 		printVersion(stdout, describeComponents(pipeline.Registrations(), bi), bi)

@@ -1,82 +1,18 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // Issue 19, items 2, 10 and 11, through the built binary.
-
-// health is a component's health from /api/v0/components.
-func (a *agent) health(id string) (state, message string) {
-	_, body := a.get("/api/v0/components")
-	var comps []struct {
-		ID     string `json:"id"`
-		Health struct {
-			State   string `json:"state"`
-			Message string `json:"message"`
-		} `json:"health"`
-	}
-	if err := json.Unmarshal([]byte(body), &comps); err != nil {
-		return "", ""
-	}
-	for _, c := range comps {
-		if c.ID == id {
-			return c.Health.State, c.Health.Message
-		}
-	}
-	return "", ""
-}
-
-// mountTmpfs mounts a tmpfs of size at a new directory, or skips the
-// test when mounting is not permitted (not root, no CAP_SYS_ADMIN, a
-// container without mount rights): even under CI=true, since the test is
-// only meaningful where a real small file system can be made.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v: %s): the real full-disk test needs mount rights", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fill writes a file in dir until the file system is full.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return p
-		}
-	}
-}
 
 // TestRemoteWriteWALOnFullDisk (item 2): remote_write's WAL on a real
 // tmpfs filled to the brim, its receiver (a real Prometheus) not started
@@ -86,7 +22,7 @@ func fill(t *testing.T, dir string) string {
 // until a restart), and what was recorded before the fault and after it
 // both reach Prometheus (which takes samples in order only).
 func TestRemoteWriteWALOnFullDisk(t *testing.T) {
-	data := mountTmpfs(t, "2m")
+	data := smallFS(t, 2048)
 	prom := newPromServer(t, "global:\n  scrape_interval: 1m\n", "--web.enable-remote-write-receiver")
 	udp := freeUDPAddr(t)
 	a := launch(t, fmt.Sprintf(`
@@ -116,24 +52,22 @@ remote_write "central" {
 	}
 	defer conn.Close()
 	metric := func(name string) float64 {
-		_, body := a.get("/metrics")
-		return metricValue(t, body, name+`{component_id="remote_write.central",endpoint="prom"}`)
+		return a.selfMetric(name + `{component_id="remote_write.central",endpoint="prom"}`)
 	}
 	const id = "remote_write.central"
 
 	// Prometheus is not running: value 1 is recorded in the WAL only.
 	fmt.Fprint(conn, "level:1|g\n")
 	a.waitFor("value 1 recorded in the WAL while the endpoint is down", func() bool {
-		_, body := a.get("/metrics")
-		return metricValue(t, body, `sluice_remote_write_samples_total{component_id="remote_write.central",endpoint="prom",result="retried"}`) > 0 &&
+		return a.selfMetric(`sluice_remote_write_samples_total{component_id="remote_write.central",endpoint="prom",result="retried"}`) > 0 &&
 			metric("sluice_remote_write_wal_size_bytes") > 0
 	})
 
 	filler := fill(t, data)
 	fmt.Fprint(conn, "level:2|g\n")
 	a.waitFor("gathers dropped and counted, the component unhealthy", func() bool {
-		state, msg := a.health(id)
-		return state == "unhealthy" && strings.Contains(msg, "WAL not writable") && strings.Contains(msg, "no space left on device") &&
+		h := a.health(id)
+		return strings.HasPrefix(h, "unhealthy: ") && strings.Contains(h, "WAL not writable") && strings.Contains(h, "no space left on device") &&
 			metric("sluice_remote_write_wal_dropped_samples_total") > 0
 	})
 	if !strings.Contains(a.out.String(), "writing WAL failed: dropping gathers until it can be written") {
@@ -159,7 +93,7 @@ remote_write "central" {
 		}
 		return ""
 	})
-	a.waitFor("healthy again", func() bool { state, _ := a.health(id); return state == "healthy" })
+	a.waitFor("healthy again", func() bool { return strings.HasPrefix(a.health(id), "healthy") })
 }
 
 // TestRemoteWriteUnreachableIsUnhealthy (item 10): a remote_write whose
@@ -179,20 +113,20 @@ remote_write "central" {
 }
 `, prom.addr))
 	const id = "remote_write.central"
-	if state, _ := a.health(id); state != "healthy" {
-		t.Fatalf("health at start %q", state)
+	if h := a.health(id); !strings.HasPrefix(h, "healthy") {
+		t.Fatalf("health at start %q", h)
 	}
 	a.waitFor("unhealthy while the endpoint refuses connections", func() bool {
-		state, msg := a.health(id)
-		return state == "unhealthy" && strings.Contains(msg, "every send failed") && strings.Contains(msg, "connection refused")
+		h := a.health(id)
+		return strings.HasPrefix(h, "unhealthy: ") && strings.Contains(h, "every send failed") && strings.Contains(h, "connection refused")
 	})
 	prom.start()
 	waitCond(t, 30*time.Second, "healthy again once Prometheus runs", func() string {
 		if _, _, err := prom.value("sluice_build_info"); err != nil {
 			return err.Error()
 		}
-		if state, msg := a.health(id); state != "healthy" {
-			return state + ": " + msg
+		if h := a.health(id); !strings.HasPrefix(h, "healthy") {
+			return h
 		}
 		return ""
 	})

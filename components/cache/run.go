@@ -163,19 +163,22 @@ func (c *Component) refresh(ctx context.Context) {
 	next, st := merge(c.snap.Load(), call.fams, now, cfg.maxStaleness)
 	c.snap.Store(next)
 	c.metrics.expired.Add(float64(st.expired))
+	if cfg.persist {
+		if err := c.persist.write(next, now); err != nil {
+			c.metrics.persistErrors.WithLabelValues(opWrite).Inc()
+			c.metrics.persistFailing.Set(1)
+			c.errLog.Error("writing the snapshot file failed: the previous one is kept, the next refresh writes again", "err", err)
+			c.setHealth(pipeline.HealthUnhealthy, fmt.Sprintf("%d series refreshed, but the snapshot file cannot be written (%v): a restart would serve an older one", next.series, err))
+			return
+		}
+		c.metrics.persistedSeries.Set(float64(next.series))
+		c.metrics.persistFailing.Set(0)
+	}
 	msg := fmt.Sprintf("%d series, %d kept from earlier refreshes", next.series, next.stale)
 	if dropped > 0 {
 		msg += fmt.Sprintf("; the last gather was partial (%d errors)", dropped)
 	}
 	c.setHealth(pipeline.HealthHealthy, msg)
-	if cfg.persist {
-		if err := c.persist.write(next, now); err != nil {
-			c.metrics.persistErrors.WithLabelValues(opWrite).Inc()
-			c.errLog.Error("writing the snapshot file", "err", err)
-		} else {
-			c.metrics.persistedSeries.Set(float64(next.series))
-		}
-	}
 }
 
 // fail counts a failed refresh; the snapshot only loses what has expired.

@@ -57,11 +57,15 @@ type store struct {
 	metrics map[string]*metricState
 	log     *walBuffer // nil without persistence
 	onNew   func(metric string, refused bool)
+	// onNonFinite is told of a change refused because its result would
+	// not be a finite number.
+	onNonFinite func(metric string)
 	// durable: changes must be logged; without a log (Run has stopped)
 	// they are refused rather than acknowledged in memory only.
 	durable bool
-	// restartGen is the log generation of the last Run, for the next one.
-	restartGen uint64
+	// fault is set while the state cannot be written (see committer):
+	// changes are refused, not applied in memory only.
+	fault error
 }
 
 func newStore() *store { return &store{metrics: map[string]*metricState{}} }
@@ -139,6 +143,17 @@ func (s *store) applyLocked(o op) error {
 		return errCode(400, "a counter only goes up: negative value %g", o.Value)
 	}
 	sr := ms.series[key]
+	if sr != nil {
+		// The value is finite; the result may not be (1.7e308 added
+		// twice). Refused before anything changes: a non-finite value
+		// cannot be stored, exported sensibly or added to.
+		if next, field := sr.next(o); math.IsInf(next, 0) || math.IsNaN(next) {
+			if s.onNonFinite != nil {
+				s.onNonFinite(d.name)
+			}
+			return errCode(400, "%s %g would make the %s of series %s{%s} %g: refused, only finite values are kept", o.Verb, o.Value, field, d.name, strings.Join(o.Labels, ","), next)
+		}
+	}
 	if sr == nil {
 		if len(ms.series) >= d.maxSeries {
 			if s.onNew != nil {
@@ -170,6 +185,19 @@ func (s *store) applyLocked(o op) error {
 	return nil
 }
 
+// next is what o makes of sr's value (or sum, for a histogram), and which.
+func (sr *series) next(o op) (float64, string) {
+	switch o.Verb {
+	case "observe":
+		return sr.sum + o.Value, "sum"
+	case "inc", "add":
+		return sr.value + o.Value, "value"
+	case "dec":
+		return sr.value - o.Value, "value"
+	}
+	return o.Value, "value"
+}
+
 // apply applies ops in order, logging those that succeed, and returns the
 // error of each (nil when applied) and what to wait on before answering:
 // the group commit that makes them durable.
@@ -180,6 +208,12 @@ func (s *store) apply(ops []op) ([]error, *batch) {
 	if s.durable && s.log == nil {
 		for i := range errs {
 			errs[i] = errCode(503, "shutting down: not accepting changes")
+		}
+		return errs, nil
+	}
+	if s.fault != nil {
+		for i := range errs {
+			errs[i] = errCode(503, "the state cannot be written (%v): changes are refused until it can; retrying", s.fault)
 		}
 		return errs, nil
 	}
