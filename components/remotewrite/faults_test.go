@@ -126,13 +126,10 @@ func TestUnreachableEndpointIsUnhealthy(t *testing.T) {
 	}, "samples sent and healthy again once the endpoint is back")
 }
 
-// TestPartialGatherIsSent: an input whose Gather returns good families
-// together with an error has the good ones sent; each error is counted
-// (reason "partial").
-func TestPartialGatherIsSent(t *testing.T) {
-	rc := newReceiver(t, false)
-	h := pipelinetest.New(t, "remote_write", fmt.Sprintf(`
-  inputs          = [test.partial]
+// oneInputBody is a remote_write of input to url, gathering every 100ms.
+func oneInputBody(input, url string) string {
+	return fmt.Sprintf(`
+  inputs          = [%s]
   scrape_interval = "100ms"
   endpoint {
     url = %q
@@ -140,7 +137,15 @@ func TestPartialGatherIsSent(t *testing.T) {
   queue {
     batch_send_deadline = "20ms"
   }
-`, rc.url()), pipelinetest.WithGatherer("partial", gathermergetest.PartialRegistry()))
+`, input, url)
+}
+
+// TestPartialGatherIsSent: an input whose Gather returns good families
+// together with an error has the good ones sent; each error is counted
+// (reason "partial").
+func TestPartialGatherIsSent(t *testing.T) {
+	rc := newReceiver(t, false)
+	h := pipelinetest.New(t, "remote_write", oneInputBody("test.partial", rc.url()), pipelinetest.WithGatherer("partial", gathermergetest.PartialRegistry()))
 	h.Start()
 	pipelinetest.Eventually(t, 10*time.Second, func() bool {
 		return len(rc.samples(gathermergetest.GoodFamily+`{}`)) > 0
@@ -165,16 +170,7 @@ func TestInvalidUTF8SeriesDropped(t *testing.T) {
 		}
 		return []*dto.MetricFamily{gauge("bad", "\xff"), gauge("good", "ok")}, nil
 	})
-	h := pipelinetest.New(t, "remote_write", fmt.Sprintf(`
-  inputs          = [test.in]
-  scrape_interval = "100ms"
-  endpoint {
-    url = %q
-  }
-  queue {
-    batch_send_deadline = "20ms"
-  }
-`, rc.url()), pipelinetest.WithGatherer("in", in))
+	h := pipelinetest.New(t, "remote_write", oneInputBody("test.in", rc.url()), pipelinetest.WithGatherer("in", in))
 	h.Start()
 	pipelinetest.Eventually(t, 10*time.Second, func() bool {
 		return len(rc.samples(`good{l="ok"}`)) >= 2
