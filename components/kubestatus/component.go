@@ -65,6 +65,13 @@ type Component struct {
 	// Run's election campaigns for it.
 	leading  leadership
 	election *election
+
+	// The API server probe (probe.go): the current client's prober, what
+	// it learnt, and its timing (tests shorten it).
+	probe            atomic.Pointer[prober]
+	contact          contact
+	probeEvery       time.Duration
+	unreachableAfter time.Duration
 }
 
 // Build creates the component; it connects to nothing (Run does).
@@ -78,7 +85,8 @@ func build(opts pipeline.Options[Exports], args Arguments) (*Component, error) {
 		kick:       make(chan struct{}, 1),
 		informers:  map[scope]*informer{},
 		newClients: connect,
-		errLog:     ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 5}),
+		probeEvery: defaultProbeEvery, unreachableAfter: defaultUnreachableAfter,
+		errLog: ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 5}),
 	}
 	p := args.plan
 	if p == nil { // not provisioned (direct calls in tests)
@@ -146,14 +154,18 @@ func clientsFor(cfg *rest.Config) (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
-	return &clients{kube: kube, dyn: dyn}, nil
+	return &clients{kube: kube, dyn: dyn, probe: readyzProber(kube.Discovery().RESTClient())}, nil
 }
 
 // Run starts the informers of the plan and reconciles them with every new
 // plan until ctx ends; then it stops them all.
 func (c *Component) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); c.probeLoop(probeCtx) }()
 	defer func() {
+		stopProbe()
 		c.mu.Lock()
 		infs := c.informers
 		c.informers = map[scope]*informer{}
@@ -205,6 +217,7 @@ func (c *Component) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 		c.clientErr = nil
 		c.mu.Unlock()
 		c.cl, c.clKey = cl, p.client
+		c.probe.Store(&cl.probe)
 	}
 	var start []*informer
 	for _, s := range p.sortedScopes() {
@@ -308,8 +321,9 @@ func (c *Component) observed(in *informer, event string, r objResult) {
 	}
 }
 
-// Health is unhealthy while the client cannot be built or a list/watch
-// fails (e.g. forbidden: the message names the scope and the API error).
+// Health is unhealthy while the client cannot be built, a list/watch
+// fails (e.g. forbidden: the message names the scope and the API error),
+// or the API server has not answered the probe for unreachableAfter.
 func (c *Component) Health() pipeline.Health {
 	c.mu.RLock()
 	var msgs []string
@@ -326,6 +340,9 @@ func (c *Component) Health() pipeline.Health {
 		}
 	}
 	c.mu.RUnlock()
+	if msg, down := c.unreachable(); down {
+		msgs = append(msgs, msg)
+	}
 	slices.Sort(msgs)
 	state, msg := pipeline.HealthHealthy, ""
 	switch {

@@ -210,7 +210,8 @@ func newPlan(a *Arguments) (*plan, error) {
 			}
 			pt.members = append(pt.members, i)
 		}
-		if err := claim(pt.metric, "", fmt.Sprintf("phase %q", ph.Label)); err != nil {
+		pt.namespace = commonNamespace(p.targets, pt.members)
+		if err := claim(pt.metric, pt.namespace, fmt.Sprintf("phase %q", ph.Label)); err != nil {
 			return nil, err
 		}
 		p.phases = append(p.phases, pt)
@@ -240,6 +241,21 @@ func newPlan(a *Arguments) (*plan, error) {
 		p.phases = append(p.phases, ph)
 	}
 	return p, nil
+}
+
+// commonNamespace is the namespace label of a phase: that of its member
+// targets when they all share one, else "" (a phase across namespaces).
+func commonNamespace(targets []target, members []int) string {
+	if len(members) == 0 {
+		return ""
+	}
+	ns := targets[members[0]].namespace
+	for _, m := range members[1:] {
+		if targets[m].namespace != ns {
+			return ""
+		}
+	}
+	return ns
 }
 
 // sortedScopes lists the plan's scopes in a stable order.

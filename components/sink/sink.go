@@ -398,7 +398,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		}, nil),
 		gatherErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_metrics_sink_gather_errors_total",
-			Help: "Errors while gathering, by input (the ID of the component it comes from, e.g. relabel.app, or its index in inputs) and reason: gather (the input returned an error; what it returned is still served) or inconsistent (a family skipped: type clash with an earlier input, or metrics that do not match the family type).",
+			Help: "Errors while gathering, by input (the ID of the component it comes from, e.g. relabel.app, or its index in inputs) and reason: gather (the input returned an error and nothing else), partial (one per error of an input that returned families too: a family or metric it dropped; its other families are served) or inconsistent (a family skipped: type clash with an earlier input, or metrics that do not match the family type).",
 		}, []string{"input", "reason"}),
 	}
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{

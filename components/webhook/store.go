@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -171,6 +172,13 @@ func (s *store) applyLocked(o op) error {
 	}
 	if len(o.Labels) != len(d.labels) {
 		return errCode(400, "metric %s has %d labels (%s), got %d values", d.name, len(d.labels), strings.Join(d.labels, ","), len(o.Labels))
+	}
+	for i, v := range o.Labels {
+		// Every gather of the receiver would fail on it (the registry
+		// checks label values), holding back its valid series too.
+		if !utf8.ValidString(v) {
+			return errCode(400, "label %s: value is not valid UTF-8", d.labels[i])
+		}
 	}
 	key := seriesKey(o.Labels)
 	if o.Verb == "delete" {
