@@ -41,7 +41,7 @@ type logState struct {
 	at      time.Time
 }
 
-var errNotProvisioned = errors.New("postgres_source: arguments were not provisioned (decode them with pipeline.DecodeArguments)")
+var errNotProvisioned = errors.New("postgres_source: arguments were not provisioned (decode them with runtime.DecodeArguments)")
 
 func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
 	p := args.plan

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/web"
 )
 
 func init() {
@@ -385,7 +386,7 @@ func (a *Arguments) ReferencedFiles() []string {
 // Provision checks the web config file (a broken one is a load error at
 // web_config_file), hashes the tokens and compiles the plan.
 func (a *Arguments) Provision(pipeline.ProvisionContext) error {
-	if err := pipeline.ValidateWebConfig(a.WebConfigFile); err != nil {
+	if err := web.ValidateWebConfig(a.WebConfigFile); err != nil {
 		return pipeline.ErrorAt("web_config_file", err)
 	}
 	a.tokens = nil

@@ -36,7 +36,7 @@ type Component struct {
 	health pipeline.HealthTracker
 }
 
-var errNotProvisioned = errors.New(Name + ": arguments were not provisioned (decode them with pipeline.DecodeArguments)")
+var errNotProvisioned = errors.New(Name + ": arguments were not provisioned (decode them with runtime.DecodeArguments)")
 
 func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
 	if args.plan == nil {
