@@ -21,8 +21,8 @@ const (
 )
 
 // Registration describes a component type with arguments A and exports E,
-// both structs whose fields carry `hcl` tags (see decode.go for the tags
-// and the supported types).
+// both structs whose fields carry `hcl` tags (see runtime/decode.go for the
+// tags and the supported types; docs/writing-components.md shows them).
 type Registration[A, E any] struct {
 	// Name is the HCL block type, e.g. "statsd_receiver": lower case letters,
 	// digits and underscores, starting with a letter.

@@ -70,7 +70,7 @@ type ServerOptions struct {
 	Reload func() error
 	Logger *slog.Logger
 	// UI serves what is neither built in nor mounted (the status UI, see
-	// pipeline/ui); nil answers 404.
+	// runtime/ui); nil answers 404.
 	UI http.Handler
 }
 

@@ -1,6 +1,6 @@
 package runtime
 
-// Read-only views of the controller for the status UI (pipeline/ui): the
+// Read-only views of the controller for the status UI (runtime/ui): the
 // last reload with its diagnostics, and one component's configuration,
 // exports and self-metrics. Everything that comes from the config source
 // or from component messages is redacted here, with the same rules as

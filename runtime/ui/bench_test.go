@@ -32,7 +32,7 @@ const benchSeries = 5000
 // the page. The browser refreshes every 5s; the benchmark also polls 5x and 50x
 // as often to make any cost visible:
 //
-//	for i in 1 2 3 4 5 6; do go test -run '^$' -bench BenchmarkSinkScrape -benchtime 5s ./pipeline/ui; done
+//	for i in 1 2 3 4 5 6; do go test -run '^$' -bench BenchmarkSinkScrape -benchtime 5s ./runtime/ui; done
 //
 // (one loop iteration runs every case, so the cases interleave on a busy
 // machine).
