@@ -17,6 +17,8 @@
 //	listenaddress.go ListenAddressUser: the sockets a component binds
 //	paths.go         the agent server's built-in paths
 //	gatherer.go      GathererVal and SourceID: gatherers in expressions
+//	names.go         ValidMetricName, ValidLabelName: the one rule set for
+//	                 names a config declares
 //
 // Package pipeline/web serves HTTP on a component's own listener with the
 // agent's web config (Endpoint, ServeHTTP); it is apart because it links

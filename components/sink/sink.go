@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/model"
 
 	"github.com/sluicehq/sluice/internal/scrapelimit"
 	"github.com/sluicehq/sluice/pipeline"
@@ -130,10 +129,10 @@ func (a Arguments) Validate() error {
 	}
 	for name, value := range a.ConstLabels {
 		switch {
-		case !model.UTF8Validation.IsValidLabelName(name):
-			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("invalid label name %q", name)))
 		case strings.HasPrefix(name, "__"):
 			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("label name %q is reserved (starts with __)", name)))
+		case !pipeline.ValidLabelName(name):
+			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("invalid label name %q", name)))
 		case name == "le" || name == "quantile":
 			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("label name %q is reserved for histograms and summaries", name)))
 		case !utf8.ValidString(value):

@@ -17,7 +17,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/web"
@@ -241,7 +240,7 @@ func (a *Arguments) Validate() error {
 
 func (m *MetricBlock) validate() error {
 	var errs []error
-	if !model.LegacyValidation.IsValidMetricName(m.Name) {
+	if !pipeline.ValidMetricName(m.Name) {
 		errs = append(errs, fmt.Errorf("invalid metric name %q", m.Name))
 	}
 	verbs, ok := verbsByType[m.Type]
@@ -252,7 +251,7 @@ func (m *MetricBlock) validate() error {
 	seen := map[string]bool{}
 	for _, l := range m.Labels {
 		switch {
-		case !model.LegacyValidation.IsValidLabelName(l) || strings.HasPrefix(l, "__"):
+		case !pipeline.ValidLabelName(l):
 			errs = append(errs, pipeline.ErrorAt("labels", fmt.Errorf("invalid label name %q", l)))
 		case l == "le" && m.Type == "histogram":
 			errs = append(errs, pipeline.ErrorAt("labels", errors.New(`label "le" is reserved for histogram buckets`)))

@@ -72,8 +72,8 @@ func (a *Arguments) Validate() error {
 		errs = append(errs, pipeline.ErrorAt("interval", errors.New("must be at least 1s")))
 	}
 	for name := range a.Labels {
-		if strings.HasPrefix(name, "__") {
-			errs = append(errs, pipeline.ErrorAt("labels", fmt.Errorf("label %q is reserved", name)))
+		if !pipeline.ValidLabelName(name) { // the one rule for names: pipeline/names.go
+			errs = append(errs, pipeline.ErrorAt("labels", fmt.Errorf("%q is not a valid label name", name)))
 		}
 	}
 	return errors.Join(errs...)
