@@ -15,6 +15,9 @@ import (
 // except under CI=true, where a missing promtool is a failure.
 func promtool(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test runs promtool")
+	}
 	p, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

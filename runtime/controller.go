@@ -383,14 +383,17 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 	c.mu.RLock()
 	oldOrder := slices.Clone(c.order)
 	c.mu.RUnlock()
+	var removed []*node
 	for _, id := range oldOrder { // producers first
 		if !keep[id] {
-			n := running[id]
-			if err := n.stop(c.opts.StopTimeout); err != nil {
-				errs = append(errs, err)
-			}
-			n.logger.Info("component stopped (removed from config)")
+			removed = append(removed, running[id])
 		}
+	}
+	for i, err := range c.stopNodes(removed) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+		removed[i].logger.Info("component stopped (removed from config)")
 	}
 	c.commit(changes)
 
@@ -624,23 +627,32 @@ func (c *Controller) stopAll() {
 	nodes, order := c.nodes, c.order
 	c.nodes, c.order = map[string]*node{}, nil
 	c.mu.Unlock()
-	// Cancel producers first, then wait for all of them together, each at
-	// most StopTimeout.
-	for _, id := range order {
-		nodes[id].cancelRun()
+	all := make([]*node, len(order))
+	for i, id := range order {
+		all[i] = nodes[id]
 	}
+	for _, err := range c.stopNodes(all) {
+		if err != nil {
+			c.logger.Error("component did not stop", "err", err)
+		}
+	}
+}
+
+// stopNodes stops nodes together: it cancels each in the order given
+// (producers first), then waits for all of them in parallel, each at most
+// StopTimeout, so that stopping k slow components takes one StopTimeout,
+// not k. errs[i] is nodes[i]'s.
+func (c *Controller) stopNodes(nodes []*node) (errs []error) {
+	for _, n := range nodes {
+		n.cancelRun()
+	}
+	errs = make([]error, len(nodes))
 	var wg sync.WaitGroup
-	for _, id := range order {
-		n := nodes[id]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := n.stop(c.opts.StopTimeout); err != nil {
-				c.logger.Error("component did not stop", "err", err)
-			}
-		}()
+	for i, n := range nodes {
+		wg.Go(func() { errs[i] = n.stop(c.opts.StopTimeout) })
 	}
 	wg.Wait()
+	return errs
 }
 
 // ErrStopped is returned by Apply once the controller has stopped.

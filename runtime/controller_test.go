@@ -489,3 +489,43 @@ func TestFileFunctionContentIsWatched(t *testing.T) {
 		return strings.Count(f.logs.String(), `msg="config applied"`) == 2
 	})
 }
+
+// Components removed by one reload stop together: each is cancelled
+// (producers first) before the reload waits for any of them, so k slow
+// components cost one StopTimeout, not k. Here neither may finish
+// stopping until both have been cancelled; stopped one after another,
+// the second would be cancelled only after the first's StopTimeout (a
+// minute), and the wait below would time out.
+func TestRemovedComponentsStopInParallel(t *testing.T) {
+	j := newJournal(t.Name())
+	gate := newGate(t.Name())
+	f := newFixture(t, runtime.ControllerOptions{StopTimeout: time.Minute})
+	keep := fmt.Sprintf("test_source \"keep\" {\n  journal = %q\n}\n", t.Name())
+	slow := fmt.Sprintf("test_slowstop \"a\" {\n  journal = %[1]q\n  gate = %[1]q\n}\ntest_slowstop \"b\" {\n  journal = %[1]q\n  gate = %[1]q\n}\n", t.Name())
+	if err := f.apply(keep + slow); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both slow components running", func() bool { return j.count("run test_slowstop.") == 2 })
+
+	applied := make(chan error, 1)
+	go func() { applied <- f.apply(keep) }()
+	waitFor(t, "both removed components cancelled while neither has stopped", func() bool { return j.count("cancelled test_slowstop.") == 2 })
+	if n := j.count("stop test_slowstop."); n != 0 {
+		t.Fatalf("%d slow components stopped before the gate opened", n)
+	}
+	select {
+	case err := <-applied:
+		t.Fatalf("the reload returned (%v) before the removed components stopped", err)
+	default:
+	}
+	close(gate)
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if n := j.count("stop test_slowstop."); n != 2 {
+		t.Fatalf("%d slow components stopped, want 2", n)
+	}
+	if got := len(f.ctrl.Components()); got != 1 {
+		t.Fatalf("%d components after the reload, want 1", got)
+	}
+}

@@ -330,3 +330,50 @@ func init() {
 		},
 	})
 }
+
+// test_slowstop journals "cancelled ID" when its Run is cancelled, then
+// holds Run until the test closes its gate (gates, by name), and journals
+// "stop ID": a component that takes its time to stop.
+type slowStopArgs struct {
+	Journal string `hcl:"journal"`
+	Gate    string `hcl:"gate"`
+}
+
+var gates sync.Map // name -> chan struct{}; test-only state
+
+func newGate(name string) chan struct{} {
+	g := make(chan struct{})
+	gates.Store(name, g)
+	return g
+}
+
+type slowStop struct {
+	id   string
+	j    *journal
+	gate chan struct{}
+}
+
+func (s *slowStop) Run(ctx context.Context) error {
+	s.j.add("run %s", s.id)
+	<-ctx.Done()
+	s.j.add("cancelled %s", s.id)
+	<-s.gate
+	s.j.add("stop %s", s.id)
+	return nil
+}
+
+func (s *slowStop) Update(slowStopArgs) (pipeline.Pending, error) { return nil, nil }
+
+func init() {
+	pipeline.Register(pipeline.Registration[slowStopArgs, struct{}]{
+		Name: "test_slowstop",
+		Build: func(o pipeline.Options[struct{}], a slowStopArgs) (pipeline.Component[slowStopArgs], error) {
+			g, ok := gates.Load(a.Gate)
+			if !ok {
+				return nil, fmt.Errorf("no gate %q", a.Gate)
+			}
+			o.OnExports(struct{}{})
+			return &slowStop{id: o.ID, j: journalFor(a.Journal), gate: g.(chan struct{})}, nil
+		},
+	})
+}

@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 
 func realServer(t testing.TB) (*kubetest.Server, kubernetes.Interface) {
 	t.Helper()
+	kubetest.SkipShort(t)
 	realOnce.Do(func() { realSrv, realErr = kubetest.New() })
 	kubetest.Check(t, realErr)
 	return realSrv, kubernetes.NewForConfigOrDie(realSrv.AdminConfig())

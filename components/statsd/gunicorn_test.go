@@ -28,6 +28,9 @@ def app(environ, start_response):
 // requests through it and checks what the example mapping makes of
 // gunicorn's own statsd lines, DogStatsD tags included.
 func TestRealGunicorn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: this test runs a real gunicorn")
+	}
 	bin, err := exec.LookPath("gunicorn")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

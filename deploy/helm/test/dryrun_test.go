@@ -139,6 +139,7 @@ var (
 
 func dryRunCluster(t *testing.T) *cluster {
 	t.Helper()
+	kubetest.SkipShort(t)
 	apiOnce.Do(func() { apiSrv, apiErr = kubetest.New() })
 	kubetest.Check(t, apiErr)
 	clusterOnce.Do(func() { theCluster, clusterErr = setUpCluster(apiSrv) })

@@ -57,10 +57,22 @@ const (
 // ErrNotInstalled is returned when etcd or the kube-apiserver binary is missing.
 var ErrNotInstalled = errors.New("kubetest: kube-apiserver or etcd not installed (run `make deps`, i.e. scripts/ensure-kube-apiserver.sh)")
 
+// SkipShort skips the test under go test -short: the fast lane starts no
+// kube-apiserver. Start and Check call it; a helper that shares one
+// server (sync.Once) calls it before New.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test needs a real kube-apiserver and etcd")
+	}
+}
+
 // Check skips the test when err is ErrNotInstalled outside CI, and fails it
-// otherwise (a missing server is a failure under CI=true).
+// otherwise (a missing server is a failure under CI=true). It skips under
+// -short (SkipShort).
 func Check(t testing.TB, err error) {
 	t.Helper()
+	SkipShort(t)
 	if err == nil {
 		return
 	}
@@ -121,6 +133,7 @@ type Server struct {
 // sync.Once helper) and stops it at t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	SkipShort(t)
 	s, err := New()
 	Check(t, err)
 	t.Cleanup(s.Close)

@@ -72,10 +72,22 @@ type Server struct {
 	closed  bool
 }
 
+// SkipShort skips the test under go test -short: the fast lane starts no
+// PostgreSQL. Start and Check call it; a helper that shares one server
+// calls it before New.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test needs a real PostgreSQL server")
+	}
+}
+
 // Check skips the test when err is ErrNotInstalled outside CI, and fails it
-// for any other error, or for a missing server under CI=true.
+// for any other error, or for a missing server under CI=true. It skips
+// under -short (SkipShort).
 func Check(t testing.TB, err error) {
 	t.Helper()
+	SkipShort(t)
 	if err == nil {
 		return
 	}
@@ -88,6 +100,7 @@ func Check(t testing.TB, err error) {
 // Start starts a server for one test and stops it in t.Cleanup.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	SkipShort(t)
 	s, err := New(opts)
 	Check(t, err)
 	t.Cleanup(s.Close)
