@@ -84,7 +84,7 @@ func TestRunFlagsTableMatchesCode(t *testing.T) {
 func TestCommandTableNamesEveryFlag(t *testing.T) {
 	doc := operationsDoc(t)
 	for _, cmd := range []string{"validate", "fmt", "components"} {
-		row := regexp.MustCompile("(?m)^\\| `sluice "+cmd+"[ `].*$").FindString(doc)
+		row := regexp.MustCompile("(?m)^\\| `sluice " + cmd + "[ `].*$").FindString(doc)
 		if row == "" {
 			t.Errorf("docs/operations.md has no row for sluice %s", cmd)
 			continue
