@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -51,9 +50,7 @@ func (a *Arguments) SetDefaults() { a.Interval = 10 * time.Second }
 
 // ResolvePaths makes labels_file relative to the config file's directory.
 func (a *Arguments) ResolvePaths(configDir string) {
-	if a.LabelsFile != "" && !filepath.IsAbs(a.LabelsFile) {
-		a.LabelsFile = filepath.Join(configDir, a.LabelsFile)
-	}
+	a.LabelsFile = pipeline.ResolvePath(configDir, a.LabelsFile)
 }
 
 // ReferencedFiles makes the file's content part of the configuration:
