@@ -10,7 +10,10 @@
 //	loader.go            parse -> schema check -> reference graph -> cycle
 //	                     check -> per block, in topological order: decode
 //	                     -> ResolvePaths -> Validate -> Provision -> build
-//	decode.go            HCL body -> Arguments struct
+//	decode.go            HCL body -> Arguments struct: the tags, the decoder,
+//	                     Validate errors as diagnostics
+//	assign.go            an evaluated value -> a field's Go value
+//	exprkey.go           what counts as a change of an expression argument
 //	values.go            exports -> cty values that expressions see
 //	functions.go         env(), file() and the other expression functions
 //	functions_buckets.go linear() and exponential() bucket lists

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -477,27 +478,23 @@ func (l *loader) evalDecl(d *declaration, exports map[string]cty.Value) (*loaded
 	ctx := &hcl.EvalContext{Variables: evalVars(d, exports, l.agentExports), Functions: l.funcs}
 	body, def := d.block.Body, d.block.DefRange
 	target := reflect.New(d.ct.ArgsType()).Elem()
-	eval, diags := decodeBody(body, ctx, target)
+	eval, diags := decodeResolved(target, body, ctx, l.configDir)
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	if r, ok := target.Addr().Interface().(PathResolver); ok {
-		r.ResolvePaths(l.configDir)
-	}
 	n := &loadedNode{id: d.id, ct: d.ct, eval: eval, deps: d.deps, rng: def, body: body}
+	// The files are worth watching even if Validate refuses them (a
+	// missing mapping file: creating it is worth another try).
 	if fr, ok := target.Addr().Interface().(FileReferrer); ok {
 		n.files = fr.ReferencedFiles()
 		l.read = append(l.read, n.files...)
 	}
-	if v, ok := target.Addr().Interface().(Validator); ok {
-		diags = append(diags, validationDiags(v.Validate(), body, def)...)
-		if diags.HasErrors() {
-			return nil, diags
-		}
+	if diags = append(diags, validateArgs(target, body, def)...); diags.HasErrors() {
+		return nil, diags
 	}
 	prior, hasPrior := l.prior(d.id)
 	if len(n.files) > 0 {
-		if l.trustFiles && hasPrior && slicesEqual(prior.files, n.files) {
+		if l.trustFiles && hasPrior && slices.Equal(prior.files, n.files) {
 			n.filesHash = prior.filesHash
 		} else {
 			n.filesHash = l.files.filesHash(n.files)
@@ -520,21 +517,21 @@ func (l *loader) evalDecl(d *declaration, exports map[string]cty.Value) (*loaded
 	return n, diags
 }
 
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
+// decodeArgs decodes a component's body into target (an addressable value
+// of its Arguments type), resolves its paths and validates it: what the
+// loader does for every block (evalDecl, which also notes the files in
+// between), for tools and tests (DecodeArguments).
+func decodeArgs(target reflect.Value, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext, configDir string) (cty.Value, hcl.Diagnostics) {
+	eval, diags := decodeResolved(target, body, ctx, configDir)
+	if diags.HasErrors() {
+		return cty.NilVal, diags
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return eval, append(diags, validateArgs(target, body, def)...)
 }
 
-// decodeArgs decodes a component's body into target (an addressable value
-// of its Arguments type), resolves its paths and validates it.
-func decodeArgs(target reflect.Value, body hcl.Body, def hcl.Range, ctx *hcl.EvalContext, configDir string) (cty.Value, hcl.Diagnostics) {
+// decodeResolved decodes body into target and resolves its paths
+// (PathResolver, top level only).
+func decodeResolved(target reflect.Value, body hcl.Body, ctx *hcl.EvalContext, configDir string) (cty.Value, hcl.Diagnostics) {
 	eval, diags := decodeBody(body, ctx, target)
 	if diags.HasErrors() {
 		return cty.NilVal, diags
@@ -542,10 +539,17 @@ func decodeArgs(target reflect.Value, body hcl.Body, def hcl.Range, ctx *hcl.Eva
 	if r, ok := target.Addr().Interface().(PathResolver); ok {
 		r.ResolvePaths(configDir)
 	}
-	if v, ok := target.Addr().Interface().(Validator); ok {
-		diags = append(diags, validationDiags(v.Validate(), body, def)...)
-	}
 	return eval, diags
+}
+
+// validateArgs runs the top-level Arguments' Validate (nested blocks'
+// ran while decoding).
+func validateArgs(target reflect.Value, body hcl.Body, def hcl.Range) hcl.Diagnostics {
+	v, ok := target.Addr().Interface().(Validator)
+	if !ok {
+		return nil
+	}
+	return validationDiags(v.Validate(), body, def)
 }
 
 // provision runs the Arguments' Provision, if it has one.
