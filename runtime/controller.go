@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -196,38 +195,12 @@ func (c *Controller) setWatched(filename string, files []string) {
 
 func (c *Controller) now() time.Time { return time.Now() }
 
-// ReadConfigFile reads a config file, refusing what is not a regular file
-// (after symlinks): a directory, a device or a FIFO (reading which would
-// block forever) are mistakes, not configs.
-func ReadConfigFile(filename string) ([]byte, error) {
-	return readConfigFile(filename, os.ReadFile)
-}
-
-func readConfigFile(filename string, readFile func(string) ([]byte, error)) ([]byte, error) {
-	fi, err := os.Stat(filename)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	if fi.IsDir() {
-		return nil, fmt.Errorf("reading config: %s is a directory; give the config file's path", filename)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading config: %s is not a regular file (%s)", filename, fi.Mode().Type())
-	}
-	src, err := readFile(filename)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	return src, nil
-}
-
 // LoadFile reads filename and applies it. With force false, a file whose
 // content is unchanged since the last attempt (and whose referenced files
 // are unchanged) is skipped (returns nil). Every file is read once: the
 // check and the load share the reads.
 func (c *Controller) LoadFile(filename string, force bool) error {
-	files := newFileCache(c.opts.ReadFile)
-	src, err := readConfigFile(filename, files.ReadFile)
+	s, err := readSource(filename, c.opts.ReadFile)
 	if err != nil {
 		c.recordFailure()
 		c.noteReload("load", err)
@@ -235,25 +208,15 @@ func (c *Controller) LoadFile(filename string, force bool) error {
 	}
 	if !force {
 		c.applyMu.Lock()
-		same := c.filename == filename && c.lastHash == c.fingerprint(src, files)
+		same := c.filename == filename && c.lastHash == s.fingerprint(c.files)
 		c.applyMu.Unlock()
 		if same {
 			return nil
 		}
 	}
-	err = c.apply(filename, src, files)
+	err = c.apply(s)
 	c.noteReload("load", err)
 	return err
-}
-
-// fingerprint identifies what a load of src would see: the source and the
-// content of c.files. After an accepted load, c.files are the files the
-// config depends on; after a rejected one, also those the attempt tried to
-// use (a missing mapping file: creating it is worth another try). Nothing
-// else counts: a log file written next to the config must not make a
-// rejected config be retried, and fail again, at every log line.
-func (c *Controller) fingerprint(src []byte, files *fileCache) string {
-	return hashConfig(src, c.files, files)
 }
 
 // Validate loads src exactly as Apply would (every block decoded, validated,
@@ -273,8 +236,9 @@ type ValidateOptions struct {
 // passes the flags run would get).
 func ValidateWith(filename string, src []byte, o ValidateOptions) error {
 	c := NewController(ControllerOptions{LookupEnv: o.LookupEnv, LoadOptions: o.LoadOptions, Logger: slog.New(slog.DiscardHandler)})
-	c.configDir = absDir(filename)
-	l := c.newLoader(newFileCache(nil), false)
+	s := newSource(filename, src, nil)
+	c.configDir = s.dir
+	l := c.newLoader(s.files, false)
 	l.inst = func(ln *loadedNode) (cty.Value, error) {
 		n, err := c.buildNode(ln)
 		if err != nil {
@@ -282,7 +246,7 @@ func ValidateWith(filename string, src []byte, o ValidateOptions) error {
 		}
 		return n.exportsValue(), nil
 	}
-	_, _, err := l.load(filename, src)
+	_, _, err := l.load(s.filename, s.src)
 	return err
 }
 
@@ -316,7 +280,7 @@ func (c *Controller) newLoader(files *fileCache, trustFiles bool) *loader {
 // ones start (consumers first). Otherwise nothing running changes and the
 // error is a *DiagnosticsError.
 func (c *Controller) Apply(filename string, src []byte) error {
-	err := c.apply(filename, src, newFileCache(c.opts.ReadFile))
+	err := c.apply(newSource(filename, src, c.opts.ReadFile))
 	c.noteReload("load", err)
 	return err
 }
@@ -328,21 +292,29 @@ type change struct {
 	pending Pending
 }
 
-func (c *Controller) apply(filename string, src []byte, files *fileCache) error {
+// apply applies the config s; the fingerprint it keeps (lastHash) covers
+// s and the files the config depends on (c.files). After an accepted load,
+// c.files are the files the config depends on; after a rejected one, also
+// those the attempt tried to use (a missing mapping file: creating it is
+// worth another try). Nothing else counts: a log file written next to the
+// config must not make a rejected config be retried, and fail again, at
+// every log line.
+func (c *Controller) apply(s *source) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	if c.closed {
 		return ErrStopped
 	}
+	filename := s.filename
 	c.filename = filename
-	c.configDir = absDir(filename)
+	c.configDir = s.dir
 
 	start := time.Now()
 	c.mu.RLock()
 	running := c.nodes
 	c.mu.RUnlock()
 	built := map[string]*node{}
-	l := c.newLoader(files, false)
+	l := c.newLoader(s.files, false)
 	l.inst = func(ln *loadedNode) (cty.Value, error) {
 		if old := running[ln.id]; old != nil {
 			return old.exportsValue(), nil
@@ -354,10 +326,10 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 		built[ln.id] = n
 		return n.exportsValue(), nil
 	}
-	g, tried, err := l.load(filename, src)
+	g, tried, err := l.load(filename, s.src)
 	c.evaluationDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		c.reject(filename, src, files, tried)
+		c.reject(s, tried)
 		return err
 	}
 
@@ -370,7 +342,7 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 	}
 	changes, err := c.prepare(running, changed, filename, g.hclFiles)
 	if err != nil {
-		c.reject(filename, src, files, tried)
+		c.reject(s, tried)
 		return err
 	}
 
@@ -425,12 +397,12 @@ func (c *Controller) apply(filename string, src []byte, files *fileCache) error 
 	c.noteConfig(g, filename)
 	c.files = g.files
 	c.setWatched(filename, c.files)
-	c.lastHash = c.fingerprint(src, files)
+	c.lastHash = s.fingerprint(c.files)
 	c.reloads.WithLabelValues("success").Inc()
 	c.lastReloadOK.Set(1)
 	c.lastReloadOKTime.SetToCurrentTime()
 	c.configHash.Reset()
-	srcHash := hashConfig(src, nil, files)
+	srcHash := s.hash()
 	c.configHash.WithLabelValues(srcHash).Set(1)
 	c.logger.Info("config applied", "file", filename, "components", len(order), "added", len(built), "updated", len(changes), "sha256", srcHash[:12])
 	if len(errs) > 0 {
@@ -486,10 +458,10 @@ func (c *Controller) commit(changes []change) {
 
 // reject records a config that was not applied. The files it tried to
 // use are watched from now on: a change to one is worth another try.
-func (c *Controller) reject(filename string, src []byte, files *fileCache, tried []string) {
+func (c *Controller) reject(s *source, tried []string) {
 	c.files = dedup(append(slices.Clone(c.files), tried...))
-	c.setWatched(filename, c.files)
-	c.lastHash = c.fingerprint(src, files)
+	c.setWatched(s.filename, c.files)
+	c.lastHash = s.fingerprint(c.files)
 	c.recordFailure()
 }
 

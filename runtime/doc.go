@@ -5,8 +5,10 @@
 //
 // The lifecycle of a config, in reading order:
 //
-//	fingerprint.go       reading a config and everything it refers to, once
-//	                     per load (fileCache); hashes of configs and files
+//	source.go            a config as a load sees it: its bytes and every
+//	                     file it refers to, each read once (fileCache);
+//	                     hashes of configs and files. The controller is
+//	                     handed a source and reads nothing itself
 //	loader.go            parse -> schema check -> reference graph -> cycle
 //	                     check -> per block, in topological order: decode
 //	                     -> ResolvePaths -> Validate -> Provision -> build
