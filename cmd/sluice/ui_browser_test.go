@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 )
 
 const uiConfig = `
@@ -59,9 +61,7 @@ metrics_sink "default" {
 // starts no browser.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: this test drives a headless chromium")
-	}
+	realpart.SkipShort(t, "a headless chromium")
 	for _, p := range []string{"/usr/bin/chromium", "chromium"} {
 		if path, err := exec.LookPath(p); err == nil {
 			return path

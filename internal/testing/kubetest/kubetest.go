@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 )
 
 // Version is the kube-apiserver version scripts/ensure-kube-apiserver.sh builds.
@@ -62,9 +64,7 @@ var ErrNotInstalled = errors.New("kubetest: kube-apiserver or etcd not installed
 // server (sync.Once) calls it before New.
 func SkipShort(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: this test needs a real kube-apiserver and etcd")
-	}
+	realpart.SkipShort(t, "a real kube-apiserver and etcd")
 }
 
 // Check skips the test when err is ErrNotInstalled outside CI, and fails it
@@ -73,13 +73,7 @@ func SkipShort(t testing.TB) {
 func Check(t testing.TB, err error) {
 	t.Helper()
 	SkipShort(t)
-	if err == nil {
-		return
-	}
-	if errors.Is(err, ErrNotInstalled) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	t.Fatal(err)
+	realpart.Check(t, err, ErrNotInstalled)
 }
 
 // APIServerPath is where scripts/ensure-kube-apiserver.sh puts the binary

@@ -43,6 +43,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 )
 
 // ErrNotInstalled is returned when no PostgreSQL server binaries are found.
@@ -77,9 +79,7 @@ type Server struct {
 // calls it before New.
 func SkipShort(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: this test needs a real PostgreSQL server")
-	}
+	realpart.SkipShort(t, "a real PostgreSQL server")
 }
 
 // Check skips the test when err is ErrNotInstalled outside CI, and fails it
@@ -88,13 +88,7 @@ func SkipShort(t testing.TB) {
 func Check(t testing.TB, err error) {
 	t.Helper()
 	SkipShort(t)
-	if err == nil {
-		return
-	}
-	if errors.Is(err, ErrNotInstalled) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	t.Fatal(err)
+	realpart.Check(t, err, ErrNotInstalled)
 }
 
 // Start starts a server for one test and stops it in t.Cleanup.
