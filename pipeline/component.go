@@ -19,6 +19,8 @@
 //	gatherer.go      GathererVal and SourceID: gatherers in expressions
 //	names.go         ValidMetricName, ValidLabelName: the one rule set for
 //	                 names a config declares
+//	schedule.go      Schedule: the clock of a source that works on its own
+//	                 schedule (interval, jitter, single flight, kick)
 //
 // Package pipeline/web serves HTTP on a component's own listener with the
 // agent's web config (Endpoint, ServeHTTP); it is apart because it links
