@@ -18,13 +18,7 @@ import (
 // and the go.mod it writes are checked to be the documentation's, so the
 // two cannot drift apart.
 func TestPluginWalkthrough(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: builds the whole agent")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := checkoutForBuild(t)
 	doc, err := os.ReadFile(filepath.Join(root, "docs", "plugins.md"))
 	if err != nil {
 		t.Fatal(err)
