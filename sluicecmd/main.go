@@ -29,6 +29,7 @@ import (
 	"github.com/sluicehq/sluice/convert/postgresexporter"
 	"github.com/sluicehq/sluice/convert/statsdexporter"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // defaultListenAddr is the agent's HTTP address unless a flag says otherwise.
@@ -71,7 +72,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 	validateCmd := app.Command("validate", "Load and validate CONFIG exactly as run would, without running it.")
 	validateConfig := validateCmd.Arg("config", "HCL config file.").Required().String()
-	validateOpts := pipeline.LoadOptions{}
+	validateOpts := runtime.LoadOptions{}
 	validateCmd.Flag("config.allow-empty", "Accept a config that declares no components, as run --config.allow-empty does.").BoolVar(&validateOpts.AllowEmpty)
 	validateWeb := validateCmd.Flag("web.config.file", "Also check this web config file, as run --web.config.file does at start.").Default("").String()
 	validateCmd.Flag("server.http.listen-addr", "The agent's HTTP address, as given to run: components must not listen on it.").Default(defaultListenAddr).StringVar(&validateOpts.AgentListenAddress)
@@ -127,7 +128,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 }
 
 // compiledIn documents every registered component, with its module.
-func compiledIn() []pipeline.ComponentDoc {
+func compiledIn() []runtime.ComponentDoc {
 	bi, _ := buildInfo()
 	return describeComponents(pipeline.Registrations(), bi)
 }

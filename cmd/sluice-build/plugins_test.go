@@ -22,13 +22,7 @@ import (
 // sluice-build against this checkout (as CI builds them), are listed as
 // plugins with their modules, and their example configs validate.
 func TestBuildWithRepositoryPlugins(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the whole agent")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := checkoutForBuild(t)
 	plugins := []struct {
 		dir, module, component, example string
 	}{

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/kubetest"
+	"github.com/sluicehq/sluice/internal/testing/kubetest"
 )
 
 // TestKubernetesStatusLeaderElection runs two agents with the same

@@ -20,7 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sluicehq/sluice/internal/kubetest"
+	"github.com/sluicehq/sluice/internal/testing/kubetest"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 
 func realServer(t testing.TB) (*kubetest.Server, kubernetes.Interface) {
 	t.Helper()
+	kubetest.SkipShort(t)
 	realOnce.Do(func() { realSrv, realErr = kubetest.New() })
 	kubetest.Check(t, realErr)
 	return realSrv, kubernetes.NewForConfigOrDie(realSrv.AdminConfig())

@@ -174,7 +174,7 @@ func (a *Arguments) Validate() error {
 		errs = append(errs, errors.New("at least one endpoint block is required"))
 	}
 	for name := range a.ExternalLabels {
-		if !validLabelName(name) || name == "__name__" {
+		if !pipeline.ValidLabelName(name) {
 			errs = append(errs, pipeline.ErrorAt("external_labels", fmt.Errorf("%q is not a valid label name", name)))
 		}
 	}
@@ -221,18 +221,6 @@ func (a *Arguments) Validate() error {
 		names[n] = true
 	}
 	return errors.Join(errs...)
-}
-
-func validLabelName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || (i > 0 && r >= '0' && r <= '9')) {
-			return false
-		}
-	}
-	return true
 }
 
 // name is the endpoint's label: its name, or its URL without credentials

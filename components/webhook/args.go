@@ -18,9 +18,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/web"
 )
 
 func init() {
@@ -246,7 +246,7 @@ func (a *Arguments) Validate() error {
 
 func (m *MetricBlock) validate() error {
 	var errs []error
-	if !model.LegacyValidation.IsValidMetricName(m.Name) {
+	if !pipeline.ValidMetricName(m.Name) {
 		errs = append(errs, fmt.Errorf("invalid metric name %q", m.Name))
 	}
 	verbs, ok := verbsByType[m.Type]
@@ -257,7 +257,7 @@ func (m *MetricBlock) validate() error {
 	seen := map[string]bool{}
 	for _, l := range m.Labels {
 		switch {
-		case !model.LegacyValidation.IsValidLabelName(l) || strings.HasPrefix(l, "__"):
+		case !pipeline.ValidLabelName(l):
 			errs = append(errs, pipeline.ErrorAt("labels", fmt.Errorf("invalid label name %q", l)))
 		case l == "le" && m.Type == "histogram":
 			errs = append(errs, pipeline.ErrorAt("labels", errors.New(`label "le" is reserved for histogram buckets`)))
@@ -435,7 +435,7 @@ func (a *Arguments) ReferencedFiles() []string {
 // Provision checks the web config file (a broken one is a load error at
 // web_config_file), hashes the tokens and compiles the plan.
 func (a *Arguments) Provision(pipeline.ProvisionContext) error {
-	if err := pipeline.ValidateWebConfig(a.WebConfigFile); err != nil {
+	if err := web.ValidateWebConfig(a.WebConfigFile); err != nil {
 		return pipeline.ErrorAt("web_config_file", err)
 	}
 	a.tokens = nil

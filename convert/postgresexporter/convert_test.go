@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	_ "github.com/sluicehq/sluice/components/all" // validation needs the real components
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // checkValid checks that res validates as `sluice validate` does (with
@@ -26,7 +26,7 @@ func checkValid(t *testing.T, res Result, dsnEnv string) {
 		}
 		return "", false
 	}
-	if err := pipeline.ValidateWith(path, res.HCL, pipeline.ValidateOptions{LookupEnv: lookup}); err != nil {
+	if err := runtime.ValidateWith(path, res.HCL, runtime.ValidateOptions{LookupEnv: lookup}); err != nil {
 		t.Fatalf("converted config does not validate: %v\n%s", err, res.HCL)
 	}
 	if !bytes.Equal(hclwrite.Format(res.HCL), res.HCL) {

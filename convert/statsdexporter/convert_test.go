@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
 	_ "github.com/sluicehq/sluice/components/all" // validation needs the real components
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 const mapping = `mappings:
@@ -35,7 +35,7 @@ func checkValid(t *testing.T, res Result) {
 	if err := os.WriteFile(path, res.HCL, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := pipeline.ValidateWith(path, res.HCL, pipeline.ValidateOptions{}); err != nil {
+	if err := runtime.ValidateWith(path, res.HCL, runtime.ValidateOptions{}); err != nil {
 		t.Fatalf("converted config does not validate: %v\n%s", err, res.HCL)
 	}
 	if !bytes.Equal(hclwrite.Format(res.HCL), res.HCL) {

@@ -16,6 +16,8 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // Why a series was dropped: the reason label of
@@ -314,7 +316,7 @@ func toLabels(v cty.Value) (map[string]string, error) {
 	for it := v.ElementIterator(); it.Next(); {
 		k, lv := it.Element()
 		name := k.AsString()
-		if !validLabelName(name) {
+		if !pipeline.ValidLabelName(name) {
 			return nil, fmt.Errorf("%q is not a valid label name", name)
 		}
 		if lv.IsNull() {

@@ -105,14 +105,8 @@ func (a *Arguments) SetDefaults() {
 func (m *Metric) SetDefaults() { m.Type = "gauge" }
 
 var (
-	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
-
-func validLabelName(n string) bool {
-	return labelNameRE.MatchString(n) && !strings.HasPrefix(n, "__")
-}
 
 // checkVariables refuses an expression that refers to anything but body:
 // the loader does not resolve the variables of unevaluated expressions, so
@@ -132,7 +126,7 @@ func checkVariables(e hcl.Expression) error {
 // Validate implements pipeline.Validator for a metric block.
 func (m *Metric) Validate() error {
 	var errs []error
-	if !metricNameRE.MatchString(m.Name) {
+	if !pipeline.ValidMetricName(m.Name) {
 		errs = append(errs, fmt.Errorf("metric %q: not a valid Prometheus metric name", m.Name))
 	}
 	if _, err := valueType(m.Type); err != nil {

@@ -2,7 +2,7 @@ package test
 
 // The API server itself validates what we ship: every object the chart
 // renders for each values profile, and every object of the plain manifests
-// in deploy/kubernetes, is created on a real kube-apiserver (internal/kubetest)
+// in deploy/kubernetes, is created on a real kube-apiserver (internal/testing/kubetest)
 // with server-side dry-run (dryRun=All) and strict field validation. Schema,
 // defaulting, validation and admission run; nothing is stored.
 
@@ -36,7 +36,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
 
-	"github.com/sluicehq/sluice/internal/kubetest"
+	"github.com/sluicehq/sluice/internal/testing/kubetest"
 )
 
 // crdModule ships the prometheus-operator CRDs (example/prometheus-operator-crd)
@@ -155,6 +155,7 @@ var (
 
 func dryRunCluster(t *testing.T) *cluster {
 	t.Helper()
+	kubetest.SkipShort(t)
 	apiOnce.Do(func() { apiSrv, apiErr = kubetest.New() })
 	kubetest.Check(t, apiErr)
 	clusterOnce.Do(func() { theCluster, clusterErr = setUpCluster(apiSrv) })

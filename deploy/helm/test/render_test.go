@@ -39,6 +39,7 @@ import (
 
 	_ "github.com/sluicehq/sluice/components/all"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 const (
@@ -242,7 +243,7 @@ func validateConfigs(t *testing.T, r *rendered) {
 			}
 		}
 		podEnv := func(name string) (string, bool) { return podEnv(name), true }
-		if err := pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(hcl), podEnv); err != nil {
+		if err := runtime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(hcl), podEnv); err != nil {
 			t.Errorf("ConfigMap %s: sluice.hcl does not validate:\n%v\n%s", cm.Name, err, hcl)
 		}
 	}
@@ -897,7 +898,7 @@ func TestInvalidConfigIsCaught(t *testing.T) {
 	}
 	cm := only[*corev1.ConfigMap](t, r)
 	dir := t.TempDir()
-	err = pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(cm.Data["sluice.hcl"]), func(string) (string, bool) { return "", false })
+	err = runtime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(cm.Data["sluice.hcl"]), func(string) (string, bool) { return "", false })
 	if err == nil || !strings.Contains(err.Error(), "listen_udpp") {
 		t.Errorf("a misspelt argument validated: %v", err)
 	}
