@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/statsd_exporter/pkg/event"
 	"github.com/prometheus/statsd_exporter/pkg/line"
 	"github.com/prometheus/statsd_exporter/pkg/mapper"
+
+	"github.com/sluicehq/sluice/components/statsd/internal/store"
 )
 
 // The ingest path, on the goroutine that reads a socket (or a TCP
@@ -35,13 +37,13 @@ const (
 )
 
 // kind is the series type an item updates.
-type kind uint8
+type kind = store.Kind
 
 const (
-	kindCounter kind = iota
-	kindGauge
-	kindHistogram
-	kindSummary
+	kindCounter   = store.Counter
+	kindGauge     = store.Gauge
+	kindHistogram = store.Histogram
+	kindSummary   = store.Summary
 )
 
 // item is one mapped event, ready for a shard.

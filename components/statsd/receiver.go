@@ -53,11 +53,10 @@ type Receiver struct {
 	// tcpBufs recycles TCP connections' read buffers (*[]byte).
 	tcpBufs sync.Pool
 
-	exported *prometheus.Registry
-	kdrops   *kernelDrops
-	shards   []*shard
-	seed     maphash.Seed
-	total    atomic.Int64 // live series, all shards
+	kdrops *kernelDrops
+	shards []*shard
+	seed   maphash.Seed
+	total  atomic.Int64 // live series, all shards
 	// fastLines counts the lines the readers' fast path applied (for
 	// tests and benchmarks: it is not a user's concern which path a line
 	// took).
@@ -98,7 +97,6 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 		log:      opts.Logger,
 		badLog:   ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 10, Level: &warnLevel}),
 		panicLog: ratelog.New(opts.Logger, ratelog.Options{Interval: time.Minute, Burst: 3}),
-		exported: prometheus.NewRegistry(),
 		kdrops:   newKernelDrops(),
 		seed:     maphash.MakeSeed(),
 		args:     args,
@@ -134,11 +132,14 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 	r.commit(cfg)
 	n := runtime.GOMAXPROCS(0)
 	for range n {
-		r.shards = append(r.shards, newShard(r, r.exported))
+		r.shards = append(r.shards, newShard(r))
 	}
-	opts.OnExports(Exports{Metrics: seriesGatherer{r}})
+	opts.OnExports(Exports{Metrics: r.series()})
 	return r, nil
 }
+
+// series gathers the receiver's series.
+func (r *Receiver) series() seriesGatherer { return seriesGatherer{r.shards} }
 
 // errNotProvisioned is returned for arguments that did not go through the
 // kernel's Provision (which compiles the mapping).
