@@ -2,6 +2,7 @@ package statsd
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/statsd_exporter/pkg/event"
 	"github.com/prometheus/statsd_exporter/pkg/exporter"
 	"github.com/prometheus/statsd_exporter/pkg/line"
@@ -247,4 +249,77 @@ func liveHeap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// BenchmarkGather100k is one gather of 100k series (bench.series_<0..99> x
+// #id:<0..999>, as bench/statsd sends), encoded in the text format as a
+// scrape would: from the receiver's store, and from upstream's registry
+// (client_golang's vectors, as statsd_exporter serves them). Run with
+//
+//	go test -run '^$' -bench Gather100k -benchmem -count 6 ./components/statsd/
+func BenchmarkGather100k(b *testing.B) {
+	const n = 100000
+	series := func(i int) string {
+		return "bench.series_" + strconv.Itoa(i%100) + ":1|c|#id:" + strconv.Itoa(i/100)
+	}
+	encode := func(b *testing.B, g prometheus.Gatherer) {
+		mfs, err := g.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc := expfmt.NewEncoder(io.Discard, expfmt.NewFormat(expfmt.TypeTextPlain))
+		got := 0
+		for _, mf := range mfs {
+			got += len(mf.Metric)
+			if err := enc.Encode(mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if got < n {
+			b.Fatalf("gathered %d series, want %d", got, n)
+		}
+	}
+	b.Run("receiver", func(b *testing.B) {
+		r := benchReceiver(b)
+		p := r.newProcessor()
+		for i := range n {
+			p.packet([]byte(series(i)))
+			if i%64 == 63 {
+				p.flush()
+			}
+		}
+		p.flush()
+		waitEvents(b, r, n)
+		b.ReportAllocs()
+		for b.Loop() {
+			encode(b, r.series())
+		}
+	})
+	b.Run("upstream", func(b *testing.B) {
+		m := &mapper.MetricMapper{}
+		if err := m.InitFromFile(examplesDir + "/gunicorn-mapping.yml"); err != nil {
+			b.Fatal(err)
+		}
+		sm, err := newSelfMetrics(prometheus.NewRegistry())
+		if err != nil {
+			b.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		logger := slog.New(slog.DiscardHandler)
+		exp := exporter.NewExporter(reg, m, logger, sm.eventsActions, sm.eventsUnmapped, sm.errorEventStats, sm.eventStats, sm.conflictingEventStats, sm.metricsCount)
+		p := line.NewParser()
+		p.EnableDogstatsdParsing()
+		ch := make(chan event.Events, 1)
+		done := make(chan struct{})
+		go func() { exp.Listen(ch); close(done) }()
+		for i := range n {
+			ch <- p.LineToEvents(series(i), *sm.sampleErrors, sm.samplesReceived, sm.tagErrors, sm.tagsReceived, logger)
+		}
+		close(ch)
+		<-done
+		b.ReportAllocs()
+		for b.Loop() {
+			encode(b, reg)
+		}
+	})
 }

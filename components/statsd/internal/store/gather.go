@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -30,15 +31,15 @@ func (st *Store) Gather(out []*dto.MetricFamily) []*dto.MetricFamily {
 			for s := head; s != nil; s = s.next {
 				nSeries++
 				nLabels += len(s.group.names)
-				switch {
-				case s.metric != nil:
+				switch c, classic := s.obs.(*buckets); {
+				case classic:
+					nHist++
+					nBuckets += len(*c)
+				case s.obs != nil:
 				case f.kind == Counter:
 					nCounters++
 				case f.kind == Gauge:
 					nGauges++
-				case f.kind == Histogram:
-					nHist++
-					nBuckets += len(s.counts)
 				}
 			}
 		}
@@ -60,12 +61,12 @@ func (st *Store) Gather(out []*dto.MetricFamily) []*dto.MetricFamily {
 		counters = make([]dto.Counter, nCounters)
 		gauges   = make([]dto.Gauge, nGauges)
 		hists    = make([]dto.Histogram, nHist)
-		stamps   = make([]timestamppb.Timestamp, nCounters+nHist)
-		counts   = make([]uint64, nHist+nBuckets)
-		buckets  = make([]dto.Bucket, nBuckets)
+		stamps   = timestamps{st: st, at: map[int64]*timestamppb.Timestamp{}}
+		cums     = make([]uint64, nHist+nBuckets)
+		bkts     = make([]dto.Bucket, nBuckets)
 		bptrs    = make([]*dto.Bucket, nBuckets)
 	)
-	i, fi, li, vi, ci, gi, hi, ti, ki, bi := 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+	i, fi, li, vi, ci, gi, hi, ki, bi := 0, 0, 0, 0, 0, 0, 0, 0, 0
 	for name, f := range st.families {
 		if len(f.series) == 0 {
 			continue
@@ -74,8 +75,10 @@ func (st *Store) Gather(out []*dto.MetricFamily) []*dto.MetricFamily {
 		for _, head := range f.series {
 			for s := head; s != nil; s = s.next {
 				m := &metrics[i]
-				if s.metric != nil {
-					if err := s.metric.Write(m); err != nil {
+				counts, classic := s.obs.(*buckets)
+				other := s.obs != nil && !classic
+				if other {
+					if err := s.obs.Write(m); err != nil {
 						*m = dto.Metric{}
 						continue
 					}
@@ -100,36 +103,36 @@ func (st *Store) Gather(out []*dto.MetricFamily) []*dto.MetricFamily {
 					m.Label = nil
 				}
 				switch {
-				case s.metric != nil:
+				case other:
 				case f.kind == Counter:
 					floats[vi] = s.fval + float64(s.ival)
 					c := &counters[ci]
 					c.Value = &floats[vi]
-					c.CreatedTimestamp = stamp(&stamps[ti], s)
+					c.CreatedTimestamp = stamps.of(s.created)
 					m.Counter = c
-					vi, ci, ti = vi+1, ci+1, ti+1
+					vi, ci = vi+1, ci+1
 				case f.kind == Gauge:
 					floats[vi] = s.fval
 					g := &gauges[gi]
 					g.Value = &floats[vi]
 					m.Gauge = g
 					vi, gi = vi+1, gi+1
-				case f.kind == Histogram:
+				case classic:
 					h := &hists[hi]
-					counts[ki] = s.ival
-					h.SampleCount = &counts[ki]
+					cums[ki] = s.ival
+					h.SampleCount = &cums[ki]
 					floats[vi] = s.fval
 					h.SampleSum = &floats[vi]
-					h.CreatedTimestamp = stamp(&stamps[ti], s)
-					ki, vi, ti = ki+1, vi+1, ti+1
-					n := len(s.counts)
+					h.CreatedTimestamp = stamps.of(s.created)
+					ki, vi = ki+1, vi+1
+					n := len(*counts)
 					h.Bucket = bptrs[bi : bi+n : bi+n]
 					var cum uint64
-					for j, c := range s.counts {
+					for j, c := range *counts {
 						cum += c
-						counts[ki] = cum
-						b := &buckets[bi+j]
-						b.CumulativeCount = &counts[ki]
+						cums[ki] = cum
+						b := &bkts[bi+j]
+						b.CumulativeCount = &cums[ki]
 						b.UpperBound = &s.group.buckets[j]
 						h.Bucket[j] = b
 						ki++
@@ -156,8 +159,19 @@ func (st *Store) Gather(out []*dto.MetricFamily) []*dto.MetricFamily {
 	return out
 }
 
-func stamp(ts *timestamppb.Timestamp, s *Series) *timestamppb.Timestamp {
-	ts.Seconds, ts.Nanos = s.created.Unix(), int32(s.created.Nanosecond())
+// timestamps hands out one created timestamp per creation time in a
+// gather: series created by one batch share it.
+type timestamps struct {
+	st *Store
+	at map[int64]*timestamppb.Timestamp
+}
+
+func (t *timestamps) of(created int64) *timestamppb.Timestamp {
+	if ts := t.at[created]; ts != nil {
+		return ts
+	}
+	ts := timestamppb.New(t.st.epoch.Add(time.Duration(created)))
+	t.at[created] = ts
 	return ts
 }
 

@@ -119,17 +119,28 @@ type observerMetric interface {
 // Series is one series. Its methods must be called under the store's
 // guard.
 type Series struct {
-	group   *group
-	values  string // label values, each followed by sep, in group.names order
-	next    *Series
-	last    int64 // last update, on the store's clock
-	ttl     time.Duration
-	created time.Time
+	group  *group
+	values string // label values, each followed by sep, in group.names order
+	next   *Series
+	last   int64 // last update, on the store's clock
+	ttl    time.Duration
+	// created is when the series was created, on the store's clock: the
+	// time of the batch that created it (series created together share
+	// one created timestamp in a gather).
+	created int64
 	fval    float64 // counter: non-integer increments; gauge: value; histogram: sum
 	ival    uint64  // counter: integer increments; histogram: count
-	counts  []uint64
-	metric  observerMetric
+	// obs is a classic histogram's bucket counts (*buckets), or the
+	// client_golang metric of a summary or native histogram; nil for
+	// counters and gauges.
+	obs observerMetric
 }
+
+// buckets are a classic histogram's counts per bucket (not cumulative).
+type buckets []uint64
+
+func (*buckets) Observe(float64)         {}
+func (*buckets) Write(*dto.Metric) error { return nil }
 
 // Touch records an update at now (the TTL counts from it).
 func (s *Series) Touch(now int64) { s.last = now }
@@ -152,8 +163,9 @@ func (s *Series) AddGauge(v float64) { s.fval += v }
 
 // Observe records an observation of a histogram or summary.
 func (s *Series) Observe(v float64) {
-	if s.metric != nil {
-		s.metric.Observe(v)
+	counts, classic := s.obs.(*buckets)
+	if !classic {
+		s.obs.Observe(v)
 		return
 	}
 	b := s.group.buckets
@@ -169,7 +181,7 @@ func (s *Series) Observe(v float64) {
 		}
 	}
 	if i < len(b) {
-		s.counts[i]++
+		(*counts)[i]++
 	}
 	s.ival++
 	s.fval += v
@@ -266,15 +278,16 @@ func (st *Store) Get(name string, k Kind, labels map[string]string, sp Spec, now
 	if f.help == st.defaultHelp && sp.Help != st.defaultHelp {
 		f.help = sp.Help
 	}
-	s = &Series{group: g, values: string(st.buf[namesLen:]), last: now, created: time.Now()}
+	s = &Series{group: g, values: string(st.buf[namesLen:]), last: now, created: now}
 	if sp.Mapping != nil {
 		s.ttl = sp.Mapping.Ttl
 	}
 	switch {
 	case g.newMetric != nil:
-		s.metric = g.newMetric()
+		s.obs = g.newMetric()
 	case k == Histogram:
-		s.counts = make([]uint64, len(g.buckets))
+		c := make(buckets, len(g.buckets))
+		s.obs = &c
 	}
 	s.next = f.series[h]
 	f.series[h] = s
