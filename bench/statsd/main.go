@@ -61,6 +61,7 @@ var (
 	flagModes    = flag.String("modes", "rate,overload,memory,cpu", "what to measure: rate, overload, memory, cpu")
 	flagCPURates = flag.String("cpu-rates", "5000x1,20000x1,100000x1,200000x20", "cpu mode: fixed rates, lines/s x lines per datagram, sent to both targets alike")
 	flagCPUStep  = flag.Duration("cpu-step", 10*time.Second, "cpu mode: duration of each fixed-rate step")
+	flagCPUBatch = flag.Int("cpu-batch", 1, "cpu mode: datagrams per sendmmsg call (1: each datagram sent on its own, paced, as an application's client sends; more makes bursts the receiver takes in one wake-up)")
 	flagOverload = flag.Duration("overload-step", 10*time.Second, "duration of the overload step (twice the higher lossless rate of the run)")
 	flagSeries   = flag.Int("series", 100000, "distinct series for the memory measurement")
 	flagShapes   = flag.String("mem-shapes", "names,tags", "memory series: names (bench.name_<i>) and/or tags (bench.tagged with #id:<i>)")
@@ -1057,6 +1058,11 @@ func cpuRuns(dir string, targets []target) error {
 		}
 		steps = append(steps, fixed{rate, lpp})
 	}
+	if *flagCPUBatch < 1 {
+		return errors.New("-cpu-batch must be at least 1")
+	}
+	defer func(b int) { *flagBatch = b }(*flagBatch)
+	*flagBatch = *flagCPUBatch
 	rnd := rand.New(rand.NewPCG(1, 2))
 	traffic := map[int]*traffic{}
 	for _, s := range steps {
@@ -1064,7 +1070,7 @@ func cpuRuns(dir string, targets []target) error {
 			traffic[s.lpp] = packets(gunicornLines, s.lpp, func(i int) string { return gunicornLine(i, rnd) })
 		}
 	}
-	fmt.Printf("\n## cpu: CPU s per 1M lines at fixed rates, %s per step, median (min-max) of %d runs\n\n", *flagCPUStep, *flagRuns)
+	fmt.Printf("\n## cpu: CPU s per 1M lines at fixed rates, %s per step, %d datagram(s) per sendmmsg, median (min-max) of %d runs\n\n", *flagCPUStep, *flagCPUBatch, *flagRuns)
 	per := map[fixed]map[string][]float64{}
 	ratios := map[fixed][]float64{}
 	for run := range *flagRuns {

@@ -7,6 +7,6 @@ import (
 	"time"
 )
 
-func readPackets(c net.PacketConn, _ time.Duration, packet func([]byte), _ func() time.Time, flush func()) error {
+func readPackets(c net.PacketConn, _ readerRole, _ time.Duration, packet func([]byte), _ func() time.Time, flush func()) error {
 	return readPacketsPortable(c, packet, flush)
 }

@@ -5,7 +5,6 @@ package statsd
 import (
 	"errors"
 	"net"
-	"os"
 	"syscall"
 	"time"
 )
@@ -14,13 +13,24 @@ import (
 // socket (which waits for a read in progress) is never held up for long.
 const readBurst = 256
 
-// readPackets reads datagrams from c and hands each to packet. It drains
-// the socket without blocking; once the socket is empty it calls flush, at
-// the latest hold after the oldest unflushed datagram (pending reports
-// when that was): under load, batches for the shards grow to hundreds of
-// lines, and a quiet socket still delivers within hold. It returns when c
-// is closed (net.ErrClosed) or a read fails.
-func readPackets(c net.PacketConn, hold time.Duration, packet func([]byte), pending func() time.Time, flush func()) error {
+// readPackets reads datagrams from c and hands each to packet, draining
+// the socket without blocking, and calls flush whenever the socket is
+// empty (and, while it never empties, at the latest hold after the
+// oldest unflushed datagram: pending reports when that was). It returns
+// when c is closed (net.ErrClosed), stop is closed, or a read fails.
+//
+// Only the primary reader of a socket waits on it (in Go's netpoller).
+// The others (dup'ed descriptors of the same socket) wait on wake, which
+// the primary signals when it finds a backlog (a read that filled every
+// slot), and go back to waiting once they have drained the socket. When
+// every reader waited on the socket, each datagram woke all of them and
+// all but one found it empty: at the rates a sidecar sees (a few
+// thousand datagrams a second, each alone) those wake-ups, and the
+// threads the scheduler started for them, were most of the receiver's
+// CPU. For the same reason an empty socket is flushed at once rather than
+// after a timer: a reader applies its batches itself, so holding them
+// saved nothing but cost a timer and a wake-up per quiet millisecond.
+func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet func([]byte), pending func() time.Time, flush func()) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return readPacketsPortable(c, packet, flush)
@@ -31,8 +41,9 @@ func readPackets(c net.PacketConn, hold time.Duration, packet func([]byte), pend
 	}
 	rb := newRecvBufs()
 	var rerr error
-	deadline := false
+	drained := false
 	read := func(fd uintptr) bool {
+		drained = false
 		for got := 0; got < readBurst; {
 			n, err := rb.recv(fd)
 			switch {
@@ -43,17 +54,18 @@ func readPackets(c net.PacketConn, hold time.Duration, packet func([]byte), pend
 					}
 				}
 				got += max(n, 1)
-			case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK):
-				since := pending()
-				if !since.IsZero() && time.Since(since) < hold {
-					if !deadline {
-						deadline = true
-						c.SetReadDeadline(since.Add(hold))
+				if rl.primary && n == recvSlots && rl.wake != nil {
+					select {
+					case rl.wake <- struct{}{}:
+					default: // a helper is already on its way
 					}
-					return false // wait for data or the deadline
 				}
+			case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK):
 				flush()
-				return false
+				drained = true
+				// The primary waits in the netpoller; a helper returns to
+				// wait for the next signal.
+				return !rl.primary
 			case errors.Is(err, syscall.EINTR):
 			default:
 				rerr = err
@@ -67,18 +79,30 @@ func readPackets(c net.PacketConn, hold time.Duration, packet func([]byte), pend
 		return true
 	}
 	for {
-		err := rc.Read(read)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			flush()
-			deadline = false
-			c.SetReadDeadline(time.Time{})
-			continue
+		if !rl.primary {
+			select {
+			case <-rl.stop:
+				return net.ErrClosed
+			case <-rl.wake:
+			}
 		}
-		if err != nil {
-			return err
-		}
-		if rerr != nil {
-			return rerr
+		for {
+			if err := rc.Read(read); err != nil {
+				return err
+			}
+			if rerr != nil {
+				return rerr
+			}
+			if drained && !rl.primary {
+				break
+			}
+			if !rl.primary {
+				select {
+				case <-rl.stop:
+					return net.ErrClosed
+				default:
+				}
+			}
 		}
 	}
 }

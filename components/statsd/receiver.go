@@ -27,8 +27,8 @@ import (
 )
 
 // flushHold is how long a reader may hold mapped events before handing them
-// to the shards when its socket is quiet. Batching across datagrams saves
-// a shard wake-up per datagram; a scrape sees events at most this late.
+// to the shards while its socket never empties (an empty socket is
+// flushed at once): a scrape sees events at most this late.
 const flushHold = time.Millisecond
 
 // packetReaders is the number of goroutines (and descriptors) reading one
@@ -585,7 +585,17 @@ type packetListener struct {
 	mode    string
 	rbuf    int
 	inode   uint64 // of a UDP socket, for its kernel drops; 0 for unixgram
+	stop    chan struct{} // closed by Close: the helper readers stop waiting
 	wg      sync.WaitGroup
+}
+
+// readerRole is a reader's part on its socket: the primary waits on the
+// socket and wakes the helpers (through wake) when it finds a backlog;
+// the helpers wait on wake, and stop when stop is closed.
+type readerRole struct {
+	primary bool
+	wake    chan struct{}
+	stop    <-chan struct{}
 }
 
 func (l *packetListener) Spec() string { return l.spec }
@@ -630,11 +640,14 @@ func (l *packetListener) Start() {
 		l.dups = append(l.dups, d)
 		conns = append(conns, d)
 	}
+	l.stop = make(chan struct{})
+	wake := make(chan struct{}, 1)
 	for i, c := range conns {
 		l.wg.Add(1)
+		rl := readerRole{primary: i == 0, wake: wake, stop: l.stop}
 		go func() {
 			defer l.wg.Done()
-			l.read(c, fmt.Sprintf("reader %d of %d on %s", i+1, len(conns), l.spec))
+			l.read(c, rl, fmt.Sprintf("reader %d of %d on %s", i+1, len(conns), l.spec))
 		}()
 	}
 }
@@ -652,7 +665,7 @@ func dupPacketConn(c net.PacketConn) (net.PacketConn, error) {
 	return net.FilePacketConn(f)
 }
 
-func (l *packetListener) read(c net.PacketConn, name string) {
+func (l *packetListener) read(c net.PacketConn, rl readerRole, name string) {
 	p, unwatch := l.r.newWatchedProcessor(name)
 	defer unwatch()
 	packets := localCounter{Counter: l.packets}
@@ -661,7 +674,7 @@ func (l *packetListener) read(c net.PacketConn, name string) {
 		packets.flush()
 	}()
 	for {
-		err := l.readSome(c, p, &packets)
+		err := l.readSome(c, rl, p, &packets)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
@@ -679,7 +692,7 @@ var errRecovered = errors.New("recovered from a panic")
 // readSome reads until the socket fails or closes. The processor recovers
 // panics per line; this recovers the rest of the read loop, and leaves the
 // processor with nothing pending (the items in hand are dropped) and idle.
-func (l *packetListener) readSome(c net.PacketConn, p *processor, packets *localCounter) (err error) {
+func (l *packetListener) readSome(c net.PacketConn, rl readerRole, p *processor, packets *localCounter) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			l.r.recovered("reader", v, "address", l.spec)
@@ -693,7 +706,7 @@ func (l *packetListener) readSome(c net.PacketConn, p *processor, packets *local
 			err = errRecovered
 		}
 	}()
-	return readPackets(c, flushHold,
+	return readPackets(c, rl, flushHold,
 		func(b []byte) { packets.n++; p.packet(b) },
 		func() time.Time { return p.since },
 		func() { p.flush(); packets.flush() })
@@ -713,6 +726,10 @@ func (l *packetListener) Close() {
 	l.closeConns()
 	if l.unlink != "" {
 		os.Remove(l.unlink)
+	}
+	if l.stop != nil {
+		close(l.stop)
+		l.stop = nil
 	}
 	l.wg.Wait()
 }
