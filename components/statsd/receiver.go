@@ -584,7 +584,7 @@ type packetListener struct {
 	unlink  string // socket file to remove on close
 	mode    string
 	rbuf    int
-	inode   uint64 // of a UDP socket, for its kernel drops; 0 for unixgram
+	inode   uint64        // of a UDP socket, for its kernel drops; 0 for unixgram
 	stop    chan struct{} // closed by Close: the helper readers stop waiting
 	wg      sync.WaitGroup
 }
