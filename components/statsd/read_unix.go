@@ -54,7 +54,17 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 					}
 				}
 				got += max(n, 1)
-				if rl.primary && n == recvSlots && rl.wake != nil {
+				if n < recvSlots {
+					// Fewer than asked: the socket was empty after
+					// these. Whatever arrives next wakes the primary
+					// (the netpoller is edge-triggered, and an arrival
+					// is an edge), so the read that would fail with
+					// EAGAIN is saved.
+					flush()
+					drained = true
+					return !rl.primary
+				}
+				if rl.primary && rl.wake != nil {
 					select {
 					case rl.wake <- struct{}{}:
 					default: // a helper is already on its way
