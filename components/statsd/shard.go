@@ -1,6 +1,8 @@
 package statsd
 
 import (
+	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +21,15 @@ const sweepInterval = time.Second
 // only sweeps expired series. The store outlives Run, so a restarted Run
 // carries on with the same series.
 type shard struct {
-	r     *Receiver
+	rep   *reporter
+	hooks *testHooks
 	mu    sync.Mutex
 	st    *store.Store
-	count int64 // live series in this shard, as last added to r.total
+	count int64 // live series in this shard, as last added to total
+	// total is the live series of all shards (for max_series); margin is
+	// the number of shards (see one).
+	total  *atomic.Int64
+	margin int64
 
 	evCounter, evGauge, evObserver localCounter
 	// clock is time.Now, or a test's.
@@ -33,6 +40,18 @@ type shard struct {
 	gen     uint64
 	lastCfg *runtimeConfig
 }
+
+// seriesSet is the store side of the receiver: the shards, the routing of
+// metric names to them (shardOf) and the count of live series across
+// them (for max_series and sluice_statsd_series).
+type seriesSet struct {
+	shards []*shard
+	seed   maphash.Seed
+	total  atomic.Int64
+}
+
+// series gathers the series of every shard.
+func (ss *seriesSet) series() seriesGatherer { return seriesGatherer{ss.shards} }
 
 // seriesRef is a fast-path signature's series, found once through the
 // store (which hashes and sorts the labels on every lookup) and then
@@ -45,22 +64,25 @@ type seriesRef struct {
 	series *store.Series
 }
 
-func newShard(r *Receiver) *shard {
+func newShard(rep *reporter, hooks *testHooks, total *atomic.Int64, margin int) *shard {
 	return &shard{
-		r:          r,
+		rep:        rep,
+		hooks:      hooks,
+		total:      total,
+		margin:     int64(margin),
 		gen:        1,
 		st:         store.New(defaultHelp),
 		clock:      time.Now,
-		evCounter:  localCounter{Counter: r.m.evCounter},
-		evGauge:    localCounter{Counter: r.m.evGauge},
-		evObserver: localCounter{Counter: r.m.evObserver},
+		evCounter:  localCounter{Counter: rep.m.evCounter},
+		evGauge:    localCounter{Counter: rep.m.evGauge},
+		evObserver: localCounter{Counter: rep.m.evObserver},
 	}
 }
 
 // run sweeps expired series every sweepInterval until stop is closed.
 func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}, name string) {
 	defer wg.Done()
-	prog, unwatch := s.r.watch(name)
+	prog, unwatch := s.rep.watch(name)
 	defer unwatch()
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
@@ -69,7 +91,7 @@ func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}, name string) {
 		case <-stop:
 			return
 		case <-t.C:
-			prog.busy(s.r)
+			prog.busy(&s.rep.watchState)
 			s.lockedSweep()
 			prog.idle()
 		}
@@ -79,7 +101,7 @@ func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}, name string) {
 func (s *shard) lockedSweep() {
 	defer func() {
 		if v := recover(); v != nil {
-			s.r.recovered("sweep", v)
+			s.rep.recovered("sweep", v)
 		}
 	}()
 	s.mu.Lock()
@@ -172,14 +194,14 @@ func (s *shard) counted(k kind) {
 func (s *shard) applyFrom(b *batch, i int, now int64) (next int) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.r.recovered("shard", v, "metric", b.items[i].name)
+			s.rep.recovered("shard", v, "metric", b.items[i].name)
 			next = i + 1
 		}
 	}()
 	for ; i < len(b.items); i++ {
 		it := &b.items[i]
-		if s.r.hooks.apply != nil {
-			s.r.hooks.apply(it.name)
+		if s.hooks.apply != nil {
+			s.hooks.apply(it.name)
 		}
 		if ref := it.ref; ref != nil && ref.shard == s && ref.gen == s.gen {
 			s.cached(it, ref, now)
@@ -196,11 +218,11 @@ func (s *shard) applyFrom(b *batch, i int, now int64) (next int) {
 // and counting, hence the margin of one per shard); near the limit, a
 // series that does not exist yet must first reserve a slot.
 func (s *shard) one(it *item, cfg *runtimeConfig, now int64) {
-	total, maxSeries := &s.r.total, cfg.maxSeries
+	total, maxSeries := s.total, cfg.maxSeries
 	reserved := false
-	if maxSeries > 0 && total.Load()+int64(len(s.r.shards)) > maxSeries && !s.st.Exists(it.name, it.labels) {
+	if maxSeries > 0 && total.Load()+s.margin > maxSeries && !s.st.Exists(it.name, it.labels) {
 		if !reserve(total, maxSeries) {
-			s.r.eventError(reasonSeriesLimit, "series limit reached, dropping a new series", "metric", it.name, "max_series", maxSeries)
+			s.rep.eventError(reasonSeriesLimit, "series limit reached, dropping a new series", "metric", it.name, "max_series", maxSeries)
 			return
 		}
 		reserved = true
@@ -208,7 +230,7 @@ func (s *shard) one(it *item, cfg *runtimeConfig, now int64) {
 	se, created, newGroup, err := s.st.Get(it.name, it.kind, it.labels, store.Spec{Help: it.help, Mapping: it.mapping, Defaults: &cfg.mapper.Defaults}, now)
 	if newGroup {
 		// Upstream counted a vector per label-name set of a metric name.
-		s.r.m.metricsCount.WithLabelValues(it.kind.String()).Inc()
+		s.rep.m.metricsCount.WithLabelValues(it.kind.String()).Inc()
 	}
 	switch {
 	case created:
@@ -221,8 +243,8 @@ func (s *shard) one(it *item, cfg *runtimeConfig, now int64) {
 	}
 	if err != nil {
 		typ := [...]string{"counter", "gauge", "observer", "observer"}[it.kind]
-		s.r.m.conflictingEventStats.WithLabelValues(typ, it.name).Inc()
-		s.r.badLog.Warn("conflicting metric, event dropped", "metric", it.name, "type", typ, "err", err)
+		s.rep.m.conflictingEventStats.WithLabelValues(typ, it.name).Inc()
+		s.rep.badLog.Warn("conflicting metric, event dropped", "metric", it.name, "type", typ, "err", err)
 		return
 	}
 	s.update(it, se)
@@ -250,6 +272,26 @@ func (s *shard) sweep() {
 		s.gen++ // refs may point at removed series
 	}
 	n := int64(s.st.Len())
-	s.r.total.Add(n - s.count)
+	s.total.Add(n - s.count)
 	s.count = n
+}
+
+// shardOf routes a metric name to its shard. Histogram and summary suffixes
+// are stripped first so that the store's name collision checks (foo vs.
+// foo_sum, foo_count, foo_bucket) stay within one shard.
+func (ss *seriesSet) shardOf(name string) int {
+	if len(ss.shards) == 1 {
+		return 0
+	}
+	// All of them, repeatedly: a histogram foo_count makes foo_count_sum.
+	for stripped := true; stripped; {
+		stripped = false
+		for _, suf := range [...]string{"_bucket", "_count", "_sum"} {
+			if base, ok := strings.CutSuffix(name, suf); ok {
+				name, stripped = base, true
+				break
+			}
+		}
+	}
+	return int(maphash.String(ss.seed, name) % uint64(len(ss.shards)))
 }
