@@ -13,6 +13,10 @@ import (
 // socket (which waits for a read in progress) is never held up for long.
 const readBurst = 256
 
+// helperPoll is how often a helper reader looks at its socket without
+// being woken (see readPackets).
+const helperPoll = 5 * time.Millisecond
+
 // readPackets reads datagrams from c and hands each to packet, draining
 // the socket without blocking, and calls flush whenever the socket is
 // empty (and, while it never empties, at the latest hold after the
@@ -27,7 +31,9 @@ const readBurst = 256
 // all but one found it empty: at the rates a sidecar sees (a few
 // thousand datagrams a second, each alone) those wake-ups, and the
 // threads the scheduler started for them, were most of the receiver's
-// CPU. For the same reason an empty socket is flushed at once rather than
+// CPU. A helper also looks at the socket every helperPoll on its own: on
+// a loaded machine the primary's thread may be descheduled for longer
+// than the socket's buffer lasts, and then nobody would signal. For the same reason an empty socket is flushed at once rather than
 // after a timer: a reader applies its batches itself, so holding them
 // saved nothing but cost a timer and a wake-up per quiet millisecond.
 func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet func([]byte), pending func() time.Time, flush func()) error {
@@ -88,12 +94,18 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 		}
 		return true
 	}
+	var poll *time.Ticker
+	if !rl.primary {
+		poll = time.NewTicker(helperPoll)
+		defer poll.Stop()
+	}
 	for {
 		if !rl.primary {
 			select {
 			case <-rl.stop:
 				return net.ErrClosed
 			case <-rl.wake:
+			case <-poll.C:
 			}
 		}
 		for {
