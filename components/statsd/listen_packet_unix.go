@@ -5,6 +5,7 @@ package statsd
 import (
 	"errors"
 	"net"
+	"os"
 	"syscall"
 	"time"
 )
@@ -14,8 +15,12 @@ import (
 const readBurst = 256
 
 // helperPoll is how often a helper reader looks at its socket without
-// being woken (see readPackets).
-const helperPoll = 5 * time.Millisecond
+// being woken, and helperEngaged how long a signal has it read like the
+// primary (see readPackets).
+const (
+	helperPoll    = 5 * time.Millisecond
+	helperEngaged = 100 * time.Millisecond
+)
 
 // readPackets reads datagrams from c and hands each to packet, draining
 // the socket without blocking, and calls flush whenever the socket is
@@ -26,7 +31,11 @@ const helperPoll = 5 * time.Millisecond
 // Only the primary reader of a socket waits on it (in Go's netpoller).
 // The others (dup'ed descriptors of the same socket) wait on wake, which
 // the primary signals when it finds a backlog (a read that filled every
-// slot), and go back to waiting once they have drained the socket. When
+// slot); a signal has a helper read like the primary, waiting on the
+// socket too, for helperEngaged, before it goes back to waiting for a
+// signal (under sustained load every reader takes datagrams, as before;
+// and on a machine shared with busier processes, every runnable thread
+// gets its share of the CPU). When
 // every reader waited on the socket, each datagram woke all of them and
 // all but one found it empty: at the rates a sidecar sees (a few
 // thousand datagrams a second, each alone) those wake-ups, and the
@@ -47,6 +56,9 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 	}
 	rb := newRecvBufs()
 	var rerr error
+	// waits is whether a drained socket is waited on (in the netpoller):
+	// always for the primary, for a helper while it is engaged.
+	waits := rl.primary
 	drained := false
 	read := func(fd uintptr) bool {
 		drained = false
@@ -60,17 +72,7 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 					}
 				}
 				got += max(n, 1)
-				if n < recvSlots {
-					// Fewer than asked: the socket was empty after
-					// these. Whatever arrives next wakes the primary
-					// (the netpoller is edge-triggered, and an arrival
-					// is an edge), so the read that would fail with
-					// EAGAIN is saved.
-					flush()
-					drained = true
-					return !rl.primary
-				}
-				if rl.primary && rl.wake != nil {
+				if rl.primary && n == recvSlots && rl.wake != nil {
 					select {
 					case rl.wake <- struct{}{}:
 					default: // a helper is already on its way
@@ -79,9 +81,7 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 			case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK):
 				flush()
 				drained = true
-				// The primary waits in the netpoller; a helper returns to
-				// wait for the next signal.
-				return !rl.primary
+				return !waits
 			case errors.Is(err, syscall.EINTR):
 			default:
 				rerr = err
@@ -94,20 +94,7 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 		}
 		return true
 	}
-	var poll *time.Ticker
-	if !rl.primary {
-		poll = time.NewTicker(helperPoll)
-		defer poll.Stop()
-	}
-	for {
-		if !rl.primary {
-			select {
-			case <-rl.stop:
-				return net.ErrClosed
-			case <-rl.wake:
-			case <-poll.C:
-			}
-		}
+	if rl.primary {
 		for {
 			if err := rc.Read(read); err != nil {
 				return err
@@ -115,15 +102,44 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 			if rerr != nil {
 				return rerr
 			}
-			if drained && !rl.primary {
+		}
+	}
+	poll := time.NewTicker(helperPoll)
+	defer poll.Stop()
+	for {
+		// A signal engages the helper: it reads like the primary, waiting
+		// on the socket too, for helperEngaged (one deadline, not one per
+		// wait), then goes back to waiting for a signal. A tick only has
+		// it drain what is there.
+		select {
+		case <-rl.stop:
+			return net.ErrClosed
+		case <-rl.wake:
+			waits = true
+			c.SetReadDeadline(time.Now().Add(helperEngaged))
+		case <-poll.C:
+			waits = false
+		}
+		for {
+			err := rc.Read(read)
+			if waits && errors.Is(err, os.ErrDeadlineExceeded) {
+				flush()
+				c.SetReadDeadline(time.Time{})
 				break
 			}
-			if !rl.primary {
-				select {
-				case <-rl.stop:
-					return net.ErrClosed
-				default:
-				}
+			if err != nil {
+				return err
+			}
+			if rerr != nil {
+				return rerr
+			}
+			if drained && !waits {
+				break
+			}
+			select {
+			case <-rl.stop:
+				return net.ErrClosed
+			default:
 			}
 		}
 	}
