@@ -350,7 +350,10 @@ func (st *Store) conflicts(name string, k Kind, f *family) error {
 // newGroupFor resolves a new group's options from the mapping and the
 // mapper's defaults, as upstream's registry does when it creates a vector.
 func newGroupFor(k Kind, names []string, key, name string, sp Spec) *group {
-	g := &group{names: slices.Clone(names), key: key, kind: k}
+	g := &group{names: make([]string, len(names)), key: key, kind: k}
+	for i, n := range names {
+		g.names[i] = strings.Clone(n) // not a slice of the line it came from
+	}
 	m, d := sp.Mapping, sp.Defaults
 	if d == nil {
 		d = &mapper.MapperConfigDefaults{}
