@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"strconv"
 	"testing"
@@ -296,27 +297,17 @@ func BenchmarkGather100k(b *testing.B) {
 		}
 	})
 	b.Run("upstream", func(b *testing.B) {
-		m := &mapper.MetricMapper{}
-		if err := m.InitFromFile(examplesDir + "/gunicorn-mapping.yml"); err != nil {
-			b.Fatal(err)
-		}
-		sm, err := newSelfMetrics(prometheus.NewRegistry())
+		yaml, err := os.ReadFile(examplesDir + "/gunicorn-mapping.yml")
 		if err != nil {
 			b.Fatal(err)
 		}
-		reg := prometheus.NewRegistry()
-		logger := slog.New(slog.DiscardHandler)
-		exp := exporter.NewExporter(reg, m, logger, sm.eventsActions, sm.eventsUnmapped, sm.errorEventStats, sm.eventStats, sm.conflictingEventStats, sm.metricsCount)
-		p := line.NewParser()
-		p.EnableDogstatsdParsing()
-		ch := make(chan event.Events, 1)
-		done := make(chan struct{})
-		go func() { exp.Listen(ch); close(done) }()
+		up := newUpstream(b, string(yaml))
+		lines := make([]string, n)
 		for i := range n {
-			ch <- p.LineToEvents(series(i), *sm.sampleErrors, sm.samplesReceived, sm.tagErrors, sm.tagsReceived, logger)
+			lines[i] = series(i)
 		}
-		close(ch)
-		<-done
+		up.send(lines)
+		reg := up.prom
 		b.ReportAllocs()
 		for b.Loop() {
 			encode(b, reg)

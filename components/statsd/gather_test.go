@@ -103,7 +103,7 @@ type upstreamExporter struct {
 	exp    *exporter.Exporter
 }
 
-func newUpstream(t *testing.T, yaml string) *upstreamExporter {
+func newUpstream(t testing.TB, yaml string) *upstreamExporter {
 	t.Helper()
 	m := &mapper.MetricMapper{}
 	if err := m.InitFromYAMLString(yaml); err != nil {
