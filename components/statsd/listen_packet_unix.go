@@ -20,6 +20,11 @@ const readBurst = 256
 const (
 	helperPoll    = 5 * time.Millisecond
 	helperEngaged = 100 * time.Millisecond
+	// helperBacklog is how many datagrams the primary reads without
+	// emptying the socket before it signals a helper: a sustained backlog
+	// (0.6 ms of datagrams at 100k/s), not the few that queue while a
+	// loaded machine runs something else for a moment.
+	helperBacklog = 64
 )
 
 // readPackets reads datagrams from c and hands each to packet, draining
@@ -30,8 +35,8 @@ const (
 //
 // Only the primary reader of a socket waits on it (in Go's netpoller).
 // The others (dup'ed descriptors of the same socket) wait on wake, which
-// the primary signals when it finds a backlog (a read that filled every
-// slot); a signal has a helper read like the primary, waiting on the
+// the primary signals when it finds a backlog (helperBacklog datagrams
+// read without emptying the socket); a signal has a helper read like the primary, waiting on the
 // socket too, for helperEngaged, before it goes back to waiting for a
 // signal (under sustained load every reader takes datagrams, as before;
 // and on a machine shared with busier processes, every runnable thread
@@ -71,8 +76,9 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 						packet(d)
 					}
 				}
+				before := got
 				got += max(n, 1)
-				if rl.primary && n == recvSlots && rl.wake != nil {
+				if rl.primary && before < helperBacklog && got >= helperBacklog && rl.wake != nil {
 					select {
 					case rl.wake <- struct{}{}:
 					default: // a helper is already on its way
