@@ -228,7 +228,9 @@ func TestStatusUIInBrowser(t *testing.T) {
 		chromedp.Submit(chromedp.CSS(`#filter-0`)),
 		waitJS(`location.search === '?filter=no_such_series' && document.querySelector('.preview .count') !== null`),
 	)
-	count := run(t, ctx, "count", chromedp.Text(chromedp.CSS(`.preview .count`)))
+	// Read the text in one evaluation: the page refreshes itself, and a
+	// query-then-read of a node can find it replaced in between.
+	count := run(t, ctx, "count", chromedp.Evaluate[string](`document.querySelector('.preview .count').textContent`))
 	if !strings.HasPrefix(count, "Showing 0 of 0 matching series") {
 		t.Errorf("filtered preview count: %q", count)
 	}
