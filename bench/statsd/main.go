@@ -58,7 +58,10 @@ var (
 	flagDuration = flag.Duration("step", 3*time.Second, "duration of each rate step")
 	flagLPP      = flag.Int("lines-per-packet", 0, "statsd lines per datagram (default: the preset's; gunicorn sends 1)")
 	flagRuns     = flag.Int("runs", 3, "runs, each on fresh processes (medians with min and max are reported)")
-	flagModes    = flag.String("modes", "rate,overload,memory", "what to measure: rate, overload, memory")
+	flagModes    = flag.String("modes", "rate,overload,memory,cpu", "what to measure: rate, overload, memory, cpu")
+	flagCPURates = flag.String("cpu-rates", "5000x1,20000x1,100000x1,200000x20", "cpu mode: fixed rates, lines/s x lines per datagram, sent to both targets alike")
+	flagCPUStep  = flag.Duration("cpu-step", 10*time.Second, "cpu mode: duration of each fixed-rate step")
+	flagCPUBatch = flag.Int("cpu-batch", 1, "cpu mode: datagrams per sendmmsg call (1: each datagram sent on its own, paced, as an application's client sends; more makes bursts the receiver takes in one wake-up)")
 	flagOverload = flag.Duration("overload-step", 10*time.Second, "duration of the overload step (twice the higher lossless rate of the run)")
 	flagSeries   = flag.Int("series", 100000, "distinct series for the memory measurement")
 	flagShapes   = flag.String("mem-shapes", "names,tags", "memory series: names (bench.name_<i>) and/or tags (bench.tagged with #id:<i>)")
@@ -205,6 +208,11 @@ metrics_sink "bench" {
 			}
 		}
 	}
+	if modes["cpu"] {
+		if err := cpuRuns(tmp, targets); err != nil {
+			return err
+		}
+	}
 	if modes["memory"] {
 		for _, shape := range strings.Split(*flagShapes, ",") {
 			if err := memoryRuns(tmp, targets, strings.TrimSpace(shape)); err != nil {
@@ -229,6 +237,38 @@ type proc struct {
 	cmd                *exec.Cmd
 	udp                string
 	selfURL, seriesURL string
+	// fullScrapes counts the fetches of the page with all the series
+	// (for statsd_exporter every read of its own metrics is one).
+	fullScrapes int
+	// mirror makes every read of the target's own metrics fetch its
+	// series page too, when the two are apart (Sluice): so that both
+	// targets are scraped in full as often and at the same moments.
+	mirror bool
+}
+
+// scrapeSeries fetches the target's page of series once.
+func (p *proc) scrapeSeries() error {
+	p.fullScrapes++
+	_, err := get(p.seriesURL)
+	return err
+}
+
+// equalScrapes scrapes each target's series page until all have been
+// scraped in full as many times, and returns that count: every memory
+// reading follows the same number of full scrapes of each.
+func equalScrapes(ps []*proc) (int, error) {
+	most := 0
+	for _, p := range ps {
+		most = max(most, p.fullScrapes)
+	}
+	for _, p := range ps {
+		for p.fullScrapes < most {
+			if err := p.scrapeSeries(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return most, nil
 }
 
 func start(dir string, t target) (*proc, error) {
@@ -305,6 +345,13 @@ func get(url string) (int64, error) {
 // self returns the sum of each listed family's samples on the target's
 // own metrics page (a family's name may be followed by a label set).
 func (p *proc) self(names ...string) (map[string]float64, error) {
+	if p.selfURL == p.seriesURL {
+		p.fullScrapes++
+	} else if p.mirror {
+		if err := p.scrapeSeries(); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := http.Get(p.selfURL)
 	if err != nil {
 		return nil, err
@@ -369,7 +416,8 @@ type step struct {
 	sent     int
 	done     float64
 	loss     float64
-	cpu      float64
+	cpu      float64 // from the start of the sending to the end of processing (settled)
+	cpuSend  float64 // from the start of the sending to 200 ms after it, before the polls that settle
 	gen      genStats
 	reported float64 // lines Sluice reports dropped (kernel drops x lines per datagram, errors)
 }
@@ -386,13 +434,15 @@ func runStep(p *proc, rate int, d time.Duration, t *traffic) (step, error) {
 	if err != nil {
 		return step{}, err
 	}
+	time.Sleep(200 * time.Millisecond)
+	cpuSend, _ := cpuSeconds(p.cmd.Process.Pid)
 	after, err := p.settle()
 	if err != nil {
 		return step{}, err
 	}
 	cpu1, _ := cpuSeconds(p.cmd.Process.Pid)
 	drops1, _ := p.self(sluiceDrops...)
-	s := step{rate: rate, sent: sent, sentRate: float64(sent) / el.Seconds(), done: after - before, cpu: cpu1 - cpu0, gen: gen}
+	s := step{rate: rate, sent: sent, sentRate: float64(sent) / el.Seconds(), done: after - before, cpu: cpu1 - cpu0, cpuSend: cpuSend - cpu0, gen: gen}
 	s.loss = 1 - s.done/float64(sent)
 	for _, n := range sluiceDrops {
 		v := drops1[n] - drops0[n]
@@ -672,6 +722,7 @@ func memoryRuns(dir string, targets []target, shape string) error {
 				return err
 			}
 			procs[i] = p
+			p.mirror = true
 		}
 		for i, p := range procs {
 			// Warm up with the gunicorn traffic so both have their
@@ -685,6 +736,10 @@ func memoryRuns(dir string, targets []target, shape string) error {
 				return err
 			}
 			idle[i], _ = rssBytes(p.cmd.Process.Pid)
+		}
+		// Count the full scrapes with the series in them.
+		for _, p := range procs {
+			p.fullScrapes = 0
 		}
 		for _, p := range procs {
 			before, _ := p.events()
@@ -714,6 +769,14 @@ func memoryRuns(dir string, targets []target, shape string) error {
 				}
 			}
 		}
+		// From here on the bench reads nothing but RSS: the scrapes of
+		// the series pages are the only ones, and each target has been
+		// scraped in full as often as the other before every reading.
+		loading, err := equalScrapes(procs)
+		if err != nil {
+			stopAll(procs)
+			return err
+		}
 		time.Sleep(2 * time.Second)
 		rss := func(p *proc, i int) float64 {
 			v, _ := rssBytes(p.cmd.Process.Pid)
@@ -723,7 +786,7 @@ func memoryRuns(dir string, targets []target, shape string) error {
 			per[p.t.name].before = append(per[p.t.name].before, rss(p, i))
 		}
 		for _, p := range procs {
-			if _, err := get(p.seriesURL); err != nil {
+			if err := p.scrapeSeries(); err != nil {
 				stopAll(procs)
 				return err
 			}
@@ -739,7 +802,7 @@ func memoryRuns(dir string, targets []target, shape string) error {
 			time.Sleep(*flagInterval)
 			for i, p := range procs {
 				peak[i] = max(peak[i], rss(p, i))
-				if _, err := get(p.seriesURL); err != nil {
+				if err := p.scrapeSeries(); err != nil {
 					stopAll(procs)
 					return err
 				}
@@ -754,19 +817,19 @@ func memoryRuns(dir string, targets []target, shape string) error {
 				per[p.t.name].loop = append(per[p.t.name].loop, peak[i])
 			}
 			f := per[p.t.name]
-			fmt.Fprintf(os.Stderr, "  memory %s run %d %-16s RSS per series: before any scrape %.0f B, after the first %.0f B, scrape loop %.0f B (idle RSS %.1f MiB)\n",
-				shape, run+1, p.t.name, f.before[len(f.before)-1], f.first[len(f.first)-1], peak[i], idle[i]/(1<<20))
+			fmt.Fprintf(os.Stderr, "  memory %s run %d %-16s RSS per series: after loading (%d full scrapes) %.0f B, after one more %.0f B, scrape loop %.0f B (idle RSS %.1f MiB; %d full scrapes in all)\n",
+				shape, run+1, p.t.name, loading, f.before[len(f.before)-1], f.first[len(f.first)-1], peak[i], idle[i]/(1<<20), p.fullScrapes)
 		}
 		stopAll(procs)
 	}
 	fmt.Printf("\n## memory: %d distinct series (%s, sent over %s), RSS added per series, bytes, median (min-max) of %d runs\n\n", n, shape, *flagMemProto, *flagRuns)
-	fmt.Printf("| | before any scrape | after the first scrape | under a %s scrape loop (%d scrapes, peak) |\n|---|---|---|---|\n", *flagInterval, *flagScrapes)
+	fmt.Printf("| | after loading (the same full scrapes for both) | after one more full scrape | under a %s scrape loop (%d scrapes, peak) |\n|---|---|---|---|\n", *flagInterval, *flagScrapes)
 	for _, t := range targets {
 		f := per[t.name]
 		fmt.Printf("| %s | %s | %s | %s |\n", t.name, summarize(f.before), summarize(f.first), summarize(f.loop))
 	}
 	if up, sl := per["statsd_exporter"], per["sluice"]; up != nil && sl != nil {
-		fmt.Printf("\nsluice / statsd_exporter: before %.2fx, after the first scrape %.2fx, scrape loop %.2fx (ratios of medians)\n",
+		fmt.Printf("\nsluice / statsd_exporter: after loading %.2fx, after one more scrape %.2fx, scrape loop %.2fx (ratios of medians)\n",
 			summarize(sl.before).med/summarize(up.before).med, summarize(sl.first).med/summarize(up.first).med,
 			summarize(sl.loop).med/summarize(up.loop).med)
 	}
@@ -974,4 +1037,96 @@ func blast(addr string, rate int, d time.Duration, t *traffic) (int, time.Durati
 		g.dgrams += n
 	}
 	return g.dgrams * t.lpp, el, g, errors.Join(errs...)
+}
+
+// cpuRuns measures the CPU each target spends per line at fixed rates
+// (-cpu-rates), the same for both, -runs times on fresh processes, the
+// targets interleaved step by step: the rates a sidecar sees, where a
+// target is far from its limit and what a datagram costs is wake-ups,
+// hand-offs and timers as much as parsing. CPU is counted from the start
+// of the sending to 200 ms after its end (before the polls that wait for
+// the count to settle, which scrape statsd_exporter's whole page).
+func cpuRuns(dir string, targets []target) error {
+	type fixed struct{ rate, lpp int }
+	var steps []fixed
+	for _, f := range strings.Split(*flagCPURates, ",") {
+		r, l, ok := strings.Cut(strings.TrimSpace(f), "x")
+		rate, err1 := strconv.Atoi(r)
+		lpp, err2 := strconv.Atoi(l)
+		if !ok || err1 != nil || err2 != nil || rate < 1 || lpp < 1 {
+			return fmt.Errorf("-cpu-rates: %q is not lines/s x lines per datagram (e.g. 5000x1)", f)
+		}
+		steps = append(steps, fixed{rate, lpp})
+	}
+	if *flagCPUBatch < 1 {
+		return errors.New("-cpu-batch must be at least 1")
+	}
+	defer func(b int) { *flagBatch = b }(*flagBatch)
+	*flagBatch = *flagCPUBatch
+	rnd := rand.New(rand.NewPCG(1, 2))
+	traffic := map[int]*traffic{}
+	for _, s := range steps {
+		if traffic[s.lpp] == nil {
+			traffic[s.lpp] = packets(gunicornLines, s.lpp, func(i int) string { return gunicornLine(i, rnd) })
+		}
+	}
+	fmt.Printf("\n## cpu: CPU s per 1M lines at fixed rates, %s per step, %d datagram(s) per sendmmsg, median (min-max) of %d runs\n\n", *flagCPUStep, *flagCPUBatch, *flagRuns)
+	per := map[fixed]map[string][]float64{}
+	ratios := map[fixed][]float64{}
+	for run := range *flagRuns {
+		procs := make([]*proc, len(targets))
+		for i, tg := range targets {
+			p, err := start(dir, tg)
+			if err != nil {
+				stopAll(procs)
+				return err
+			}
+			procs[i] = p
+		}
+		for k, f := range steps {
+			if per[f] == nil {
+				per[f] = map[string][]float64{}
+			}
+			got := make([]float64, len(procs))
+			for j := range procs {
+				i := j
+				if (k+run)%2 == 1 {
+					i = len(procs) - 1 - j
+				}
+				p := procs[i]
+				s, err := runStep(p, f.rate, *flagCPUStep, traffic[f.lpp])
+				if err != nil {
+					stopAll(procs)
+					return err
+				}
+				got[i] = s.cpuSend / (s.done / 1e6)
+				per[f][p.t.name] = append(per[f][p.t.name], got[i])
+				fmt.Fprintf(os.Stderr, "  cpu run %d %-16s %7d lines/s x %d per datagram: sent %9.0f/s loss %6.3f%% CPU %.2f s per 1M lines\n",
+					run+1, p.t.name, f.rate, f.lpp, s.sentRate, 100*s.loss, got[i])
+			}
+			if len(procs) == 2 && got[0] > 0 {
+				ratios[f] = append(ratios[f], got[1]/got[0])
+			}
+		}
+		stopAll(procs)
+	}
+	fmt.Print("| lines/s x lines per datagram |")
+	for _, tg := range targets {
+		fmt.Printf(" %s |", tg.name)
+	}
+	fmt.Println(" ratio sluice / statsd_exporter (per run) |")
+	for _, f := range steps {
+		fmt.Printf("| %d x %d |", f.rate, f.lpp)
+		for _, tg := range targets {
+			c := summarize(per[f][tg.name])
+			fmt.Printf(" %.2f (%.2f-%.2f) |", c.med, c.lo, c.hi)
+		}
+		if r := ratios[f]; len(r) > 0 {
+			c := summarize(r)
+			fmt.Printf(" %.2fx (%s) |\n", c.med, fmtRatios(r))
+		} else {
+			fmt.Println(" |")
+		}
+	}
+	return nil
 }

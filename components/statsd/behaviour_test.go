@@ -59,48 +59,45 @@ mapping {
 }
 `)
 	r := h.Component.(*Receiver)
+	// The shards' clock: an hour and a half later, c{a=2,b=2} is updated
+	// again, and the sweep then removes every other series.
+	now := time.Now()
+	for _, s := range r.shards {
+		s.clock = func() time.Time { return now }
+	}
 	p := r.newProcessor()
 	p.packet([]byte("c:1|c|#a:1,b:2\nc:1|c|#a:2,b:2\ng:3|g|#a:1\nh:5|ms|#a:1\nsum.read:5|ms|#a:1\nsum.write:5|ms|#a:1"))
 	// Apply on this goroutine: the shards are not running.
-	for s, b := range p.pending {
-		if b != nil {
-			r.shards[s].apply(b)
+	apply := func() {
+		for s, b := range p.pending {
+			if b != nil {
+				r.shards[s].apply(b)
+			}
 		}
+		p.pending = make([]*batch, len(r.shards))
 	}
-	p.pending = make([]*batch, len(r.shards))
-	if n := seriesCount(t, r.exported); n != 6 {
+	apply()
+	if n := seriesCount(t, r.series()); n != 6 {
 		t.Fatalf("%d series, want 6", n)
 	}
 	keep := map[string]string{"a": "2", "b": "2"}
-	for _, s := range r.shards {
-		for name, metric := range s.reg.Metrics {
-			for _, rm := range metric.Metrics {
-				if rm.Labels != nil {
-					t.Errorf("%s: the registry kept the labels map %v", name, rm.Labels)
-				}
-				if l := seriesLabels(rm); !(name == "c" && l["a"] == "2") {
-					rm.LastRegisteredAt = rm.LastRegisteredAt.Add(-2 * time.Hour)
-				}
-			}
-		}
-	}
+	now = now.Add(90 * time.Minute)
+	p.packet([]byte("c:0|c|#a:2,b:2"))
+	apply()
+	now = now.Add(31 * time.Minute)
 	for _, s := range r.shards {
 		s.sweep()
 	}
-	if n := seriesCount(t, r.exported); n != 1 || value(t, r.exported, "c", keep) != 1 {
-		t.Fatalf("after the sweep: %d series (want 1), c%v = %v", n, keep, value(t, r.exported, "c", keep))
+	if n := seriesCount(t, r.series()); n != 1 || value(t, r.series(), "c", keep) != 1 {
+		t.Fatalf("after the sweep: %d series (want 1), c%v = %v", n, keep, value(t, r.series(), "c", keep))
 	}
 	if n := r.total.Load(); n != 1 {
 		t.Fatalf("total = %d, want 1", n)
 	}
 	// An expired series comes back afresh.
 	p.packet([]byte("h:7|ms|#a:1"))
-	for s, b := range p.pending {
-		if b != nil {
-			r.shards[s].apply(b)
-		}
-	}
-	if v := value(t, r.exported, "h", map[string]string{"a": "1"}); v != 1 {
+	apply()
+	if v := value(t, r.series(), "h", map[string]string{"a": "1"}); v != 1 {
 		t.Fatalf("h{a=1} count = %v, want 1", v)
 	}
 }

@@ -2,7 +2,9 @@ package statsd
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"strconv"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/statsd_exporter/pkg/event"
 	"github.com/prometheus/statsd_exporter/pkg/exporter"
 	"github.com/prometheus/statsd_exporter/pkg/line"
@@ -247,4 +250,67 @@ func liveHeap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// BenchmarkGather100k is one gather of 100k series (bench.series_<0..99> x
+// #id:<0..999>, as bench/statsd sends), encoded in the text format as a
+// scrape would: from the receiver's store, and from upstream's registry
+// (client_golang's vectors, as statsd_exporter serves them). Run with
+//
+//	go test -run '^$' -bench Gather100k -benchmem -count 6 ./components/statsd/
+func BenchmarkGather100k(b *testing.B) {
+	const n = 100000
+	series := func(i int) string {
+		return "bench.series_" + strconv.Itoa(i%100) + ":1|c|#id:" + strconv.Itoa(i/100)
+	}
+	encode := func(b *testing.B, g prometheus.Gatherer) {
+		mfs, err := g.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc := expfmt.NewEncoder(io.Discard, expfmt.NewFormat(expfmt.TypeTextPlain))
+		got := 0
+		for _, mf := range mfs {
+			got += len(mf.Metric)
+			if err := enc.Encode(mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if got < n {
+			b.Fatalf("gathered %d series, want %d", got, n)
+		}
+	}
+	b.Run("receiver", func(b *testing.B) {
+		r := benchReceiver(b)
+		p := r.newProcessor()
+		for i := range n {
+			p.packet([]byte(series(i)))
+			if i%64 == 63 {
+				p.flush()
+			}
+		}
+		p.flush()
+		waitEvents(b, r, n)
+		b.ReportAllocs()
+		for b.Loop() {
+			encode(b, r.series())
+		}
+	})
+	b.Run("upstream", func(b *testing.B) {
+		yaml, err := os.ReadFile(examplesDir + "/gunicorn-mapping.yml")
+		if err != nil {
+			b.Fatal(err)
+		}
+		up := newUpstream(b, string(yaml))
+		lines := make([]string, n)
+		for i := range n {
+			lines[i] = series(i)
+		}
+		up.send(lines)
+		reg := up.prom
+		b.ReportAllocs()
+		for b.Loop() {
+			encode(b, reg)
+		}
+	})
 }

@@ -122,7 +122,7 @@ func (d *differentialPair) compare(t *testing.T, input string) {
 		what       string
 		fast, full prometheus.Gatherer
 	}{
-		{"series", d.fast.exported, d.full.exported},
+		{"series", d.fast.series(), d.full.series()},
 		{"self-metrics", d.hFast.Registry, d.hFull.Registry},
 	} {
 		a, b := exposition(t, g.fast), exposition(t, g.full)
@@ -235,7 +235,7 @@ func TestFastPathAfterReload(t *testing.T) {
 		p.packet([]byte("x.a:1|c|#k:v"))
 		p.flush()
 	}
-	if got := value(t, r.exported, "old_a", map[string]string{"k": "v"}); got != 5 {
+	if got := value(t, r.series(), "old_a", map[string]string{"k": "v"}); got != 5 {
 		t.Fatalf("old_a = %v, want 5", got)
 	}
 	if r.fastLines.Load() == 0 {
@@ -246,7 +246,7 @@ func TestFastPathAfterReload(t *testing.T) {
 		p.packet([]byte("x.a:1|c|#k:v"))
 		p.flush()
 	}
-	if got := value(t, r.exported, "new_a", map[string]string{"k": "v"}); got != 5 {
+	if got := value(t, r.series(), "new_a", map[string]string{"k": "v"}); got != 5 {
 		t.Fatalf("new_a = %v after the reload, want 5", got)
 	}
 }
@@ -265,12 +265,12 @@ func TestFastPathAfterSweep(t *testing.T) {
 		t.Fatal("the fast path took no line")
 	}
 	s := r.shards[r.shardOf("swept")]
-	for seriesCount(t, r.exported) != 0 {
+	for seriesCount(t, r.series()) != 0 {
 		s.lockedSweep()
 	}
 	p.packet([]byte("swept:1|c|#k:v"))
 	p.flush()
-	if got := value(t, r.exported, "swept", map[string]string{"k": "v"}); got != 1 {
+	if got := value(t, r.series(), "swept", map[string]string{"k": "v"}); got != 1 {
 		t.Fatalf("swept = %v after the sweep, want 1 (a new series)", got)
 	}
 }

@@ -93,7 +93,7 @@ mapping {
 		if n := testutil.ToFloat64(r.m.errorEventStats.WithLabelValues(reasonPanic)); n != 0 {
 			t.Fatalf("%v panics recovered ingesting %q", n, data)
 		}
-		if _, err := r.exported.Gather(); err != nil {
+		if _, err := r.series().Gather(); err != nil {
 			t.Fatalf("gather after %q: %v", data, err)
 		}
 	})
@@ -149,7 +149,7 @@ func FuzzMappingFile(f *testing.F) {
 		if n := testutil.ToFloat64(r.m.errorEventStats.WithLabelValues(reasonPanic)); n != 0 {
 			t.Fatalf("%v panics recovered with mapping\n%s", n, yml)
 		}
-		if _, err := r.exported.Gather(); err != nil {
+		if _, err := r.series().Gather(); err != nil {
 			t.Fatalf("gather with mapping\n%s\n: %v", yml, err)
 		}
 	})

@@ -40,7 +40,7 @@ func FuzzIngestLine(f *testing.F) {
 		if n := testutil.ToFloat64(r.m.errorEventStats.WithLabelValues(reasonPanic)); n != 0 {
 			t.Fatalf("%v panics recovered ingesting %q", n, packet)
 		}
-		if _, err := r.exported.Gather(); err != nil {
+		if _, err := r.series().Gather(); err != nil {
 			t.Fatalf("gather after %q: %v", packet, err)
 		}
 	})

@@ -7,10 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,38 +23,18 @@ import (
 	"github.com/sluicehq/sluice/ratelog"
 )
 
-// flushHold is how long a reader may hold mapped events before handing them
-// to the shards when its socket is quiet. Batching across datagrams saves
-// a shard wake-up per datagram; a scrape sees events at most this late.
-const flushHold = time.Millisecond
-
-// packetReaders is the number of goroutines (and descriptors) reading one
-// UDP or unixgram socket: GOMAXPROCS, or SLUICE_STATSD_READERS (for
-// benchmarking).
-var packetReaders = func() int {
-	if v, err := strconv.Atoi(os.Getenv("SLUICE_STATSD_READERS")); err == nil && v > 0 {
-		return v
-	}
-	return runtime.GOMAXPROCS(0)
-}()
-
 // Receiver is a running statsd_receiver.
 type Receiver struct {
-	opts     pipeline.Options[Exports]
-	log      *slog.Logger
-	badLog   *slog.Logger // bounded rate, for bad input
-	panicLog *slog.Logger // bounded rate, for recovered panics
-	m        *selfMetrics
-	watchState
+	opts pipeline.Options[Exports]
+	// reporter counts, logs and watches for every part; seriesSet is the
+	// shards, their stores and the routing to them.
+	*reporter
+	*seriesSet
 	hooks testHooks
 	// tcpBufs recycles TCP connections' read buffers (*[]byte).
 	tcpBufs sync.Pool
 
-	exported *prometheus.Registry
-	kdrops   *kernelDrops
-	shards   []*shard
-	seed     maphash.Seed
-	total    atomic.Int64 // live series, all shards
+	kdrops *kernelDrops
 	// fastLines counts the lines the readers' fast path applied (for
 	// tests and benchmarks: it is not a user's concern which path a line
 	// took).
@@ -94,20 +71,21 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 	// warning here.
 	warnLevel := slog.LevelWarn
 	r := &Receiver{
-		opts:     opts,
-		log:      opts.Logger,
-		badLog:   ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 10, Level: &warnLevel}),
-		panicLog: ratelog.New(opts.Logger, ratelog.Options{Interval: time.Minute, Burst: 3}),
-		exported: prometheus.NewRegistry(),
-		kdrops:   newKernelDrops(),
-		seed:     maphash.MakeSeed(),
-		args:     args,
-		watchState: watchState{
-			epoch:      time.Now(),
-			stallAfter: defaultStallAfter,
-			workers:    map[*progress]struct{}{},
-			health:     pipeline.Health{State: pipeline.HealthHealthy, Since: time.Now()},
+		opts: opts,
+		reporter: &reporter{
+			log:      opts.Logger,
+			badLog:   ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 10, Level: &warnLevel}),
+			panicLog: ratelog.New(opts.Logger, ratelog.Options{Interval: time.Minute, Burst: 3}),
+			watchState: watchState{
+				epoch:      time.Now(),
+				stallAfter: defaultStallAfter,
+				workers:    map[*progress]struct{}{},
+				health:     pipeline.Health{State: pipeline.HealthHealthy, Since: time.Now()},
+			},
 		},
+		seriesSet: &seriesSet{seed: maphash.MakeSeed()},
+		kdrops:    newKernelDrops(),
+		args:      args,
 	}
 	r.tcpBufs.New = func() any { b := make([]byte, tcpInitialBuf); return &b }
 	m, err := newSelfMetrics(opts.Registerer)
@@ -134,9 +112,9 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 	r.commit(cfg)
 	n := runtime.GOMAXPROCS(0)
 	for range n {
-		r.shards = append(r.shards, newShard(r, r.exported))
+		r.shards = append(r.shards, newShard(r.reporter, &r.hooks, &r.total, n))
 	}
-	opts.OnExports(Exports{Metrics: seriesGatherer{r}})
+	opts.OnExports(Exports{Metrics: r.series()})
 	return r, nil
 }
 
@@ -240,12 +218,6 @@ func (l *lockedCache) Reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.c.Reset()
-}
-
-// eventError counts and logs (at a bounded rate) a dropped event.
-func (r *Receiver) eventError(reason, msg string, kv ...any) {
-	r.m.errorEventStats.WithLabelValues(reason).Inc()
-	r.badLog.Warn(msg, append(kv, "reason", reason)...)
 }
 
 // Run binds the sockets, serves until ctx ends, then closes every socket
@@ -420,314 +392,31 @@ func (d *deferredRegisterer) register(reg replacingRegisterer, log *slog.Logger)
 	d.collectors = nil
 }
 
-type listenSpec struct {
-	key  string // "udp", "tcp", "unixgram"
-	addr string
-}
-
-func specs(a Arguments) []listenSpec {
-	return []listenSpec{{"udp", a.ListenUDP}, {"tcp", a.ListenTCP}, {"unixgram", a.ListenUnixgram}}
-}
-
-// bindChanged binds the sockets whose address args changes (r.mu held).
-// If one fails, those already bound are closed and nothing has changed.
-func (r *Receiver) bindChanged(args Arguments) (map[string]listener, error) {
-	fresh := map[string]listener{}
-	for _, sp := range specs(args) {
-		cur, ok := r.listeners[sp.key]
-		if sp.addr == "" || (ok && cur.Spec() == sp.addr) {
-			continue
-		}
-		l, err := r.bind(sp, args)
-		if err != nil {
-			for _, f := range fresh {
-				f.Close()
-			}
-			return nil, err
-		}
-		fresh[sp.key] = l
-	}
-	return fresh, nil
-}
-
-// swapListeners starts the fresh sockets, then closes the ones they
-// replace and the ones args turns off, and adjusts the ones kept (r.mu
-// held). Readers of a closed socket finish the packet in hand first.
-func (r *Receiver) swapListeners(args Arguments, fresh map[string]listener) {
-	for _, sp := range specs(args) {
-		cur, ok := r.listeners[sp.key]
-		if f, isNew := fresh[sp.key]; isNew {
-			f.Start()
-			r.listeners[sp.key] = f
-			if ok {
-				cur.Close()
-				r.log.Info("statsd listener moved", "proto", sp.key, "address", f.Addr())
-			}
-			continue
-		}
-		if ok && sp.addr == "" {
-			cur.Close()
-			delete(r.listeners, sp.key)
-			continue
-		}
-		if ok {
-			cur.Adjust(args, r.log)
-		}
+func (r *Receiver) newProcessor() *processor {
+	m := r.m
+	return &processor{
+		rep:       r.reporter,
+		cfgSrc:    &r.cfg,
+		set:       r.seriesSet,
+		hooks:     &r.hooks,
+		fastLines: &r.fastLines,
+		pending:   make([]*batch, len(r.shards)),
+		lines:     localCounter{Counter: m.linesReceived},
+		samples:   localCounter{Counter: m.samplesReceived},
+		tags:      localCounter{Counter: m.tagsReceived},
+		tagErrors: localCounter{Counter: m.tagErrors},
+		unmapped:  localCounter{Counter: m.eventsUnmapped},
+		actMap:    localCounter{Counter: m.actMap},
+		actDrop:   localCounter{Counter: m.actDrop},
+		prog:      &progress{name: "processor"},
 	}
 }
 
-func (r *Receiver) addrsLocked() map[string]string {
-	out := map[string]string{}
-	for k, l := range r.listeners {
-		out[k] = l.Addr()
-	}
-	return out
-}
-
-// Addrs returns the bound addresses by protocol ("udp", "tcp",
-// "unixgram"): with port 0 in the configuration, the port the system chose.
-func (r *Receiver) Addrs() map[string]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.addrsLocked()
-}
-
-// listener is one bound socket and the goroutines serving it.
-type listener interface {
-	Spec() string // the configured address
-	Addr() string // the bound address
-	Start()
-	// Adjust applies options that need no new socket (read buffer, mode).
-	Adjust(args Arguments, log *slog.Logger)
-	// Close closes the socket and waits for its goroutines.
-	Close()
-}
-
-func (r *Receiver) bind(sp listenSpec, args Arguments) (listener, error) {
-	switch sp.key {
-	case "udp":
-		c, err := net.ListenPacket("udp", sp.addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen_udp: %w", err)
-		}
-		pl := &packetListener{r: r, spec: sp.addr, conn: c, packets: r.m.udpPackets}
-		if err := pl.setReadBuffer(args.ReadBuffer); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("listen_udp: read_buffer: %w", err)
-		}
-		pl.inode = socketInode(c)
-		r.kdrops.add(pl.inode)
-		return pl, nil
-	case "tcp":
-		ln, err := net.Listen("tcp", sp.addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen_tcp: %w", err)
-		}
-		return newTCPListener(r, sp.addr, ln, args), nil
-	case "unixgram":
-		return r.bindUnixgram(sp.addr, args)
-	}
-	return nil, fmt.Errorf("unknown listener %q", sp.key)
-}
-
-func (r *Receiver) bindUnixgram(path string, args Arguments) (listener, error) {
-	abstract := strings.HasPrefix(path, "@")
-	if !abstract {
-		if fi, err := os.Stat(path); err == nil {
-			if fi.Mode()&os.ModeSocket == 0 {
-				return nil, fmt.Errorf("listen_unixgram: %s exists and is not a socket", path)
-			}
-			// A socket file nobody serves is left over from a crash: reuse
-			// the path. One that answers belongs to a live process.
-			if c, err := net.Dial("unixgram", path); err == nil {
-				c.Close()
-				return nil, fmt.Errorf("listen_unixgram: %s is in use", path)
-			}
-			if err := os.Remove(path); err != nil {
-				return nil, fmt.Errorf("listen_unixgram: removing stale socket: %w", err)
-			}
-		}
-	}
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Net: "unixgram", Name: path})
-	if err != nil {
-		return nil, fmt.Errorf("listen_unixgram: %w", err)
-	}
-	pl := &packetListener{r: r, spec: path, conn: c, packets: r.m.unixgramPackets}
-	if !abstract {
-		pl.unlink = path
-		mode, _ := parseMode(args.UnixgramMode) // validated
-		if err := os.Chmod(path, os.FileMode(mode)); err != nil {
-			c.Close()
-			os.Remove(path)
-			return nil, fmt.Errorf("listen_unixgram: unixgram_mode: %w", err)
-		}
-		pl.mode = args.UnixgramMode
-	}
-	if err := pl.setReadBuffer(args.ReadBuffer); err != nil {
-		pl.closeConns()
-		return nil, fmt.Errorf("listen_unixgram: read_buffer: %w", err)
-	}
-	return pl, nil
-}
-
-// packetListener serves a UDP or unixgram socket. Go serialises reads on
-// one descriptor, so it reads through several descriptors of the same
-// socket (dup'ed), one goroutine each: the kernel hands each datagram to
-// one of them, and parsing and mapping run in parallel.
-type packetListener struct {
-	r       *Receiver
-	spec    string
-	conn    net.PacketConn
-	dups    []net.PacketConn
-	packets prometheus.Counter
-	unlink  string // socket file to remove on close
-	mode    string
-	rbuf    int
-	inode   uint64 // of a UDP socket, for its kernel drops; 0 for unixgram
-	wg      sync.WaitGroup
-}
-
-func (l *packetListener) Spec() string { return l.spec }
-func (l *packetListener) Addr() string { return l.conn.LocalAddr().String() }
-
-func (l *packetListener) setReadBuffer(n int) error {
-	if n <= 0 || n == l.rbuf {
-		return nil
-	}
-	type rb interface{ SetReadBuffer(int) error }
-	if c, ok := l.conn.(rb); ok {
-		if err := c.SetReadBuffer(n); err != nil {
-			return err
-		}
-	}
-	l.rbuf = n
-	return nil
-}
-
-func (l *packetListener) Adjust(args Arguments, log *slog.Logger) {
-	if err := l.setReadBuffer(args.ReadBuffer); err != nil {
-		log.Warn("could not change read_buffer", "err", err)
-	}
-	if l.unlink != "" && args.UnixgramMode != l.mode {
-		mode, _ := parseMode(args.UnixgramMode)
-		if err := os.Chmod(l.unlink, os.FileMode(mode)); err != nil {
-			log.Warn("could not change unixgram_mode", "err", err)
-		} else {
-			l.mode = args.UnixgramMode
-		}
-	}
-}
-
-func (l *packetListener) Start() {
-	conns := []net.PacketConn{l.conn}
-	for range packetReaders - 1 {
-		d, err := dupPacketConn(l.conn)
-		if err != nil {
-			l.r.log.Warn("reading with one goroutine", "err", err)
-			break
-		}
-		l.dups = append(l.dups, d)
-		conns = append(conns, d)
-	}
-	for i, c := range conns {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.read(c, fmt.Sprintf("reader %d of %d on %s", i+1, len(conns), l.spec))
-		}()
-	}
-}
-
-func dupPacketConn(c net.PacketConn) (net.PacketConn, error) {
-	fc, ok := c.(interface{ File() (*os.File, error) })
-	if !ok {
-		return nil, errors.New("socket cannot be duplicated")
-	}
-	f, err := fc.File()
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return net.FilePacketConn(f)
-}
-
-func (l *packetListener) read(c net.PacketConn, name string) {
-	p, unwatch := l.r.newWatchedProcessor(name)
-	defer unwatch()
-	packets := localCounter{Counter: l.packets}
-	defer func() {
-		p.flush()
-		packets.flush()
-	}()
-	for {
-		err := l.readSome(c, p, &packets)
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if !errors.Is(err, errRecovered) {
-			l.r.m.readErrors.Inc()
-			l.r.badLog.Warn("reading from socket failed", "address", l.spec, "err", err)
-		}
-		time.Sleep(10 * time.Millisecond) // a failing socket must not spin
-	}
-}
-
-// errRecovered is what readSome returns after recovering a panic.
-var errRecovered = errors.New("recovered from a panic")
-
-// readSome reads until the socket fails or closes. The processor recovers
-// panics per line; this recovers the rest of the read loop, and leaves the
-// processor with nothing pending (the items in hand are dropped) and idle.
-func (l *packetListener) readSome(c net.PacketConn, p *processor, packets *localCounter) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			l.r.recovered("reader", v, "address", l.spec)
-			for s, b := range p.pending {
-				if b != nil {
-					putBatch(b)
-					p.pending[s] = nil
-				}
-			}
-			p.flush()
-			err = errRecovered
-		}
-	}()
-	return readPackets(c, flushHold,
-		func(b []byte) { packets.n++; p.packet(b) },
-		func() time.Time { return p.since },
-		func() { p.flush(); packets.flush() })
-}
-
-func (l *packetListener) closeConns() {
-	l.conn.Close()
-	for _, d := range l.dups {
-		d.Close()
-	}
-}
-
-// Close closes the sockets, removes the socket file (first: it must go
-// even if a reader were to hang) and waits for the readers.
-func (l *packetListener) Close() {
-	l.r.kdrops.remove(l.inode)
-	l.closeConns()
-	if l.unlink != "" {
-		os.Remove(l.unlink)
-	}
-	l.wg.Wait()
-}
-
-// maxDatagram is the largest datagram read whole.
-const maxDatagram = 65536
-
-// readPacketsPortable reads one datagram at a time, flushing after each.
-func readPacketsPortable(c net.PacketConn, packet func([]byte), idle func()) error {
-	buf := make([]byte, maxDatagram)
-	for {
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		packet(buf[:n])
-		idle()
-	}
+// newWatchedProcessor is newProcessor with its heartbeat registered with
+// the watchdog under name; call the returned function when done.
+func (r *Receiver) newWatchedProcessor(name string) (*processor, func()) {
+	p := r.newProcessor()
+	prog, unwatch := r.watch(name)
+	p.prog = prog
+	return p, unwatch
 }

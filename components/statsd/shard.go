@@ -1,23 +1,14 @@
 package statsd
 
 import (
-	"errors"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/statsd_exporter/pkg/clock"
-	"github.com/prometheus/statsd_exporter/pkg/exporter"
-	"github.com/prometheus/statsd_exporter/pkg/metrics"
-	"github.com/prometheus/statsd_exporter/pkg/registry"
+	"github.com/sluicehq/sluice/components/statsd/internal/store"
 )
-
-// Upstream's registry is the series store of upstream's exporter; shards
-// drive it directly, through the same interface.
-var _ exporter.Registry = (*registry.Registry)(nil)
 
 // sweepInterval is how often a shard removes series whose TTL has passed
 // (upstream's exporter does it every second too).
@@ -27,18 +18,22 @@ const sweepInterval = time.Second
 // registry, guarded by mu. Readers apply their batches themselves, under
 // the lock (no handoff to another goroutine: on a busy machine, a woken
 // goroutine waits for a CPU while the socket fills); a shard's goroutine
-// only sweeps expired series. Its vectors register with the receiver's
-// prometheus.Registry, which gathers all shards. The registry outlives
-// Run, so a restarted Run carries on with the same series.
+// only sweeps expired series. The store outlives Run, so a restarted Run
+// carries on with the same series.
 type shard struct {
-	r     *Receiver
+	rep   *reporter
+	hooks *testHooks
 	mu    sync.Mutex
-	reg   *registry.Registry
-	count int64 // live series in this shard, as last added to r.total
-	// meta is what a scrape needs besides the series (see seriesGatherer).
-	meta familyMeta
+	st    *store.Store
+	count int64 // live series in this shard, as last added to total
+	// total is the live series of all shards (for max_series); margin is
+	// the number of shards (see one).
+	total  *atomic.Int64
+	margin int64
 
 	evCounter, evGauge, evObserver localCounter
+	// clock is time.Now, or a test's.
+	clock func() time.Time
 
 	// gen invalidates the seriesRefs filled by this shard: it moves when
 	// a series may have gone (a sweep removed one) or the mapper changed.
@@ -46,36 +41,48 @@ type shard struct {
 	lastCfg *runtimeConfig
 }
 
-// seriesRef is a fast-path signature's series, found once through
-// upstream's registry (which hashes and sorts the labels on every
-// lookup) and then updated directly. It belongs to the shard of its
-// series: it is only read and written under that shard's lock, and is
-// valid while shard and gen are the shard's.
-type seriesRef struct {
-	shard    *shard
-	gen      uint64
-	rm       *metrics.RegisteredMetric
-	counter  prometheus.Counter
-	gauge    prometheus.Gauge
-	observer prometheus.Observer
+// seriesSet is the store side of the receiver: the shards, the routing of
+// metric names to them (shardOf) and the count of live series across
+// them (for max_series and sluice_statsd_series).
+type seriesSet struct {
+	shards []*shard
+	seed   maphash.Seed
+	total  atomic.Int64
 }
 
-func newShard(r *Receiver, exported prometheus.Registerer) *shard {
+// series gathers the series of every shard.
+func (ss *seriesSet) series() seriesGatherer { return seriesGatherer{ss.shards} }
+
+// seriesRef is a fast-path signature's series, found once through the
+// store (which hashes and sorts the labels on every lookup) and then
+// updated directly. It belongs to the shard of its series: it is only
+// read and written under that shard's lock, and is valid while shard and
+// gen are the shard's.
+type seriesRef struct {
+	shard  *shard
+	gen    uint64
+	series *store.Series
+}
+
+func newShard(rep *reporter, hooks *testHooks, total *atomic.Int64, margin int) *shard {
 	return &shard{
-		r:          r,
+		rep:        rep,
+		hooks:      hooks,
+		total:      total,
+		margin:     int64(margin),
 		gen:        1,
-		reg:        registry.NewRegistry(exported, nil),
-		meta:       newFamilyMeta(),
-		evCounter:  localCounter{Counter: r.m.evCounter},
-		evGauge:    localCounter{Counter: r.m.evGauge},
-		evObserver: localCounter{Counter: r.m.evObserver},
+		st:         store.New(defaultHelp),
+		clock:      time.Now,
+		evCounter:  localCounter{Counter: rep.m.evCounter},
+		evGauge:    localCounter{Counter: rep.m.evGauge},
+		evObserver: localCounter{Counter: rep.m.evObserver},
 	}
 }
 
 // run sweeps expired series every sweepInterval until stop is closed.
 func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}, name string) {
 	defer wg.Done()
-	prog, unwatch := s.r.watch(name)
+	prog, unwatch := s.rep.watch(name)
 	defer unwatch()
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
@@ -84,7 +91,7 @@ func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}, name string) {
 		case <-stop:
 			return
 		case <-t.C:
-			prog.busy(s.r)
+			prog.busy(&s.rep.watchState)
 			s.lockedSweep()
 			prog.idle()
 		}
@@ -94,7 +101,7 @@ func (s *shard) run(wg *sync.WaitGroup, stop <-chan struct{}, name string) {
 func (s *shard) lockedSweep() {
 	defer func() {
 		if v := recover(); v != nil {
-			s.r.recovered("sweep", v)
+			s.rep.recovered("sweep", v)
 		}
 	}()
 	s.mu.Lock()
@@ -130,11 +137,10 @@ func (s *shard) tryDeliver(b *batch) bool {
 // apply applies a batch's items (s.mu held, or s not shared).
 func (s *shard) apply(b *batch) {
 	if b.cfg != s.lastCfg {
-		s.reg.Mapper = b.cfg.mapper
 		s.lastCfg = b.cfg
 		s.gen++
 	}
-	now := clock.Now()
+	now := s.st.Now(s.clock())
 	for i := 0; i < len(b.items); {
 		i = s.applyFrom(b, i, now)
 	}
@@ -143,41 +149,40 @@ func (s *shard) apply(b *batch) {
 	s.evObserver.flush()
 }
 
-// cached applies an item to the series its ref found earlier, as
-// upstream's registry would: the series is refreshed (its TTL counts from
-// now) and updated. The series exists, so max_series has nothing to
-// check.
-func (s *shard) cached(it *item, ref *seriesRef, now time.Time) {
-	ref.rm.LastRegisteredAt = now
-	switch it.kind {
-	case kindCounter:
-		ref.counter.Add(it.value)
-		s.evCounter.n++
-	case kindGauge:
-		if it.relative {
-			ref.gauge.Add(it.value)
-		} else {
-			ref.gauge.Set(it.value)
-		}
-		s.evGauge.n++
-	default:
-		ref.observer.Observe(it.value)
-		s.evObserver.n++
-	}
+// cached applies an item to the series its ref found earlier, as the
+// store would: the series is refreshed (its TTL counts from now) and
+// updated. The series exists, so max_series has nothing to check.
+func (s *shard) cached(it *item, ref *seriesRef, now int64) {
+	ref.series.Touch(now)
+	s.update(it, ref.series)
 }
 
-// fill points it's ref at the series the item has just updated.
-func (s *shard) fill(it *item, c prometheus.Counter, g prometheus.Gauge, o prometheus.Observer) {
-	metric, ok := s.reg.Metrics[it.name]
-	if !ok {
-		return
+// update applies an item's value to its series and counts the event.
+func (s *shard) update(it *item, se *store.Series) {
+	switch it.kind {
+	case kindCounter:
+		se.Add(it.value)
+	case kindGauge:
+		if it.relative {
+			se.AddGauge(it.value)
+		} else {
+			se.Set(it.value)
+		}
+	default:
+		se.Observe(it.value)
 	}
-	h, _ := s.reg.HashLabels(it.labels)
-	rm := metric.Metrics[h.Values]
-	if rm == nil {
-		return
+	s.counted(it.kind)
+}
+
+func (s *shard) counted(k kind) {
+	switch k {
+	case kindCounter:
+		s.evCounter.n++
+	case kindGauge:
+		s.evGauge.n++
+	default:
+		s.evObserver.n++
 	}
-	*it.ref = seriesRef{shard: s, gen: s.gen, rm: rm, counter: c, gauge: g, observer: o}
 }
 
 // applyFrom applies a batch's items from i on and returns where it
@@ -186,22 +191,22 @@ func (s *shard) fill(it *item, c prometheus.Counter, g prometheus.Gauge, o prome
 // next (one deferred recover per batch, not per item). The events are
 // checked before they get here (names, reserved labels, values), so a
 // panic is a bug in the receiver or below it, not bad input.
-func (s *shard) applyFrom(b *batch, i int, now time.Time) (next int) {
+func (s *shard) applyFrom(b *batch, i int, now int64) (next int) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.r.recovered("shard", v, "metric", b.items[i].name)
+			s.rep.recovered("shard", v, "metric", b.items[i].name)
 			next = i + 1
 		}
 	}()
 	for ; i < len(b.items); i++ {
 		it := &b.items[i]
-		if s.r.hooks.apply != nil {
-			s.r.hooks.apply(it.name)
+		if s.hooks.apply != nil {
+			s.hooks.apply(it.name)
 		}
 		if ref := it.ref; ref != nil && ref.shard == s && ref.gen == s.gen {
 			s.cached(it, ref, now)
 		} else {
-			s.one(it, b.cfg.maxSeries)
+			s.one(it, b.cfg, now)
 		}
 	}
 	return i
@@ -212,82 +217,23 @@ func (s *shard) applyFrom(b *batch, i int, now time.Time) (next int) {
 // below the limit (each shard creates at most one series between checking
 // and counting, hence the margin of one per shard); near the limit, a
 // series that does not exist yet must first reserve a slot.
-func (s *shard) one(it *item, maxSeries int64) {
-	total := &s.r.total
-	metric, known := s.reg.Metrics[it.name]
-	before := 0
-	if known {
-		before = len(metric.Metrics)
-	}
+func (s *shard) one(it *item, cfg *runtimeConfig, now int64) {
+	total, maxSeries := s.total, cfg.maxSeries
 	reserved := false
-	if maxSeries > 0 && total.Load()+int64(len(s.r.shards)) > maxSeries {
-		exists := false
-		if known {
-			h, _ := s.reg.HashLabels(it.labels)
-			_, exists = metric.Metrics[h.Values]
+	if maxSeries > 0 && total.Load()+s.margin > maxSeries && !s.st.Exists(it.name, it.labels) {
+		if !reserve(total, maxSeries) {
+			s.rep.eventError(reasonSeriesLimit, "series limit reached, dropping a new series", "metric", it.name, "max_series", maxSeries)
+			return
 		}
-		if !exists {
-			if !reserve(total, maxSeries) {
-				s.r.eventError(reasonSeriesLimit, "series limit reached, dropping a new series", "metric", it.name, "max_series", maxSeries)
-				return
-			}
-			reserved = true
-		}
+		reserved = true
 	}
-
-	var err error
-	if !known && s.suffixConflict(it.name, it.kind) {
-		err = errSuffixConflict
+	se, created, newGroup, err := s.st.Get(it.name, it.kind, it.labels, store.Spec{Help: it.help, Mapping: it.mapping, Defaults: &cfg.mapper.Defaults}, now)
+	if newGroup {
+		// Upstream counted a vector per label-name set of a metric name.
+		s.rep.m.metricsCount.WithLabelValues(it.kind.String()).Inc()
 	}
 	switch {
-	case err != nil:
-	case it.kind == kindCounter:
-		var c prometheus.Counter
-		if c, err = s.reg.GetCounter(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
-			c.Add(it.value)
-			s.evCounter.n++
-			if it.ref != nil {
-				defer s.fill(it, c, nil, nil)
-			}
-		}
-	case it.kind == kindGauge:
-		var g prometheus.Gauge
-		if g, err = s.reg.GetGauge(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
-			if it.relative {
-				g.Add(it.value)
-			} else {
-				g.Set(it.value)
-			}
-			s.evGauge.n++
-			if it.ref != nil {
-				defer s.fill(it, nil, g, nil)
-			}
-		}
-	case it.kind == kindHistogram:
-		var o prometheus.Observer
-		if o, err = s.reg.GetHistogram(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
-			o.Observe(it.value)
-			s.evObserver.n++
-			if it.ref != nil {
-				defer s.fill(it, nil, nil, o)
-			}
-		}
-	case it.kind == kindSummary:
-		var o prometheus.Observer
-		if o, err = s.reg.GetSummary(it.name, it.labels, it.help, it.mapping, s.r.m.metricsCount); err == nil {
-			o.Observe(it.value)
-			s.evObserver.n++
-			if it.ref != nil {
-				defer s.fill(it, nil, nil, o)
-			}
-		}
-	}
-
-	grew := len(s.reg.Metrics[it.name].Metrics) > before
-	switch {
-	case grew:
-		s.dropLabels(it)
-		s.meta.created(it.name, it.help)
+	case created:
 		s.count++
 		if !reserved {
 			total.Add(1)
@@ -297,34 +243,14 @@ func (s *shard) one(it *item, maxSeries int64) {
 	}
 	if err != nil {
 		typ := [...]string{"counter", "gauge", "observer", "observer"}[it.kind]
-		s.r.m.conflictingEventStats.WithLabelValues(typ, it.name).Inc()
-		s.r.badLog.Warn("conflicting metric, event dropped", "metric", it.name, "type", typ, "err", err)
+		s.rep.m.conflictingEventStats.WithLabelValues(typ, it.name).Inc()
+		s.rep.badLog.Warn("conflicting metric, event dropped", "metric", it.name, "type", typ, "err", err)
+		return
 	}
-}
-
-var errSuffixConflict = errors.New("the name collides with a family of an existing histogram or summary (_bucket, _count, _sum)")
-
-// suffixConflict reports whether the first series of a metric named name
-// would collide, when gathered, with the families of a histogram or
-// summary (foo_bucket, foo_count, foo_sum): upstream's registry only
-// refuses a different type under the same name, and a collision makes
-// every gather fail. shardOf routes such names to the same shard.
-func (s *shard) suffixConflict(name string, k kind) bool {
-	for _, suf := range [...]string{"_count", "_sum", "_bucket"} {
-		if base, ok := strings.CutSuffix(name, suf); ok {
-			if m, ok := s.reg.Metrics[base]; ok {
-				if m.MetricType == metrics.HistogramMetricType || (m.MetricType == metrics.SummaryMetricType && suf != "_bucket") {
-					return true
-				}
-			}
-		}
-		if k == kindHistogram || (k == kindSummary && suf != "_bucket") {
-			if _, ok := s.reg.Metrics[name+suf]; ok {
-				return true
-			}
-		}
+	s.update(it, se)
+	if it.ref != nil {
+		*it.ref = seriesRef{shard: s, gen: s.gen, series: se}
 	}
-	return false
 }
 
 // reserve takes one series slot if the total is below max.
@@ -340,71 +266,32 @@ func reserve(total *atomic.Int64, max int64) bool {
 	}
 }
 
-// dropLabels releases the labels map upstream's registry keeps with a
-// series it has just created. The map is the parser's (a Go map: about
-// 340 bytes even for one label, some 40% of a series' memory), and the
-// registry only reads it to delete the series when its TTL passes; sweep
-// takes the labels from the series itself instead. client_golang keeps
-// its own copy of the label values.
-func (s *shard) dropLabels(it *item) {
-	metric, ok := s.reg.Metrics[it.name]
-	if !ok {
-		return
-	}
-	h, _ := s.reg.HashLabels(it.labels)
-	if rm := metric.Metrics[h.Values]; rm != nil {
-		rm.Labels = nil
-	}
-}
-
-// sweep removes expired series and recounts. It is upstream's
-// Registry.RemoveStaleMetrics, except that a series' labels come from the
-// series (dropLabels).
+// sweep removes expired series and recounts.
 func (s *shard) sweep() {
-	now := clock.Now()
-	var n int64
-	gone := false
-	defer func() {
-		if gone {
-			s.gen++ // refs may point at removed series
-		}
-	}()
-	for _, metric := range s.reg.Metrics {
-		for hash, rm := range metric.Metrics {
-			if rm.TTL == 0 || !rm.LastRegisteredAt.Add(rm.TTL).Before(now) {
-				continue
-			}
-			v := metric.Vectors[rm.VecKey]
-			if labels := seriesLabels(rm); labels != nil {
-				v.Holder.Delete(labels)
-			}
-			v.RefCount--
-			delete(metric.Metrics, hash)
-			gone = true
-		}
-		n += int64(len(metric.Metrics))
+	if s.st.Sweep(s.st.Now(s.clock())) > 0 {
+		s.gen++ // refs may point at removed series
 	}
-	s.r.total.Add(n - s.count)
+	n := int64(s.st.Len())
+	s.total.Add(n - s.count)
 	s.count = n
 }
 
-// seriesLabels returns the label set of a registered series: the map the
-// registry kept, or else the labels the series itself writes.
-func seriesLabels(rm *metrics.RegisteredMetric) prometheus.Labels {
-	if rm.Labels != nil {
-		return rm.Labels
+// shardOf routes a metric name to its shard. Histogram and summary suffixes
+// are stripped first so that the store's name collision checks (foo vs.
+// foo_sum, foo_count, foo_bucket) stay within one shard.
+func (ss *seriesSet) shardOf(name string) int {
+	if len(ss.shards) == 1 {
+		return 0
 	}
-	m, ok := rm.Metric.(prometheus.Metric)
-	if !ok {
-		return nil
+	// All of them, repeatedly: a histogram foo_count makes foo_count_sum.
+	for stripped := true; stripped; {
+		stripped = false
+		for _, suf := range [...]string{"_bucket", "_count", "_sum"} {
+			if base, ok := strings.CutSuffix(name, suf); ok {
+				name, stripped = base, true
+				break
+			}
+		}
 	}
-	var pb dto.Metric
-	if err := m.Write(&pb); err != nil {
-		return nil
-	}
-	labels := make(prometheus.Labels, len(pb.Label))
-	for _, lp := range pb.Label {
-		labels[lp.GetName()] = lp.GetValue()
-	}
-	return labels
+	return int(maphash.String(ss.seed, name) % uint64(len(ss.shards)))
 }

@@ -2,25 +2,32 @@
 // DogStatsD ingestion over UDP, TCP and unixgram, mapped to Prometheus
 // metrics with statsd_exporter's mapping language.
 //
-// It embeds github.com/prometheus/statsd_exporter/pkg for the line parser,
-// the mapper (and its caches) and the exporter's series registry, and
-// replaces upstream's listeners, event queue and exporter loop with its own:
-// those start goroutines that never stop, exit the process on errors and
-// process every event on one goroutine. Here, each socket has its own
-// readers (parse and map in parallel), events are routed by metric name to
-// a fixed set of shards, each owning one upstream registry, and Run stops
-// every goroutine and releases every socket when its context ends.
+// It uses github.com/prometheus/statsd_exporter/pkg for the line parser
+// and the mapper (and its caches), and replaces the rest of upstream's
+// exporter (listeners, event queue, exporter loop, series registry and
+// client_golang vectors) with its own: upstream's start goroutines that
+// never stop, exit the process on errors and process every event on one
+// goroutine, and its registry stores each series twice.
 //
-// Files, in reading order:
+// The package is laid out as a datagram flows; each part is given what it
+// needs (the reporter, the configuration in use, the series set), and no
+// part holds the Receiver:
 //
-//	statsd.go     registration, Arguments, Exports, defaults and validation
-//	mapping.go    mapping blocks and files -> upstream mapper
-//	receiver.go   the component: Build, Run, Update, listeners
-//	ingest.go     packet -> lines -> events -> mapped items, routed to shards
-//	fastpath.go   repeated line signatures applied without parsing or mapping
-//	shard.go      mapped items -> series in upstream's registry, TTL, max_series
-//	metrics.go    self-metrics (statsd_exporter_* names)
-//	ratelog.go    bounded-rate logging of bad input
+//	sockets   listen.go             binding, moving and closing the listeners
+//	          listen_packet*.go     UDP and unixgram: readers on dup'ed descriptors, recvmmsg
+//	          listen_tcp.go         TCP: connections, line framing, max_connections
+//	          kdrops*.go            the kernel's drops of the UDP socket
+//	lines     lines.go              datagram -> lines -> items, batched per shard
+//	          fastpath.go           lines whose signature is known: value and rate only
+//	          mapevent.go           the full path: upstream's parser and mapper, the checks
+//	store     shard.go              items -> series of the shard's store; max_series, TTL sweeps
+//	          internal/store        the series store (hash of name+labels, packed labels)
+//	gather    gather.go             the shards' stores -> metric families
+//	component statsd.go             registration, Arguments, Exports, defaults, validation
+//	          mapping.go            mapping blocks and files -> upstream mapper
+//	          receiver.go           the component: New, Run, Update; wires the parts
+//	          report.go             self-metrics' errors, bounded logs, panics, the watchdog
+//	          metrics.go            self-metrics (statsd_exporter_* names)
 package statsd
 
 import (

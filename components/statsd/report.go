@@ -2,6 +2,7 @@ package statsd
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -36,24 +37,41 @@ type progress struct {
 	busySince atomic.Int64
 }
 
-// nanos is t on the receiver's monotonic clock, never 0.
-func (r *Receiver) nanos(t time.Time) int64 { return int64(t.Sub(r.epoch)) + 1 }
+// reporter is where every part of the ingest path (listeners, readers,
+// shards) counts and logs what goes wrong and keeps its heartbeat: each
+// part is given the reporter, not the Receiver.
+type reporter struct {
+	m        *selfMetrics
+	log      *slog.Logger
+	badLog   *slog.Logger // bounded rate, for bad input
+	panicLog *slog.Logger // bounded rate, for recovered panics
+	watchState
+}
+
+// eventError counts and logs (at a bounded rate) a dropped event.
+func (r *reporter) eventError(reason, msg string, kv ...any) {
+	r.m.errorEventStats.WithLabelValues(reason).Inc()
+	r.badLog.Warn(msg, append(kv, "reason", reason)...)
+}
+
+// nanos is t on the watchdog's monotonic clock, never 0.
+func (w *watchState) nanos(t time.Time) int64 { return int64(t.Sub(w.epoch)) + 1 }
 
 // busy marks the start of work if the worker was idle.
-func (p *progress) busy(r *Receiver) {
+func (p *progress) busy(w *watchState) {
 	if p.busySince.Load() == 0 {
-		p.busySince.Store(r.nanos(time.Now()))
+		p.busySince.Store(w.nanos(time.Now()))
 	}
 }
 
 // beat records progress while still busy.
-func (p *progress) beat(r *Receiver) { p.busySince.Store(r.nanos(time.Now())) }
+func (p *progress) beat(w *watchState) { p.busySince.Store(w.nanos(time.Now())) }
 
 func (p *progress) idle() { p.busySince.Store(0) }
 
 // watch registers a worker's heartbeat with the watchdog; the returned
 // function unregisters it.
-func (r *Receiver) watch(name string) (*progress, func()) {
+func (r *reporter) watch(name string) (*progress, func()) {
 	p := &progress{name: name}
 	r.watchMu.Lock()
 	r.workers[p] = struct{}{}
@@ -69,7 +87,7 @@ func (r *Receiver) watch(name string) (*progress, func()) {
 // been busy without progress for stallAfter (the watchdog), healthy
 // otherwise. Bad input (and a recovered panic) does not change it: it is
 // counted and logged.
-func (r *Receiver) Health() pipeline.Health {
+func (r *reporter) Health() pipeline.Health {
 	now := r.nanos(time.Now())
 	var worst *progress
 	var worstAge time.Duration
@@ -105,7 +123,7 @@ func (r *Receiver) Health() pipeline.Health {
 
 // recovered counts and logs (at a bounded rate, with the stack) a panic
 // recovered in the ingest path.
-func (r *Receiver) recovered(where string, v any, kv ...any) {
+func (r *reporter) recovered(where string, v any, kv ...any) {
 	r.m.errorEventStats.WithLabelValues(reasonPanic).Inc()
 	r.panicLog.Error("recovered from a panic in the statsd ingest path; the event was dropped",
 		append(kv, "where", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))...)
@@ -124,7 +142,7 @@ type testHooks struct {
 	fullPathOnly bool
 }
 
-// watchState is the watchdog's part of the Receiver.
+// watchState is the watchdog's part of the reporter.
 type watchState struct {
 	epoch      time.Time
 	stallAfter time.Duration

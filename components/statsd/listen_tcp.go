@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,19 +32,23 @@ const tcpInitialBuf = 4096
 const maxPooledBuf = DefaultMaxLineLength + 1
 
 type tcpListener struct {
-	r    *Receiver
-	spec string
-	ln   net.Listener
-	wg   sync.WaitGroup
-	lim  *limiter
+	rep *reporter
+	// newProcessor makes a connection's processor, watched under name.
+	newProcessor func(name string) (*processor, func())
+	cfg          *atomic.Pointer[runtimeConfig]
+	bufs         *sync.Pool // read buffers (*[]byte)
+	spec         string
+	ln           net.Listener
+	wg           sync.WaitGroup
+	lim          *limiter
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
 }
 
-func newTCPListener(r *Receiver, spec string, ln net.Listener, args Arguments) *tcpListener {
-	return &tcpListener{r: r, spec: spec, ln: ln, lim: newLimiter(args.MaxConnections), conns: map[net.Conn]struct{}{}}
+func newTCPListener(rep *reporter, newProcessor func(string) (*processor, func()), cfg *atomic.Pointer[runtimeConfig], bufs *sync.Pool, spec string, ln net.Listener, args Arguments) *tcpListener {
+	return &tcpListener{rep: rep, newProcessor: newProcessor, cfg: cfg, bufs: bufs, spec: spec, ln: ln, lim: newLimiter(args.MaxConnections), conns: map[net.Conn]struct{}{}}
 }
 
 func (l *tcpListener) Spec() string { return l.spec }
@@ -63,11 +68,11 @@ func (l *tcpListener) accept() {
 	defer func() {
 		if v := recover(); v != nil {
 			// Not restarted: a panic here is a bug in this loop itself.
-			l.r.recovered("tcp accept", v, "address", l.spec)
+			l.rep.recovered("tcp accept", v, "address", l.spec)
 		}
 	}()
 	for {
-		if !l.lim.acquire(l.r.m.tcpAcceptPaused.Inc) {
+		if !l.lim.acquire(l.rep.m.tcpAcceptPaused.Inc) {
 			return // closed
 		}
 		c, err := l.ln.Accept()
@@ -77,8 +82,8 @@ func (l *tcpListener) accept() {
 				return
 			}
 			// EMFILE and friends: count, log, back off, carry on.
-			l.r.m.readErrors.Inc()
-			l.r.badLog.Warn("accepting a TCP connection failed", "address", l.spec, "err", err)
+			l.rep.m.readErrors.Inc()
+			l.rep.badLog.Warn("accepting a TCP connection failed", "address", l.spec, "err", err)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
@@ -97,14 +102,14 @@ func (l *tcpListener) accept() {
 }
 
 func (l *tcpListener) serve(c net.Conn) {
-	m := l.r.m
+	m := l.rep.m
 	m.tcpConnections.Inc()
 	m.tcpOpen.Inc()
 	remote := c.RemoteAddr().String()
-	p, unwatch := l.r.newWatchedProcessor("TCP connection from " + remote)
+	p, unwatch := l.newProcessor("TCP connection from " + remote)
 	defer func() {
 		if v := recover(); v != nil {
-			l.r.recovered("tcp connection", v, "remote", remote)
+			l.rep.recovered("tcp connection", v, "remote", remote)
 		}
 		p.flush()
 		unwatch()
@@ -116,22 +121,22 @@ func (l *tcpListener) serve(c net.Conn) {
 		l.lim.release()
 		l.wg.Done()
 	}()
-	maxLine := l.r.cfg.Load().args.MaxLineLength
-	bp := l.r.tcpBufs.Get().(*[]byte)
+	maxLine := l.cfg.Load().args.MaxLineLength
+	bp := l.bufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledBuf {
-			l.r.tcpBufs.Put(bp)
+			l.bufs.Put(bp)
 		}
 	}()
 	lr := lineReader{buf: (*bp)[:cap(*bp)], max: maxLine}
 	err := lr.run(c, p.line, func() {
 		m.tcpLineTooLong.Inc()
-		l.r.eventError(reasonLineTooLong, "TCP line too long, skipped", "remote", remote, "max_line_length", maxLine)
+		l.rep.eventError(reasonLineTooLong, "TCP line too long, skipped", "remote", remote, "max_line_length", maxLine)
 	}, p.flush)
 	*bp = lr.buf[:0] // keep the grown buffer for the pool
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		m.tcpErrors.Inc()
-		l.r.badLog.Warn("reading from a TCP connection failed", "remote", remote, "err", err)
+		l.rep.badLog.Warn("reading from a TCP connection failed", "remote", remote, "err", err)
 	}
 }
 

@@ -4,6 +4,9 @@ package statsd
 
 import "syscall"
 
+// recvSlots is the number of datagrams one recv call may return.
+const recvSlots = 1
+
 // recvBufs receives one datagram per system call (see read_mmsg_linux.go
 // for the batched version).
 type recvBufs struct {
