@@ -236,6 +236,11 @@ type Options[E any] struct {
 	// TLS and basic-auth config that a listener the component opens for
 	// HTTP uses unless the component has its own (see ServeHTTP in web.go).
 	WebConfigFile string
+	// Fixtures is set only when the component runs under `sluice test`
+	// (fixture.go): nil in the agent. With it, the component is never Run;
+	// it takes its input from the test through the fixture interfaces and
+	// reads time from Fixtures.Now.
+	Fixtures *Fixtures
 }
 
 // HTTPMounter mounts handlers on the agent's HTTP server. Components mount
