@@ -2,6 +2,8 @@ package testfile
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -265,5 +267,64 @@ step "no token" {
 	ok, out := run(t, filepath.Join(dir, "r.test.hcl"))
 	if ok || !strings.Contains(out, "POST /api/m/inc to webhook_receiver.w answered 401, want a 2xx status") || !strings.Contains(out, "response: ") {
 		t.Fatalf("ok=%v:\n%s", ok, out)
+	}
+}
+
+// Nothing binds: the config's addresses are held by this test, and the
+// test file still runs (a bind would fail with "address in use").
+func TestBindsNothing(t *testing.T) {
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	tcp2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp2.Close()
+	tcp3, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp3.Close()
+	dir := write(t, map[string]string{"n.test.hcl": fmt.Sprintf(`
+config {
+  statsd_receiver "app" {
+    listen_udp = %q
+    listen_tcp = %q
+  }
+  webhook_receiver "w" {
+    listen           = %q
+    insecure_no_auth = true
+    metric "m" {
+      type = "counter"
+    }
+  }
+  metrics_sink "out" {
+    inputs = [statsd_receiver.app.metrics, webhook_receiver.w.metrics]
+    listen = %q
+  }
+}
+step "s" {
+  lines "statsd_receiver.app" {
+    lines = ["a:1|c"]
+  }
+  request "webhook_receiver.w" {
+    path = "/api/m/inc"
+  }
+  expect "metrics_sink.out" {
+    metrics = "a 1\nm 1\n"
+  }
+}
+`, udp.LocalAddr(), tcp.Addr(), tcp2.Addr(), tcp3.Addr())})
+	ok, out := run(t, filepath.Join(dir, "n.test.hcl"))
+	if !ok {
+		t.Fatalf("failed:\n%s", out)
 	}
 }
