@@ -190,18 +190,24 @@ func TestCapabilityErrors(t *testing.T) {
 config {
   statsd_receiver "app" {
   }
-  cache "c" {
-    input = statsd_receiver.app.metrics
+  postgres_source "db" {
+    dsn = "postgres://u@127.0.0.1:1/db"
+    query "q" {
+      sql = "select 1 as n"
+      metric "m" {
+        value = "n"
+      }
+    }
   }
   metrics_sink "out" {
-    inputs = [cache.c.metrics]
+    inputs = [statsd_receiver.app.metrics, postgres_source.db.metrics]
   }
 }
 `
 	for _, tc := range []struct{ name, step, want string }{
 		{"lines to a sink", `lines "metrics_sink.out" { lines = ["a:1|c"] }`, "metrics_sink.out cannot take lines (it does not implement pipeline.LineTaker)"},
 		{"request to statsd", `request "statsd_receiver.app" { path = "/" }`, "statsd_receiver.app cannot take HTTP requests (it does not implement pipeline.RequestTaker)"},
-		{"clock with a cache", `advance = "1m"`, "cache.c cannot follow the fake clock (it does not implement pipeline.ClockFollower)"},
+		{"clock with a postgres_source", `advance = "1m"`, "postgres_source.db cannot follow the fake clock (it does not implement pipeline.ClockFollower)"},
 		{"unknown component", `lines "statsd_receiver.nope" { lines = ["a:1|c"] }`, "no component statsd_receiver.nope in the config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,5 +332,76 @@ step "s" {
 	ok, out := run(t, filepath.Join(dir, "n.test.hcl"))
 	if !ok {
 		t.Fatalf("failed:\n%s", out)
+	}
+}
+
+// The cache refreshes on the fake clock every refresh_interval (the first
+// refresh is at the start, before any input) and keeps a series its input
+// dropped (a statsd TTL) for max_staleness.
+func TestCacheOnFakeClock(t *testing.T) {
+	dir := write(t, map[string]string{"cache.test.hcl": `
+config {
+  statsd_receiver "app" {
+    mapping_defaults {
+      ttl = "50s"
+    }
+  }
+  cache "c" {
+    input            = statsd_receiver.app.metrics
+    refresh_interval = "15s"
+    max_staleness    = "1m"
+  }
+}
+step "fed, not refreshed yet" {
+  lines "statsd_receiver.app" {
+    lines = ["b:1|g"]
+  }
+  expect "cache.c" {
+    metrics = ""
+  }
+}
+step "refreshed at 15s" {
+  advance = "15s"
+  expect "cache.c" {
+    metrics = "b 1\n"
+  }
+}
+step "updated at 20s, served from the 15s refresh" {
+  advance = "5s"
+  lines "statsd_receiver.app" {
+    lines = ["c:2|g"]
+  }
+  expect "cache.c" {
+    metrics = "b 1\n"
+  }
+}
+step "refreshed at 30s" {
+  advance = "10s"
+  expect "cache.c" {
+    metrics = "b 1\nc 2\n"
+  }
+}
+step "b expired in statsd at 60s, kept by the cache" {
+  advance = "30s"
+  expect "statsd_receiver.app" {
+    metrics = "c 2\n"
+  }
+  expect "cache.c" {
+    metrics = "b 1\nc 2\n"
+  }
+}
+step "at 105s b was last seen 75s ago (at 30s): gone; c 45s ago (at 60s): kept" {
+  advance = "45s"
+  expect "statsd_receiver.app" {
+    metrics = ""
+  }
+  expect "cache.c" {
+    metrics = "c 2\n"
+  }
+}
+`})
+	ok, out := run(t, filepath.Join(dir, "cache.test.hcl"))
+	if !ok || !strings.Contains(out, "6 steps") {
+		t.Fatalf("ok=%v:\n%s", ok, out)
 	}
 }
