@@ -55,6 +55,22 @@ type LineTaker interface {
 	TakeLines(lines []string) error
 }
 
+// RowsTaker is implemented by components that read query results (a
+// postgres_source): TakeRows handles a result as if the database had
+// returned it for the named query, and stores it before returning.
+type RowsTaker interface {
+	TakeRows(r FixtureRows) error
+}
+
+// FixtureRows is one query result. A nil value is SQL NULL; the others are
+// what PostgreSQL's text format would carry ("42", "1.5", "abc").
+type FixtureRows struct {
+	Query    string
+	Database string // "" unless the query lists databases
+	Columns  []string
+	Rows     [][]*string
+}
+
 // RequestTaker is implemented by components that serve HTTP requests (a
 // webhook_receiver): a test's requests go to the handler that the
 // component's listener or mount would serve, with the request path as it
@@ -172,6 +188,22 @@ func (g *FixtureGraph) TakeLines(id string, lines []string) error {
 		return &FixtureCapabilityError{ID: id, Capability: "take lines (it does not implement pipeline.LineTaker)"}
 	}
 	if err := lt.TakeLines(lines); err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	return nil
+}
+
+// TakeRows hands a query result to component id (a RowsTaker).
+func (g *FixtureGraph) TakeRows(id string, r FixtureRows) error {
+	c, err := g.lookup(id)
+	if err != nil {
+		return err
+	}
+	rt, ok := c.comp.(RowsTaker)
+	if !ok {
+		return &FixtureCapabilityError{ID: id, Capability: "take query results (it does not implement pipeline.RowsTaker)"}
+	}
+	if err := rt.TakeRows(r); err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}
 	return nil

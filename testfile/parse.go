@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/prometheus/common/model"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // MaxFileBytes bounds a test file: a test is written by hand.
@@ -45,12 +47,13 @@ type Step struct {
 	Expects []Expect
 }
 
-// Input is one fixture for one component: Lines, or a Request.
+// Input is one fixture for one component: Lines, a Request or Rows.
 type Input struct {
 	Component string
 	Range     hcl.Range
 	Lines     []string
 	Request   *Request
+	Rows      *pipeline.FixtureRows
 }
 
 // Request is an HTTP request to a component.
@@ -90,6 +93,13 @@ type stepSchema struct {
 
 type linesSchema struct {
 	Lines []string `hcl:"lines"`
+}
+
+type rowsSchema struct {
+	Query    string      `hcl:"query"`
+	Database *string     `hcl:"database,optional"`
+	Columns  []string    `hcl:"columns"`
+	Rows     [][]*string `hcl:"rows"`
 }
 
 type requestSchema struct {
@@ -218,9 +228,9 @@ func parseStep(b *hclsyntax.Block) (*Step, hcl.Diagnostics) {
 	}
 	for _, ib := range b.Body.Blocks {
 		switch ib.Type {
-		case "lines", "request", "expect":
+		case "lines", "request", "rows", "expect":
 		default:
-			diags = append(diags, errAt(ib.DefRange(), "Unsupported block type", fmt.Sprintf("Blocks of type %q are not expected in a step; a step has advance = \"DURATION\" and lines, request and expect blocks, each labelled with a component ID.", ib.Type)))
+			diags = append(diags, errAt(ib.DefRange(), "Unsupported block type", fmt.Sprintf("Blocks of type %q are not expected in a step; a step has advance = \"DURATION\" and lines, request, rows and expect blocks, each labelled with a component ID.", ib.Type)))
 			continue
 		}
 		if len(ib.Labels) != 1 || !strings.Contains(ib.Labels[0], ".") {
@@ -236,6 +246,28 @@ func parseStep(b *hclsyntax.Block) (*Step, hcl.Diagnostics) {
 				continue
 			}
 			st.Inputs = append(st.Inputs, Input{Component: id, Range: ib.DefRange(), Lines: ls.Lines})
+		case "rows":
+			var rs rowsSchema
+			if d := gohcl.DecodeBody(ib.Body, nil, &rs); d.HasErrors() {
+				diags = append(diags, d...)
+				continue
+			}
+			fr := &pipeline.FixtureRows{Query: rs.Query, Columns: rs.Columns, Rows: rs.Rows}
+			if rs.Database != nil {
+				fr.Database = *rs.Database
+			}
+			bad := false
+			for i, row := range rs.Rows {
+				if len(row) != len(rs.Columns) {
+					diags = append(diags, errAt(ib.Body.Attributes["rows"].Expr.Range(), "Row length differs from columns", fmt.Sprintf("Row %d has %d values for %d columns.", i+1, len(row), len(rs.Columns))))
+					bad = true
+					break
+				}
+			}
+			if bad {
+				continue
+			}
+			st.Inputs = append(st.Inputs, Input{Component: id, Range: ib.DefRange(), Rows: fr})
 		case "request":
 			var rs requestSchema
 			if d := gohcl.DecodeBody(ib.Body, nil, &rs); d.HasErrors() {

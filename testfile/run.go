@@ -107,6 +107,12 @@ func (s *Suite) runStep(g *pipeline.FixtureGraph, st Step) error {
 		}
 	}
 	for _, in := range st.Inputs {
+		if in.Rows != nil {
+			if err := g.TakeRows(in.Component, *in.Rows); err != nil {
+				return stepError(st, in.Range, err.Error(), nil)
+			}
+			continue
+		}
 		if in.Request == nil {
 			if err := g.TakeLines(in.Component, in.Lines); err != nil {
 				return stepError(st, in.Range, err.Error(), nil)

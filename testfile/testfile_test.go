@@ -199,6 +199,12 @@ config {
       }
     }
   }
+  remote_write "rw" {
+    inputs = [statsd_receiver.app.metrics]
+    endpoint {
+      url = "http://127.0.0.1:1/push"
+    }
+  }
   metrics_sink "out" {
     inputs = [statsd_receiver.app.metrics, postgres_source.db.metrics]
   }
@@ -207,7 +213,22 @@ config {
 	for _, tc := range []struct{ name, step, want string }{
 		{"lines to a sink", `lines "metrics_sink.out" { lines = ["a:1|c"] }`, "metrics_sink.out cannot take lines (it does not implement pipeline.LineTaker)"},
 		{"request to statsd", `request "statsd_receiver.app" { path = "/" }`, "statsd_receiver.app cannot take HTTP requests (it does not implement pipeline.RequestTaker)"},
-		{"clock with a postgres_source", `advance = "1m"`, "postgres_source.db cannot follow the fake clock (it does not implement pipeline.ClockFollower)"},
+		{"clock with a remote_write", `advance = "1m"`, "remote_write.rw cannot follow the fake clock (it does not implement pipeline.ClockFollower)"},
+		{"rows to statsd", `rows "statsd_receiver.app" {
+  query   = "q"
+  columns = ["n"]
+  rows    = [["1"]]
+}`, "statsd_receiver.app cannot take query results (it does not implement pipeline.RowsTaker)"},
+		{"rows of an unknown query", `rows "postgres_source.db" {
+  query   = "nope"
+  columns = ["n"]
+  rows    = [["1"]]
+}`, `postgres_source.db: no query "nope" (the queries are [q])`},
+		{"rows without the value column", `rows "postgres_source.db" {
+  query   = "q"
+  columns = ["x"]
+  rows    = [["1"]]
+}`, `value column "n" is not in the result`},
 		{"unknown component", `lines "statsd_receiver.nope" { lines = ["a:1|c"] }`, "no component statsd_receiver.nope in the config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -235,6 +256,7 @@ func TestMalformedFiles(t *testing.T) {
 		{"bad match", "config = \"x.hcl\"\nstep \"a\" {\n  expect \"s.a\" {\n    match = \"some\"\n    metrics = \"\"\n  }\n}\n", `b.test.hcl:4,13-19: Invalid match`},
 		{"bad exposition", "config = \"x.hcl\"\nstep \"a\" {\n  expect \"s.a\" {\n    metrics = \"a b c d\"\n  }\n}\n", `b.test.hcl:4,15-24: Invalid expected exposition`},
 		{"bad path", "config = \"x.hcl\"\nstep \"a\" {\n  request \"s.a\" { path = \"api\" }\n}\n", `b.test.hcl:3,26-31: Invalid path`},
+		{"rows of another length", "config = \"x.hcl\"\nstep \"a\" {\n  rows \"s.a\" {\n    query = \"q\"\n    columns = [\"a\", \"b\"]\n    rows = [[\"1\"]]\n  }\n}\n", `b.test.hcl:6,12-19: Row length differs from columns`},
 		{"bad status", "config = \"x.hcl\"\nstep \"a\" {\n  request \"s.a\" {\n    path = \"/\"\n    status = 42\n  }\n}\n", `b.test.hcl:5,14-16: Invalid status`},
 		{"config twice", "config = \"x.hcl\"\nconfig {\n}\nstep \"a\" {}\n", "b.test.hcl:2,1-7: Config given twice"},
 		{"missing config file", "config = \"nope.hcl\"\nstep \"a\" {}\n", "config under test: "},
@@ -403,5 +425,65 @@ step "at 105s b was last seen 75s ago (at 30s): gone; c 45s ago (at 60s): kept" 
 	ok, out := run(t, filepath.Join(dir, "cache.test.hcl"))
 	if !ok || !strings.Contains(out, "6 steps") {
 		t.Fatalf("ok=%v:\n%s", ok, out)
+	}
+}
+
+// A postgres_source takes a query's rows: values and labels as PostgreSQL
+// would send them in text, NULL skipping that sample (as from a real
+// server), pg_up 1; a later result replaces the earlier one.
+func TestPostgresRows(t *testing.T) {
+	dir := write(t, map[string]string{"pg.test.hcl": `
+config {
+  postgres_source "db" {
+    dsn = "postgres://u@127.0.0.1:1/db"
+    query "sizes" {
+      sql = "SELECT datname, pg_database_size(datname) AS bytes FROM pg_database"
+      metric "pg_database_size_bytes" {
+        value  = "bytes"
+        labels = ["datname"]
+      }
+    }
+  }
+}
+step "two databases, one NULL" {
+  rows "postgres_source.db" {
+    query   = "sizes"
+    columns = ["datname", "bytes"]
+    rows    = [["app", "8192"], ["big", "1.5e9"], ["gone", null]]
+  }
+  expect "postgres_source.db" {
+    metrics = <<-EOT
+      # TYPE pg_database_size_bytes gauge
+      pg_database_size_bytes{datname="app"} 8192
+      pg_database_size_bytes{datname="big"} 1.5e+09
+      pg_up 1
+    EOT
+  }
+}
+step "the next result replaces it" {
+  advance = "1m"
+  rows "postgres_source.db" {
+    query   = "sizes"
+    columns = ["datname", "bytes"]
+    rows    = [["app", "9000"]]
+  }
+  expect "postgres_source.db" {
+    metrics = "pg_database_size_bytes{datname=\"app\"} 9000\npg_up 1\n"
+  }
+}
+step "a value that is not a number fails the step" {
+  rows "postgres_source.db" {
+    query   = "sizes"
+    columns = ["datname", "bytes"]
+    rows    = [["app", "lots"]]
+  }
+}
+`})
+	ok, out := run(t, filepath.Join(dir, "pg.test.hcl"))
+	if ok || !strings.Contains(out, `step "a value that is not a number fails the step": postgres_source.db: query "sizes": metric pg_database_size_bytes: row 1: value column "bytes"`) {
+		t.Fatalf("ok=%v:\n%s", ok, out)
+	}
+	if strings.Contains(out, `step "two databases`) || strings.Contains(out, `step "the next result`) {
+		t.Fatalf("an earlier step failed:\n%s", out)
 	}
 }
