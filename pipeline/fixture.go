@@ -71,6 +71,20 @@ type FixtureRows struct {
 	Rows     [][]*string
 }
 
+// CommandOutputTaker is implemented by components that run a command (an
+// exec_source): TakeCommandOutput handles what a run printed on standard
+// output and its exit code as if the command had run.
+type CommandOutputTaker interface {
+	TakeCommandOutput(stdout string, exitCode int) error
+}
+
+// ResponseTaker is implemented by components that poll an HTTP API (an
+// http_json_source): TakeResponse handles a response as if the API had
+// answered the next poll with it.
+type ResponseTaker interface {
+	TakeResponse(status int, body string) error
+}
+
 // RequestTaker is implemented by components that serve HTTP requests (a
 // webhook_receiver): a test's requests go to the handler that the
 // component's listener or mount would serve, with the request path as it
@@ -204,6 +218,38 @@ func (g *FixtureGraph) TakeRows(id string, r FixtureRows) error {
 		return &FixtureCapabilityError{ID: id, Capability: "take query results (it does not implement pipeline.RowsTaker)"}
 	}
 	if err := rt.TakeRows(r); err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	return nil
+}
+
+// TakeCommandOutput hands a command's output to component id.
+func (g *FixtureGraph) TakeCommandOutput(id, stdout string, exitCode int) error {
+	c, err := g.lookup(id)
+	if err != nil {
+		return err
+	}
+	t, ok := c.comp.(CommandOutputTaker)
+	if !ok {
+		return &FixtureCapabilityError{ID: id, Capability: "take command output (it does not implement pipeline.CommandOutputTaker)"}
+	}
+	if err := t.TakeCommandOutput(stdout, exitCode); err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	return nil
+}
+
+// TakeResponse hands an HTTP response to component id.
+func (g *FixtureGraph) TakeResponse(id string, status int, body string) error {
+	c, err := g.lookup(id)
+	if err != nil {
+		return err
+	}
+	t, ok := c.comp.(ResponseTaker)
+	if !ok {
+		return &FixtureCapabilityError{ID: id, Capability: "take HTTP responses (it does not implement pipeline.ResponseTaker)"}
+	}
+	if err := t.TakeResponse(status, body); err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}
 	return nil

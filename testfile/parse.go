@@ -54,6 +54,20 @@ type Input struct {
 	Lines     []string
 	Request   *Request
 	Rows      *pipeline.FixtureRows
+	Output    *CommandOutput
+	Response  *Response
+}
+
+// CommandOutput is what a command printed and how it exited.
+type CommandOutput struct {
+	Stdout   string
+	ExitCode int
+}
+
+// Response is an HTTP API's answer to a poll.
+type Response struct {
+	Status int
+	Body   string
 }
 
 // Request is an HTTP request to a component.
@@ -100,6 +114,16 @@ type rowsSchema struct {
 	Database *string     `hcl:"database,optional"`
 	Columns  []string    `hcl:"columns"`
 	Rows     [][]*string `hcl:"rows"`
+}
+
+type outputSchema struct {
+	Stdout   string `hcl:"stdout"`
+	ExitCode *int   `hcl:"exit_code,optional"`
+}
+
+type responseSchema struct {
+	Status *int   `hcl:"status,optional"`
+	Body   string `hcl:"body"`
 }
 
 type requestSchema struct {
@@ -228,9 +252,9 @@ func parseStep(b *hclsyntax.Block) (*Step, hcl.Diagnostics) {
 	}
 	for _, ib := range b.Body.Blocks {
 		switch ib.Type {
-		case "lines", "request", "rows", "expect":
+		case "lines", "request", "rows", "output", "response", "expect":
 		default:
-			diags = append(diags, errAt(ib.DefRange(), "Unsupported block type", fmt.Sprintf("Blocks of type %q are not expected in a step; a step has advance = \"DURATION\" and lines, request, rows and expect blocks, each labelled with a component ID.", ib.Type)))
+			diags = append(diags, errAt(ib.DefRange(), "Unsupported block type", fmt.Sprintf("Blocks of type %q are not expected in a step; a step has advance = \"DURATION\" and lines, request, rows, output, response and expect blocks, each labelled with a component ID.", ib.Type)))
 			continue
 		}
 		if len(ib.Labels) != 1 || !strings.Contains(ib.Labels[0], ".") {
@@ -268,6 +292,36 @@ func parseStep(b *hclsyntax.Block) (*Step, hcl.Diagnostics) {
 				continue
 			}
 			st.Inputs = append(st.Inputs, Input{Component: id, Range: ib.DefRange(), Rows: fr})
+		case "output":
+			var out outputSchema
+			if d := gohcl.DecodeBody(ib.Body, nil, &out); d.HasErrors() {
+				diags = append(diags, d...)
+				continue
+			}
+			o := &CommandOutput{Stdout: out.Stdout}
+			if out.ExitCode != nil {
+				o.ExitCode = *out.ExitCode
+				if o.ExitCode < 0 || o.ExitCode > 255 {
+					diags = append(diags, errAt(ib.Body.Attributes["exit_code"].Expr.Range(), "Invalid exit code", fmt.Sprintf("%d: an exit code is 0 to 255.", o.ExitCode)))
+					continue
+				}
+			}
+			st.Inputs = append(st.Inputs, Input{Component: id, Range: ib.DefRange(), Output: o})
+		case "response":
+			var rs responseSchema
+			if d := gohcl.DecodeBody(ib.Body, nil, &rs); d.HasErrors() {
+				diags = append(diags, d...)
+				continue
+			}
+			r := &Response{Status: 200, Body: rs.Body}
+			if rs.Status != nil {
+				r.Status = *rs.Status
+				if r.Status < 100 || r.Status > 599 {
+					diags = append(diags, errAt(ib.Body.Attributes["status"].Expr.Range(), "Invalid status", fmt.Sprintf("%d is not an HTTP status code.", r.Status)))
+					continue
+				}
+			}
+			st.Inputs = append(st.Inputs, Input{Component: id, Range: ib.DefRange(), Response: r})
 		case "request":
 			var rs requestSchema
 			if d := gohcl.DecodeBody(ib.Body, nil, &rs); d.HasErrors() {

@@ -107,6 +107,18 @@ func (s *Suite) runStep(g *pipeline.FixtureGraph, st Step) error {
 		}
 	}
 	for _, in := range st.Inputs {
+		if in.Output != nil {
+			if err := g.TakeCommandOutput(in.Component, in.Output.Stdout, in.Output.ExitCode); err != nil {
+				return stepError(st, in.Range, err.Error(), nil)
+			}
+			continue
+		}
+		if in.Response != nil {
+			if err := g.TakeResponse(in.Component, in.Response.Status, in.Response.Body); err != nil {
+				return stepError(st, in.Range, err.Error(), nil)
+			}
+			continue
+		}
 		if in.Rows != nil {
 			if err := g.TakeRows(in.Component, *in.Rows); err != nil {
 				return stepError(st, in.Range, err.Error(), nil)

@@ -219,6 +219,8 @@ config {
   columns = ["n"]
   rows    = [["1"]]
 }`, "statsd_receiver.app cannot take query results (it does not implement pipeline.RowsTaker)"},
+		{"command output to statsd", `output "statsd_receiver.app" { stdout = "" }`, "statsd_receiver.app cannot take command output (it does not implement pipeline.CommandOutputTaker)"},
+		{"a response to postgres", `response "postgres_source.db" { body = "{}" }`, "postgres_source.db cannot take HTTP responses (it does not implement pipeline.ResponseTaker)"},
 		{"rows of an unknown query", `rows "postgres_source.db" {
   query   = "nope"
   columns = ["n"]
@@ -257,6 +259,8 @@ func TestMalformedFiles(t *testing.T) {
 		{"bad exposition", "config = \"x.hcl\"\nstep \"a\" {\n  expect \"s.a\" {\n    metrics = \"a b c d\"\n  }\n}\n", `b.test.hcl:4,15-24: Invalid expected exposition`},
 		{"bad path", "config = \"x.hcl\"\nstep \"a\" {\n  request \"s.a\" { path = \"api\" }\n}\n", `b.test.hcl:3,26-31: Invalid path`},
 		{"rows of another length", "config = \"x.hcl\"\nstep \"a\" {\n  rows \"s.a\" {\n    query = \"q\"\n    columns = [\"a\", \"b\"]\n    rows = [[\"1\"]]\n  }\n}\n", `b.test.hcl:6,12-19: Row length differs from columns`},
+		{"bad exit code", "config = \"x.hcl\"\nstep \"a\" {\n  output \"s.a\" {\n    stdout = \"\"\n    exit_code = 300\n  }\n}\n", `b.test.hcl:5,17-20: Invalid exit code`},
+		{"bad response status", "config = \"x.hcl\"\nstep \"a\" {\n  response \"s.a\" {\n    body = \"\"\n    status = 1000\n  }\n}\n", `b.test.hcl:5,14-18: Invalid status`},
 		{"bad status", "config = \"x.hcl\"\nstep \"a\" {\n  request \"s.a\" {\n    path = \"/\"\n    status = 42\n  }\n}\n", `b.test.hcl:5,14-16: Invalid status`},
 		{"config twice", "config = \"x.hcl\"\nconfig {\n}\nstep \"a\" {}\n", "b.test.hcl:2,1-7: Config given twice"},
 		{"missing config file", "config = \"nope.hcl\"\nstep \"a\" {}\n", "config under test: "},
