@@ -19,6 +19,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("config {\n  statsd_receiver \"a\" {}\n}\nstep \"s\" {\n  advance = \"1m\"\n  lines \"statsd_receiver.a\" { lines = [\"a:1|c\"] }\n  expect \"statsd_receiver.a\" { metrics = \"a 1\\n\" }\n}\n"))
 	f.Add([]byte("config = \"x.hcl\"\nenv = { A = \"b\" }\nstep \"r\" {\n  request \"w.x\" {\n    method = \"PUT\"\n    path = \"/api\"\n    headers = { A = \"b\" }\n    body = <<-EOT\n      {}\n    EOT\n    status = 204\n  }\n}\n"))
+	f.Add([]byte("config = \"x.hcl\"\nstep \"f\" {\n  rows \"postgres_source.db\" {\n    query = \"q\"\n    database = \"d\"\n    columns = [\"a\", \"n\"]\n    rows = [[\"x\", \"1\"], [\"y\", null]]\n  }\n  output \"exec_source.e\" {\n    stdout = \"m 1\\n\"\n    exit_code = 1\n  }\n  response \"http_json_source.h\" {\n    status = 503\n    body = \"{}\"\n  }\n  expect \"metrics_sink.s\" {\n    match = \"listed\"\n    metrics = \"# TYPE m histogram\\nm_bucket{le=\\\"1\\\"} 1\\nm_bucket{le=\\\"+Inf\\\"} 1\\nm_sum 1\\nm_count 1\\n\"\n  }\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		if len(src) > 1<<16 {
 			return
