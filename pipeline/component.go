@@ -21,6 +21,9 @@
 //	                 names a config declares
 //	schedule.go      Schedule: the clock of a source that works on its own
 //	                 schedule (interval, jitter, single flight, kick)
+//	fixture.go       what `sluice test` hands a component: the fake clock
+//	                 (Fixtures) and the optional fixture interfaces
+//	                 (LineTaker, RequestTaker, ClockFollower...)
 //
 // Package pipeline/web serves HTTP on a component's own listener with the
 // agent's web config (Endpoint, ServeHTTP); it is apart because it links
@@ -236,6 +239,12 @@ type Options[E any] struct {
 	// TLS and basic-auth config that a listener the component opens for
 	// HTTP uses unless the component has its own (see pipeline/web).
 	WebConfigFile string
+	// Fixtures is set only when the component runs under `sluice test`
+	// (fixture.go): nil in the agent. With it, the component is never Run;
+	// it takes its input from the test through the fixture interfaces and
+	// reads time from Fixtures.Now.
+	Fixtures *Fixtures
+
 	// Health reads the health of the running graph's components, for a
 	// component that reports on the others (heartbeat). Read it in Run,
 	// not in Build: the graph being built is not running yet. It may be

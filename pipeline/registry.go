@@ -156,7 +156,7 @@ func Register[A, E any](r Registration[A, E]) {
 			publish := o.OnExports
 			c, err := build(Options[E]{
 				ID: o.ID, Logger: o.Logger, Registerer: o.Registerer, DataPath: o.DataPath,
-				ConfigDir: o.ConfigDir, HTTP: o.HTTP, WebConfigFile: o.WebConfigFile, Health: o.Health,
+				ConfigDir: o.ConfigDir, HTTP: o.HTTP, WebConfigFile: o.WebConfigFile, Health: o.Health, Fixtures: o.Fixtures,
 				OnExports: func(e E) {
 					if publish != nil {
 						publish(e)

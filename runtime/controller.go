@@ -46,6 +46,9 @@ type ControllerOptions struct {
 	ReadFile func(string) ([]byte, error)
 	// LoadOptions are applied to every config the controller loads.
 	LoadOptions
+	// Fixtures is handed to components as Options.Fixtures (LoadFixtureGraph
+	// sets it; the agent never does).
+	Fixtures *pipeline.Fixtures
 }
 
 // Controller owns the running graph and applies new configs to it.

@@ -37,5 +37,7 @@
 //	redact.go            keeping secrets out of diagnostics, logs and the API
 //	describe.go          documentation of registered components
 //	                     (sluice components)
+//	fixturegraph.go      a config built for `sluice test`: never run,
+//	                     driven through the contract's fixture interfaces
 //	contract.go          the contract's names, as the runtime uses them
 package runtime

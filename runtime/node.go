@@ -69,17 +69,22 @@ func (c *Controller) buildNode(ln *loadedNode) (*node, error) {
 		state:     HealthUnknown,
 		since:     c.now(),
 	}
+	dataPath := filepath.Join(c.opts.DataPath, strings.ReplaceAll(ln.id, "/", "_"))
+	if c.opts.Fixtures != nil {
+		dataPath = "" // a test persists nothing
+	}
 	inst, err := ln.ct.Build(Options[any]{
 		ID:         ln.id,
 		Logger:     n.logger,
 		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"component_id": ln.id}, n.selfReg),
-		DataPath:   filepath.Join(c.opts.DataPath, strings.ReplaceAll(ln.id, "/", "_")),
+		DataPath:   dataPath,
 		ConfigDir:  c.configDir,
 		OnExports:  n.setExports,
 		HTTP:       c.opts.HTTP,
 
 		WebConfigFile: c.opts.WebConfigFile,
 		Health:        c,
+		Fixtures:      c.opts.Fixtures,
 	}, ln.args)
 	if err != nil {
 		return nil, err

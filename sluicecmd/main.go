@@ -98,6 +98,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	convertPostgres.Flag("dsn-env", "Environment variable holding the DSN.").Default("DATA_SOURCE_NAME").StringVar(&convertPostgresOpts.DSNEnv)
 	convertPostgres.Flag("web.listen-address", "postgres_exporter's --web.listen-address: where the metrics_sink listens.").Default(":9187").StringVar(&convertPostgresOpts.ListenAddress)
 
+	testCmd := app.Command("test", "Run pipeline unit tests (*.test.hcl files): fixtures in, expositions compared, on a fake clock, without sockets (docs/testing.md).")
+	testFiles := testCmd.Arg("files", "Test files (*.test.hcl).").Required().Strings()
 	versionCmd := app.Command("version", "Print the version.")
 
 	cmd, err := app.Parse(args)
@@ -119,6 +121,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return convertStatsdExporter(*convertStatsdArgs, stdout, stderr)
 	case convertPostgres.FullCommand():
 		return convertPostgresExporter(convertPostgresOpts, stdout, stderr)
+	case testCmd.FullCommand():
+		return runTests(*testFiles, stdout, stderr)
 	case versionCmd.FullCommand():
 		bi, _ := buildInfo()
 		printVersion(stdout, describeComponents(pipeline.Registrations(), bi), bi)

@@ -177,6 +177,10 @@ type Component struct {
 	// Owned by Run (one at a time; the kernel never runs two).
 	hung    *gatherCall // the last abandoned gather, while it may still run
 	persist persister
+
+	// fixtureRefreshed is the last refresh on a test's fake clock
+	// (fixture.go); zero outside sluice test.
+	fixtureRefreshed time.Time
 }
 
 var (
@@ -196,6 +200,9 @@ func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 		wake:     make(chan struct{}, 1),
 		restored: make(chan struct{}),
 		persist:  persister{fs: faultfs.OS{}, dir: opts.DataPath},
+	}
+	if opts.Fixtures != nil {
+		c.now = opts.Fixtures.Now // sluice test: the fake clock (fixture.go)
 	}
 	c.started.Store(c.now().UnixNano())
 	c.cfg.Store(newConfig(args, 1))

@@ -5,6 +5,7 @@ package examples
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	_ "github.com/sluicehq/sluice/components/all"
@@ -25,6 +26,9 @@ func TestExamplesValidate(t *testing.T) {
 		t.Fatal("no examples found")
 	}
 	for _, f := range files {
+		if strings.HasSuffix(f, ".test.hcl") {
+			continue // a test of an example, run by sluice test (testfile)
+		}
 		t.Run(f, func(t *testing.T) {
 			src, err := os.ReadFile(f)
 			if err != nil {

@@ -187,6 +187,12 @@ func (c *Component) runOnce(parent context.Context, p *plan) {
 			result, detail = resultBadOutput, err.Error()
 		}
 	}
+	c.record(p, result, detail, fams, series, elapsed)
+}
+
+// record counts a run's result and, on success, replaces the exported
+// families (runOnce, and TakeCommandOutput under sluice test).
+func (c *Component) record(p *plan, result, detail string, fams []*dto.MetricFamily, series int, elapsed time.Duration) {
 	c.self.run(result, elapsed)
 	if result != resultSuccess {
 		c.setHealth(false, result+": "+detail)
