@@ -27,6 +27,10 @@ step "a poll" {
       # TYPE ci_pipeline_duration_seconds gauge
       ci_pipeline_duration_seconds{project="api",status="success"} 312
       ci_pipeline_duration_seconds{project="web",status="failed"} 95
+      # TYPE ci_pipelines gauge
+      ci_pipelines{project="api",status="success"} 1
+      ci_pipelines{project="web",status="failed"} 1
+      ci_pipelines{project="web",status="running"} 1
       # TYPE ci_pipelines_finished_total counter
       ci_pipelines_finished_total{project="api"} 120
       ci_pipelines_finished_total{project="web"} 87
