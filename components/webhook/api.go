@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/sluicehq/sluice/jsonlimit"
 )
 
 // serve routes one request; path is relative to the receiver's prefix.
@@ -60,6 +62,17 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return b, nil
 }
 
+// refuseBody counts and logs a body refused by the JSON decoding limits
+// (other errors are the sender's mistakes, answered but not counted here).
+func (c *Component) refuseBody(route string, err error) {
+	reason := jsonlimit.ReasonOf(err)
+	if reason == "" {
+		return
+	}
+	c.m.bodiesRefused.WithLabelValues(route, reason).Inc()
+	c.errLog.Warn("JSON body refused", "route", route, "reason", reason, "err", err)
+}
+
 func (c *Component) failErr(w http.ResponseWriter, route string, err error) {
 	var he *httpError
 	if errors.As(err, &he) {
@@ -112,8 +125,9 @@ func (c *Component) serveAPI(w http.ResponseWriter, r *http.Request, cur *curren
 		c.failErr(w, route, err)
 		return
 	}
-	pb, err := parsePushBody(r.Header.Get("Content-Type"), body, r.URL.Query())
+	pb, err := parsePushBody(r.Context(), r.Header.Get("Content-Type"), body, r.URL.Query())
 	if err != nil {
+		c.refuseBody(route, err)
 		c.fail(w, route, http.StatusBadRequest, err.Error(), "")
 		return
 	}
@@ -199,9 +213,10 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 			headers[strings.ToLower(k)] = v[0]
 		}
 	}
-	ctx, err := eventContext(body, headers)
+	ctx, err := eventContext(r.Context(), body, jsonlimit.Limits{MaxBytes: h.maxBody}, h.event, headers)
 	if err != nil {
 		release()
+		c.refuseBody("hook:"+name, err)
 		c.fail(w, route, http.StatusBadRequest, err.Error(), "")
 		return
 	}

@@ -261,6 +261,7 @@ type selfMetrics struct {
 	authFailures   *prometheus.CounterVec
 	duplicates     *prometheus.CounterVec
 	ruleErrors     *prometheus.CounterVec
+	bodiesRefused  *prometheus.CounterVec
 	refused        *prometheus.CounterVec
 	expired        prometheus.Counter
 	persistedBytes prometheus.Counter
@@ -285,6 +286,10 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Name: "sluice_webhook_rule_errors_total",
 			Help: "Rules that could not be evaluated or applied on a delivery (a missing field, a non-number value, a refused series), by webhook.",
 		}, []string{"webhook"}),
+		bodiesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_webhook_bodies_refused_total",
+			Help: "JSON bodies refused by the decoding limits, by route (api, or hook:NAME) and reason: too_large, too_deep, too_many_values, timeout, syntax.",
+		}, []string{"route", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_webhook_series_refused_total",
 			Help: "New series refused because the metric reached max_series, by metric.",
@@ -302,7 +307,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Help: "Duration of the last write and fsync of the state (one group commit or one snapshot).",
 		}),
 	}
-	for _, col := range []prometheus.Collector{m.requests, m.authFailures, m.duplicates, m.ruleErrors, m.refused, m.expired, m.persistedBytes, m.persistSeconds} {
+	for _, col := range []prometheus.Collector{m.requests, m.authFailures, m.duplicates, m.ruleErrors, m.bodiesRefused, m.refused, m.expired, m.persistedBytes, m.persistSeconds} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}
