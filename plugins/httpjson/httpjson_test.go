@@ -289,6 +289,8 @@ metric "n" { value = body.n }
 		{"http_error", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }},
 		{"bad_body", jsonBody(`{"n": 2`)},
 		{"bad_body", jsonBody(`<html>not json</html>`)},
+		// Nested past the depth limit: refused before any value is built.
+		{"bad_body", jsonBody(`{"n": 2, "x": ` + strings.Repeat("[", 65) + strings.Repeat("]", 65) + `}`)},
 		{"timeout", func(w http.ResponseWriter, r *http.Request) {
 			select { // past the 150ms timeout, until the client gives up
 			case <-r.Context().Done():
@@ -312,6 +314,9 @@ metric "n" { value = body.n }
 		if got := series(t, h.Gatherer())["n{}"]; got != 1 {
 			t.Errorf("after %s: n = %v, want the last good 1", c.result, got)
 		}
+	}
+	if got := series(t, h.Registry)[`sluice_httpjson_responses_refused_total{reason="too_deep"}`]; got < 1 {
+		t.Errorf("the too deep response is not counted: %v", got)
 	}
 	release.Do(func() { close(done) })
 	srv.set(jsonBody(`{"n": 3}`))
