@@ -195,7 +195,7 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 		c.fail(w, route, http.StatusUnauthorized, why, "")
 		return
 	}
-	key := deliveryID(r)
+	key := deliveryID(h, r)
 	if key != "" && !c.dedup.claim("hook\x00"+name+"\x00"+key) {
 		c.m.duplicates.WithLabelValues(route).Inc()
 		c.m.count(route, http.StatusOK)

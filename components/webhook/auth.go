@@ -105,8 +105,15 @@ func verifyStandardWebhook(h *hookDef, r *http.Request, body []byte, now time.Ti
 	return ok, "wrong webhook-signature"
 }
 
-// deliveryID is the key duplicates are recognized by.
-func deliveryID(r *http.Request) string {
+// deliveryID is the key duplicates are recognized by. With a Standard
+// Webhooks signature it is the signed webhook-id only: an unsigned header
+// (Idempotency-Key) taking precedence would let a captured delivery be
+// replayed within the tolerance by adding one. Without a signature over an
+// id, every id header is as good as another.
+func deliveryID(h *hookDef, r *http.Request) string {
+	if h.kind == "generic" && h.secret != nil {
+		return r.Header.Get("webhook-id")
+	}
 	for _, h := range []string{"Idempotency-Key", "X-Gitlab-Event-UUID", "X-GitHub-Delivery", "webhook-id"} {
 		if v := r.Header.Get(h); v != "" {
 			return v

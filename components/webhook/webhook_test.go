@@ -412,6 +412,21 @@ func TestStandardWebhooksSignature(t *testing.T) {
 		t.Fatalf("signed = %d %s", code, b)
 	}
 	r.mustHave("queue 12")
+	// A captured delivery replayed within the tolerance is a duplicate,
+	// whatever unsigned id header is added: the key is the signed
+	// webhook-id.
+	for _, extra := range []map[string]string{nil, {"Idempotency-Key": "fresh-1"}, {"X-GitHub-Delivery": "fresh-2", "X-Gitlab-Event-UUID": "fresh-3"}} {
+		h := hdr("msg_1", now, sign("msg_1", now, body))
+		for k, v := range extra {
+			h[k] = v
+		}
+		if code, b := r.do("POST", "/hooks/std", "application/json", body, h); code != 200 || !strings.Contains(b, "duplicate") {
+			t.Errorf("replay with %v = %d %q, want a duplicate", extra, code, b)
+		}
+	}
+	if n := metricValue(t, r.h.Registry, "sluice_webhook_duplicates_total", "route", "hook"); n != 3 {
+		t.Errorf("duplicates = %v, want 3", n)
+	}
 	for name, h := range map[string]map[string]string{
 		"old timestamp": hdr("msg_2", now-3600, sign("msg_2", now-3600, body)),
 		"wrong id":      hdr("msg_3", now, sign("msg_x", now, body)),
