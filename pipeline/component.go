@@ -236,6 +236,9 @@ type Options[E any] struct {
 	// TLS and basic-auth config that a listener the component opens for
 	// HTTP uses unless the component has its own (see ServeHTTP in web.go).
 	WebConfigFile string
+	// HTTPTimeouts are the agent's read timeouts (--web.read-header-timeout,
+	// --web.read-body-timeout), for listeners the component opens.
+	HTTPTimeouts HTTPTimeouts
 }
 
 // HTTPMounter mounts handlers on the agent's HTTP server. Components mount

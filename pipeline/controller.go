@@ -31,6 +31,8 @@ type ControllerOptions struct {
 	HTTP HTTPMounter
 	// WebConfigFile is handed to components as Options.WebConfigFile.
 	WebConfigFile string
+	// HTTPTimeouts is handed to components as Options.HTTPTimeouts.
+	HTTPTimeouts HTTPTimeouts
 	// LookupEnv replaces os.LookupEnv for env() (tests).
 	LookupEnv LookupEnvFunc
 	// MinBackoff and MaxBackoff bound the delay before restarting a failed

@@ -21,6 +21,9 @@ type EndpointSpec struct {
 	Listen        string
 	MountPath     string // ignored with Listen
 	WebConfigFile string // ignored without Listen
+	// Timeouts of the own listener (the agent's, Options.HTTPTimeouts);
+	// they never change while the agent runs, so they move nothing.
+	Timeouts HTTPTimeouts
 }
 
 func (s EndpointSpec) normal() EndpointSpec {
@@ -102,7 +105,7 @@ func (e *Endpoint) Start(logger *slog.Logger, what string) {
 		return
 	}
 	logger.Info("serving "+what, "address", e.ln.Addr().String(), "web_config_file", e.spec.WebConfigFile)
-	e.srv = ServeHTTP(e.ln, e.h, e.spec.WebConfigFile, logger)
+	e.srv = ServeHTTP(e.ln, e.h, e.spec.WebConfigFile, e.spec.Timeouts, logger)
 }
 
 // Stop unmounts, or shuts the server down (in-flight requests get up to

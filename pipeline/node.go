@@ -79,6 +79,7 @@ func (c *Controller) buildNode(ln *loadedNode) (*node, error) {
 		HTTP:       c.opts.HTTP,
 
 		WebConfigFile: c.opts.WebConfigFile,
+		HTTPTimeouts:  c.opts.HTTPTimeouts,
 	}, ln.args)
 	if err != nil {
 		return nil, err

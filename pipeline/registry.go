@@ -157,7 +157,7 @@ func Register[A, E any](r Registration[A, E]) {
 			publish := o.OnExports
 			c, err := build(Options[E]{
 				ID: o.ID, Logger: o.Logger, Registerer: o.Registerer, DataPath: o.DataPath,
-				ConfigDir: o.ConfigDir, HTTP: o.HTTP, WebConfigFile: o.WebConfigFile,
+				ConfigDir: o.ConfigDir, HTTP: o.HTTP, WebConfigFile: o.WebConfigFile, HTTPTimeouts: o.HTTPTimeouts,
 				OnExports: func(e E) {
 					if publish != nil {
 						publish(e)

@@ -45,6 +45,44 @@ func WebConfigFor(component, agent string) string {
 	return agent
 }
 
+// Default read timeouts of every HTTP listener (HTTPTimeouts).
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadBodyTimeout   = 30 * time.Second
+)
+
+// HTTPTimeouts bound how long a client may take to send a request, on
+// every listener of the agent: a client that stalls holds a connection,
+// a goroutine and whatever of its body was read, so it is cut off. Set by
+// --web.read-header-timeout and --web.read-body-timeout.
+type HTTPTimeouts struct {
+	// ReadHeader bounds the request line and headers, from the start of
+	// the request.
+	ReadHeader time.Duration
+	// ReadBody bounds the body, after the headers: the whole request must
+	// be read within ReadHeader + ReadBody (http.Server's ReadTimeout).
+	ReadBody time.Duration
+}
+
+// WithDefaults fills a zero field with its default.
+func (t HTTPTimeouts) WithDefaults() HTTPTimeouts {
+	if t.ReadHeader <= 0 {
+		t.ReadHeader = DefaultReadHeaderTimeout
+	}
+	if t.ReadBody <= 0 {
+		t.ReadBody = DefaultReadBodyTimeout
+	}
+	return t
+}
+
+// Apply sets srv's read timeouts. The idle timeout of keep-alive
+// connections stays that of net/http (the read timeout, when unset).
+func (t HTTPTimeouts) Apply(srv *http.Server) {
+	t = t.WithDefaults()
+	srv.ReadHeaderTimeout = t.ReadHeader
+	srv.ReadTimeout = t.ReadHeader + t.ReadBody
+}
+
 // HTTPServer is an HTTP server on a listener a component bound, served
 // with a web config. Components bind the listener where binding may fail
 // (Run, or Update for a changed address), call ValidateWebConfig there
@@ -53,7 +91,7 @@ func WebConfigFor(component, agent string) string {
 //	ln, err := net.Listen("tcp", args.Listen)                // in Update/Run
 //	cfg := pipeline.WebConfigFor(args.WebConfigFile, opts.WebConfigFile)
 //	if err := pipeline.ValidateWebConfig(cfg); err != nil { ... }
-//	srv := pipeline.ServeHTTP(ln, handler, cfg, opts.Logger) // in Commit/Run
+//	srv := pipeline.ServeHTTP(ln, handler, cfg, opts.HTTPTimeouts, opts.Logger) // in Commit/Run
 //	defer srv.Shutdown(5 * time.Second)
 type HTTPServer struct {
 	srv  *http.Server
@@ -65,13 +103,13 @@ type HTTPServer struct {
 }
 
 // ServeHTTP serves h on ln in a goroutine with the web config at
-// webConfigFile ("" for plain HTTP without auth). Shutdown stops it; the
-// server owns ln from now on.
-func ServeHTTP(ln net.Listener, h http.Handler, webConfigFile string, logger *slog.Logger) *HTTPServer {
+// webConfigFile ("" for plain HTTP without auth) and the read timeouts t
+// (zero fields: the defaults). Shutdown stops it; the server owns ln from
+// now on.
+func ServeHTTP(ln net.Listener, h http.Handler, webConfigFile string, t HTTPTimeouts, logger *slog.Logger) *HTTPServer {
 	s := &HTTPServer{
 		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler: h,
 			// TLS handshake errors (a plain-HTTP client, a scanner) are
 			// the client's problem: a warning, not an error.
 			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -79,6 +117,7 @@ func ServeHTTP(ln net.Listener, h http.Handler, webConfigFile string, logger *sl
 		addr: ln.Addr().String(),
 		done: make(chan struct{}),
 	}
+	t.Apply(s.srv)
 	go func() {
 		defer close(s.done)
 		err := ServeWeb(ln, s.srv, webConfigFile, logger)

@@ -350,7 +350,7 @@ func (p *pending) Abort() { p.fresh.Stop() }
 // Path, or on an own server at Listen (under ListenPath) with the sink's
 // or the agent's web config file.
 func (c *Component) endpoint(args Arguments) pipeline.EndpointSpec {
-	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.Path, WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
+	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.Path, WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile), Timeouts: c.opts.HTTPTimeouts}
 }
 
 // acquire mounts (inactive) or binds for args: everything that can fail.

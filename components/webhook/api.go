@@ -62,6 +62,20 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return b, nil
 }
 
+// Reasons of sluice_webhook_bodies_refused_total besides the JSON
+// decoding limits' (jsonlimit.Reasons).
+const (
+	reasonUnverifiedBudget = "unverified_budget" // max_unverified_bytes reached
+	reasonBodyTimeout      = "body_timeout"      // not received within the read timeout
+)
+
+// refuseHook answers a delivery whose credentials are missing or wrong.
+func (c *Component) refuseHook(w http.ResponseWriter, name string, r *http.Request, why string) {
+	c.m.authFailures.WithLabelValues("hook:" + name).Inc()
+	c.errLog.Warn("webhook delivery refused", "webhook", name, "reason", why, "remote", r.RemoteAddr)
+	c.fail(w, "hook", http.StatusUnauthorized, why, "")
+}
+
 // refuseBody counts and logs a body refused by the JSON decoding limits
 // (other errors are the sender's mistakes, answered but not counted here).
 func (c *Component) refuseBody(route string, err error) {
@@ -183,16 +197,34 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 		c.fail(w, route, http.StatusNotFound, fmt.Sprintf("unknown webhook %q", truncate(name, 100)), "")
 		return
 	}
-	body, err := readBody(w, r, h.maxBody)
+	// What can be checked without the body is, before reading it; the
+	// body is read within the bound on unverified bytes, and verified
+	// over its raw bytes before anything parses them.
+	now := nowFunc()
+	if ok, why := precheckHook(h, r, now); !ok {
+		c.refuseHook(w, name, r, why)
+		return
+	}
+	body, reserved, err := readUnverified(w, r, h.maxBody, cur.plan.maxUnverified, &c.unverified)
+	c.unverified.give(reserved)
 	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			switch he.code {
+			case http.StatusServiceUnavailable:
+				c.m.bodiesRefused.WithLabelValues("hook:"+name, reasonUnverifiedBudget).Inc()
+				c.errLog.Warn("webhook delivery refused: the bound on unverified bytes in flight is reached", "webhook", name, "max_unverified_bytes", cur.plan.maxUnverified, "remote", r.RemoteAddr)
+				w.Header().Set("Retry-After", "1")
+			case http.StatusRequestTimeout:
+				c.m.bodiesRefused.WithLabelValues("hook:"+name, reasonBodyTimeout).Inc()
+				w.Header().Set("Connection", "close")
+			}
+		}
 		c.failErr(w, route, err)
 		return
 	}
-	// Verified over the raw bytes before anything parses them.
-	if ok, why := verifyHook(h, r, body, nowFunc()); !ok {
-		c.m.authFailures.WithLabelValues("hook:" + name).Inc()
-		c.errLog.Warn("webhook delivery refused", "webhook", name, "reason", why, "remote", r.RemoteAddr)
-		c.fail(w, route, http.StatusUnauthorized, why, "")
+	if ok, why := verifyHook(h, r, body, now); !ok {
+		c.refuseHook(w, name, r, why)
 		return
 	}
 	key := deliveryID(h, r)

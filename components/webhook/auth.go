@@ -35,6 +35,49 @@ func checkToken(r *http.Request, tokens [][32]byte) bool {
 	return ok == 1
 }
 
+// precheckHook checks what of a delivery's credentials can be checked
+// before its body is read: a GitLab token whole; a signature header's
+// presence and form; a Standard Webhooks timestamp's tolerance. A request
+// refused here costs no body memory.
+func precheckHook(h *hookDef, r *http.Request, now time.Time) (bool, string) {
+	if h.secret == nil {
+		return true, ""
+	}
+	switch h.kind {
+	case "gitlab":
+		return verifyHook(h, r, nil, now) // the token does not depend on the body
+	case "github":
+		sig, ok := strings.CutPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256=")
+		if !ok {
+			return false, "missing X-Hub-Signature-256"
+		}
+		if len(sig) != hex.EncodedLen(sha256.Size) {
+			return false, "malformed X-Hub-Signature-256"
+		}
+		if _, err := hex.DecodeString(sig); err != nil {
+			return false, "malformed X-Hub-Signature-256"
+		}
+		return true, ""
+	case "generic":
+		id, ts, sigs := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature")
+		if id == "" || ts == "" || sigs == "" {
+			return false, "missing webhook-id, webhook-timestamp or webhook-signature"
+		}
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			return false, "malformed webhook-timestamp"
+		}
+		if d := now.Sub(time.Unix(sec, 0)); d > h.tolerance || d < -h.tolerance {
+			return false, "webhook-timestamp outside the tolerance"
+		}
+		if !strings.Contains(sigs, "v1,") {
+			return false, "no v1 signature in webhook-signature"
+		}
+		return true, ""
+	}
+	return false, "unknown kind"
+}
+
 // verifyHook checks a delivery's token or signature over the raw body.
 // It returns a short reason on failure (never the secret or the header).
 func verifyHook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, string) {

@@ -30,6 +30,9 @@ type Component struct {
 	metrics http.Handler         // serves reg
 	errLog  *slog.Logger         // rate-limited
 	cfg     atomic.Pointer[current]
+	// unverified counts the buffers of webhook bodies being read before
+	// their signature is checked, across hooks and reloads.
+	unverified budget
 
 	mu       sync.Mutex // guards the fields below
 	running  bool
@@ -45,11 +48,12 @@ type current struct {
 
 // Build creates a webhook_receiver: no sockets, no goroutines, no files.
 func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
-	m, err := newSelfMetrics(opts.Registerer)
+	c := &Component{}
+	m, err := newSelfMetrics(opts.Registerer, func() float64 { return float64(c.unverified.used.Load()) })
 	if err != nil {
 		return nil, err
 	}
-	c := &Component{
+	*c = Component{
 		opts:   opts,
 		m:      m,
 		store:  newStore(),
@@ -232,7 +236,7 @@ func (p *pending) Abort() { p.fresh.Stop() }
 // under the prefix, or on an own server at Listen with the receiver's or
 // the agent's web config file.
 func (c *Component) endpoint(args Arguments) pipeline.EndpointSpec {
-	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
+	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile), Timeouts: c.opts.HTTPTimeouts}
 }
 
 // acquire mounts (inactive) or binds for args. Called with c.mu held.
@@ -268,7 +272,7 @@ type selfMetrics struct {
 	persistSeconds prometheus.Gauge
 }
 
-func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
+func newSelfMetrics(reg prometheus.Registerer, unverified func() float64) (*selfMetrics, error) {
 	m := &selfMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_webhook_requests_total",
@@ -288,7 +292,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		}, []string{"webhook"}),
 		bodiesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_webhook_bodies_refused_total",
-			Help: "JSON bodies refused by the decoding limits, by route (api, or hook:NAME) and reason: too_large, too_deep, too_many_values, timeout, syntax.",
+			Help: "Bodies refused before any rule ran, by route (api, or hook:NAME) and reason: too_large, too_deep, too_many_values, timeout, syntax (the JSON decoding limits); unverified_budget (max_unverified_bytes of unverified webhook bodies in flight, answered 503); body_timeout (not received within the read timeout, 408).",
 		}, []string{"route", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_webhook_series_refused_total",
@@ -307,7 +311,11 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Help: "Duration of the last write and fsync of the state (one group commit or one snapshot).",
 		}),
 	}
-	for _, col := range []prometheus.Collector{m.requests, m.authFailures, m.duplicates, m.ruleErrors, m.bodiesRefused, m.refused, m.expired, m.persistedBytes, m.persistSeconds} {
+	unverifiedBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_webhook_unverified_bytes",
+		Help: "Bytes of buffer held by webhook bodies being read before their signature is checked (bounded by max_unverified_bytes).",
+	}, unverified)
+	for _, col := range []prometheus.Collector{unverifiedBytes, m.requests, m.authFailures, m.duplicates, m.ruleErrors, m.bodiesRefused, m.refused, m.expired, m.persistedBytes, m.persistSeconds} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

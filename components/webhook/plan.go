@@ -25,8 +25,9 @@ var nowFunc = time.Now
 // plan is what Provision compiles from the arguments: immutable, swapped
 // whole by Commit.
 type plan struct {
-	metrics map[string]*metricDef
-	hooks   map[string]*hookDef
+	metrics       map[string]*metricDef
+	hooks         map[string]*hookDef
+	maxUnverified int64 // bytes of unverified webhook bodies in flight
 }
 
 type metricDef struct {
@@ -122,6 +123,12 @@ func newPlan(a *Arguments) (*plan, error) {
 		}
 		h.event = eventPaths(h.rules)
 		p.hooks[h.name] = h
+		p.maxUnverified = max(p.maxUnverified, h.maxBody)
+	}
+	if a.MaxUnverifiedBytes > 0 {
+		p.maxUnverified = a.MaxUnverifiedBytes
+	} else {
+		p.maxUnverified = max(p.maxUnverified, DefaultMaxUnverifiedBytes)
 	}
 	return p, nil
 }

@@ -442,8 +442,14 @@ func TestStandardWebhooksSignature(t *testing.T) {
 func TestWebhookBodyLimit(t *testing.T) {
 	r := newRig(t, strings.Replace(baseConfig, `kind   = "github"`, "kind = \"github\"\nmax_body = 64", 1))
 	big := `{"repository": {"full_name": "` + strings.Repeat("x", 100) + `"}}`
-	if code, _ := r.do("POST", "/hooks/gh", "application/json", big, nil); code != 413 {
+	// A well-formed signature gets the body read (and refused); without
+	// one the delivery is refused before its body is read.
+	sig := map[string]string{"X-Hub-Signature-256": "sha256=" + strings.Repeat("0", 64)}
+	if code, _ := r.do("POST", "/hooks/gh", "application/json", big, sig); code != 413 {
 		t.Errorf("oversized webhook = %d, want 413", code)
+	}
+	if code, _ := r.do("POST", "/hooks/gh", "application/json", big, nil); code != 401 {
+		t.Errorf("oversized webhook without a signature = %d, want 401", code)
 	}
 }
 
