@@ -205,7 +205,15 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 		c.refuseHook(w, name, r, why)
 		return
 	}
-	body, reserved, err := readUnverified(w, r, h.maxBody, cur.plan.maxUnverified, &c.unverified)
+	raw, reserved, err := readUnverified(w, r, h.maxBody, cur.plan.maxUnverified, &c.unverified, &c.chunkPool)
+	var body []byte
+	ok, why := false, ""
+	if err == nil {
+		if ok, why = verifyHook(h, r, raw, now); ok {
+			body = raw.bytes() // verified: out of the budget
+		}
+	}
+	raw.release()
 	c.unverified.give(reserved)
 	if err != nil {
 		var he *httpError
@@ -215,6 +223,7 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 				c.m.bodiesRefused.WithLabelValues("hook:"+name, reasonUnverifiedBudget).Inc()
 				c.errLog.Warn("webhook delivery refused: the bound on unverified bytes in flight is reached", "webhook", name, "max_unverified_bytes", cur.plan.maxUnverified, "remote", r.RemoteAddr)
 				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Connection", "close") // the rest of the body is not wanted
 			case http.StatusRequestTimeout:
 				c.m.bodiesRefused.WithLabelValues("hook:"+name, reasonBodyTimeout).Inc()
 				w.Header().Set("Connection", "close")
@@ -223,7 +232,7 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 		c.failErr(w, route, err)
 		return
 	}
-	if ok, why := verifyHook(h, r, body, now); !ok {
+	if !ok {
 		c.refuseHook(w, name, r, why)
 		return
 	}

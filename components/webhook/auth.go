@@ -80,7 +80,7 @@ func precheckHook(h *hookDef, r *http.Request, now time.Time) (bool, string) {
 
 // verifyHook checks a delivery's token or signature over the raw body.
 // It returns a short reason on failure (never the secret or the header).
-func verifyHook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, string) {
+func verifyHook(h *hookDef, r *http.Request, body *chunks, now time.Time) (bool, string) {
 	if h.secret == nil { // insecure_no_auth and no secret
 		return true, ""
 	}
@@ -102,7 +102,7 @@ func verifyHook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, 
 			return false, "malformed X-Hub-Signature-256"
 		}
 		m := hmac.New(sha256.New, h.secret)
-		m.Write(body)
+		body.writeTo(m)
 		return hmac.Equal(got, m.Sum(nil)), "wrong X-Hub-Signature-256"
 	case "generic":
 		return verifyStandardWebhook(h, r, body, now)
@@ -115,7 +115,7 @@ func verifyHook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, 
 // space-separated "v1,BASE64" HMAC-SHA256 signatures of
 // "webhook-id.webhook-timestamp.body"; the timestamp must be within the
 // tolerance, so a captured delivery cannot be replayed later.
-func verifyStandardWebhook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, string) {
+func verifyStandardWebhook(h *hookDef, r *http.Request, body *chunks, now time.Time) (bool, string) {
 	id, ts, sigs := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature")
 	if id == "" || ts == "" || sigs == "" {
 		return false, "missing webhook-id, webhook-timestamp or webhook-signature"
@@ -132,7 +132,7 @@ func verifyStandardWebhook(h *hookDef, r *http.Request, body []byte, now time.Ti
 	m.Write([]byte{'.'})
 	m.Write([]byte(ts))
 	m.Write([]byte{'.'})
-	m.Write(body)
+	body.writeTo(m)
 	want := m.Sum(nil)
 	ok := false
 	for _, s := range strings.Fields(sigs) {

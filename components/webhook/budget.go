@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 )
 
@@ -32,60 +33,81 @@ func (b *budget) give(n int64) { b.used.Add(-n) }
 // errBudget: the body would take the unverified bytes over their bound.
 var errBudget = errors.New("too many unverified webhook bytes in flight; retry later")
 
-// readChunk is the first buffer of a body, and its least growth.
-const readChunk = 64 << 10
+// chunkSize is the unit in which unverified bodies are read and reserved.
+const chunkSize = 64 << 10
 
-// readUnverified reads a body of at most limit bytes within the budget,
-// which counts the buffer's capacity (the memory held, not the bytes
-// announced): the buffer grows as bytes arrive, doubling up to the
-// Content-Length or limit, and each growth is reserved first. So a client
-// that announces a large body and sends nothing holds one small buffer.
-// It returns the body and the bytes reserved, which the caller gives back
-// once the body is verified or refused. Errors: an *httpError (413; 503
-// when the budget is spent; 408 for a body that stalled past the read
-// timeout; 400).
-func readUnverified(w http.ResponseWriter, r *http.Request, limit, max int64, b *budget) ([]byte, int64, error) {
-	if r.ContentLength > limit {
-		return nil, 0, errCode(http.StatusRequestEntityTooLarge, "body larger than %d bytes", limit)
-	}
-	ceiling := limit + 1 // one more byte tells a body over the limit
-	if r.ContentLength >= 0 {
-		ceiling = r.ContentLength + 1 // one more byte sees the EOF without growing
-	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	var buf []byte
-	var reserved int64
-	for {
-		if len(buf) == cap(buf) {
-			next := min(max64(2*int64(cap(buf)), readChunk), ceiling)
-			if next <= int64(cap(buf)) {
-				next = int64(cap(buf)) + readChunk // past the announced length: net/http refuses it
-			}
-			if !b.take(next, max) {
-				return nil, reserved, errBudgetHTTP()
-			}
-			nb := make([]byte, len(buf), next)
-			copy(nb, buf)
-			b.give(int64(cap(buf)))
-			reserved += next - int64(cap(buf))
-			buf = nb
-		}
-		n, err := body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, reserved, nil
-		}
-		if err != nil {
-			return nil, reserved, readErr(err, limit)
-		}
+// chunks is a body read in fixed-size pieces: growing it never copies, so
+// a stalled body leaves no garbage behind, and the pieces go back to a
+// pool for the next body.
+type chunks struct {
+	pool *sync.Pool // of *[chunkSize]byte
+	bufs []*[chunkSize]byte
+	n    int // bytes in all
+}
+
+// writeTo feeds every byte, in order, to w (a hash).
+func (c *chunks) writeTo(w io.Writer) {
+	rest := c.n
+	for _, b := range c.bufs {
+		k := min(rest, chunkSize)
+		_, _ = w.Write(b[:k])
+		rest -= k
 	}
 }
 
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
+// bytes is the body in one slice (a copy: the chunks can be released).
+func (c *chunks) bytes() []byte {
+	out := make([]byte, 0, c.n)
+	rest := c.n
+	for _, b := range c.bufs {
+		k := min(rest, chunkSize)
+		out = append(out, b[:k]...)
+		rest -= k
 	}
-	return b
+	return out
+}
+
+// release returns the pieces to the pool.
+func (c *chunks) release() {
+	for _, b := range c.bufs {
+		c.pool.Put(b)
+	}
+	c.bufs, c.n = nil, 0
+}
+
+// readUnverified reads a body of at most limit bytes in chunks, each
+// reserved in the budget before it is taken: a client that announces a
+// large body and sends little holds little, and all of them together hold
+// at most the budget's bound. It returns the chunks and the bytes reserved,
+// which the caller gives back after releasing the chunks (once the body is
+// verified or refused). Errors: an *httpError (413; 503 when the budget is
+// spent; 408 for a body that stalled past the read timeout; 400).
+func readUnverified(w http.ResponseWriter, r *http.Request, limit, bound int64, b *budget, pool *sync.Pool) (*chunks, int64, error) {
+	c := &chunks{pool: pool}
+	if r.ContentLength > limit {
+		return c, 0, errCode(http.StatusRequestEntityTooLarge, "body larger than %d bytes", limit)
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var reserved int64
+	for {
+		if c.n == len(c.bufs)*chunkSize {
+			if !b.take(chunkSize, bound) {
+				return c, reserved, errBudgetHTTP()
+			}
+			reserved += chunkSize
+			c.bufs = append(c.bufs, pool.Get().(*[chunkSize]byte))
+		}
+		last := c.bufs[len(c.bufs)-1]
+		off := c.n % chunkSize
+		n, err := body.Read(last[off:])
+		c.n += n
+		if err == io.EOF {
+			return c, reserved, nil
+		}
+		if err != nil {
+			return c, reserved, readErr(err, limit)
+		}
+	}
 }
 
 func errBudgetHTTP() error {

@@ -33,6 +33,7 @@ type Component struct {
 	// unverified counts the buffers of webhook bodies being read before
 	// their signature is checked, across hooks and reloads.
 	unverified budget
+	chunkPool  sync.Pool // of *[chunkSize]byte, for reading unverified bodies
 
 	mu       sync.Mutex // guards the fields below
 	running  bool
@@ -48,19 +49,19 @@ type current struct {
 
 // Build creates a webhook_receiver: no sockets, no goroutines, no files.
 func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
-	c := &Component{}
-	m, err := newSelfMetrics(opts.Registerer, func() float64 { return float64(c.unverified.used.Load()) })
-	if err != nil {
-		return nil, err
-	}
-	*c = Component{
+	c := &Component{
 		opts:   opts,
-		m:      m,
 		store:  newStore(),
 		dedup:  newDedup(args.DedupKeys),
 		reg:    prometheus.NewRegistry(),
 		errLog: ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second}),
 	}
+	c.chunkPool.New = func() any { return new([chunkSize]byte) }
+	m, err := newSelfMetrics(opts.Registerer, func() float64 { return float64(c.unverified.used.Load()) })
+	if err != nil {
+		return nil, err
+	}
+	c.m = m
 	c.store.onNew = func(metric string, refused bool) {
 		if refused {
 			c.m.refused.WithLabelValues(metric).Inc()
