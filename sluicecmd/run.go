@@ -140,6 +140,8 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		Reload:          func() error { return reload("http", true) },
 		Logger:          logger,
 		UI:              statusUI,
+		TrustedOrigins:  trustedOrigins(f.externalURL),
+		Registerer:      reg,
 	})
 	srv := &http.Server{
 		Handler:  withRoutePrefix(routePrefix, handler),

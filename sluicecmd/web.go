@@ -72,3 +72,14 @@ func newStatusUI(ctrl *pipeline.Controller, base string, started time.Time, logg
 	}
 	return h, nil
 }
+
+// trustedOrigins is the origin of --web.external-url, if set: browsers
+// reach the agent there, and a proxy in between may rewrite Host, so that
+// Origin alone would not match.
+func trustedOrigins(externalURL string) []string {
+	u, err := url.Parse(externalURL)
+	if externalURL == "" || err != nil || u.Scheme == "" || u.Host == "" {
+		return nil
+	}
+	return []string{u.Scheme + "://" + u.Host}
+}
