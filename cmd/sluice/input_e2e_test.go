@@ -231,3 +231,31 @@ func TestWebhookStalledUnverifiedBodies(t *testing.T) {
 		t.Errorf("delivery after the stall: %d %s", code, body)
 	}
 }
+
+// Item 7, every listener: the agent's own server cuts off a request whose
+// headers or body stall, after --web.read-header-timeout and
+// --web.read-body-timeout.
+func TestAgentServerReadTimeouts(t *testing.T) {
+	a := startAgent(t, e2eConfigV1, "--web.enable-lifecycle", "--web.read-header-timeout", "1s", "--web.read-body-timeout", "1s")
+	for name, req := range map[string]string{
+		"stalled headers": "POST /-/reload HTTP/1.1\r\nHost: x\r\n",
+		"stalled body":    "POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+	} {
+		c, err := net.Dial("tcp", a.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(c, req)
+		start := time.Now()
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err = io.Copy(io.Discard, c) // until the server closes
+		took := time.Since(start)
+		c.Close()
+		if err != nil {
+			t.Errorf("%s: not closed by the server: %v", name, err)
+		}
+		if took > 10*time.Second {
+			t.Errorf("%s: closed after %s, want about 1-2 s", name, took)
+		}
+	}
+}
