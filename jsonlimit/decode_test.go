@@ -3,7 +3,6 @@ package jsonlimit
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 const doc = `{"object_kind": "build", "n": 1.5e3, "ok": true, "nil": null,
@@ -151,17 +152,6 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
-// measure returns the bytes allocated and the time taken by f.
-func measure(f func()) (uint64, time.Duration) {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	f()
-	d := time.Since(start)
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc, d
-}
-
 // FuzzDecode: any bytes decode to go-cty's own value or to a reasoned
 // error; never a panic or a stack overflow; and a projected decoding (what
 // a few field references keep) allocates a bounded multiple of the input
@@ -183,7 +173,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("got %#v, want %#v", v, want)
 			}
 		}
-		alloc, took := measure(func() { _, _ = Decode(context.Background(), b, Limits{}, keep) })
+		alloc, took := pipelinetest.Measure(func() { _, _ = Decode(context.Background(), b, Limits{}, keep) })
 		if max := uint64(64*len(b)) + 256<<10; alloc > max {
 			t.Errorf("projected decoding of %d bytes allocated %d bytes (max %d)", len(b), alloc, max)
 		}

@@ -59,16 +59,9 @@ func precheckHook(h *hookDef, r *http.Request, now time.Time) (bool, string) {
 		}
 		return true, ""
 	case "generic":
-		id, ts, sigs := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature")
-		if id == "" || ts == "" || sigs == "" {
-			return false, "missing webhook-id, webhook-timestamp or webhook-signature"
-		}
-		sec, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil {
-			return false, "malformed webhook-timestamp"
-		}
-		if d := now.Sub(time.Unix(sec, 0)); d > h.tolerance || d < -h.tolerance {
-			return false, "webhook-timestamp outside the tolerance"
+		_, _, sigs, why := standardHeaders(h, r, now)
+		if why != "" {
+			return false, why
 		}
 		if !strings.Contains(sigs, "v1,") {
 			return false, "no v1 signature in webhook-signature"
@@ -116,16 +109,9 @@ func verifyHook(h *hookDef, r *http.Request, body *chunks, now time.Time) (bool,
 // "webhook-id.webhook-timestamp.body"; the timestamp must be within the
 // tolerance, so a captured delivery cannot be replayed later.
 func verifyStandardWebhook(h *hookDef, r *http.Request, body *chunks, now time.Time) (bool, string) {
-	id, ts, sigs := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature")
-	if id == "" || ts == "" || sigs == "" {
-		return false, "missing webhook-id, webhook-timestamp or webhook-signature"
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return false, "malformed webhook-timestamp"
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > h.tolerance || d < -h.tolerance {
-		return false, "webhook-timestamp outside the tolerance"
+	id, ts, sigs, why := standardHeaders(h, r, now)
+	if why != "" {
+		return false, why
 	}
 	m := hmac.New(sha256.New, h.secret)
 	m.Write([]byte(id))
@@ -146,6 +132,23 @@ func verifyStandardWebhook(h *hookDef, r *http.Request, body *chunks, now time.T
 		}
 	}
 	return ok, "wrong webhook-signature"
+}
+
+// standardHeaders reads a Standard Webhooks delivery's headers and checks
+// the timestamp's tolerance; why is "" when they pass.
+func standardHeaders(h *hookDef, r *http.Request, now time.Time) (id, ts, sigs, why string) {
+	id, ts, sigs = r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature")
+	if id == "" || ts == "" || sigs == "" {
+		return "", "", "", "missing webhook-id, webhook-timestamp or webhook-signature"
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return "", "", "", "malformed webhook-timestamp"
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > h.tolerance || d < -h.tolerance {
+		return "", "", "", "webhook-timestamp outside the tolerance"
+	}
+	return id, ts, sigs, ""
 }
 
 // deliveryID is the key duplicates are recognized by. With a Standard

@@ -3,7 +3,6 @@ package httpjson
 import (
 	"context"
 	"reflect"
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -61,7 +60,7 @@ func FuzzPage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var body cty.Value
 		var err error
-		alloc, took := measure(func() { body, err = decodeJSON(ctx, p, b) })
+		alloc, took := pipelinetest.Measure(func() { body, err = decodeJSON(ctx, p, b) })
 		// What the expressions read of any page costs a bounded
 		// multiple of its bytes, and bounded time.
 		if max := uint64(64*len(b)) + 256<<10; alloc > max {
@@ -130,15 +129,4 @@ func seriesOf(p *plan, body cty.Value) []string {
 		}
 	}
 	return out
-}
-
-// measure returns the bytes allocated and the time taken by f.
-func measure(f func()) (uint64, time.Duration) {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	f()
-	d := time.Since(start)
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc, d
 }
