@@ -78,6 +78,9 @@ func TestProjectionReadsTheSame(t *testing.T) {
 		`event.deep.er.est[0][1].v`,
 		`event.missing`,
 		`event.commits[5].id`,
+		`[for x in event.commits : [for x in x.files : x]]`,
+		`"${event.object_kind}-${event.labels.team}"`,
+		`event.ok ? event.n : event.deep.er`,
 	} {
 		e := parseExpr(t, src)
 		keep := PathsOf("event", e)

@@ -89,8 +89,10 @@ func resolve(t hcl.Traversal, root string, fors map[string][]*hclsyntax.ForExpr,
 	if name == root {
 		return [][]string{rest}
 	}
-	if depth > 16 {
-		return nil
+	if depth > 8 {
+		// For expressions nested this deep through one variable name
+		// (shadowing): keep the whole document rather than guess.
+		return [][]string{{""}}
 	}
 	var out [][]string
 	for _, fe := range fors[name] {
