@@ -16,6 +16,8 @@
 //	healthtracker.go HealthTracker, the bookkeeping of HealthReporter
 //	listenaddress.go ListenAddressUser: the sockets a component binds
 //	paths.go         the agent server's built-in paths
+//	httptimeouts.go  HTTPTimeouts: how long a client may take to send a
+//	                 request, on every listener (Options.HTTPTimeouts)
 //	gatherer.go      GathererVal and SourceID: gatherers in expressions
 //	names.go         ValidMetricName, ValidLabelName: the one rule set for
 //	                 names a config declares
