@@ -61,7 +61,7 @@ func startInputAgent(t *testing.T, extra ...string) (*agent, string) {
 	t.Helper()
 	hookAddr := pipelinetest.FreeTCPAddr(t)
 	a := startAgent(t, inputConfig(hookAddr), extra...)
-	a.waitFor("the receiver's listener", func() bool { code, _ := getURL("http://" + hookAddr + "/metrics"); return code == 200 })
+	a.waitFor("the receiver's listener", func() bool { code, _ := doGet(http.DefaultClient, "http://"+hookAddr+"/metrics", "", ""); return code == 200 })
 	return a, hookAddr
 }
 
@@ -103,20 +103,11 @@ func TestWebhookHostileJSON(t *testing.T) {
 	if n := metricValue(t, m, `sluice_webhook_bodies_refused_total{component_id="webhook_receiver.in",reason="too_deep",route="hook:jobs"}`); n != 1 {
 		t.Errorf("refused too_deep = %v, want 1:\n%s", n, grepLines(m, "bodies_refused"))
 	}
-	if code, body := getURL("http://" + hookAddr + "/metrics"); code != 200 || !strings.Contains(body, `ci_job_duration_seconds_count{project="p",status="ok"} 1`) {
+	if code, body := doGet(http.DefaultClient, "http://"+hookAddr+"/metrics", "", ""); code != 200 || !strings.Contains(body, `ci_job_duration_seconds_count{project="p",status="ok"} 1`) {
 		t.Errorf("the large delivery's observation is not served: %d\n%s", code, body)
 	}
 }
 
-func getURL(u string) (int, string) {
-	resp, err := http.Get(u)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // heapInuse is the agent's Go heap in use, from its /metrics: the e2e
 // binary is built with -race, whose shadow memory makes its RSS no
