@@ -61,7 +61,10 @@ func startInputAgent(t *testing.T, extra ...string) (*agent, string) {
 	t.Helper()
 	hookAddr := pipelinetest.FreeTCPAddr(t)
 	a := startAgent(t, inputConfig(hookAddr), extra...)
-	a.waitFor("the receiver's listener", func() bool { code, _ := doGet(http.DefaultClient, "http://"+hookAddr+"/metrics", "", ""); return code == 200 })
+	a.waitFor("the receiver's listener", func() bool {
+		code, _ := doGet(http.DefaultClient, "http://"+hookAddr+"/metrics", "", "")
+		return code == 200
+	})
 	return a, hookAddr
 }
 
@@ -107,7 +110,6 @@ func TestWebhookHostileJSON(t *testing.T) {
 		t.Errorf("the large delivery's observation is not served: %d\n%s", code, body)
 	}
 }
-
 
 // heapInuse is the agent's Go heap in use, from its /metrics: the e2e
 // binary is built with -race, whose shadow memory makes its RSS no
