@@ -42,6 +42,9 @@ var (
 	keyRE = regexp.MustCompile(`"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*([=:])`)
 	// heredocRE opens a heredoc: <<EOT or <<-EOT.
 	heredocRE = regexp.MustCompile(`<<-?([A-Za-z_][A-Za-z0-9_-]*)`)
+	// envNameRE is what precedes the name argument of env(): a quoted
+	// string right after it is a variable's name.
+	envNameRE = regexp.MustCompile(`\benv\s*\(\s*$`)
 	// quotedRE is a double-quoted HCL string.
 	quotedRE = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
 )
@@ -181,8 +184,15 @@ func findSourceSecrets(src []byte, names []string) sourceSecrets {
 	ss := sourceSecrets{hideFrom: map[int]int{}}
 	lines := strings.Split(string(src), "\n")
 	addLiterals := func(value string) {
-		for _, m := range quotedRE.FindAllStringSubmatch(value, -1) {
-			ss.addLiteral(m[1])
+		for _, m := range quotedRE.FindAllStringSubmatchIndex(value, -1) {
+			// The first argument of env() names a variable: the name is
+			// not the secret (its value is), and an error about an unset
+			// variable is useless without it. env()'s default is a value
+			// and stays a literal.
+			if envNameRE.MatchString(value[:m[0]]) {
+				continue
+			}
+			ss.addLiteral(value[m[2]:m[3]])
 		}
 		// An unterminated string (a syntax error) runs to the end of the line.
 		if strings.Count(value, `"`)%2 == 1 {
