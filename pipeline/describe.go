@@ -66,6 +66,10 @@ func describeStruct(t reflect.Type) []ArgDoc {
 	if sd, ok := def.Interface().(SetDefaulter); ok {
 		sd.SetDefaults()
 	}
+	var docs map[string]string
+	if dd, ok := def.Interface().(DefaultDocumenter); ok {
+		docs = dd.DefaultDocs()
+	}
 	fields, _ := structFields(t)
 	var out []ArgDoc
 	for _, f := range fields {
@@ -74,6 +78,8 @@ func describeStruct(t reflect.Type) []ArgDoc {
 			a := ArgDoc{Name: f.name, Type: typeName(f.typ), Required: f.required}
 			if fv := def.Elem().Field(f.index); !fv.IsZero() {
 				a.Default = formatDefault(fv)
+			} else if d, ok := docs[f.name]; ok {
+				a.Default = d
 			}
 			out = append(out, a)
 		case kindBlock:

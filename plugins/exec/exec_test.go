@@ -269,3 +269,55 @@ max_output_bytes = 0`, "max_output_bytes"},
 		t.Errorf("command %q", got)
 	}
 }
+
+// Issue 19 item 16: interval alone is a valid config: an unset timeout is
+// min(10s, interval), as Prometheus does with scrape_timeout; an explicit
+// timeout longer than the interval is still refused. The reference docs say
+// so.
+func TestTimeoutDefaultAdaptsToInterval(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want time.Duration
+	}{
+		{`command = ["/bin/true"]` + "\ninterval = \"1s\"", time.Second},
+		{`command = ["/bin/true"]` + "\ninterval = \"200ms\"", 200 * time.Millisecond},
+		{`command = ["/bin/true"]`, exec.DefaultTimeout},
+		{`command = ["/bin/true"]` + "\ninterval = \"5m\"", exec.DefaultTimeout},
+		{`command = ["/bin/true"]` + "\ninterval = \"5m\"\ntimeout = \"30s\"", 30 * time.Second},
+	} {
+		args, diags := pipelinetest.Decode(t, exec.Name, c.body)
+		if diags.HasErrors() {
+			t.Errorf("%s: refused: %v", c.body, diags)
+			continue
+		}
+		a := args.(exec.Arguments)
+		if got := a.RunTimeout(); got != c.want {
+			t.Errorf("%s: timeout %v, want %v", c.body, got, c.want)
+		}
+	}
+	for _, body := range []string{
+		`command = ["/bin/true"]` + "\ninterval = \"1s\"\ntimeout = \"2s\"",
+		`command = ["/bin/true"]` + "\ntimeout = \"2m\"", // longer than the default interval
+	} {
+		if _, diags := pipelinetest.Decode(t, exec.Name, body); !diags.HasErrors() || !strings.Contains(diags.Error(), "must be at most interval") {
+			t.Errorf("%s: want the explicit timeout refused, got %v", body, diags)
+		}
+	}
+	ct, _ := pipeline.Lookup(exec.Name)
+	for _, a := range pipeline.Describe(ct).Args {
+		if a.Name == "timeout" && a.Default != "min(10s, interval)" {
+			t.Errorf("documented default of timeout: %q, want min(10s, interval)", a.Default)
+		}
+	}
+}
+
+// The adapted timeout is the one a run gets: a command that sleeps for
+// longer than a 300ms interval is killed as a timeout, not left running for
+// the 10s default.
+func TestAdaptedTimeoutKillsRun(t *testing.T) {
+	sh := script(t, "exec /bin/sleep 60\n")
+	h := pipelinetest.New(t, exec.Name, fmt.Sprintf("command = [%q]\ninterval = \"300ms\"\n", sh))
+	h.Start()
+	// Three timeouts within the 15s wait: impossible with a 10s timeout.
+	waitRuns(t, h, "timeout", 3)
+}

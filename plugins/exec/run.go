@@ -34,7 +34,7 @@ func newPlan(a Arguments) *plan {
 		argv:     append([]string(nil), a.Command...),
 		env:      append([]string{}, a.environ()...),
 		interval: a.Interval,
-		timeout:  a.Timeout,
+		timeout:  a.RunTimeout(),
 		maxOut:   a.MaxOutputBytes,
 	}
 }
