@@ -23,6 +23,7 @@ package pipeline
 import (
 	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"unicode"
 )
@@ -286,6 +287,63 @@ func redactLiterals(s string, literals []string) string {
 	for _, l := range sorted {
 		if strings.TrimFunc(l, unicode.IsSpace) != "" {
 			s = strings.ReplaceAll(s, l, redactedMark)
+		}
+	}
+	return s
+}
+
+// SecretRedactor removes known secret values (a component's secret
+// arguments, resolved) from text a component logs or reports: output of a
+// program it runs, an error that echoes what it was given. Rules 1-3 above
+// work on what the config says; this works on the values themselves,
+// wherever they end up. The zero value redacts nothing.
+type SecretRedactor struct {
+	secrets  []string // longest first, so a secret containing another goes whole
+	replacer *strings.Replacer
+}
+
+// NewSecretRedactor redacts each of values of at least 3 bytes (shorter
+// ones would mangle ordinary text and are not worth protecting at that
+// price; see minSecretLiteral).
+func NewSecretRedactor(values ...string) SecretRedactor {
+	var r SecretRedactor
+	seen := map[string]bool{}
+	for _, v := range values {
+		if len(v) >= minSecretLiteral && !seen[v] {
+			seen[v] = true
+			r.secrets = append(r.secrets, v)
+		}
+	}
+	if len(r.secrets) == 0 {
+		return r
+	}
+	sort.SliceStable(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
+	pairs := make([]string, 0, 2*len(r.secrets))
+	for _, s := range r.secrets {
+		pairs = append(pairs, s, redactedMark)
+	}
+	// A Replacer tries its pairs in order at each position: longest first.
+	r.replacer = strings.NewReplacer(pairs...)
+	return r
+}
+
+// Redact returns s with every secret replaced by <redacted>.
+func (r SecretRedactor) Redact(s string) string {
+	if r.replacer == nil {
+		return s
+	}
+	return r.replacer.Replace(s)
+}
+
+// RedactCut is Redact for text cut at a size bound: a secret the cut split
+// leaves its first bytes at the end, which are redacted too.
+func (r SecretRedactor) RedactCut(s string) string {
+	s = r.Redact(s)
+	for _, sec := range r.secrets {
+		for n := min(len(sec)-1, len(s)); n > 0; n-- {
+			if strings.HasSuffix(s, sec[:n]) {
+				return s[:len(s)-n] + redactedMark
+			}
 		}
 	}
 	return s
