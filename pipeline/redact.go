@@ -338,13 +338,19 @@ func (r SecretRedactor) Redact(s string) string {
 // RedactCut is Redact for text cut at a size bound: a secret the cut split
 // leaves its first bytes at the end, which are redacted too.
 func (r SecretRedactor) RedactCut(s string) string {
-	s = r.Redact(s)
+	// The longest end of s that begins some secret, found before Redact
+	// replaces a shorter secret inside it.
+	cut := 0
 	for _, sec := range r.secrets {
-		for n := min(len(sec)-1, len(s)); n > 0; n-- {
+		for n := min(len(sec)-1, len(s)); n > cut; n-- {
 			if strings.HasSuffix(s, sec[:n]) {
-				return s[:len(s)-n] + redactedMark
+				cut = n
+				break
 			}
 		}
 	}
-	return s
+	if cut == 0 {
+		return r.Redact(s)
+	}
+	return r.Redact(s[:len(s)-cut]) + redactedMark
 }
