@@ -33,7 +33,11 @@ import (
 const defaultListenAddr = "0.0.0.0:9470"
 
 // Main runs the CLI with the process's arguments and exits with its code.
+// As PID 1, run starts the agent under a reaping init (init_linux.go).
 func Main() {
+	if code, ok := runAsInit(os.Args[1:], os.Stderr); ok {
+		os.Exit(code)
+	}
 	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
