@@ -100,6 +100,20 @@ type HealthReporter interface {
 	Health() Health
 }
 
+// ReadinessReporter is implemented by components that serve something of
+// their own (a listener, a path on the agent's server) only some time after
+// Run starts: after restoring their state, after binding their sockets.
+// The agent's /-/ready answers 503 until every component that implements it
+// is ready, so that a rollout or a load balancer does not send traffic to a
+// port that refuses it. Ready is called on every /-/ready request: it must
+// be cheap and never block (not on a lock Run holds while it starts: keep
+// an atomic). It returns why not when false. Unlike health, readiness is
+// about serving at all: a component that serves but whose upstream is down
+// is ready and unhealthy.
+type ReadinessReporter interface {
+	Ready() (bool, string)
+}
+
 // The optional interfaces below are implemented by a component's Arguments
 // type (on the pointer, *A). The kernel calls them in this order, for every
 // block and nested block: SetDefaults, (decoding), ResolvePaths, Validate;

@@ -195,6 +195,7 @@ type Component struct {
 
 var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
+	_ pipeline.ReadinessReporter    = (*Component)(nil)
 	_ pipeline.Validator            = Arguments{}
 	_ pipeline.Provisioner          = (*Arguments)(nil)
 	_ pipeline.FileReferrer         = (*Arguments)(nil)
@@ -301,6 +302,17 @@ func (c *Component) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	sv.Stop()
 	return nil
+}
+
+// Ready implements pipeline.ReadinessReporter: the agent is not ready
+// before the metrics are served.
+func (c *Component) Ready() (bool, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.serving.Serving() {
+		return false, "the metrics are not served yet"
+	}
+	return true, ""
 }
 
 // Update readies new arguments. A changed listen address is bound, or a

@@ -75,6 +75,7 @@ type Receiver struct {
 var (
 	_ pipeline.Component[Arguments] = (*Receiver)(nil)
 	_ pipeline.HealthReporter       = (*Receiver)(nil)
+	_ pipeline.ReadinessReporter    = (*Receiver)(nil)
 	_ pipeline.Validator            = (*Arguments)(nil)
 	_ pipeline.Validator            = (*Mapping)(nil)
 	_ pipeline.Validator            = (*MappingDefaults)(nil)
@@ -246,6 +247,17 @@ func (l *lockedCache) Reset() {
 func (r *Receiver) eventError(reason, msg string, kv ...any) {
 	r.m.errorEventStats.WithLabelValues(reason).Inc()
 	r.badLog.Warn(msg, append(kv, "reason", reason)...)
+}
+
+// Ready implements pipeline.ReadinessReporter: the agent is not ready
+// before the sockets are bound and read.
+func (r *Receiver) Ready() (bool, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running {
+		return false, "the sockets are not bound yet"
+	}
+	return true, ""
 }
 
 // Run binds the sockets, serves until ctx ends, then closes every socket

@@ -18,7 +18,10 @@ import (
 	"github.com/sluicehq/sluice/ratelog"
 )
 
-var _ pipeline.Component[Arguments] = (*Component)(nil)
+var (
+	_ pipeline.Component[Arguments] = (*Component)(nil)
+	_ pipeline.ReadinessReporter    = (*Component)(nil)
+)
 
 // Component is a running webhook_receiver.
 type Component struct {
@@ -35,6 +38,10 @@ type Component struct {
 	running  bool
 	serving  *pipeline.Endpoint
 	restored bool
+
+	// serves is c.serving.Serving(), kept apart from mu: Run holds mu
+	// while it restores the state, and /-/ready must answer meanwhile.
+	serves atomic.Bool
 }
 
 // current is what a request uses: swapped whole by Commit.
@@ -120,6 +127,7 @@ func (c *Component) Run(ctx context.Context) error {
 	}
 	sv.Start(c.opts.Logger, "the push API")
 	c.serving, c.running = sv, true
+	c.serves.Store(sv.Serving())
 	c.mu.Unlock()
 
 	sweep := time.NewTicker(250 * time.Millisecond)
@@ -144,6 +152,7 @@ loop:
 
 	c.mu.Lock()
 	sv, c.serving, c.running = c.serving, nil, false
+	c.serves.Store(false)
 	c.mu.Unlock()
 	// In-flight requests wait for their group commit: keep committing
 	// while the server drains them.
@@ -216,6 +225,7 @@ func (p *pending) Commit() {
 	serve, retire := pipeline.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.cfg.Load().args), c.endpoint(p.args),
 		func() (*pipeline.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "the push API")
 	c.serving = serve
+	c.serves.Store(serve.Serving())
 	c.store.mu.Lock()
 	c.store.setDefsLocked(p.args.plan.metrics, nowFunc().UnixMilli())
 	c.store.mu.Unlock()
@@ -247,6 +257,15 @@ func (c *Component) acquire(args Arguments) (*pipeline.Endpoint, error) {
 		return nil, fmt.Errorf("webhook_receiver: %w", err)
 	}
 	return e, nil
+}
+
+// Ready implements pipeline.ReadinessReporter: the push API is served
+// only once the state is restored, and the agent is not ready before.
+func (c *Component) Ready() (bool, string) {
+	if !c.serves.Load() {
+		return false, "the push API is not served yet (restoring the state, or binding its address)"
+	}
+	return true, ""
 }
 
 // Addr is the own server's address, or "": for tests when listen is ":0".
