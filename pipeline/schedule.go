@@ -19,6 +19,15 @@ func DefaultTimeout(interval, fallback time.Duration) time.Duration {
 	return fallback
 }
 
+// ScheduleTimeout is the timeout of scheduled work: timeout as the user set
+// it, or DefaultTimeout(interval, fallback) when unset (0).
+func ScheduleTimeout(timeout, interval, fallback time.Duration) time.Duration {
+	if timeout != 0 {
+		return timeout
+	}
+	return DefaultTimeout(interval, fallback)
+}
+
 // DefaultDocumenter is implemented by Arguments types (on the pointer) whose
 // defaults depend on other arguments, so SetDefaults leaves them zero: it
 // returns, by attribute name, the default as the reference documentation

@@ -22,3 +22,14 @@ func TestDefaultTimeout(t *testing.T) {
 		}
 	}
 }
+
+// A timeout the user set is kept as set, longer than the interval or not
+// (whether that is allowed is the component's to say).
+func TestScheduleTimeout(t *testing.T) {
+	if got := pipeline.ScheduleTimeout(3*time.Second, time.Second, 10*time.Second); got != 3*time.Second {
+		t.Errorf("a set timeout = %v, want 3s", got)
+	}
+	if got := pipeline.ScheduleTimeout(0, time.Second, 10*time.Second); got != time.Second {
+		t.Errorf("an unset timeout = %v, want the interval, 1s", got)
+	}
+}

@@ -107,10 +107,7 @@ func (a *Arguments) DefaultDocs() map[string]string {
 // refreshTimeout is refresh_timeout when set, else the default adapted to
 // refresh_interval (pipeline.DefaultTimeout).
 func (a *Arguments) refreshTimeout() time.Duration {
-	if a.RefreshTimeout != 0 {
-		return a.RefreshTimeout
-	}
-	return pipeline.DefaultTimeout(a.RefreshInterval, defaultRefreshTimeout)
+	return pipeline.ScheduleTimeout(a.RefreshTimeout, a.RefreshInterval, defaultRefreshTimeout)
 }
 
 // Validate checks the arguments.

@@ -119,10 +119,7 @@ func (q *Query) DefaultDocs() map[string]string {
 // default_interval (pipeline.DefaultTimeout): the built-in collectors and
 // the pg_up probe run on default_interval.
 func (a *Arguments) defaultTimeout() time.Duration {
-	if a.DefaultTimeout != 0 {
-		return a.DefaultTimeout
-	}
-	return pipeline.DefaultTimeout(a.DefaultInterval, DefaultTimeout)
+	return pipeline.ScheduleTimeout(a.DefaultTimeout, a.DefaultInterval, DefaultTimeout)
 }
 
 // queryInterval and queryTimeout are a query's schedule: its own interval
@@ -136,10 +133,7 @@ func (a *Arguments) queryInterval(q Query) time.Duration {
 }
 
 func (a *Arguments) queryTimeout(q Query) time.Duration {
-	if q.Timeout != 0 {
-		return q.Timeout
-	}
-	return pipeline.DefaultTimeout(a.queryInterval(q), a.defaultTimeout())
+	return pipeline.ScheduleTimeout(q.Timeout, a.queryInterval(q), a.defaultTimeout())
 }
 
 // SetDefaults implements pipeline.SetDefaulter.

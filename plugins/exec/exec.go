@@ -77,10 +77,7 @@ func (a *Arguments) DefaultDocs() map[string]string {
 // RunTimeout is the timeout of one run: Timeout when set, else the default
 // adapted to Interval (pipeline.DefaultTimeout).
 func (a *Arguments) RunTimeout() time.Duration {
-	if a.Timeout != 0 {
-		return a.Timeout
-	}
-	return pipeline.DefaultTimeout(a.Interval, DefaultTimeout)
+	return pipeline.ScheduleTimeout(a.Timeout, a.Interval, DefaultTimeout)
 }
 
 // ResolvePaths implements pipeline.PathResolver: a relative program path

@@ -105,10 +105,7 @@ func (a *Arguments) DefaultDocs() map[string]string {
 // PollTimeout is the timeout of one poll: Timeout when set, else the
 // default adapted to Interval (pipeline.DefaultTimeout).
 func (a *Arguments) PollTimeout() time.Duration {
-	if a.Timeout != 0 {
-		return a.Timeout
-	}
-	return pipeline.DefaultTimeout(a.Interval, DefaultTimeout)
+	return pipeline.ScheduleTimeout(a.Timeout, a.Interval, DefaultTimeout)
 }
 
 // SetDefaults implements pipeline.SetDefaulter.
