@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,23 +40,8 @@ webhook_receiver "r" {
 	// Bounded requests: a /-/ready that blocks on the restoring component
 	// is a failure, not a hang.
 	client := &http.Client{Timeout: 5 * time.Second}
-	get := func(url string) (int, string) {
-		resp, err := client.Get(url)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	webhookServes := func() bool {
-		resp, err := client.Get("http://" + port + "/metrics")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}
+	get := func(url string) (int, string) { return doGet(client, url, "", "") }
+	webhookServes := func() bool { code, _ := get("http://" + port + "/metrics"); return code == 200 }
 	notReady := func() bool {
 		code, body := get("http://" + a.addr + "/-/ready")
 		return code == 503 && strings.Contains(body, "webhook_receiver.r") && strings.Contains(body, "not served yet")
