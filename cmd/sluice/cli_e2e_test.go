@@ -39,3 +39,23 @@ func TestHelpExitsZero(t *testing.T) {
 		t.Errorf("sluice run without a config: exit %d, want 2 and the missing argument named:\n%s", code, out)
 	}
 }
+
+// Issue 19 item 15: env() failing in a secret attribute names the
+// variable; the line's value stays redacted.
+func TestValidateNamesUnsetEnvInSecret(t *testing.T) {
+	cfg := writeTemp(t, "db.hcl", `postgres_source "db" {
+  dsn = env("SLUICE_E2E_UNSET_DSN")
+  query "q" {
+    sql = "SELECT 1 AS one"
+    metric "m" { value = "one" }
+  }
+}
+`)
+	code, out := runBinary(t, "validate", cfg)
+	if code != 1 || !strings.Contains(out, `environment variable "SLUICE_E2E_UNSET_DSN" is not set`) {
+		t.Errorf("validate = %d, want 1 and the variable named:\n%s", code, out)
+	}
+	if strings.Contains(out, `"<redacted>" is not set`) {
+		t.Errorf("the variable's name is redacted:\n%s", out)
+	}
+}
