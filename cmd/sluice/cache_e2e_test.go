@@ -17,6 +17,28 @@ func startAgentWithStorage(t *testing.T, dir, addr, storage, config string) *age
 	return launch(t, config, launchOpts{addr: addr, config: filepath.Join(dir, "sluice.hcl"), storage: storage}).waitReady()
 }
 
+// statsdCacheConfig: a statsd_receiver on udp, a persisted cache of it
+// refreshed every refresh, and the default sink serving the cache.
+func statsdCacheConfig(udp, refresh string) string {
+	return fmt.Sprintf(`
+statsd_receiver "app" {
+  listen_udp = %q
+  listen_tcp = ""
+}
+
+cache "app" {
+  input            = statsd_receiver.app.metrics
+  refresh_interval = %q
+  max_staleness    = "10m"
+  persist          = true
+}
+
+metrics_sink "default" {
+  inputs = [cache.app.metrics]
+}
+`, udp, refresh)
+}
+
 // Issue 11: a cache with persist survives kill -9. The first agent
 // receives statsd gauges and persists them; it is killed with SIGKILL
 // between two refreshes; a second agent on the same storage path, whose
@@ -25,23 +47,7 @@ func startAgentWithStorage(t *testing.T, dir, addr, storage, config string) *age
 func TestCacheSurvivesKill9(t *testing.T) {
 	dir, storage := t.TempDir(), filepath.Join(t.TempDir(), "data")
 	udp := freeUDPAddr(t)
-	config := fmt.Sprintf(`
-statsd_receiver "app" {
-  listen_udp = %q
-  listen_tcp = ""
-}
-
-cache "app" {
-  input            = statsd_receiver.app.metrics
-  refresh_interval = "500ms"
-  max_staleness    = "10m"
-  persist          = true
-}
-
-metrics_sink "default" {
-  inputs = [cache.app.metrics]
-}
-`, udp)
+	config := statsdCacheConfig(udp, "500ms")
 	addr := pipelinetest.FreeTCPAddr(t)
 	a := startAgentWithStorage(t, dir, addr, storage, config)
 	conn, err := net.Dial("udp", udp)

@@ -22,6 +22,10 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"fmt", "--help"}, "usage: sluice fmt"},
 		{[]string{"components", "--help"}, "usage: sluice components"},
 		{[]string{"version", "--help"}, "usage: sluice version"},
+		{[]string{"convert", "--help"}, "usage: sluice convert"},
+		// A required flag, missing: still help, not a usage error.
+		{[]string{"convert", "postgres_exporter", "--help"}, "usage: sluice convert postgres_exporter"},
+		{[]string{"help", "convert", "statsd_exporter"}, "usage: sluice convert statsd_exporter"},
 	} {
 		code, out := runBinary(t, tc.args...)
 		if code != 0 {

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -219,7 +220,7 @@ func BenchmarkRefresh(b *testing.B) {
 		}
 	})
 	b.Run("persist", func(b *testing.B) {
-		p := persister{dir: b.TempDir()}
+		p := persister{fs: faultfs.OS{}, dir: b.TempDir()}
 		b.ReportAllocs()
 		for range b.N {
 			if err := p.write(prev, now); err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/ratelog"
 )
@@ -211,7 +212,7 @@ func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 		now:      time.Now,
 		wake:     make(chan struct{}, 1),
 		restored: make(chan struct{}),
-		persist:  persister{dir: opts.DataPath},
+		persist:  persister{fs: faultfs.OS{}, dir: opts.DataPath},
 	}
 	c.started.Store(c.now().UnixNano())
 	c.cfg.Store(newConfig(args, 1))
@@ -253,8 +254,9 @@ func (c *Component) Gather() ([]*dto.MetricFamily, error) {
 	return c.snap.Load().fams, nil
 }
 
-// Health is unhealthy while the last refresh failed: what is served is
-// then older than the last attempt.
+// Health is unhealthy while the last refresh failed (what is served is
+// then older than the last attempt) or, with persist, while the snapshot
+// file cannot be written (a restart would serve an older one).
 func (c *Component) Health() pipeline.Health {
 	if h := c.health.Load(); h != nil {
 		return *h

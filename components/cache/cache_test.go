@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -313,7 +314,7 @@ func TestRefreshTimeoutDefaultAdaptsToInterval(t *testing.T) {
 		}
 	}
 	ct, _ := pipeline.Lookup("cache")
-	for _, a := range pipeline.Describe(ct).Args {
+	for _, a := range runtime.Describe(ct).Args {
 		if a.Name == "refresh_timeout" && a.Default != "min(10s, refresh_interval)" {
 			t.Errorf("documented default of refresh_timeout: %q, want min(10s, refresh_interval)", a.Default)
 		}

@@ -13,7 +13,9 @@ type selfMetrics struct {
 	expired              prometheus.Counter
 	persistErrors        *prometheus.CounterVec
 	persistedSeries      prometheus.Gauge
+	persistFailing       prometheus.Gauge
 	restoreWaitTimeouts  prometheus.Counter
+	droppedFamilies      prometheus.Counter
 }
 
 // newSelfMetrics registers the cache's self-metrics. The gauges that
@@ -45,9 +47,17 @@ func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, erro
 			Name: "sluice_cache_persisted_series",
 			Help: "Series in the snapshot file this cache last wrote.",
 		}),
+		persistFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_cache_persist_failing",
+			Help: "1 while the last write of the snapshot file failed (full disk, I/O error, read-only; the previous file is kept and the next refresh retries), 0 otherwise.",
+		}),
 		restoreWaitTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_cache_restore_wait_timeouts_total",
 			Help: "Scrapes served before the snapshot file had been read back, because reading it took longer than 2s.",
+		}),
+		droppedFamilies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_cache_dropped_families_total",
+			Help: "Errors of partial gathers: families or metrics the input dropped (one per error) while returning the rest, which the refresh used. A dropped family's last series are served until max_staleness.",
 		}),
 	}
 	m.failures.WithLabelValues(reasonError)
@@ -59,7 +69,7 @@ func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, erro
 		return func() float64 { return f(c.snap.Load()) }
 	}
 	collectors := []prometheus.Collector{
-		m.failures, m.duration, m.abandonedOutstanding, m.expired, m.persistErrors, m.persistedSeries, m.restoreWaitTimeouts,
+		m.failures, m.duration, m.abandonedOutstanding, m.expired, m.persistErrors, m.persistedSeries, m.persistFailing, m.restoreWaitTimeouts, m.droppedFamilies,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_cache_age_seconds",
 			Help: "Seconds since the last successful refresh (restored: of the refresh that was persisted; none yet: since the cache was created).",

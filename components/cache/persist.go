@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/encoding/protodelim"
 
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/internal/gathermerge"
 )
 
@@ -31,16 +31,24 @@ import (
 // Protobuf keeps every sample exactly as the input produced it (value,
 // timestamp, exemplars, native histograms). A file that is truncated, has
 // a bad checksum or does not decode is reported and ignored as a whole.
+//
+// Writes go through a faultfs.FS (tests inject ENOSPC, EIO, EROFS and
+// short writes at each create, write, fsync, rename and directory sync).
+// A failed write leaves the previous file whole (faultfs.ReplaceFile), is
+// counted, logged at most every 30s and makes the cache unhealthy; the
+// next refresh writes again, so the cache recovers by itself when the
+// disk does.
 const (
-	fileName    = "snapshot.bin"
-	tempPattern = ".snapshot-*.tmp"
-	fileMagic   = "SLUCACHE"
-	fileVersion = 1
-	headerLen   = 8 + 4 + 8 + 8 + 4 + 4
-	trailerLen  = 4
-	maxFileSize = 1 << 30 // refuse to read more than 1 GiB back
-	opWrite     = "write"
-	opRestore   = "restore"
+	fileName = "snapshot.bin"
+	// oldTempPattern: temporary files of versions before faultfs.
+	oldTempPattern = ".snapshot-*.tmp"
+	fileMagic      = "SLUCACHE"
+	fileVersion    = 1
+	headerLen      = 8 + 4 + 8 + 8 + 4 + 4
+	trailerLen     = 4
+	maxFileSize    = 1 << 30 // refuse to read more than 1 GiB back
+	opWrite        = "write"
+	opRestore      = "restore"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -49,6 +57,7 @@ func checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // persister writes the snapshot file; it is used by Run only.
 type persister struct {
+	fs  faultfs.FS
 	dir string
 	buf bytes.Buffer // reused between writes
 }
@@ -172,51 +181,13 @@ func (p *persister) write(s *snapshot, now time.Time) error {
 	if err := encodeSnapshot(&p.buf, s, now); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+	if err := p.fs.MkdirAll(p.dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", p.dir, err)
+	}
+	return faultfs.ReplaceFile(p.fs, filepath.Join(p.dir, fileName), func(w io.Writer) error {
+		_, err := w.Write(p.buf.Bytes())
 		return err
-	}
-	f, err := os.CreateTemp(p.dir, tempPattern)
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<16)
-	if _, err := p.buf.WriteTo(w); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(p.dir, fileName)); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(p.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	})
 }
 
 // read reads the snapshot file back; (nil, nil) when there is none. It
@@ -225,9 +196,10 @@ func (p *persister) read() (*decoded, error) {
 	if p.dir == "" {
 		return nil, nil
 	}
-	if tmps, _ := filepath.Glob(filepath.Join(p.dir, tempPattern)); len(tmps) > 0 {
+	for _, pattern := range []string{faultfs.TempPattern(filepath.Join(p.dir, fileName)), filepath.Join(p.dir, oldTempPattern)} {
+		tmps, _ := filepath.Glob(pattern)
 		for _, t := range tmps {
-			_ = os.Remove(t)
+			_ = p.fs.Remove(t)
 		}
 	}
 	f, err := os.Open(filepath.Join(p.dir, fileName))

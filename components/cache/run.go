@@ -11,12 +11,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluicehq/sluice/internal/gathermerge"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
 // Failure reasons, the reason label of sluice_cache_refresh_failures_total.
 const (
-	reasonError   = "error"   // the input's Gather returned an error (or panicked)
+	reasonError   = "error"   // the input's Gather returned an error and no family (or panicked)
 	reasonTimeout = "timeout" // it ran past refresh_timeout and was abandoned
 	reasonBlocked = "blocked" // not started: the abandoned gather of the same input still runs
 )
@@ -144,22 +145,40 @@ func (c *Component) refresh(ctx context.Context) {
 	}
 	now := c.now()
 	c.metrics.duration.Observe(now.Sub(began).Seconds())
-	if call.err != nil {
+	if call.err != nil && len(call.fams) == 0 {
 		c.fail(reasonError, call.err, cfg)
 		return
+	}
+	// A partial gather (families and an error, as a registry returns when
+	// a collector fails) refreshes with what it has: one bad family must
+	// not hold back the others, and its own last series stay until
+	// max_staleness like any series missing from a refresh.
+	dropped := 0
+	if call.err != nil {
+		errs := gathermerge.SplitErrors(call.err)
+		dropped = len(errs)
+		c.metrics.droppedFamilies.Add(float64(dropped))
+		c.errLog.Warn("partial refresh: the input dropped families or metrics; the rest is cached", "errors", dropped, "first", errs[0])
 	}
 	next, st := merge(c.snap.Load(), call.fams, now, cfg.maxStaleness)
 	c.snap.Store(next)
 	c.metrics.expired.Add(float64(st.expired))
-	c.setHealth(pipeline.HealthHealthy, fmt.Sprintf("%d series, %d kept from earlier refreshes", next.series, next.stale))
 	if cfg.persist {
 		if err := c.persist.write(next, now); err != nil {
 			c.metrics.persistErrors.WithLabelValues(opWrite).Inc()
-			c.errLog.Error("writing the snapshot file", "err", err)
-		} else {
-			c.metrics.persistedSeries.Set(float64(next.series))
+			c.metrics.persistFailing.Set(1)
+			c.errLog.Error("writing the snapshot file failed: the previous one is kept, the next refresh writes again", "err", err)
+			c.setHealth(pipeline.HealthUnhealthy, fmt.Sprintf("%d series refreshed, but the snapshot file cannot be written (%v): a restart would serve an older one", next.series, err))
+			return
 		}
+		c.metrics.persistedSeries.Set(float64(next.series))
+		c.metrics.persistFailing.Set(0)
 	}
+	msg := fmt.Sprintf("%d series, %d kept from earlier refreshes", next.series, next.stale)
+	if dropped > 0 {
+		msg += fmt.Sprintf("; the last gather was partial (%d errors)", dropped)
+	}
+	c.setHealth(pipeline.HealthHealthy, msg)
 }
 
 // fail counts a failed refresh; the snapshot only loses what has expired.

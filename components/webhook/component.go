@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,12 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/web"
 	"github.com/sluicehq/sluice/ratelog"
 )
 
 var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
+	_ pipeline.HealthReporter       = (*Component)(nil)
 	_ pipeline.ReadinessReporter    = (*Component)(nil)
 )
 
@@ -34,10 +38,17 @@ type Component struct {
 	errLog  *slog.Logger         // rate-limited
 	cfg     atomic.Pointer[current]
 
+	// fs is where the state is written (faultfs.OS; tests inject faults).
+	fs     faultfs.FS
+	health pipeline.HealthTracker
+
 	mu       sync.Mutex // guards the fields below
 	running  bool
-	serving  *pipeline.Endpoint
+	serving  *web.Endpoint
 	restored bool
+	// persist holds the state files across Runs; nil until the first Run
+	// (and without a data path).
+	persist *persister
 
 	// serves is c.serving.Serving(), kept apart from mu: Run holds mu
 	// while it restores the state, and /-/ready must answer meanwhile.
@@ -63,7 +74,9 @@ func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 		dedup:  newDedup(args.DedupKeys),
 		reg:    prometheus.NewRegistry(),
 		errLog: ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second}),
+		fs:     faultfs.OS{},
 	}
+	c.store.onNonFinite = func(metric string) { c.m.nonFinite.WithLabelValues(metric).Inc() }
 	c.store.onNew = func(metric string, refused bool) {
 		if refused {
 			c.m.refused.WithLabelValues(metric).Inc()
@@ -83,29 +96,13 @@ func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 // Run restores the state (once per instance), serves, and commits batches
 // until ctx ends; then it stops serving, and writes a final snapshot.
 func (c *Component) Run(ctx context.Context) error {
-	var p *persister
-	if c.opts.DataPath != "" {
-		p = &persister{dir: c.opts.DataPath, onWrite: func(n int, sec float64) {
-			c.m.persistedBytes.Add(float64(n))
-			c.m.persistSeconds.Set(sec)
-		}}
-		c.mu.Lock()
-		// Restore before serving: a request must never see (or change)
-		// a state missing what was acknowledged.
-		if !c.restored {
-			skipped, err := p.restore(c.store)
-			if err != nil {
-				c.mu.Unlock()
-				return err
-			}
-			if skipped > 0 {
-				c.opts.Logger.Warn("skipped unreadable log lines while restoring (a torn last line after a crash was never acknowledged)", "lines", skipped)
-			}
-			c.restored = true
-		} else {
-			p.gen = c.store.restartGen
-		}
-		c.mu.Unlock()
+	c.mu.Lock()
+	// Restore before serving: a request must never see (or change) a
+	// state missing what was acknowledged.
+	p, err := c.restore()
+	c.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	var cm *committer
 	if p != nil {
@@ -113,9 +110,15 @@ func (c *Component) Run(ctx context.Context) error {
 		c.store.mu.Lock()
 		c.store.log = &walBuffer{kick: kick}
 		c.store.mu.Unlock()
-		cm = &committer{s: c.store, p: p, kick: kick}
-		cm.flush(true) // compact what was restored into a fresh snapshot
-		c.store.restartGen = p.gen
+		cm = &committer{s: c.store, p: p, kick: kick, onFault: c.persistFailed, onRecover: c.persistRecovered}
+		// Compact what was restored into a fresh snapshot. On a full or
+		// read-only disk this fails: the receiver still serves, refuses
+		// changes, and the loop below retries.
+		if err := cm.flush(true); err == nil {
+			c.health.Set(pipeline.HealthHealthy, "")
+		}
+	} else {
+		c.health.Set(pipeline.HealthHealthy, "")
 	}
 
 	c.mu.Lock()
@@ -136,12 +139,32 @@ func (c *Component) Run(ctx context.Context) error {
 	if cm != nil {
 		kick = cm.kick
 	}
+	// While writes fail nothing kicks the committer (changes are
+	// refused): it retries on its own, with backoff.
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	var retryAt time.Time
 loop:
 	for {
+		var retryC <-chan time.Time
+		if cm != nil {
+			if d, bad := cm.faulted(); bad {
+				if retryAt.IsZero() {
+					retryAt = time.Now().Add(d)
+				}
+				retry.Reset(time.Until(retryAt))
+				retryC = retry.C
+			} else {
+				retryAt = time.Time{}
+			}
+		}
 		select {
 		case <-ctx.Done():
 			break loop
 		case <-kick:
+			cm.flush(false)
+		case <-retryC:
+			retryAt = time.Time{}
 			cm.flush(false)
 		case now := <-sweep.C:
 			if n := c.store.expire(now); n > 0 {
@@ -175,16 +198,75 @@ loop:
 	return nil
 }
 
+// restore creates the persister and restores the state into the store, on
+// the first Run; later Runs reuse it. (nil, nil) without a data path.
+// Called with c.mu held.
+func (c *Component) restore() (*persister, error) {
+	if c.opts.DataPath == "" {
+		return nil, nil
+	}
+	if c.restored {
+		return c.persist, nil
+	}
+	p := &persister{fs: c.fs, dir: c.opts.DataPath, onWrite: func(n int, sec float64) {
+		c.m.persistedBytes.Add(float64(n))
+		c.m.persistSeconds.Set(sec)
+	}}
+	skipped, err := p.restore(c.store)
+	if err != nil {
+		c.health.Set(pipeline.HealthUnhealthy, err.Error())
+		return nil, err
+	}
+	if p.emptySnapshot {
+		c.m.persistErrors.WithLabelValues("restore").Inc()
+		c.opts.Logger.Error("the state file is empty (written by an older version after a failed encoding): starting from an empty state; it is replaced by the next snapshot", "file", p.path(snapshotName))
+	}
+	if skipped > 0 {
+		c.opts.Logger.Warn("skipped unreadable log lines while restoring (a torn last line after a crash was never acknowledged)", "lines", skipped)
+	}
+	c.persist, c.restored = p, true
+	return p, nil
+}
+
+// persistFailed reports a failed write of the state (what: "log" or
+// "snapshot"): counted, logged at most every 10s, and the component
+// unhealthy while changes are refused.
+func (c *Component) persistFailed(what string, err error) {
+	c.m.persistErrors.WithLabelValues(what).Inc()
+	if what == "snapshot" && !errors.Is(err, faultfs.ErrNotDurable) {
+		// The log took the batch: changes are still accepted.
+		c.errLog.Warn("writing a snapshot of the state failed: kept the previous one and its log, retrying later", "dir", c.opts.DataPath, "err", err)
+		return
+	}
+	c.m.persistFailing.Set(1)
+	c.errLog.Error("the state cannot be written: refusing changes, retrying", "dir", c.opts.DataPath, "err", err)
+	if c.health.Set(pipeline.HealthUnhealthy, fmt.Sprintf("the state in %s cannot be written (%v): changes are refused (503) until it can; retrying", c.opts.DataPath, err)) {
+		c.opts.Logger.Warn("webhook_receiver unhealthy: its state cannot be written", "dir", c.opts.DataPath, "err", err)
+	}
+}
+
+// persistRecovered: a write succeeded after failures.
+func (c *Component) persistRecovered() {
+	c.m.persistFailing.Set(0)
+	c.health.Set(pipeline.HealthHealthy, "")
+	c.opts.Logger.Info("the state can be written again: accepting changes", "dir", c.opts.DataPath)
+}
+
+// Health is unhealthy while the state cannot be written (changes are
+// refused) or could not be read at start.
+func (c *Component) Health() pipeline.Health { return c.health.Health() }
+
 // stopLog writes what is buffered as a final snapshot and detaches the log.
 func (c *Component) stopLog(cm *committer, p *persister) {
 	if cm == nil {
 		return
 	}
-	cm.flush(true)
+	if err := cm.flush(true); err != nil {
+		c.opts.Logger.Error("writing the final state at stop failed: what was acknowledged is in the log and is restored at the next start", "dir", c.opts.DataPath, "err", err)
+	}
 	c.store.mu.Lock()
 	c.store.log = nil
 	c.store.mu.Unlock()
-	c.store.restartGen = p.gen
 	p.close()
 }
 
@@ -201,7 +283,7 @@ func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var fresh *pipeline.Endpoint
+	var fresh *web.Endpoint
 	if c.running && c.endpoint(cur.args).Moves(c.endpoint(args)) {
 		sv, err := c.acquire(args)
 		if err != nil {
@@ -215,15 +297,15 @@ func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
 type pending struct {
 	c     *Component
 	args  Arguments
-	fresh *pipeline.Endpoint
+	fresh *web.Endpoint
 }
 
 func (p *pending) Commit() {
 	c := p.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	serve, retire := pipeline.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.cfg.Load().args), c.endpoint(p.args),
-		func() (*pipeline.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "the push API")
+	serve, retire := web.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.cfg.Load().args), c.endpoint(p.args),
+		func() (*web.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "the push API")
 	c.serving = serve
 	c.serves.Store(serve.Serving())
 	c.store.mu.Lock()
@@ -241,18 +323,18 @@ func (p *pending) Abort() { p.fresh.Stop() }
 // endpoint is where args serve the API: mounted on the agent's server
 // under the prefix, or on an own server at Listen with the receiver's or
 // the agent's web config file.
-func (c *Component) endpoint(args Arguments) pipeline.EndpointSpec {
-	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
+func (c *Component) endpoint(args Arguments) web.EndpointSpec {
+	return web.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: web.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
 }
 
 // acquire mounts (inactive) or binds for args. Called with c.mu held.
-func (c *Component) acquire(args Arguments) (*pipeline.Endpoint, error) {
+func (c *Component) acquire(args Arguments) (*web.Endpoint, error) {
 	prefix := args.prefix(c.opts.ID)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, r.URL.Path) })
 	if args.Listen == "" {
 		h = func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, strings.TrimPrefix(r.URL.Path, prefix)) }
 	}
-	e, err := pipeline.AcquireEndpoint(c.endpoint(args), c.opts.HTTP, h)
+	e, err := web.AcquireEndpoint(c.endpoint(args), c.opts.HTTP, h)
 	if err != nil {
 		return nil, fmt.Errorf("webhook_receiver: %w", err)
 	}
@@ -284,6 +366,9 @@ type selfMetrics struct {
 	expired        prometheus.Counter
 	persistedBytes prometheus.Counter
 	persistSeconds prometheus.Gauge
+	persistErrors  *prometheus.CounterVec
+	persistFailing prometheus.Gauge
+	nonFinite      *prometheus.CounterVec
 }
 
 func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
@@ -320,8 +405,22 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Name: "sluice_webhook_last_persist_duration_seconds",
 			Help: "Duration of the last write and fsync of the state (one group commit or one snapshot).",
 		}),
+		persistErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_webhook_persist_errors_total",
+			Help: "Failed writes of the state directory, by what (log: a group commit, or cutting the log back or reopening it; snapshot: a compaction, after which the log is kept; restore: an empty state file found at start).",
+		}, []string{"what"}),
+		persistFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_webhook_persist_failing",
+			Help: "1 while the state cannot be written (full disk, I/O error, read-only): changes are refused with 503 and the receiver retries; 0 otherwise.",
+		}),
+		nonFinite: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_webhook_nonfinite_refused_total",
+			Help: "Changes refused (400) because the resulting value or histogram sum would overflow to +Inf or -Inf, by metric.",
+		}, []string{"metric"}),
 	}
-	for _, col := range []prometheus.Collector{m.requests, m.authFailures, m.duplicates, m.ruleErrors, m.refused, m.expired, m.persistedBytes, m.persistSeconds} {
+	m.persistErrors.WithLabelValues("log")
+	m.persistErrors.WithLabelValues("snapshot")
+	for _, col := range []prometheus.Collector{m.requests, m.authFailures, m.duplicates, m.ruleErrors, m.refused, m.expired, m.persistedBytes, m.persistSeconds, m.persistErrors, m.persistFailing, m.nonFinite} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

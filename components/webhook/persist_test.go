@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/faultfs"
 )
 
 func testDefs() map[string]*metricDef {
@@ -20,7 +22,7 @@ func openStore(t *testing.T, dir string) (*store, *committer, int) {
 	s := newStore()
 	s.durable = true
 	s.setDefsLocked(testDefs(), 0)
-	p := &persister{dir: dir, compactAt: 200}
+	p := &persister{fs: faultfs.OS{}, dir: dir, compactAt: 200}
 	skipped, err := p.restore(s)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +121,7 @@ func TestPersistCorruptSnapshot(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, snapshotName), []byte(`{"version":1,"gen":`), 0o600)
 	s := newStore()
 	s.setDefsLocked(testDefs(), 0)
-	if _, err := (&persister{dir: dir}).restore(s); err == nil || !strings.Contains(err.Error(), "corrupt") {
+	if _, err := (&persister{fs: faultfs.OS{}, dir: dir}).restore(s); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("restore of a corrupt snapshot: %v", err)
 	}
 }
@@ -136,7 +138,7 @@ func TestPersistShapeChange(t *testing.T) {
 	defs := testDefs()
 	defs["h"].buckets = []float64{5}
 	s2.setDefsLocked(defs, 0)
-	if _, err := (&persister{dir: dir}).restore(s2); err != nil {
+	if _, err := (&persister{fs: faultfs.OS{}, dir: dir}).restore(s2); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := value(s2, "c", "a"); v != 1 {

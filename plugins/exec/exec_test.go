@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 	"github.com/sluicehq/sluice/plugins/exec"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // script writes an executable /bin/sh script to a temporary directory.
@@ -304,7 +305,7 @@ func TestTimeoutDefaultAdaptsToInterval(t *testing.T) {
 		}
 	}
 	ct, _ := pipeline.Lookup(exec.Name)
-	for _, a := range pipeline.Describe(ct).Args {
+	for _, a := range runtime.Describe(ct).Args {
 		if a.Name == "timeout" && a.Default != "min(10s, interval)" {
 			t.Errorf("documented default of timeout: %q, want min(10s, interval)", a.Default)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 	"github.com/sluicehq/sluice/plugins/httpjson"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // api is a test server whose handler tests swap while it runs.
@@ -378,6 +379,17 @@ metric "a" {
   value = body.a
 }`, "gauge"},
 		{`url = "http://x"`, "at least one metric"},
+		{`url = "http://x"
+metric "a" {
+  value     = body.a
+  aggregate = "avg"
+}`, `aggregate must be "sum", "count", "min" or "max"`},
+		{`url = "http://x"
+metric "a" {
+  type      = "counter"
+  value     = body.a
+  aggregate = "count"
+}`, "a count is a gauge"},
 	} {
 		_, diags := pipelinetest.Decode(t, httpjson.Name, c.body)
 		if !diags.HasErrors() || !strings.Contains(diags.Error(), c.want) {
@@ -415,7 +427,7 @@ func TestTimeoutDefaultAdaptsToInterval(t *testing.T) {
 		t.Errorf("want an explicit timeout over the interval refused, got %v", diags)
 	}
 	ct, _ := pipeline.Lookup(httpjson.Name)
-	for _, a := range pipeline.Describe(ct).Args {
+	for _, a := range runtime.Describe(ct).Args {
 		if a.Name == "timeout" && a.Default != "min(10s, interval)" {
 			t.Errorf("documented default of timeout: %q, want min(10s, interval)", a.Default)
 		}
