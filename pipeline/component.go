@@ -23,6 +23,10 @@
 //	                 names a config declares
 //	schedule.go      Schedule: the clock of a source that works on its own
 //	                 schedule (interval, jitter, single flight, kick)
+//	timeout.go       DefaultTimeout, ScheduleTimeout: an unset timeout is
+//	                 min(default, interval); DefaultDocumenter shows it
+//	secrets.go       SecretRedactor: a component's secret values out of
+//	                 what it logs and reports
 //
 // Package pipeline/web serves HTTP on a component's own listener with the
 // agent's web config (Endpoint, ServeHTTP); it is apart because it links
@@ -98,6 +102,20 @@ func (commitFunc) Abort() {}
 // own health than "Run has not failed".
 type HealthReporter interface {
 	Health() Health
+}
+
+// ReadinessReporter is implemented by components that serve something of
+// their own (a listener, a path on the agent's server) only some time after
+// Run starts: after restoring their state, after binding their sockets.
+// The agent's /-/ready answers 503 until every component that implements it
+// is ready, so that a rollout or a load balancer does not send traffic to a
+// port that refuses it. Ready is called on every /-/ready request: it must
+// be cheap and never block (not on a lock Run holds while it starts: keep
+// an atomic). It returns why not when false. Unlike health, readiness is
+// about serving at all: a component that serves but whose upstream is down
+// is ready and unhealthy.
+type ReadinessReporter interface {
+	Ready() (bool, string)
 }
 
 // The optional interfaces below are implemented by a component's Arguments

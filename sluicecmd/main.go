@@ -36,7 +36,11 @@ import (
 const defaultListenAddr = "0.0.0.0:9470"
 
 // Main runs the CLI with the process's arguments and exits with its code.
+// As PID 1, run starts the agent under a reaping init (init_linux.go).
 func Main() {
+	if code, ok := runAsInit(os.Args[1:], os.Stderr); ok {
+		os.Exit(code)
+	}
 	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -48,7 +52,17 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	app.Writer(stdout)
 	app.ErrorWriter(stderr)
 	app.HelpFlag.Short('h')
-	app.Terminate(nil)
+	// kingpin calls terminate after printing help (--help, help CMD) and
+	// then goes on parsing: a required argument missing from "run --help"
+	// would turn the help into a usage error. Record the request instead of
+	// exiting here (Run is a library function that must return), and let it
+	// win over whatever Parse says next.
+	terminated, terminateCode := false, 0
+	app.Terminate(func(code int) {
+		if !terminated {
+			terminated, terminateCode = true, code
+		}
+	})
 
 	runCmd := app.Command("run", "Run the pipeline described by CONFIG.")
 	runArgs := runFlags{}
@@ -103,6 +117,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	versionCmd := app.Command("version", "Print the version.")
 
 	cmd, err := app.Parse(args)
+	if terminated {
+		return terminateCode
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v (see sluice --help)\n", err)
 		return 2

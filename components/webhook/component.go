@@ -24,6 +24,7 @@ import (
 var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
 	_ pipeline.HealthReporter       = (*Component)(nil)
+	_ pipeline.ReadinessReporter    = (*Component)(nil)
 )
 
 // Component is a running webhook_receiver.
@@ -52,6 +53,10 @@ type Component struct {
 	// persist holds the state files across Runs; nil until the first Run
 	// (and without a data path).
 	persist *persister
+
+	// serves is c.serving.Serving(), kept apart from mu: Run holds mu
+	// while it restores the state, and /-/ready must answer meanwhile.
+	serves atomic.Bool
 }
 
 // current is what a request uses: swapped whole by Commit.
@@ -130,6 +135,7 @@ func (c *Component) Run(ctx context.Context) error {
 	}
 	sv.Start(c.opts.Logger, "the push API")
 	c.serving, c.running = sv, true
+	c.serves.Store(sv.Serving())
 	c.mu.Unlock()
 
 	sweep := time.NewTicker(250 * time.Millisecond)
@@ -174,6 +180,7 @@ loop:
 
 	c.mu.Lock()
 	sv, c.serving, c.running = c.serving, nil, false
+	c.serves.Store(false)
 	c.mu.Unlock()
 	// In-flight requests wait for their group commit: keep committing
 	// while the server drains them.
@@ -305,6 +312,7 @@ func (p *pending) Commit() {
 	serve, retire := web.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.cfg.Load().args), c.endpoint(p.args),
 		func() (*web.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "the push API")
 	c.serving = serve
+	c.serves.Store(serve.Serving())
 	c.store.mu.Lock()
 	c.store.setDefsLocked(p.args.plan.metrics, nowFunc().UnixMilli())
 	c.store.mu.Unlock()
@@ -336,6 +344,15 @@ func (c *Component) acquire(args Arguments) (*web.Endpoint, error) {
 		return nil, fmt.Errorf("webhook_receiver: %w", err)
 	}
 	return e, nil
+}
+
+// Ready implements pipeline.ReadinessReporter: the push API is served
+// only once the state is restored, and the agent is not ready before.
+func (c *Component) Ready() (bool, string) {
+	if !c.serves.Load() {
+		return false, "the push API is not served yet (restoring the state, or binding its address)"
+	}
+	return true, ""
 }
 
 // Addr is the own server's address, or "": for tests when listen is ":0".

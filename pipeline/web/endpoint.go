@@ -127,6 +127,13 @@ func (e *Endpoint) Stop() {
 	}
 }
 
+// Serving reports whether e has been started: an own listener's server
+// accepts requests (the socket was bound before), a mount answers. A nil
+// Endpoint does not serve. For a component's ReadinessReporter.
+func (e *Endpoint) Serving() bool {
+	return e != nil && (e.srv != nil || e.active.Load())
+}
+
 // Addr is the address an own listener serves on, or "" (a mount, or not
 // started): for tests and logs when listen is ":0".
 func (e *Endpoint) Addr() string {

@@ -51,7 +51,7 @@ func newPlan(a Arguments) (*plan, error) {
 		h.Set("Accept", "application/json")
 	}
 	p := &plan{
-		url: u, headers: h, interval: a.Interval, timeout: a.Timeout,
+		url: u, headers: h, interval: a.Interval, timeout: a.PollTimeout(),
 		maxPages: a.MaxPages, maxBytes: a.MaxResponseBytes, maxSeries: a.MaxSeries,
 		funcs: functions(),
 	}
