@@ -16,6 +16,8 @@
 //	healthtracker.go HealthTracker, the bookkeeping of HealthReporter
 //	listenaddress.go ListenAddressUser: the sockets a component binds
 //	paths.go         the agent server's built-in paths
+//	httptimeouts.go  HTTPTimeouts: how long a client may take to send a
+//	                 request, on every listener (Options.HTTPTimeouts)
 //	gatherer.go      GathererVal and SourceID: gatherers in expressions
 //	names.go         ValidMetricName, ValidLabelName: the one rule set for
 //	                 names a config declares
@@ -24,6 +26,10 @@
 //	fixture.go       what `sluice test` hands a component: the fake clock
 //	                 (Fixtures) and the optional fixture interfaces
 //	                 (LineTaker, RequestTaker, ClockFollower...)
+//	timeout.go       DefaultTimeout, ScheduleTimeout: an unset timeout is
+//	                 min(default, interval); DefaultDocumenter shows it
+//	secrets.go       SecretRedactor: a component's secret values out of
+//	                 what it logs and reports
 //
 // Package pipeline/web serves HTTP on a component's own listener with the
 // agent's web config (Endpoint, ServeHTTP); it is apart because it links
@@ -99,6 +105,20 @@ func (commitFunc) Abort() {}
 // own health than "Run has not failed".
 type HealthReporter interface {
 	Health() Health
+}
+
+// ReadinessReporter is implemented by components that serve something of
+// their own (a listener, a path on the agent's server) only some time after
+// Run starts: after restoring their state, after binding their sockets.
+// The agent's /-/ready answers 503 until every component that implements it
+// is ready, so that a rollout or a load balancer does not send traffic to a
+// port that refuses it. Ready is called on every /-/ready request: it must
+// be cheap and never block (not on a lock Run holds while it starts: keep
+// an atomic). It returns why not when false. Unlike health, readiness is
+// about serving at all: a component that serves but whose upstream is down
+// is ready and unhealthy.
+type ReadinessReporter interface {
+	Ready() (bool, string)
 }
 
 // The optional interfaces below are implemented by a component's Arguments
@@ -245,6 +265,9 @@ type Options[E any] struct {
 	// reads time from Fixtures.Now.
 	Fixtures *Fixtures
 
+	// HTTPTimeouts are the agent's read timeouts (--web.read-header-timeout,
+	// --web.read-body-timeout), for listeners the component opens.
+	HTTPTimeouts HTTPTimeouts
 	// Health reads the health of the running graph's components, for a
 	// component that reports on the others (heartbeat). Read it in Run,
 	// not in Build: the graph being built is not running yet. It may be

@@ -157,6 +157,7 @@ func Register[A, E any](r Registration[A, E]) {
 			c, err := build(Options[E]{
 				ID: o.ID, Logger: o.Logger, Registerer: o.Registerer, DataPath: o.DataPath,
 				ConfigDir: o.ConfigDir, HTTP: o.HTTP, WebConfigFile: o.WebConfigFile, Health: o.Health, Fixtures: o.Fixtures,
+				HTTPTimeouts: o.HTTPTimeouts,
 				OnExports: func(e E) {
 					if publish != nil {
 						publish(e)

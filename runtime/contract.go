@@ -28,6 +28,8 @@ type (
 	Health         = pipeline.Health
 	HealthState    = pipeline.HealthState
 	HealthReporter = pipeline.HealthReporter
+	// Readiness of what a component serves itself.
+	ReadinessReporter = pipeline.ReadinessReporter
 
 	// Errors that point into a block.
 	AttrError  = pipeline.AttrError

@@ -33,6 +33,8 @@ type ControllerOptions struct {
 	HTTP HTTPMounter
 	// WebConfigFile is handed to components as Options.WebConfigFile.
 	WebConfigFile string
+	// HTTPTimeouts is handed to components as Options.HTTPTimeouts.
+	HTTPTimeouts pipeline.HTTPTimeouts
 	// LookupEnv replaces os.LookupEnv for env() (tests).
 	LookupEnv LookupEnvFunc
 	// MinBackoff and MaxBackoff bound the delay before restarting a failed
@@ -158,7 +160,8 @@ func (c *Controller) Ready() bool {
 // Readiness reports whether the agent is ready, and why not: a config has
 // been applied and no component is failing to start (its Run fails without
 // ever staying up, such as a socket that cannot be bound, or fails twice in
-// a row; see node.failing). A component that reports itself unhealthy (a
+// a row; see node.failing), and every component that serves something of
+// its own (a ReadinessReporter) serves it. A component that reports itself unhealthy (a
 // database that is down) does not make the agent unready: the agent still serves what it has, and taking it
 // out of a load balancer would lose the rest.
 func (c *Controller) Readiness() (bool, string) {
@@ -168,14 +171,27 @@ func (c *Controller) Readiness() (bool, string) {
 	if !ready {
 		return false, "no config applied yet"
 	}
-	var failing []string
+	var failing, waiting []string
 	for _, n := range c.liveNodes() {
 		if msg, bad := n.failing(); bad {
 			failing = append(failing, n.id+": "+RedactText(msg))
+			continue
+		}
+		if rr, ok := n.inst.Component().(ReadinessReporter); ok {
+			if ok, why := rr.Ready(); !ok {
+				waiting = append(waiting, n.id+": "+RedactText(why))
+			}
 		}
 	}
+	var why []string
 	if len(failing) > 0 {
-		return false, "components failing to start: " + strings.Join(failing, "; ")
+		why = append(why, "components failing to start: "+strings.Join(failing, "; "))
+	}
+	if len(waiting) > 0 {
+		why = append(why, "components not serving yet: "+strings.Join(waiting, "; "))
+	}
+	if len(why) > 0 {
+		return false, strings.Join(why, "; ")
 	}
 	return true, ""
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // ArgDoc describes one argument or nested block of a component.
@@ -68,6 +69,10 @@ func describeStruct(t reflect.Type) []ArgDoc {
 	if sd, ok := def.Interface().(SetDefaulter); ok {
 		sd.SetDefaults()
 	}
+	var docs map[string]string
+	if dd, ok := def.Interface().(pipeline.DefaultDocumenter); ok {
+		docs = dd.DefaultDocs()
+	}
 	fields, _ := schema.Fields(t)
 	var out []ArgDoc
 	for _, f := range fields {
@@ -76,6 +81,8 @@ func describeStruct(t reflect.Type) []ArgDoc {
 			a := ArgDoc{Name: f.Name, Type: typeName(f.Type), Required: f.Required}
 			if fv := def.Elem().Field(f.Index); !fv.IsZero() {
 				a.Default = formatDefault(fv)
+			} else if d, ok := docs[f.Name]; ok {
+				a.Default = d
 			}
 			out = append(out, a)
 		case schema.KindBlock:

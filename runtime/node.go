@@ -83,6 +83,7 @@ func (c *Controller) buildNode(ln *loadedNode) (*node, error) {
 		HTTP:       c.opts.HTTP,
 
 		WebConfigFile: c.opts.WebConfigFile,
+		HTTPTimeouts:  c.opts.HTTPTimeouts,
 		Health:        c,
 		Fixtures:      c.opts.Fixtures,
 	}, ln.args)

@@ -31,7 +31,7 @@ import (
 )
 
 // redactedMark replaces a secret in printed text.
-const redactedMark = "<redacted>"
+const redactedMark = pipeline.RedactedMark
 
 var (
 	// userinfoRE is "://" and the rest of the word up to its last "@":
@@ -45,6 +45,9 @@ var (
 	keyRE = regexp.MustCompile(`"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*([=:])`)
 	// heredocRE opens a heredoc: <<EOT or <<-EOT.
 	heredocRE = regexp.MustCompile(`<<-?([A-Za-z_][A-Za-z0-9_-]*)`)
+	// envNameRE is what precedes the name argument of env(): a quoted
+	// string right after it is a variable's name.
+	envNameRE = regexp.MustCompile(`\benv\s*\(\s*$`)
 	// quotedRE is a double-quoted HCL string.
 	quotedRE = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
 )
@@ -171,10 +174,8 @@ type sourceSecrets struct {
 	literals []string
 }
 
-// minSecretLiteral is the shortest secret literal removed from messages:
-// shorter ones would mangle ordinary words, and a 1- or 2-character
-// password is not worth protecting at that price.
-const minSecretLiteral = 3
+// minSecretLiteral is the shortest secret literal removed from messages.
+const minSecretLiteral = pipeline.MinSecretLen
 
 // findSourceSecrets scans src line by line, without parsing it (it may not
 // parse), for the values of secret-looking attributes. A value continues
@@ -184,8 +185,15 @@ func findSourceSecrets(src []byte, names []string) sourceSecrets {
 	ss := sourceSecrets{hideFrom: map[int]int{}}
 	lines := strings.Split(string(src), "\n")
 	addLiterals := func(value string) {
-		for _, m := range quotedRE.FindAllStringSubmatch(value, -1) {
-			ss.addLiteral(m[1])
+		for _, m := range quotedRE.FindAllStringSubmatchIndex(value, -1) {
+			// The first argument of env() names a variable: the name is
+			// not the secret (its value is), and an error about an unset
+			// variable is useless without it. env()'s default is a value
+			// and stays a literal.
+			if envNameRE.MatchString(value[:m[0]]) {
+				continue
+			}
+			ss.addLiteral(value[m[2]:m[3]])
 		}
 		// An unterminated string (a syntax error) runs to the end of the line.
 		if strings.Count(value, `"`)%2 == 1 {

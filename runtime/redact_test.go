@@ -178,3 +178,26 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// Issue 19 item 15: env() failing inside a secret attribute names the
+// variable (a name is not a secret; the user needs it to fix the config),
+// while a literal default next to it stays redacted.
+func TestDiagnosticsShowEnvNameInSecret(t *testing.T) {
+	out := validateText(t, "test_secret_source \"db\" {\n  conn_string = env(\"SLUICE_TEST_UNSET_DSN\")\n}\n")
+	if !strings.Contains(out, `environment variable "SLUICE_TEST_UNSET_DSN" is not set`) {
+		t.Errorf("want the variable's name in the error:\n%s", out)
+	}
+	if !strings.Contains(out, "conn_string = <redacted>") {
+		t.Errorf("want the secret line redacted in the snippet:\n%s", out)
+	}
+
+	// A default is a value: it stays redacted wherever a message echoes it.
+	const pw = "S3cr3tDefault"
+	out = validateText(t, "test_secret_source \"db\" {\n  conn_string = tonumber(env(\"SLUICE_TEST_UNSET_DSN\", \""+pw+"\"))\n}\n")
+	if strings.Contains(out, pw) {
+		t.Errorf("env()'s default is printed:\n%s", out)
+	}
+	if !strings.Contains(out, "test.hcl:2:") {
+		t.Errorf("want the error's position:\n%s", out)
+	}
+}

@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/internal/scrapelimit"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/ratelog"
 )
 
 // maxAgentScrapes bounds concurrent scrapes of the agent's /metrics.
@@ -72,6 +75,12 @@ type ServerOptions struct {
 	// UI serves what is neither built in nor mounted (the status UI, see
 	// runtime/ui); nil answers 404.
 	UI http.Handler
+	// TrustedOrigins may send state-changing requests from a browser even
+	// when it does not say they are same-origin (the origin of
+	// --web.external-url: a proxy may rewrite Host).
+	TrustedOrigins []string
+	// Registerer takes the handler's self-metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // NewHandler returns the agent's HTTP handler: the built-in endpoints and
@@ -124,7 +133,7 @@ func NewHandler(o ServerOptions) http.Handler {
 		EnableOpenMetrics: true,
 		ErrorLog:          slogPrinter{o.Logger},
 	}), func() int { return maxAgentScrapes }, nil))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return crossOriginProtection(o, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if pipeline.IsBuiltinPath(r.URL.Path) {
 			mux.ServeHTTP(w, r)
 			return
@@ -138,7 +147,42 @@ func NewHandler(o ServerOptions) http.Handler {
 			return
 		}
 		http.NotFound(w, r)
+	}))
+}
+
+// crossOriginProtection refuses (403, counted) a state-changing request
+// (POST, PUT, DELETE...) that a browser sends from another origin: a page
+// the operator opens must not reload the config or push to a mounted
+// receiver through the operator's browser (CSRF). It reads the browser's
+// Sec-Fetch-Site, or Origin against Host; requests without either (curl,
+// Prometheus, CI systems, webhook senders) and safe methods pass.
+func crossOriginProtection(o ServerOptions, h http.Handler) http.Handler {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := http.NewCrossOriginProtection()
+	for _, origin := range o.TrustedOrigins {
+		if err := p.AddTrustedOrigin(origin); err != nil {
+			logger.Warn("not a trusted origin", "origin", origin, "err", err)
+		}
+	}
+	refused := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_http_cross_origin_refused_total",
+		Help: "State-changing requests refused because a browser sent them from another origin (CSRF protection of the agent's server).",
 	})
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(refused); err != nil {
+			logger.Warn("registering the cross-origin counter", "err", err)
+		}
+	}
+	log := ratelog.New(logger, ratelog.Options{Interval: 10 * time.Second})
+	p.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refused.Inc()
+		log.Warn("refused a cross-origin state-changing request", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "remote", r.RemoteAddr)
+		http.Error(w, "cross-origin request refused: state-changing requests from a browser must come from the agent's own pages", http.StatusForbidden)
+	}))
+	return p.Handler(h)
 }
 
 // slogPrinter adapts slog for promhttp's ErrorLog.

@@ -36,7 +36,11 @@ import (
 const defaultListenAddr = "0.0.0.0:9470"
 
 // Main runs the CLI with the process's arguments and exits with its code.
+// As PID 1, run starts the agent under a reaping init (init_linux.go).
 func Main() {
+	if code, ok := runAsInit(os.Args[1:], os.Stderr); ok {
+		os.Exit(code)
+	}
 	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -48,7 +52,17 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	app.Writer(stdout)
 	app.ErrorWriter(stderr)
 	app.HelpFlag.Short('h')
-	app.Terminate(nil)
+	// kingpin calls terminate after printing help (--help, help CMD) and
+	// then goes on parsing: a required argument missing from "run --help"
+	// would turn the help into a usage error. Record the request instead of
+	// exiting here (Run is a library function that must return), and let it
+	// win over whatever Parse says next.
+	terminated, terminateCode := false, 0
+	app.Terminate(func(code int) {
+		if !terminated {
+			terminated, terminateCode = true, code
+		}
+	})
 
 	runCmd := app.Command("run", "Run the pipeline described by CONFIG.")
 	runArgs := runFlags{}
@@ -58,6 +72,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	runCmd.Flag("web.config.file", "Path to a web config file (the exporter-toolkit format of Prometheus and its exporters) that enables TLS, client certificates and basic auth on the agent's HTTP server and on components' own listeners. Re-read on every connection and request.").Default("").StringVar(&runArgs.webConfigFile)
 	runCmd.Flag("web.probe-listen-address", "Also serve /-/healthy and /-/ready, and nothing else, on this address in plain HTTP without auth, for kubelet probes when --web.config.file requires auth (off by default).").Default("").StringVar(&runArgs.probeListenAddr)
 	runCmd.Flag("web.enable-lifecycle", "Enable POST /-/reload.").BoolVar(&runArgs.enableLifecycle)
+	runCmd.Flag("web.read-header-timeout", "How long a client may take to send a request's line and headers, on the agent's server and components' own listeners.").Default(pipeline.DefaultReadHeaderTimeout.String()).DurationVar(&runArgs.timeouts.ReadHeader)
+	runCmd.Flag("web.read-body-timeout", "How long a client may take to send a request's body after its headers, on the agent's server and components' own listeners; a stalled upload is cut off.").Default(pipeline.DefaultReadBodyTimeout.String()).DurationVar(&runArgs.timeouts.ReadBody)
 	runCmd.Flag("config.reload-debounce", "How long the config directory must be quiet before a change is applied.").Default("250ms").DurationVar(&runArgs.debounce)
 	runCmd.Flag("config.check-interval", "How often the config and the files it uses are checked for changes besides file system events (0 disables).").Default("5s").DurationVar(&runArgs.checkInterval)
 	runCmd.Flag("config.allow-empty", "Accept a config that declares no components (refused by default: an empty file is usually a truncated write).").BoolVar(&runArgs.allowEmpty)
@@ -103,6 +119,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	versionCmd := app.Command("version", "Print the version.")
 
 	cmd, err := app.Parse(args)
+	if terminated {
+		return terminateCode
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v (see sluice --help)\n", err)
 		return 2

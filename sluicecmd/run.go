@@ -20,6 +20,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/web"
 	"github.com/sluicehq/sluice/runtime"
 )
@@ -42,6 +43,8 @@ type runFlags struct {
 	probeListenAddr string
 	// gogc is the garbage collector's target unless GOGC is set (gogc.go).
 	gogc int
+	// timeouts bound reading requests on every listener.
+	timeouts pipeline.HTTPTimeouts
 }
 
 func runAgent(f runFlags, stderr io.Writer) int {
@@ -83,6 +86,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		HTTP:     mounts,
 		// Components' own HTTP listeners use it unless they set their own.
 		WebConfigFile: f.webConfigFile,
+		HTTPTimeouts:  f.timeouts,
 		LoadOptions: runtime.LoadOptions{
 			AllowEmpty:              f.allowEmpty,
 			AgentListenAddress:      f.listenAddr,
@@ -138,17 +142,19 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		Reload:          func() error { return reload("http", true) },
 		Logger:          logger,
 		UI:              statusUI,
+		TrustedOrigins:  trustedOrigins(f.externalURL),
+		Registerer:      reg,
 	})
 	srv := &http.Server{
-		Handler:           withRoutePrefix(routePrefix, handler),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		Handler:  withRoutePrefix(routePrefix, handler),
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	f.timeouts.Apply(srv)
 	logger.Info("serving HTTP", "addr", ln.Addr().String(), "route_prefix", routePrefix, "external_path", uiBase)
 	var probeSrv *http.Server
 	var probeLn net.Listener
 	if f.probeListenAddr != "" {
-		probeSrv, probeLn, err = probeServer(f.probeListenAddr, handler, logger)
+		probeSrv, probeLn, err = probeServer(f.probeListenAddr, handler, f.timeouts, logger)
 		if err != nil {
 			_ = ln.Close()
 			fmt.Fprintf(stderr, "sluice: %v\n", err)

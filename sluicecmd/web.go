@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -46,12 +47,12 @@ func webPaths(externalURL, routePrefix string) (base, prefix string, err error) 
 // other path outside it is 404.
 func withRoutePrefix(prefix string, h http.Handler) http.Handler {
 	if prefix == "/" || prefix == "" {
-		return h
+		return refuseUncleanPaths(h)
 	}
 	// Not a ServeMux: the prefix is user input, and a pattern would read
 	// "{", or a space, as syntax.
 	strip := http.StripPrefix(prefix, h)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return refuseUncleanPaths(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		switch {
 		case strings.HasPrefix(p, prefix+"/"):
@@ -61,7 +62,32 @@ func withRoutePrefix(prefix string, h http.Handler) http.Handler {
 		default:
 			http.NotFound(w, r)
 		}
+	}))
+}
+
+// refuseUncleanPaths answers 404 to a path with empty or dot segments
+// ("//", "/./", "/../"). Below a route prefix, net/http's ServeMux would
+// redirect such a path to its clean form computed without the prefix
+// (/sluice//-/healthy to /-/healthy: out of the prefix), and a proxy that
+// guards paths by prefix could be walked around by one. Nothing the agent
+// links to is unclean.
+func refuseUncleanPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != "" && cleanPath(p) != p {
+			http.Error(w, "404 page not found: the path has empty or dot segments", http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
+}
+
+// cleanPath is path.Clean keeping a trailing slash.
+func cleanPath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // newStatusUI returns the status UI, whose links start with base.
@@ -71,4 +97,15 @@ func newStatusUI(ctrl *runtime.Controller, base string, started time.Time, logge
 		return nil, fmt.Errorf("status UI: %w", err)
 	}
 	return h, nil
+}
+
+// trustedOrigins is the origin of --web.external-url, if set: browsers
+// reach the agent there, and a proxy in between may rewrite Host, so that
+// Origin alone would not match.
+func trustedOrigins(externalURL string) []string {
+	u, err := url.Parse(externalURL)
+	if externalURL == "" || err != nil || u.Scheme == "" || u.Host == "" {
+		return nil
+	}
+	return []string{u.Scheme + "://" + u.Host}
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -72,7 +71,7 @@ func (c *webConfigCheck) files() []string {
 // probeServer serves only /-/healthy and /-/ready, in plain HTTP and
 // without auth, for kubelet probes when the main server requires basic
 // auth or client certificates (--web.probe-listen-address).
-func probeServer(addr string, main http.Handler, logger *slog.Logger) (*http.Server, net.Listener, error) {
+func probeServer(addr string, main http.Handler, t pipeline.HTTPTimeouts, logger *slog.Logger) (*http.Server, net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listening on %s (--web.probe-listen-address): %w", addr, err)
@@ -81,10 +80,10 @@ func probeServer(addr string, main http.Handler, logger *slog.Logger) (*http.Ser
 	mux.Handle(pipeline.PathHealthy, main)
 	mux.Handle(pipeline.PathReady, main)
 	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		Handler:  mux,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	t.Apply(srv)
 	logger.Info("serving probes without auth", "addr", ln.Addr().String(), "paths", []string{pipeline.PathHealthy, pipeline.PathReady})
 	return srv, ln, nil
 }

@@ -49,3 +49,34 @@ func TestRoutePrefix(t *testing.T) {
 		t.Errorf("GET /: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// Issue 19 item 14: under a route prefix, a path with empty or dot
+// segments never redirects out of the prefix (net/http's cleaning redirect
+// dropped it: /sluice//-/healthy answered 307 to /-/healthy); it is 404,
+// and clean paths still serve.
+func TestRoutePrefixUncleanPaths(t *testing.T) {
+	a := startAgentIn(t, filepath.Join(t.TempDir(), "sluice.hcl"), e2eConfigV1, nil,
+		"--web.external-url", "http://127.0.0.1/sluice/")
+	a.waitFor("ready under the prefix", func() bool { code, _ := a.get("/sluice/-/ready"); return code == 200 })
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{"/sluice//-/healthy", "/sluice/./-/healthy", "/sluice/x/../-/healthy", "/sluice//metrics", "/sluice//", "/sluice/-//healthy", "/sluice/../-/healthy", "//sluice/-/healthy"} {
+		for _, method := range []string{"GET", "POST"} {
+			req, _ := http.NewRequest(method, "http://"+a.addr+p, nil)
+			req.URL.Opaque = p // sent as written, not cleaned by the client
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if loc := resp.Header.Get("Location"); loc != "" && !strings.HasPrefix(loc, "/sluice/") {
+				t.Errorf("%s %s: %d redirects out of the prefix to %q", method, p, resp.StatusCode, loc)
+			}
+			if resp.StatusCode != 404 {
+				t.Errorf("%s %s: %d, want 404", method, p, resp.StatusCode)
+			}
+		}
+	}
+	if code, body := a.get("/sluice/-/healthy"); code != 200 || !strings.Contains(body, "healthy") {
+		t.Errorf("clean path: %d %s", code, body)
+	}
+}

@@ -66,7 +66,8 @@ type Arguments struct {
 	Input prometheus.Gatherer `hcl:"input"`
 	// RefreshInterval is the time between the starts of two refreshes.
 	RefreshInterval time.Duration `hcl:"refresh_interval,optional"`
-	// RefreshTimeout abandons a refresh that runs longer.
+	// RefreshTimeout abandons a refresh that runs longer. Unset (0), it is
+	// min(defaultRefreshTimeout, RefreshInterval): see refreshTimeout.
 	RefreshTimeout time.Duration `hcl:"refresh_timeout,optional"`
 	// Jitter spreads refreshes: each wait is refresh_interval plus or minus
 	// up to this share of it ("10%").
@@ -86,13 +87,28 @@ type Exports struct {
 	Metrics prometheus.Gatherer `hcl:"metrics"`
 }
 
-// SetDefaults sets the defaults: refresh every 15s (timeout 10s, jitter
-// 10%), keep a missing series 10m, no persistence.
+// defaultRefreshTimeout is refresh_timeout's default when refresh_interval
+// is not shorter.
+const defaultRefreshTimeout = 10 * time.Second
+
+// SetDefaults sets the defaults: refresh every 15s (timeout 10s, or the
+// interval when shorter; jitter 10%), keep a missing series 10m, no
+// persistence.
 func (a *Arguments) SetDefaults() {
 	a.RefreshInterval = 15 * time.Second
-	a.RefreshTimeout = 10 * time.Second
 	a.Jitter = "10%"
 	a.MaxStaleness = 10 * time.Minute
+}
+
+// DefaultDocs implements pipeline.DefaultDocumenter.
+func (a *Arguments) DefaultDocs() map[string]string {
+	return map[string]string{"refresh_timeout": fmt.Sprintf("min(%v, refresh_interval)", defaultRefreshTimeout)}
+}
+
+// refreshTimeout is refresh_timeout when set, else the default adapted to
+// refresh_interval (pipeline.DefaultTimeout).
+func (a *Arguments) refreshTimeout() time.Duration {
+	return pipeline.ScheduleTimeout(a.RefreshTimeout, a.RefreshInterval, defaultRefreshTimeout)
 }
 
 // Validate checks the arguments.
@@ -104,7 +120,7 @@ func (a *Arguments) Validate() error {
 	if a.RefreshInterval < minRefreshInterval {
 		errs = append(errs, pipeline.ErrorAt("refresh_interval", fmt.Errorf("must be at least %v", minRefreshInterval)))
 	}
-	if a.RefreshTimeout <= 0 {
+	if a.RefreshTimeout < 0 {
 		errs = append(errs, pipeline.ErrorAt("refresh_timeout", errors.New("must be positive")))
 	}
 	if _, err := parseJitter(a.Jitter); err != nil {
@@ -144,7 +160,7 @@ type config struct {
 func newConfig(a Arguments, gen uint64) *config {
 	j, _ := parseJitter(a.Jitter) // validated
 	return &config{
-		input: a.Input, inputGen: gen, interval: a.RefreshInterval, timeout: a.RefreshTimeout,
+		input: a.Input, inputGen: gen, interval: a.RefreshInterval, timeout: a.refreshTimeout(),
 		jitter: j, maxStaleness: a.MaxStaleness, persist: a.Persist,
 	}
 }
@@ -186,6 +202,7 @@ type Component struct {
 var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
 	_ pipeline.Validator            = (*Arguments)(nil)
+	_ pipeline.DefaultDocumenter    = (*Arguments)(nil)
 	_ pipeline.HealthReporter       = (*Component)(nil)
 	_ prometheus.Gatherer           = (*Component)(nil)
 )

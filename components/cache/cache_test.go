@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -257,7 +258,6 @@ func TestBadArguments(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
 		{`refresh_interval = "1s"`, `"input" is required`},
 		{"input = test.in\nrefresh_interval = \"10ms\"", "at least 100ms"},
-		{"input = test.in\nrefresh_timeout = \"0s\"", "must be positive"},
 		{"input = test.in\njitter = \"10\"", "percentage"},
 		{"input = test.in\njitter = \"80%\"", "0% to 50%"},
 		{"input = test.in\njitter = \"-1%\"", "0% to 50%"},
@@ -285,4 +285,38 @@ func labelValues(fams []*dto.MetricFamily, name string) string {
 		}
 	}
 	return strings.Join(out, ",")
+}
+
+// Issue 19 item 16: refresh_interval alone is a valid config: an unset
+// refresh_timeout is min(10s, refresh_interval), as Prometheus does with
+// scrape_timeout, and the refresh loop gets it; an explicit one is kept.
+// The reference docs say what the default is.
+func TestRefreshTimeoutDefaultAdaptsToInterval(t *testing.T) {
+	in := newInput()
+	for _, tc := range []struct {
+		body string
+		want time.Duration
+	}{
+		{"input = test.in\nrefresh_interval = \"1s\"", time.Second},
+		{"input = test.in\nrefresh_interval = \"200ms\"\nmax_staleness = \"1m\"", 200 * time.Millisecond},
+		{"input = test.in", defaultRefreshTimeout},
+		{"input = test.in\nrefresh_timeout = \"0s\"", defaultRefreshTimeout}, // 0 is unset
+		{"input = test.in\nrefresh_interval = \"1m\"", defaultRefreshTimeout},
+		{"input = test.in\nrefresh_interval = \"1s\"\nrefresh_timeout = \"3s\"", 3 * time.Second},
+	} {
+		args, diags := pipelinetest.Decode(t, "cache", tc.body, pipelinetest.WithGatherer("in", in))
+		if diags.HasErrors() {
+			t.Errorf("%q: refused: %v", tc.body, diags)
+			continue
+		}
+		if got := newConfig(args.(Arguments), 0).timeout; got != tc.want {
+			t.Errorf("%q: refresh timeout %v, want %v", tc.body, got, tc.want)
+		}
+	}
+	ct, _ := pipeline.Lookup("cache")
+	for _, a := range runtime.Describe(ct).Args {
+		if a.Name == "refresh_timeout" && a.Default != "min(10s, refresh_interval)" {
+			t.Errorf("documented default of refresh_timeout: %q, want min(10s, refresh_interval)", a.Default)
+		}
+	}
 }

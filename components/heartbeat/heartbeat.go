@@ -53,7 +53,8 @@ type Arguments struct {
 	Components []string `hcl:"components,optional"`
 	// Interval between two signals (their scheduled times).
 	Interval time.Duration `hcl:"interval,optional"`
-	// Timeout of one HTTP attempt.
+	// Timeout of one HTTP attempt. Unset (0), it is min(10s, Interval/2):
+	// see attemptTimeout.
 	Timeout time.Duration `hcl:"timeout,optional"`
 	// Retries are the attempts after the first that fails, within the
 	// interval, waiting MinBackoff, then twice as long each time, up to
@@ -90,20 +91,36 @@ var (
 	_ pipeline.Validator            = (*Arguments)(nil)
 	_ pipeline.Provisioner          = (*Arguments)(nil)
 	_ pipeline.PathResolver         = (*Arguments)(nil)
+	_ pipeline.DefaultDocumenter    = (*Arguments)(nil)
 )
 
 // minInterval keeps a typo ("1s" meant as "1m") from hammering a monitor
 // while still allowing the short intervals of tests.
 const minInterval = time.Second
 
+// defaultTimeout is the timeout of an attempt unless the interval is short.
+const defaultTimeout = 10 * time.Second
+
 // SetDefaults: a signal a minute (healthchecks.io's smallest period), a
-// 10s timeout and two retries.
+// 10s timeout (see attemptTimeout) and two retries.
 func (a *Arguments) SetDefaults() {
 	a.Interval = time.Minute
-	a.Timeout = 10 * time.Second
 	a.Retries = 2
 	a.MinBackoff = time.Second
 	a.MaxBackoff = 10 * time.Second
+}
+
+// DefaultDocs implements pipeline.DefaultDocumenter.
+func (a *Arguments) DefaultDocs() map[string]string {
+	return map[string]string{"timeout": fmt.Sprintf("min(%v, interval/2)", defaultTimeout)}
+}
+
+// attemptTimeout is the timeout of one attempt: Timeout when set, else
+// adapted to a short interval (pipeline.ScheduleTimeout) as Prometheus
+// does, against half the interval rather than all of it: a timeout must be
+// shorter than the interval, with room for a retry before the next signal.
+func (a *Arguments) attemptTimeout() time.Duration {
+	return pipeline.ScheduleTimeout(a.Timeout, a.Interval/2, defaultTimeout)
 }
 
 // ResolvePaths makes credential and certificate files relative to the
@@ -137,7 +154,7 @@ func (a *Arguments) Validate() error {
 	if a.Interval < minInterval {
 		errs = append(errs, pipeline.ErrorAt("interval", fmt.Errorf("must be at least %s", minInterval)))
 	}
-	if a.Timeout <= 0 || a.Timeout >= a.Interval {
+	if a.Timeout < 0 || a.Timeout >= a.Interval {
 		errs = append(errs, pipeline.ErrorAt("timeout", errors.New("must be positive and shorter than interval")))
 	}
 	if a.Retries < 0 || a.Retries > 10 {

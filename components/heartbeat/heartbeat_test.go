@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // secretPath is the credential part of the ping URLs in these tests: it
@@ -364,5 +365,44 @@ func TestBearerTokenFileAndTLS(t *testing.T) {
 	waitFor(t, "a TLS failure", func() bool { return r2.counter("failures", reasonNetwork) >= 1 })
 	if h := r2.c.Health(); !strings.Contains(h.Message, "certificate") {
 		t.Errorf("health %+v, want a certificate error", h)
+	}
+}
+
+// Issue 19 item 16: interval alone is a valid config: an unset timeout is
+// min(10s, interval/2), shorter than the interval as heartbeat requires;
+// an explicit one is kept, and refused when not shorter than the interval.
+func TestTimeoutDefaultAdaptsToInterval(t *testing.T) {
+	for _, c := range []struct {
+		interval, timeout, want time.Duration
+	}{
+		{time.Minute, 0, 10 * time.Second},
+		{5 * time.Second, 0, 2500 * time.Millisecond},
+		{time.Second, 0, 500 * time.Millisecond},
+		{5 * time.Second, 4 * time.Second, 4 * time.Second},
+	} {
+		var a Arguments
+		a.SetDefaults()
+		a.URL = "https://hc-ping.com" + secretPath
+		a.Interval, a.Timeout = c.interval, c.timeout
+		if err := a.Validate(); err != nil {
+			t.Errorf("interval %v timeout %v: refused: %v", c.interval, c.timeout, err)
+			continue
+		}
+		if got := a.attemptTimeout(); got != c.want {
+			t.Errorf("interval %v timeout %v: attempt timeout %v, want %v", c.interval, c.timeout, got, c.want)
+		}
+	}
+	var a Arguments
+	a.SetDefaults()
+	a.URL = "https://hc-ping.com" + secretPath
+	a.Interval, a.Timeout = 5*time.Second, 5*time.Second
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "shorter than interval") {
+		t.Errorf("an explicit timeout equal to the interval: %v, want refused", err)
+	}
+	ct, _ := pipeline.Lookup("heartbeat")
+	for _, d := range runtime.Describe(ct).Args {
+		if d.Name == "timeout" && d.Default != "min(10s, interval/2)" {
+			t.Errorf("documented default of timeout: %q, want min(10s, interval/2)", d.Default)
+		}
 	}
 }

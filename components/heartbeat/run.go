@@ -241,7 +241,7 @@ func (e statusError) Error() string { return fmt.Sprintf("the monitor answered H
 // says whether trying again could help (not for a 4xx other than 408/429:
 // a wrong ping URL stays wrong).
 func (c *Component) attempt(ctx context.Context, p *plan, u, body string) (retry bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, p.args.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, p.args.attemptTimeout())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
 	if err != nil {

@@ -2,13 +2,16 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 const okQuery = `
@@ -23,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(diags)
 	}
 	a := args.(Arguments)
-	if a.MaxConns != 2 || a.ApplicationName != "sluice" || a.DefaultInterval != DefaultInterval || a.DefaultTimeout != DefaultTimeout || a.ConnectTimeout != DefaultConnectTimeout {
+	if a.MaxConns != 2 || a.ApplicationName != "sluice" || a.DefaultInterval != DefaultInterval || a.DefaultTimeout != 0 || a.ConnectTimeout != DefaultConnectTimeout {
 		t.Errorf("defaults: %+v", a)
 	}
 	if a.Queries[0].Metrics[0].Type != "gauge" {
@@ -38,6 +41,67 @@ func TestDefaults(t *testing.T) {
 	}
 	if p.poolCfg.MaxConns != 2 || p.poolCfg.ConnConfig.RuntimeParams["application_name"] != "sluice" || p.poolCfg.ConnConfig.ConnectTimeout != DefaultConnectTimeout {
 		t.Errorf("pool config: max %d app %q timeout %v", p.poolCfg.MaxConns, p.poolCfg.ConnConfig.RuntimeParams["application_name"], p.poolCfg.ConnConfig.ConnectTimeout)
+	}
+}
+
+// Issue 19 item 16: an unset timeout is the default but never longer than
+// the interval it runs on (Prometheus's scrape_timeout rule), for the
+// queries, the built-in collectors and the pg_up probe; an explicit timeout
+// is kept as written. The reference docs say so.
+func TestTimeoutDefaultsAdaptToInterval(t *testing.T) {
+	const dsn = `dsn = "postgres://localhost/db"` + "\n"
+	query := func(name, extra string) string {
+		return fmt.Sprintf("query %q {\n  sql = \"SELECT 1 AS one\"\n  %s\n  metric \"m_%s\" { value = \"one\" }\n}\n", name, extra, name)
+	}
+	for _, c := range []struct {
+		name, body   string
+		probeTimeout time.Duration
+		timeouts     map[string]time.Duration // query -> timeout
+	}{
+		{"defaults", dsn + query("q", ""), DefaultTimeout, map[string]time.Duration{"q": DefaultTimeout}},
+		{"short query interval", dsn + query("q", `interval = "1s"`), DefaultTimeout, map[string]time.Duration{"q": time.Second}},
+		{"short default_interval", dsn + "default_interval = \"2s\"\ncollectors = [\"database\"]\n" + query("q", "") + query("slow", `interval = "1m"`),
+			2 * time.Second, map[string]time.Duration{"q": 2 * time.Second, "slow": 2 * time.Second, "database": 2 * time.Second}},
+		{"explicit default_timeout, short query interval", dsn + "default_timeout = \"20s\"\n" + query("q", `interval = "5s"`) + query("long", `interval = "1m"`),
+			20 * time.Second, map[string]time.Duration{"q": 5 * time.Second, "long": 20 * time.Second}},
+		{"explicit query timeout", dsn + query("q", "interval = \"1s\"\n  timeout = \"3s\""), DefaultTimeout, map[string]time.Duration{"q": 3 * time.Second}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args, diags := pipelinetest.Decode(t, Name, c.body)
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			p, err := newPlan(args.(Arguments))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.probeTimeout != c.probeTimeout {
+				t.Errorf("probe timeout %v, want %v", p.probeTimeout, c.probeTimeout)
+			}
+			seen := 0
+			for _, q := range p.queries {
+				if want, ok := c.timeouts[q.name]; ok {
+					seen++
+					if q.timeout != want {
+						t.Errorf("query %s: timeout %v, want %v", q.name, q.timeout, want)
+					}
+				}
+			}
+			if seen != len(c.timeouts) {
+				t.Errorf("found %d of the queries %v in the plan", seen, c.timeouts)
+			}
+		})
+	}
+	ct, _ := pipeline.Lookup(Name)
+	docs := map[string]string{}
+	for _, a := range runtime.Describe(ct).Args {
+		docs[a.Name] = a.Default
+		for _, b := range a.Args {
+			docs[a.Name+"."+b.Name] = b.Default
+		}
+	}
+	if docs["default_timeout"] != "min(10s, default_interval)" || docs["query.timeout"] != "min(default_timeout, interval)" {
+		t.Errorf("documented defaults: default_timeout %q, query.timeout %q", docs["default_timeout"], docs["query.timeout"])
 	}
 }
 

@@ -65,14 +65,14 @@ func newPlan(a Arguments) (*plan, error) {
 		poolCfg:       cfg,
 		redact:        newRedactor(a.DSN, cfg),
 		probeInterval: a.DefaultInterval,
-		probeTimeout:  a.DefaultTimeout,
+		probeTimeout:  a.defaultTimeout(),
 	}
 	for _, name := range a.Collectors {
 		b := builtinByName(name)
 		if b == nil {
 			return nil, fmt.Errorf("unknown collector %q", name)
 		}
-		q := &queryDef{name: b.name, sql: b.sql, interval: a.DefaultInterval, timeout: a.DefaultTimeout}
+		q := &queryDef{name: b.name, sql: b.sql, interval: a.DefaultInterval, timeout: a.defaultTimeout()}
 		for _, m := range b.metrics {
 			c := *m
 			q.metrics = append(q.metrics, &c)
@@ -84,15 +84,9 @@ func newPlan(a Arguments) (*plan, error) {
 		q := &queryDef{
 			name:      uq.Name,
 			sql:       func(int) string { return sql },
-			interval:  uq.Interval,
-			timeout:   uq.Timeout,
+			interval:  a.queryInterval(uq),
+			timeout:   a.queryTimeout(uq),
 			databases: append([]string(nil), uq.Databases...),
-		}
-		if q.interval == 0 {
-			q.interval = a.DefaultInterval
-		}
-		if q.timeout == 0 {
-			q.timeout = a.DefaultTimeout
 		}
 		for _, um := range uq.Metrics {
 			typ, err := valueType(um.Type)

@@ -69,8 +69,8 @@ type Arguments struct {
 type Query struct {
 	Name string `hcl:"name,label"`
 	SQL  string `hcl:"sql"`
-	// Interval and Timeout default to the component's default_interval and
-	// default_timeout.
+	// Interval defaults to the component's default_interval; Timeout to
+	// default_timeout, but never longer than Interval (see queryTimeout).
 	Interval time.Duration `hcl:"interval,optional"`
 	Timeout  time.Duration `hcl:"timeout,optional"`
 	// Databases, when set, runs the query in each listed database and adds a
@@ -102,8 +102,38 @@ func (a *Arguments) SetDefaults() {
 		ApplicationName: DefaultApplicationName,
 		ConnectTimeout:  DefaultConnectTimeout,
 		DefaultInterval: DefaultInterval,
-		DefaultTimeout:  DefaultTimeout,
 	}
+}
+
+// DefaultDocs implements pipeline.DefaultDocumenter.
+func (a *Arguments) DefaultDocs() map[string]string {
+	return map[string]string{"default_timeout": fmt.Sprintf("min(%v, default_interval)", DefaultTimeout)}
+}
+
+// DefaultDocs implements pipeline.DefaultDocumenter.
+func (q *Query) DefaultDocs() map[string]string {
+	return map[string]string{"interval": "default_interval", "timeout": "min(default_timeout, interval)"}
+}
+
+// defaultTimeout is default_timeout when set, else the default adapted to
+// default_interval (pipeline.DefaultTimeout): the built-in collectors and
+// the pg_up probe run on default_interval.
+func (a *Arguments) defaultTimeout() time.Duration {
+	return pipeline.ScheduleTimeout(a.DefaultTimeout, a.DefaultInterval, DefaultTimeout)
+}
+
+// queryInterval and queryTimeout are a query's schedule: its own interval
+// and timeout when set; else default_interval, and the component's default
+// timeout but never longer than the query's interval.
+func (a *Arguments) queryInterval(q Query) time.Duration {
+	if q.Interval != 0 {
+		return q.Interval
+	}
+	return a.DefaultInterval
+}
+
+func (a *Arguments) queryTimeout(q Query) time.Duration {
+	return pipeline.ScheduleTimeout(q.Timeout, a.queryInterval(q), a.defaultTimeout())
 }
 
 // SetDefaults implements pipeline.SetDefaulter.
@@ -219,7 +249,7 @@ func (a *Arguments) Validate() error {
 	if a.DefaultInterval < MinInterval {
 		errs = append(errs, pipeline.ErrorAt("default_interval", fmt.Errorf("default_interval must be at least %v", MinInterval)))
 	}
-	if a.DefaultTimeout <= 0 {
+	if a.DefaultTimeout < 0 {
 		errs = append(errs, pipeline.ErrorAt("default_timeout", errors.New("default_timeout must be positive")))
 	}
 
@@ -331,5 +361,7 @@ var (
 	_ pipeline.Validator            = (*Arguments)(nil)
 	_ pipeline.Provisioner          = (*Arguments)(nil)
 	_ pipeline.Validator            = (*Query)(nil)
+	_ pipeline.DefaultDocumenter    = (*Arguments)(nil)
+	_ pipeline.DefaultDocumenter    = (*Query)(nil)
 	_ pipeline.Validator            = (*Metric)(nil)
 )

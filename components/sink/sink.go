@@ -191,10 +191,14 @@ type Component struct {
 	args    Arguments  // current arguments, Path resolved
 	running bool
 	serving *web.Endpoint
+	// serves is serving.Serving(), kept apart from mu: a Commit holds mu
+	// while the old server drains (up to 5 s), and /-/ready must answer.
+	serves atomic.Bool
 }
 
 var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
+	_ pipeline.ReadinessReporter    = (*Component)(nil)
 	_ pipeline.Validator            = Arguments{}
 	_ pipeline.Provisioner          = (*Arguments)(nil)
 	_ pipeline.FileReferrer         = (*Arguments)(nil)
@@ -292,15 +296,26 @@ func (c *Component) Run(ctx context.Context) error {
 	}
 	sv.Start(c.opts.Logger, "metrics")
 	c.serving, c.running = sv, true
+	c.serves.Store(sv.Serving())
 	c.mu.Unlock()
 
 	<-ctx.Done()
 
 	c.mu.Lock()
 	sv, c.serving, c.running = c.serving, nil, false
+	c.serves.Store(false)
 	c.mu.Unlock()
 	sv.Stop()
 	return nil
+}
+
+// Ready implements pipeline.ReadinessReporter: the agent is not ready
+// before the metrics are served.
+func (c *Component) Ready() (bool, string) {
+	if !c.serves.Load() {
+		return false, "the metrics are not served yet"
+	}
+	return true, ""
 }
 
 // Update readies new arguments. A changed listen address is bound, or a
@@ -339,6 +354,7 @@ func (p *pending) Commit() {
 	serve, retire := web.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.args), c.endpoint(p.args),
 		func() (*web.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "metrics")
 	c.serving = serve
+	c.serves.Store(serve.Serving())
 	c.state.Store(p.st)
 	c.args = p.args
 	retire.Stop()
@@ -350,7 +366,7 @@ func (p *pending) Abort() { p.fresh.Stop() }
 // Path, or on an own server at Listen (under ListenPath) with the sink's
 // or the agent's web config file.
 func (c *Component) endpoint(args Arguments) web.EndpointSpec {
-	return web.EndpointSpec{Listen: args.Listen, MountPath: args.Path, WebConfigFile: web.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
+	return web.EndpointSpec{Listen: args.Listen, MountPath: args.Path, WebConfigFile: web.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile), Timeouts: c.opts.HTTPTimeouts}
 }
 
 // acquire mounts (inactive) or binds for args: everything that can fail.

@@ -41,9 +41,12 @@ type Receiver struct {
 	fastLines atomic.Int64
 	cfg       atomic.Pointer[runtimeConfig]
 
-	mu        sync.Mutex // serialises Run's start and end with Update
-	args      Arguments
-	running   bool
+	mu      sync.Mutex // serialises Run's start and end with Update
+	args    Arguments
+	running bool
+	// serves is running, kept apart from mu for Ready: /-/ready must not
+	// wait for a reload that holds mu while it rebinds.
+	serves    atomic.Bool
 	listeners map[string]listener
 	shardWG   sync.WaitGroup
 	stopSweep chan struct{}
@@ -52,6 +55,7 @@ type Receiver struct {
 var (
 	_ pipeline.Component[Arguments] = (*Receiver)(nil)
 	_ pipeline.HealthReporter       = (*Receiver)(nil)
+	_ pipeline.ReadinessReporter    = (*Receiver)(nil)
 	_ pipeline.Validator            = (*Arguments)(nil)
 	_ pipeline.Validator            = (*Mapping)(nil)
 	_ pipeline.Validator            = (*MappingDefaults)(nil)
@@ -220,6 +224,15 @@ func (l *lockedCache) Reset() {
 	l.c.Reset()
 }
 
+// Ready implements pipeline.ReadinessReporter: the agent is not ready
+// before the sockets are bound and read.
+func (r *Receiver) Ready() (bool, string) {
+	if !r.serves.Load() {
+		return false, "the sockets are not bound yet"
+	}
+	return true, ""
+}
+
 // Run binds the sockets, serves until ctx ends, then closes every socket
 // and waits for every goroutine it started.
 func (r *Receiver) Run(ctx context.Context) error {
@@ -237,6 +250,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	r.startShards()
 	r.swapListeners(r.args, fresh)
 	r.running = true
+	r.serves.Store(true)
 	r.log.Info("statsd receiver started", "addresses", r.addrsLocked())
 	r.mu.Unlock()
 
@@ -245,6 +259,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.running = false
+	r.serves.Store(false)
 	r.closeListeners()
 	r.stopShards()
 	return nil

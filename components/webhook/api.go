@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/sluicehq/sluice/jsonlimit"
 )
 
 // serve routes one request; path is relative to the receiver's prefix.
@@ -60,6 +62,31 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return b, nil
 }
 
+// Reasons of sluice_webhook_bodies_refused_total besides the JSON
+// decoding limits' (jsonlimit.Reasons).
+const (
+	reasonUnverifiedBudget = "unverified_budget" // max_unverified_bytes reached
+	reasonBodyTimeout      = "body_timeout"      // not received within the read timeout
+)
+
+// refuseHook answers a delivery whose credentials are missing or wrong.
+func (c *Component) refuseHook(w http.ResponseWriter, name string, r *http.Request, why string) {
+	c.m.authFailures.WithLabelValues("hook:" + name).Inc()
+	c.errLog.Warn("webhook delivery refused", "webhook", name, "reason", why, "remote", r.RemoteAddr)
+	c.fail(w, "hook", http.StatusUnauthorized, why, "")
+}
+
+// refuseBody counts and logs a body refused by the JSON decoding limits
+// (other errors are the sender's mistakes, answered but not counted here).
+func (c *Component) refuseBody(route string, err error) {
+	reason := jsonlimit.ReasonOf(err)
+	if reason == "" {
+		return
+	}
+	c.m.bodiesRefused.WithLabelValues(route, reason).Inc()
+	c.errLog.Warn("JSON body refused", "route", route, "reason", reason, "err", err)
+}
+
 func (c *Component) failErr(w http.ResponseWriter, route string, err error) {
 	var he *httpError
 	if errors.As(err, &he) {
@@ -112,8 +139,9 @@ func (c *Component) serveAPI(w http.ResponseWriter, r *http.Request, cur *curren
 		c.failErr(w, route, err)
 		return
 	}
-	pb, err := parsePushBody(r.Header.Get("Content-Type"), body, r.URL.Query())
+	pb, err := parsePushBody(r.Context(), r.Header.Get("Content-Type"), body, r.URL.Query())
 	if err != nil {
+		c.refuseBody(route, err)
 		c.fail(w, route, http.StatusBadRequest, err.Error(), "")
 		return
 	}
@@ -169,19 +197,46 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 		c.fail(w, route, http.StatusNotFound, fmt.Sprintf("unknown webhook %q", truncate(name, 100)), "")
 		return
 	}
-	body, err := readBody(w, r, h.maxBody)
+	// What can be checked without the body is, before reading it; the
+	// body is read within the bound on unverified bytes, and verified
+	// over its raw bytes before anything parses them.
+	now := nowFunc()
+	if ok, why := precheckHook(h, r, now); !ok {
+		c.refuseHook(w, name, r, why)
+		return
+	}
+	raw, reserved, err := readUnverified(w, r, h.maxBody, cur.plan.maxUnverified, &c.unverified, &c.chunkPool)
+	var body []byte
+	ok, why := false, ""
+	if err == nil {
+		if ok, why = verifyHook(h, r, raw, now); ok {
+			body = raw.bytes() // verified: out of the budget
+		}
+	}
+	raw.release()
+	c.unverified.give(reserved)
 	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			switch he.code {
+			case http.StatusServiceUnavailable:
+				c.m.bodiesRefused.WithLabelValues("hook:"+name, reasonUnverifiedBudget).Inc()
+				c.errLog.Warn("webhook delivery refused: the bound on unverified bytes in flight is reached", "webhook", name, "max_unverified_bytes", cur.plan.maxUnverified, "remote", r.RemoteAddr)
+				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Connection", "close") // the rest of the body is not wanted
+			case http.StatusRequestTimeout:
+				c.m.bodiesRefused.WithLabelValues("hook:"+name, reasonBodyTimeout).Inc()
+				w.Header().Set("Connection", "close")
+			}
+		}
 		c.failErr(w, route, err)
 		return
 	}
-	// Verified over the raw bytes before anything parses them.
-	if ok, why := verifyHook(h, r, body, nowFunc()); !ok {
-		c.m.authFailures.WithLabelValues("hook:" + name).Inc()
-		c.errLog.Warn("webhook delivery refused", "webhook", name, "reason", why, "remote", r.RemoteAddr)
-		c.fail(w, route, http.StatusUnauthorized, why, "")
+	if !ok {
+		c.refuseHook(w, name, r, why)
 		return
 	}
-	key := deliveryID(r)
+	key := deliveryID(h, r)
 	if key != "" && !c.dedup.claim("hook\x00"+name+"\x00"+key) {
 		c.m.duplicates.WithLabelValues(route).Inc()
 		c.m.count(route, http.StatusOK)
@@ -199,9 +254,10 @@ func (c *Component) serveHook(w http.ResponseWriter, r *http.Request, cur *curre
 			headers[strings.ToLower(k)] = v[0]
 		}
 	}
-	ctx, err := eventContext(body, headers)
+	ctx, err := eventContext(r.Context(), body, jsonlimit.Limits{MaxBytes: h.maxBody}, h.event, headers)
 	if err != nil {
 		release()
+		c.refuseBody("hook:"+name, err)
 		c.fail(w, route, http.StatusBadRequest, err.Error(), "")
 		return
 	}

@@ -86,6 +86,11 @@ type Arguments struct {
 	// DedupKeys bounds how many delivery IDs are remembered to drop
 	// duplicates.
 	DedupKeys int `hcl:"dedup_keys,optional"`
+	// MaxUnverifiedBytes bounds the buffers of all webhook bodies being
+	// read before their signature is checked (anyone can send those).
+	// Default: DefaultMaxUnverifiedBytes, or the largest webhook max_body
+	// when larger.
+	MaxUnverifiedBytes int64 `hcl:"max_unverified_bytes,optional"`
 
 	Auth     *AuthBlock     `hcl:"auth,block"`
 	Metrics  []MetricBlock  `hcl:"metric,block"`
@@ -202,6 +207,15 @@ func (a *Arguments) Validate() error {
 	}
 	if a.MaxBody <= 0 {
 		errs = append(errs, pipeline.ErrorAt("max_body", errors.New("must be positive")))
+	}
+	if a.MaxUnverifiedBytes < 0 {
+		errs = append(errs, pipeline.ErrorAt("max_unverified_bytes", errors.New("must not be negative")))
+	}
+	for _, w := range a.Webhooks {
+		if mb := w.MaxBody; a.MaxUnverifiedBytes > 0 && mb > a.MaxUnverifiedBytes || a.MaxUnverifiedBytes > 0 && mb == 0 && DefaultWebhookMaxBody > a.MaxUnverifiedBytes {
+			errs = append(errs, pipeline.ErrorAt("max_unverified_bytes", fmt.Errorf("%d is less than webhook %q's max_body: its largest deliveries would always be refused", a.MaxUnverifiedBytes, w.Name)))
+			break
+		}
 	}
 	if a.DedupKeys < 0 {
 		errs = append(errs, pipeline.ErrorAt("dedup_keys", errors.New("must not be negative")))

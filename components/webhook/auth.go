@@ -35,9 +35,45 @@ func checkToken(r *http.Request, tokens [][32]byte) bool {
 	return ok == 1
 }
 
+// precheckHook checks what of a delivery's credentials can be checked
+// before its body is read: a GitLab token whole; a signature header's
+// presence and form; a Standard Webhooks timestamp's tolerance. A request
+// refused here costs no body memory.
+func precheckHook(h *hookDef, r *http.Request, now time.Time) (bool, string) {
+	if h.secret == nil {
+		return true, ""
+	}
+	switch h.kind {
+	case "gitlab":
+		return verifyHook(h, r, nil, now) // the token does not depend on the body
+	case "github":
+		sig, ok := strings.CutPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256=")
+		if !ok {
+			return false, "missing X-Hub-Signature-256"
+		}
+		if len(sig) != hex.EncodedLen(sha256.Size) {
+			return false, "malformed X-Hub-Signature-256"
+		}
+		if _, err := hex.DecodeString(sig); err != nil {
+			return false, "malformed X-Hub-Signature-256"
+		}
+		return true, ""
+	case "generic":
+		_, _, sigs, why := standardHeaders(h, r, now)
+		if why != "" {
+			return false, why
+		}
+		if !strings.Contains(sigs, "v1,") {
+			return false, "no v1 signature in webhook-signature"
+		}
+		return true, ""
+	}
+	return false, "unknown kind"
+}
+
 // verifyHook checks a delivery's token or signature over the raw body.
 // It returns a short reason on failure (never the secret or the header).
-func verifyHook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, string) {
+func verifyHook(h *hookDef, r *http.Request, body *chunks, now time.Time) (bool, string) {
 	if h.secret == nil { // insecure_no_auth and no secret
 		return true, ""
 	}
@@ -59,7 +95,7 @@ func verifyHook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, 
 			return false, "malformed X-Hub-Signature-256"
 		}
 		m := hmac.New(sha256.New, h.secret)
-		m.Write(body)
+		body.writeTo(m)
 		return hmac.Equal(got, m.Sum(nil)), "wrong X-Hub-Signature-256"
 	case "generic":
 		return verifyStandardWebhook(h, r, body, now)
@@ -72,24 +108,17 @@ func verifyHook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, 
 // space-separated "v1,BASE64" HMAC-SHA256 signatures of
 // "webhook-id.webhook-timestamp.body"; the timestamp must be within the
 // tolerance, so a captured delivery cannot be replayed later.
-func verifyStandardWebhook(h *hookDef, r *http.Request, body []byte, now time.Time) (bool, string) {
-	id, ts, sigs := r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature")
-	if id == "" || ts == "" || sigs == "" {
-		return false, "missing webhook-id, webhook-timestamp or webhook-signature"
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return false, "malformed webhook-timestamp"
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > h.tolerance || d < -h.tolerance {
-		return false, "webhook-timestamp outside the tolerance"
+func verifyStandardWebhook(h *hookDef, r *http.Request, body *chunks, now time.Time) (bool, string) {
+	id, ts, sigs, why := standardHeaders(h, r, now)
+	if why != "" {
+		return false, why
 	}
 	m := hmac.New(sha256.New, h.secret)
 	m.Write([]byte(id))
 	m.Write([]byte{'.'})
 	m.Write([]byte(ts))
 	m.Write([]byte{'.'})
-	m.Write(body)
+	body.writeTo(m)
 	want := m.Sum(nil)
 	ok := false
 	for _, s := range strings.Fields(sigs) {
@@ -105,8 +134,32 @@ func verifyStandardWebhook(h *hookDef, r *http.Request, body []byte, now time.Ti
 	return ok, "wrong webhook-signature"
 }
 
-// deliveryID is the key duplicates are recognized by.
-func deliveryID(r *http.Request) string {
+// standardHeaders reads a Standard Webhooks delivery's headers and checks
+// the timestamp's tolerance; why is "" when they pass.
+func standardHeaders(h *hookDef, r *http.Request, now time.Time) (id, ts, sigs, why string) {
+	id, ts, sigs = r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature")
+	if id == "" || ts == "" || sigs == "" {
+		return "", "", "", "missing webhook-id, webhook-timestamp or webhook-signature"
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return "", "", "", "malformed webhook-timestamp"
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > h.tolerance || d < -h.tolerance {
+		return "", "", "", "webhook-timestamp outside the tolerance"
+	}
+	return id, ts, sigs, ""
+}
+
+// deliveryID is the key duplicates are recognized by. With a Standard
+// Webhooks signature it is the signed webhook-id only: an unsigned header
+// (Idempotency-Key) taking precedence would let a captured delivery be
+// replayed within the tolerance by adding one. Without a signature over an
+// id, every id header is as good as another.
+func deliveryID(h *hookDef, r *http.Request) string {
+	if h.kind == "generic" && h.secret != nil {
+		return r.Header.Get("webhook-id")
+	}
 	for _, h := range []string{"Idempotency-Key", "X-Gitlab-Event-UUID", "X-GitHub-Delivery", "webhook-id"} {
 		if v := r.Header.Get(h); v != "" {
 			return v

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/sluicehq/sluice/jsonlimit"
 )
 
 // pushBody is what an API request carries: a value and label values.
@@ -26,7 +29,7 @@ const maxField = 64 << 10
 // parsePushBody reads value and labels from a body of the given content
 // type: application/x-www-form-urlencoded, multipart/form-data (curl -F)
 // or application/json. query is the URL's query, read as a form too.
-func parsePushBody(contentType string, body []byte, query url.Values) (pushBody, error) {
+func parsePushBody(ctx context.Context, contentType string, body []byte, query url.Values) (pushBody, error) {
 	var pb pushBody
 	mt, params, err := mime.ParseMediaType(contentType)
 	if contentType == "" {
@@ -67,7 +70,7 @@ func parsePushBody(contentType string, body []byte, query url.Values) (pushBody,
 			}
 		}
 	case "application/json":
-		return parseJSONBody(body)
+		return parseJSONBody(ctx, body)
 	default:
 		return pb, fmt.Errorf("unsupported Content-Type %q: use a form, multipart/form-data or application/json", mt)
 	}
@@ -99,8 +102,13 @@ func splitLabels(s string) []string {
 	return strings.Split(s, ",")
 }
 
-func parseJSONBody(body []byte) (pushBody, error) {
+func parseJSONBody(ctx context.Context, body []byte) (pushBody, error) {
 	var pb pushBody
+	// The one decoding path's limits first (depth, time): the body is only
+	// checked there, nothing is built.
+	if _, err := jsonlimit.Decode(ctx, body, jsonlimit.Limits{}, nil); err != nil {
+		return pb, fmt.Errorf("bad JSON body: %w", err)
+	}
 	var raw struct {
 		Value  json.RawMessage `json:"value"`
 		Labels json.RawMessage `json:"labels"`

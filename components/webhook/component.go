@@ -24,6 +24,7 @@ import (
 var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
 	_ pipeline.HealthReporter       = (*Component)(nil)
+	_ pipeline.ReadinessReporter    = (*Component)(nil)
 )
 
 // Component is a running webhook_receiver.
@@ -36,6 +37,10 @@ type Component struct {
 	metrics http.Handler         // serves reg
 	errLog  *slog.Logger         // rate-limited
 	cfg     atomic.Pointer[current]
+	// unverified counts the buffers of webhook bodies being read before
+	// their signature is checked, across hooks and reloads.
+	unverified budget
+	chunkPool  sync.Pool // of *[chunkSize]byte, for reading unverified bodies
 
 	// fs is where the state is written (faultfs.OS; tests inject faults).
 	fs     faultfs.FS
@@ -48,6 +53,10 @@ type Component struct {
 	// persist holds the state files across Runs; nil until the first Run
 	// (and without a data path).
 	persist *persister
+
+	// serves is c.serving.Serving(), kept apart from mu: Run holds mu
+	// while it restores the state, and /-/ready must answer meanwhile.
+	serves atomic.Bool
 }
 
 // current is what a request uses: swapped whole by Commit.
@@ -58,19 +67,20 @@ type current struct {
 
 // Build creates a webhook_receiver: no sockets, no goroutines, no files.
 func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
-	m, err := newSelfMetrics(opts.Registerer)
-	if err != nil {
-		return nil, err
-	}
 	c := &Component{
 		opts:   opts,
-		m:      m,
 		store:  newStore(),
 		dedup:  newDedup(args.DedupKeys),
 		reg:    prometheus.NewRegistry(),
 		errLog: ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second}),
 		fs:     faultfs.OS{},
 	}
+	c.chunkPool.New = func() any { return new([chunkSize]byte) }
+	m, err := newSelfMetrics(opts.Registerer, func() float64 { return float64(c.unverified.used.Load()) })
+	if err != nil {
+		return nil, err
+	}
+	c.m = m
 	c.store.onNonFinite = func(metric string) { c.m.nonFinite.WithLabelValues(metric).Inc() }
 	c.store.onNew = func(metric string, refused bool) {
 		if refused {
@@ -125,6 +135,7 @@ func (c *Component) Run(ctx context.Context) error {
 	}
 	sv.Start(c.opts.Logger, "the push API")
 	c.serving, c.running = sv, true
+	c.serves.Store(sv.Serving())
 	c.mu.Unlock()
 
 	sweep := time.NewTicker(250 * time.Millisecond)
@@ -169,6 +180,7 @@ loop:
 
 	c.mu.Lock()
 	sv, c.serving, c.running = c.serving, nil, false
+	c.serves.Store(false)
 	c.mu.Unlock()
 	// In-flight requests wait for their group commit: keep committing
 	// while the server drains them.
@@ -300,6 +312,7 @@ func (p *pending) Commit() {
 	serve, retire := web.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.cfg.Load().args), c.endpoint(p.args),
 		func() (*web.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "the push API")
 	c.serving = serve
+	c.serves.Store(serve.Serving())
 	c.store.mu.Lock()
 	c.store.setDefsLocked(p.args.plan.metrics, nowFunc().UnixMilli())
 	c.store.mu.Unlock()
@@ -316,7 +329,7 @@ func (p *pending) Abort() { p.fresh.Stop() }
 // under the prefix, or on an own server at Listen with the receiver's or
 // the agent's web config file.
 func (c *Component) endpoint(args Arguments) web.EndpointSpec {
-	return web.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: web.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
+	return web.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: web.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile), Timeouts: c.opts.HTTPTimeouts}
 }
 
 // acquire mounts (inactive) or binds for args. Called with c.mu held.
@@ -333,6 +346,15 @@ func (c *Component) acquire(args Arguments) (*web.Endpoint, error) {
 	return e, nil
 }
 
+// Ready implements pipeline.ReadinessReporter: the push API is served
+// only once the state is restored, and the agent is not ready before.
+func (c *Component) Ready() (bool, string) {
+	if !c.serves.Load() {
+		return false, "the push API is not served yet (restoring the state, or binding its address)"
+	}
+	return true, ""
+}
+
 // Addr is the own server's address, or "": for tests when listen is ":0".
 func (c *Component) Addr() string {
 	c.mu.Lock()
@@ -345,6 +367,7 @@ type selfMetrics struct {
 	authFailures   *prometheus.CounterVec
 	duplicates     *prometheus.CounterVec
 	ruleErrors     *prometheus.CounterVec
+	bodiesRefused  *prometheus.CounterVec
 	refused        *prometheus.CounterVec
 	expired        prometheus.Counter
 	persistedBytes prometheus.Counter
@@ -354,7 +377,7 @@ type selfMetrics struct {
 	nonFinite      *prometheus.CounterVec
 }
 
-func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
+func newSelfMetrics(reg prometheus.Registerer, unverified func() float64) (*selfMetrics, error) {
 	m := &selfMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_webhook_requests_total",
@@ -372,6 +395,10 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Name: "sluice_webhook_rule_errors_total",
 			Help: "Rules that could not be evaluated or applied on a delivery (a missing field, a non-number value, a refused series), by webhook.",
 		}, []string{"webhook"}),
+		bodiesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_webhook_bodies_refused_total",
+			Help: "Bodies refused before any rule ran, by route (api, or hook:NAME) and reason: too_large, too_deep, too_many_values, timeout, syntax (the JSON decoding limits); unverified_budget (max_unverified_bytes of unverified webhook bodies in flight, answered 503); body_timeout (not received within the read timeout, 408).",
+		}, []string{"route", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_webhook_series_refused_total",
 			Help: "New series refused because the metric reached max_series, by metric.",
@@ -401,9 +428,13 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Help: "Changes refused (400) because the resulting value or histogram sum would overflow to +Inf or -Inf, by metric.",
 		}, []string{"metric"}),
 	}
+	unverifiedBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_webhook_unverified_bytes",
+		Help: "Bytes of buffer held by webhook bodies being read before their signature is checked (bounded by max_unverified_bytes).",
+	}, unverified)
 	m.persistErrors.WithLabelValues("log")
 	m.persistErrors.WithLabelValues("snapshot")
-	for _, col := range []prometheus.Collector{m.requests, m.authFailures, m.duplicates, m.ruleErrors, m.refused, m.expired, m.persistedBytes, m.persistSeconds, m.persistErrors, m.persistFailing, m.nonFinite} {
+	for _, col := range []prometheus.Collector{unverifiedBytes, m.requests, m.authFailures, m.duplicates, m.ruleErrors, m.bodiesRefused, m.refused, m.expired, m.persistedBytes, m.persistSeconds, m.persistErrors, m.persistFailing, m.nonFinite} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -2,14 +2,18 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"mime/multipart"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/sluicehq/sluice/jsonlimit"
 )
 
 // FuzzParsePushBody: any body of any content type yields a pushBody or an
@@ -30,7 +34,7 @@ func FuzzParsePushBody(f *testing.F) {
 	f.Add("text/plain", "1")
 	d := &metricDef{name: "m", typ: "histogram", labels: []string{"pipeline", "status"}, buckets: []float64{1, 2}}
 	f.Fuzz(func(t *testing.T, ctype, body string) {
-		pb, err := parsePushBody(ctype, []byte(body), url.Values{})
+		pb, err := parsePushBody(context.Background(), ctype, []byte(body), url.Values{})
 		if err != nil {
 			if err.Error() == "" || strings.Contains(err.Error(), "\n") {
 				t.Errorf("error is not one line: %q", err)
@@ -73,12 +77,24 @@ func FuzzRules(f *testing.F) {
 			{verb: "add", metric: ctr, value: parse(`event.retries_count`), labels: parse(`{ project = lower(event.project_name), stage = headers.x }`)},
 		},
 	}}
+	keep := eventPaths(rules)
 	f.Fuzz(func(t *testing.T, body string) {
-		ctx, err := eventContext([]byte(body), map[string]string{"x": "h"})
+		headers := map[string]string{"x": "h"}
+		ctx, err := eventContext(context.Background(), []byte(body), jsonlimit.Limits{}, keep, headers)
 		if err != nil {
 			return
 		}
-		ops, _ := evalRules(rules, ctx, 1)
+		ops, errs := evalRules(rules, ctx, 1)
+		// Decoding only what the rules read gives what the whole
+		// document gives.
+		whole, err := eventContext(context.Background(), []byte(body), jsonlimit.Limits{}, jsonlimit.All(), headers)
+		if err != nil {
+			t.Fatalf("the whole document fails where the projection did not: %v", err)
+		}
+		wops, werrs := evalRules(rules, whole, 1)
+		if !reflect.DeepEqual(ops, wops) || len(errs) != len(werrs) {
+			t.Errorf("projected: %+v %v; whole: %+v %v", ops, errs, wops, werrs)
+		}
 		for _, o := range ops {
 			want := map[string]int{"ci_job_duration_seconds": 3, "ci_job_retries_total": 2}[o.Metric]
 			if want == 0 || len(o.Labels) != want {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -15,7 +16,8 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/sluicehq/sluice/jsonlimit"
 )
 
 var nowFunc = time.Now
@@ -23,8 +25,9 @@ var nowFunc = time.Now
 // plan is what Provision compiles from the arguments: immutable, swapped
 // whole by Commit.
 type plan struct {
-	metrics map[string]*metricDef
-	hooks   map[string]*hookDef
+	metrics       map[string]*metricDef
+	hooks         map[string]*hookDef
+	maxUnverified int64 // bytes of unverified webhook bodies in flight
 }
 
 type metricDef struct {
@@ -89,6 +92,7 @@ type hookDef struct {
 	tolerance  time.Duration
 	maxBody    int64
 	rules      []rule
+	event      *jsonlimit.Paths // what the rules read of event: all a delivery's decoding builds
 }
 
 type rule struct {
@@ -158,7 +162,14 @@ func newPlan(a *Arguments) (*plan, error) {
 			}
 			h.rules = append(h.rules, cr)
 		}
+		h.event = eventPaths(h.rules)
 		p.hooks[h.name] = h
+		p.maxUnverified = max(p.maxUnverified, h.maxBody)
+	}
+	if a.MaxUnverifiedBytes > 0 {
+		p.maxUnverified = a.MaxUnverifiedBytes
+	} else {
+		p.maxUnverified = max(p.maxUnverified, DefaultMaxUnverifiedBytes)
 	}
 	return p, nil
 }
@@ -197,18 +208,33 @@ var ruleFunctions = map[string]function.Function{
 	"trimspace": stdlib.TrimSpaceFunc,
 }
 
-// eventContext builds the evaluation context of one delivery: the decoded
-// JSON body as event, the headers (lower-case names, first value) as
-// headers.
-func eventContext(body []byte, headers map[string]string) (*hcl.EvalContext, error) {
-	event := cty.DynamicVal
-	t, err := ctyjson.ImpliedType(body)
-	if err != nil {
-		return nil, fmt.Errorf("body is not JSON: %w", err)
+// eventPaths is what the rules read of event.
+func eventPaths(rules []rule) *jsonlimit.Paths {
+	var exprs []hcl.Expression
+	for _, r := range rules {
+		exprs = append(exprs, r.when)
+		for _, a := range r.actions {
+			exprs = append(exprs, a.value, a.labels)
+		}
 	}
-	event, err = ctyjson.Unmarshal(body, t)
+	return jsonlimit.PathsOf("event", exprs...)
+}
+
+// decodeTimeout bounds the decoding of one delivery's body: far above what
+// the largest body allowed takes (about 0.1 s for 8 MB), so that only a
+// pathological one meets it.
+const decodeTimeout = 5 * time.Second
+
+// eventContext builds the evaluation context of one delivery: the decoded
+// JSON body as event (only what the rules read of it: keep), the headers
+// (lower-case names, first value) as headers. A body refused by the
+// decoding limits is a *jsonlimit.Error.
+func eventContext(ctx context.Context, body []byte, lim jsonlimit.Limits, keep *jsonlimit.Paths, headers map[string]string) (*hcl.EvalContext, error) {
+	ctx, cancel := context.WithTimeout(ctx, decodeTimeout)
+	defer cancel()
+	event, err := jsonlimit.Decode(ctx, body, lim, keep)
 	if err != nil {
-		return nil, fmt.Errorf("body is not JSON: %w", err)
+		return nil, fmt.Errorf("body refused: %w", err)
 	}
 	hv := map[string]cty.Value{}
 	for k, v := range headers {

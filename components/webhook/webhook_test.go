@@ -412,6 +412,21 @@ func TestStandardWebhooksSignature(t *testing.T) {
 		t.Fatalf("signed = %d %s", code, b)
 	}
 	r.mustHave("queue 12")
+	// A captured delivery replayed within the tolerance is a duplicate,
+	// whatever unsigned id header is added: the key is the signed
+	// webhook-id.
+	for _, extra := range []map[string]string{nil, {"Idempotency-Key": "fresh-1"}, {"X-GitHub-Delivery": "fresh-2", "X-Gitlab-Event-UUID": "fresh-3"}} {
+		h := hdr("msg_1", now, sign("msg_1", now, body))
+		for k, v := range extra {
+			h[k] = v
+		}
+		if code, b := r.do("POST", "/hooks/std", "application/json", body, h); code != 200 || !strings.Contains(b, "duplicate") {
+			t.Errorf("replay with %v = %d %q, want a duplicate", extra, code, b)
+		}
+	}
+	if n := metricValue(t, r.h.Registry, "sluice_webhook_duplicates_total", "route", "hook"); n != 3 {
+		t.Errorf("duplicates = %v, want 3", n)
+	}
 	for name, h := range map[string]map[string]string{
 		"old timestamp": hdr("msg_2", now-3600, sign("msg_2", now-3600, body)),
 		"wrong id":      hdr("msg_3", now, sign("msg_x", now, body)),
@@ -427,8 +442,14 @@ func TestStandardWebhooksSignature(t *testing.T) {
 func TestWebhookBodyLimit(t *testing.T) {
 	r := newRig(t, strings.Replace(baseConfig, `kind   = "github"`, "kind = \"github\"\nmax_body = 64", 1))
 	big := `{"repository": {"full_name": "` + strings.Repeat("x", 100) + `"}}`
-	if code, _ := r.do("POST", "/hooks/gh", "application/json", big, nil); code != 413 {
+	// A well-formed signature gets the body read (and refused); without
+	// one the delivery is refused before its body is read.
+	sig := map[string]string{"X-Hub-Signature-256": "sha256=" + strings.Repeat("0", 64)}
+	if code, _ := r.do("POST", "/hooks/gh", "application/json", big, sig); code != 413 {
 		t.Errorf("oversized webhook = %d, want 413", code)
+	}
+	if code, _ := r.do("POST", "/hooks/gh", "application/json", big, nil); code != 401 {
+		t.Errorf("oversized webhook without a signature = %d, want 401", code)
 	}
 }
 

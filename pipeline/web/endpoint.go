@@ -23,6 +23,9 @@ type EndpointSpec struct {
 	Listen        string
 	MountPath     string // ignored with Listen
 	WebConfigFile string // ignored without Listen
+	// Timeouts of the own listener (the agent's, Options.HTTPTimeouts);
+	// they never change while the agent runs, so they move nothing.
+	Timeouts pipeline.HTTPTimeouts
 }
 
 func (s EndpointSpec) normal() EndpointSpec {
@@ -104,7 +107,7 @@ func (e *Endpoint) Start(logger *slog.Logger, what string) {
 		return
 	}
 	logger.Info("serving "+what, "address", e.ln.Addr().String(), "web_config_file", e.spec.WebConfigFile)
-	e.srv = ServeHTTP(e.ln, e.h, e.spec.WebConfigFile, logger)
+	e.srv = ServeHTTP(e.ln, e.h, e.spec.WebConfigFile, e.spec.Timeouts, logger)
 }
 
 // Stop unmounts, or shuts the server down (in-flight requests get up to
@@ -122,6 +125,13 @@ func (e *Endpoint) Stop() {
 	} else if e.ln != nil {
 		_ = e.ln.Close()
 	}
+}
+
+// Serving reports whether e has been started: an own listener's server
+// accepts requests (the socket was bound before), a mount answers. A nil
+// Endpoint does not serve. For a component's ReadinessReporter.
+func (e *Endpoint) Serving() bool {
+	return e != nil && (e.srv != nil || e.active.Load())
 }
 
 // Addr is the address an own listener serves on, or "" (a mount, or not

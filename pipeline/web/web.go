@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // Every HTTP listener of the agent (its own server, and any listener a
@@ -53,7 +55,7 @@ func WebConfigFor(component, agent string) string {
 //	ln, err := net.Listen("tcp", args.Listen)                // in Update/Run
 //	cfg := web.WebConfigFor(args.WebConfigFile, opts.WebConfigFile)
 //	if err := web.ValidateWebConfig(cfg); err != nil { ... }
-//	srv := web.ServeHTTP(ln, handler, cfg, opts.Logger) // in Commit/Run
+//	srv := web.ServeHTTP(ln, handler, cfg, opts.HTTPTimeouts, opts.Logger) // in Commit/Run
 //	defer srv.Shutdown(5 * time.Second)
 type HTTPServer struct {
 	srv  *http.Server
@@ -65,13 +67,13 @@ type HTTPServer struct {
 }
 
 // ServeHTTP serves h on ln in a goroutine with the web config at
-// webConfigFile ("" for plain HTTP without auth). Shutdown stops it; the
-// server owns ln from now on.
-func ServeHTTP(ln net.Listener, h http.Handler, webConfigFile string, logger *slog.Logger) *HTTPServer {
+// webConfigFile ("" for plain HTTP without auth) and the read timeouts t
+// (zero fields: the defaults). Shutdown stops it; the server owns ln from
+// now on.
+func ServeHTTP(ln net.Listener, h http.Handler, webConfigFile string, t pipeline.HTTPTimeouts, logger *slog.Logger) *HTTPServer {
 	s := &HTTPServer{
 		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler: h,
 			// TLS handshake errors (a plain-HTTP client, a scanner) are
 			// the client's problem: a warning, not an error.
 			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -79,6 +81,7 @@ func ServeHTTP(ln net.Listener, h http.Handler, webConfigFile string, logger *sl
 		addr: ln.Addr().String(),
 		done: make(chan struct{}),
 	}
+	t.Apply(s.srv)
 	go func() {
 		defer close(s.done)
 		err := ServeWeb(ln, s.srv, webConfigFile, logger)

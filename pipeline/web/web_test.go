@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sluicehq/sluice/internal/testing/testcerts"
+	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/web"
 )
 
@@ -25,7 +26,7 @@ func TestServeHTTPPlainAndShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := web.ServeHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") }), "", discard)
+	s := web.ServeHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") }), "", pipeline.HTTPTimeouts{}, discard)
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get("http://" + s.Addr() + "/")
 	if err != nil {
@@ -61,7 +62,7 @@ func TestServeHTTPBadWebConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := web.ServeHTTP(ln, http.NotFoundHandler(), path, discard)
+	s := web.ServeHTTP(ln, http.NotFoundHandler(), path, pipeline.HTTPTimeouts{}, discard)
 	deadline := time.Now().Add(5 * time.Second)
 	for s.Err() == nil {
 		if time.Now().After(deadline) {
@@ -88,7 +89,7 @@ func TestServeHTTPImmediateShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := web.ServeHTTP(ln, http.NotFoundHandler(), "", discard)
+		s := web.ServeHTTP(ln, http.NotFoundHandler(), "", pipeline.HTTPTimeouts{}, discard)
 		s.Shutdown(time.Second)
 		if ln2, err := net.Listen("tcp", s.Addr()); err != nil {
 			t.Fatalf("address still bound: %v", err)

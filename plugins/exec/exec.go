@@ -47,6 +47,7 @@ type Arguments struct {
 	Command  []string      `hcl:"command"`
 	Interval time.Duration `hcl:"interval,optional"`
 	// Timeout bounds one run; the whole process group is killed at it.
+	// Unset (0), it is min(DefaultTimeout, Interval): see RunTimeout.
 	Timeout time.Duration `hcl:"timeout,optional"`
 	// Env is the command's environment. It often carries credentials, so it
 	// is a secret: no diagnostic prints its line and no log its values.
@@ -65,7 +66,18 @@ type Exports struct {
 
 // SetDefaults implements pipeline.SetDefaulter.
 func (a *Arguments) SetDefaults() {
-	*a = Arguments{Interval: DefaultInterval, Timeout: DefaultTimeout, MaxOutputBytes: DefaultMaxOutputBytes}
+	*a = Arguments{Interval: DefaultInterval, MaxOutputBytes: DefaultMaxOutputBytes}
+}
+
+// DefaultDocs implements pipeline.DefaultDocumenter.
+func (a *Arguments) DefaultDocs() map[string]string {
+	return map[string]string{"timeout": fmt.Sprintf("min(%v, interval)", DefaultTimeout)}
+}
+
+// RunTimeout is the timeout of one run: Timeout when set, else the default
+// adapted to Interval (pipeline.DefaultTimeout).
+func (a *Arguments) RunTimeout() time.Duration {
+	return pipeline.ScheduleTimeout(a.Timeout, a.Interval, DefaultTimeout)
 }
 
 // ResolvePaths implements pipeline.PathResolver: a relative program path
@@ -95,8 +107,11 @@ func (a *Arguments) Validate() error {
 	if a.Interval < MinInterval {
 		errs = append(errs, pipeline.ErrorAt("interval", fmt.Errorf("interval must be at least %v", MinInterval)))
 	}
-	if a.Timeout <= 0 || a.Timeout > a.Interval {
-		errs = append(errs, pipeline.ErrorAt("timeout", errors.New("timeout must be positive and at most interval (a run never overlaps the next)")))
+	switch {
+	case a.Timeout < 0:
+		errs = append(errs, pipeline.ErrorAt("timeout", errors.New("timeout must be positive")))
+	case a.Timeout > a.Interval:
+		errs = append(errs, pipeline.ErrorAt("timeout", fmt.Errorf("timeout (%v) must be at most interval (%v): a run never overlaps the next", a.Timeout, a.Interval)))
 	}
 	for _, k := range sortedKeys(a.Env) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -169,4 +184,5 @@ var (
 	_ pipeline.SetDefaulter         = (*Arguments)(nil)
 	_ pipeline.PathResolver         = (*Arguments)(nil)
 	_ pipeline.Validator            = (*Arguments)(nil)
+	_ pipeline.DefaultDocumenter    = (*Arguments)(nil)
 )

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 	"github.com/sluicehq/sluice/plugins/exec"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // script writes an executable /bin/sh script to a temporary directory.
@@ -267,5 +268,104 @@ max_output_bytes = 0`, "max_output_bytes"},
 	}
 	if got := args.(exec.Arguments).Command; got[0] != "/etc/sluice/probe.sh" || got[1] != "x" {
 		t.Errorf("command %q", got)
+	}
+}
+
+// Issue 19 item 16: interval alone is a valid config: an unset timeout is
+// min(10s, interval), as Prometheus does with scrape_timeout; an explicit
+// timeout longer than the interval is still refused. The reference docs say
+// so.
+func TestTimeoutDefaultAdaptsToInterval(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want time.Duration
+	}{
+		{`command = ["/bin/true"]` + "\ninterval = \"1s\"", time.Second},
+		{`command = ["/bin/true"]` + "\ninterval = \"200ms\"", 200 * time.Millisecond},
+		{`command = ["/bin/true"]`, exec.DefaultTimeout},
+		{`command = ["/bin/true"]` + "\ninterval = \"5m\"", exec.DefaultTimeout},
+		{`command = ["/bin/true"]` + "\ninterval = \"5m\"\ntimeout = \"30s\"", 30 * time.Second},
+	} {
+		args, diags := pipelinetest.Decode(t, exec.Name, c.body)
+		if diags.HasErrors() {
+			t.Errorf("%s: refused: %v", c.body, diags)
+			continue
+		}
+		a := args.(exec.Arguments)
+		if got := a.RunTimeout(); got != c.want {
+			t.Errorf("%s: timeout %v, want %v", c.body, got, c.want)
+		}
+	}
+	for _, body := range []string{
+		`command = ["/bin/true"]` + "\ninterval = \"1s\"\ntimeout = \"2s\"",
+		`command = ["/bin/true"]` + "\ntimeout = \"2m\"", // longer than the default interval
+	} {
+		if _, diags := pipelinetest.Decode(t, exec.Name, body); !diags.HasErrors() || !strings.Contains(diags.Error(), "must be at most interval") {
+			t.Errorf("%s: want the explicit timeout refused, got %v", body, diags)
+		}
+	}
+	ct, _ := pipeline.Lookup(exec.Name)
+	for _, a := range runtime.Describe(ct).Args {
+		if a.Name == "timeout" && a.Default != "min(10s, interval)" {
+			t.Errorf("documented default of timeout: %q, want min(10s, interval)", a.Default)
+		}
+	}
+}
+
+// The adapted timeout is the one a run gets: a command that sleeps for
+// longer than a 300ms interval is killed as a timeout, not left running for
+// the 10s default.
+func TestAdaptedTimeoutKillsRun(t *testing.T) {
+	sh := script(t, "exec /bin/sleep 60\n")
+	h := pipelinetest.New(t, exec.Name, fmt.Sprintf("command = [%q]\ninterval = \"300ms\"\n", sh))
+	h.Start()
+	// Three timeouts within the 15s wait: impossible with a 10s timeout.
+	waitRuns(t, h, "timeout", 3)
+}
+
+// Issue 19 item 13: env is a secret; a command that prints its values on
+// standard error, echoes them in output that fails to parse, or fails with
+// them, gets them redacted from every log line and from its health (which
+// the status UI and the components API show). A value cut at the 2 KiB
+// stderr bound is redacted too.
+func TestSecretEnvNeverLogged(t *testing.T) {
+	const secret = "s3cr3t-T0ken-4242"
+	logs := &pipelinetest.Buffer{}
+	sh := script(t, `echo "using token $API_TOKEN" >&2
+echo "bad_metric $API_TOKEN"
+`)
+	h := pipelinetest.New(t, exec.Name, hcl([]string{sh}, fmt.Sprintf("env = { API_TOKEN = %q, PATH = \"/usr/bin:/bin\" }", secret)),
+		pipelinetest.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	h.Start()
+	waitRuns(t, h, "bad_output", 2)
+	health := h.Component.(*exec.Component).Health()
+	for what, text := range map[string]string{"log": logs.String(), "health": health.Message} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the secret is in the %s:\n%s", what, text)
+		}
+		if !strings.Contains(text, "<redacted>") {
+			t.Errorf("the %s does not show where the secret was redacted:\n%s", what, text)
+		}
+	}
+	if !strings.Contains(logs.String(), "using token <redacted>") || !strings.Contains(health.Message, "bad_output") {
+		t.Errorf("want the rest of the messages kept; log:\n%s\nhealth: %s", logs.String(), health.Message)
+	}
+
+	// Cut at the bound: 2040 bytes of noise, then the secret.
+	logs2 := &pipelinetest.Buffer{}
+	sh2 := script(t, `i=0; while [ $i -lt 204 ]; do printf 'xxxxxxxxx\n' >&2; i=$((i+1)); done
+echo "$API_TOKEN" >&2
+echo "up 1"
+`)
+	h2 := pipelinetest.New(t, exec.Name, hcl([]string{sh2}, fmt.Sprintf("env = { API_TOKEN = %q }", secret)),
+		pipelinetest.WithLogger(slog.New(slog.NewTextHandler(logs2, nil))))
+	h2.Start()
+	waitRuns(t, h2, "success", 1)
+	pipelinetest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(logs2.String(), "truncated=true") }, "the truncated stderr logged")
+	if strings.Contains(logs2.String(), secret[:8]) {
+		t.Errorf("the start of the secret cut at the bound is logged:\n%s", logs2.String())
+	}
+	if !strings.Contains(logs2.String(), "<redacted>") {
+		t.Errorf("want the cut secret redacted:\n%s", logs2.String())
 	}
 }

@@ -27,6 +27,10 @@ type plan struct {
 	interval time.Duration
 	timeout  time.Duration
 	maxOut   int64
+	// redact removes env's values (a secret: credentials, tokens) from
+	// everything the component logs or reports about a run: a command may
+	// print its environment on stderr, or echo it in its output.
+	redact pipeline.SecretRedactor
 }
 
 func newPlan(a Arguments) *plan {
@@ -34,9 +38,18 @@ func newPlan(a Arguments) *plan {
 		argv:     append([]string(nil), a.Command...),
 		env:      append([]string{}, a.environ()...),
 		interval: a.Interval,
-		timeout:  a.Timeout,
+		timeout:  a.RunTimeout(),
 		maxOut:   a.MaxOutputBytes,
+		redact:   pipeline.NewSecretRedactor(envValues(a.Env)...),
 	}
+}
+
+func envValues(env map[string]string) []string {
+	vs := make([]string, 0, len(env))
+	for _, k := range sortedKeys(env) {
+		vs = append(vs, env[k])
+	}
+	return vs
 }
 
 // Component is a running exec_source.
@@ -163,7 +176,13 @@ func (c *Component) runOnce(parent context.Context, p *plan) {
 		c.self.exitCode.Set(float64(cmd.ProcessState.ExitCode()))
 	}
 	if stderr.Len() > 0 {
-		c.stderrLog.Warn("command wrote to standard error", "command", p.argv[0], "stderr", strings.TrimSpace(stderr.String()), "truncated", stderr.over)
+		text := stderr.String()
+		if stderr.over {
+			text = p.redact.RedactCut(text) // a secret may have been cut at the bound
+		} else {
+			text = p.redact.Redact(text)
+		}
+		c.stderrLog.Warn("command wrote to standard error", "command", p.argv[0], "stderr", strings.TrimSpace(text), "truncated", stderr.over)
 	}
 
 	result, detail := resultSuccess, ""
@@ -195,6 +214,9 @@ func (c *Component) runOnce(parent context.Context, p *plan) {
 func (c *Component) record(p *plan, result, detail string, fams []*dto.MetricFamily, series int, elapsed time.Duration) {
 	c.self.run(result, elapsed)
 	if result != resultSuccess {
+		// The detail may quote the output (a parse error) or the command's
+		// failure; it goes to the log, the health and the status UI.
+		detail = p.redact.Redact(detail)
 		c.setHealth(false, result+": "+detail)
 		c.failLog.Warn("command failed; keeping the last values", "command", p.argv[0], "result", result, "err", detail)
 		return

@@ -1,6 +1,7 @@
 package httpjson
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/big"
@@ -15,8 +16,8 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/sluicehq/sluice/jsonlimit"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
@@ -86,15 +87,14 @@ func sortedFuncs(m map[string]function.Function) []string {
 }
 
 // decodeJSON decodes a response body into the value expressions see as
-// body: objects, arrays (tuples), strings, numbers, bools and null.
-func decodeJSON(b []byte) (cty.Value, error) {
-	ty, err := ctyjson.ImpliedType(b)
+// body: objects, arrays (tuples), strings, numbers, bools and null, only
+// the paths p's expressions read, within the decoding limits (the time
+// limit is ctx's: the poll's timeout). A refused body is a
+// *jsonlimit.Error.
+func decodeJSON(ctx context.Context, p *plan, b []byte) (cty.Value, error) {
+	v, err := jsonlimit.Decode(ctx, b, jsonlimit.Limits{MaxBytes: p.maxBytes}, p.body)
 	if err != nil {
-		return cty.NilVal, fmt.Errorf("response is not JSON: %w", err)
-	}
-	v, err := ctyjson.Unmarshal(b, ty)
-	if err != nil {
-		return cty.NilVal, fmt.Errorf("response is not JSON: %w", err)
+		return cty.NilVal, fmt.Errorf("response refused: %w", err)
 	}
 	return v, nil
 }
@@ -107,6 +107,7 @@ type sample struct {
 
 // collector gathers the series of one poll, page after page.
 type collector struct {
+	ctx    context.Context // the poll's: evaluation stops when it ends
 	plan   *plan
 	funcs  map[string]function.Function
 	report func(metric, reason string, err error)
@@ -115,8 +116,8 @@ type collector struct {
 	seen   map[string]int // metric name + label set -> index in byName[name]
 }
 
-func newCollector(p *plan, report func(metric, reason string, err error)) *collector {
-	return &collector{plan: p, funcs: p.funcs, report: report, byName: map[string][]sample{}, seen: map[string]int{}}
+func newCollector(ctx context.Context, p *plan, report func(metric, reason string, err error)) *collector {
+	return &collector{ctx: ctx, plan: p, funcs: p.funcs, report: report, byName: map[string][]sample{}, seen: map[string]int{}}
 }
 
 // addPage evaluates every metric against one decoded page. Nothing in a
@@ -124,6 +125,9 @@ func newCollector(p *plan, report func(metric, reason string, err error)) *colle
 func (c *collector) addPage(body cty.Value) {
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{BodyVar: body}, Functions: c.funcs}
 	for _, m := range c.plan.metrics {
+		if c.ctx.Err() != nil {
+			return // the poll failed: its caller sees ctx
+		}
 		if m.series != nil {
 			c.addSeries(ctx, m)
 			continue
@@ -176,6 +180,9 @@ func (c *collector) addSeries(ctx *hcl.EvalContext, m *metricDef) {
 		return
 	}
 	for it := coll.ElementIterator(); it.Next(); {
+		if c.ctx.Err() != nil {
+			return
+		}
 		k, v := it.Element()
 		child := ctx.NewChild()
 		child.Variables = map[string]cty.Value{fe.ValVar: v}

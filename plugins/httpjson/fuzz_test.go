@@ -1,10 +1,17 @@
 package httpjson
 
 import (
+	"context"
+	"reflect"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/sluicehq/sluice/jsonlimit"
 
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
@@ -59,12 +66,37 @@ func FuzzPage(f *testing.F) {
 		f.Fatal(diags)
 	}
 	p := args.(Arguments).plan
+	whole := *p
+	whole.body = jsonlimit.All()
+	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		body, err := decodeJSON(b)
+		var body cty.Value
+		var err error
+		alloc, took := pipelinetest.Measure(func() { body, err = decodeJSON(ctx, p, b) })
+		// What the expressions read of any page costs a bounded
+		// multiple of its bytes, and bounded time.
+		if max := uint64(64*len(b)) + 256<<10; alloc > max {
+			t.Errorf("decoding %d bytes allocated %d (max %d)", len(b), alloc, max)
+		}
+		if took > 2*time.Second {
+			t.Errorf("decoding %d bytes took %s", len(b), took)
+		}
 		if err != nil {
+			if jsonlimit.ReasonOf(err) == "" {
+				t.Fatalf("refused without a reason: %v", err)
+			}
 			return
 		}
-		col := newCollector(p, func(metric, reason string, err error) {
+		// Decoding only what the expressions read gives the series the
+		// whole document gives.
+		full, err := decodeJSON(ctx, &whole, b)
+		if err != nil {
+			t.Fatalf("the whole document fails where the projection did not: %v", err)
+		}
+		if got, want := seriesOf(p, body), seriesOf(p, full); !reflect.DeepEqual(got, want) {
+			t.Fatalf("projected %v, whole %v", got, want)
+		}
+		col := newCollector(ctx, p, func(metric, reason string, err error) {
 			if err == nil {
 				t.Errorf("%s dropped (%s) without an error", metric, reason)
 			}
@@ -94,4 +126,19 @@ func FuzzPage(f *testing.F) {
 			t.Fatalf("served %d series, snapshot has %d", n, snap.series)
 		}
 	})
+}
+
+// seriesOf is what one page yields: the series and the drops' reasons.
+func seriesOf(p *plan, body cty.Value) []string {
+	var out []string
+	col := newCollector(context.Background(), p, func(metric, reason string, err error) {
+		out = append(out, "drop "+metric+" "+reason)
+	})
+	col.addPage(body)
+	for _, m := range p.metrics {
+		for _, s := range col.byName[m.name] {
+			out = append(out, seriesKey(m.name, s.labels)+" "+strconv.FormatFloat(s.value, 'g', -1, 64))
+		}
+	}
+	return out
 }

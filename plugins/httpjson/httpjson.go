@@ -51,7 +51,8 @@ const BodyVar = "body"
 type Arguments struct {
 	URL      string        `hcl:"url"`
 	Interval time.Duration `hcl:"interval,optional"`
-	// Timeout bounds one whole poll, every page included.
+	// Timeout bounds one whole poll, every page included. Unset (0), it is
+	// min(DefaultTimeout, Interval): see PollTimeout.
 	Timeout time.Duration `hcl:"timeout,optional"`
 	// Headers are sent with every request. They usually carry credentials
 	// (Authorization = env("API_TOKEN")), so they are a secret: no
@@ -94,11 +95,21 @@ type Exports struct {
 func (a *Arguments) SetDefaults() {
 	*a = Arguments{
 		Interval:         DefaultInterval,
-		Timeout:          DefaultTimeout,
 		MaxPages:         DefaultMaxPages,
 		MaxResponseBytes: DefaultMaxResponseBytes,
 		MaxSeries:        DefaultMaxSeries,
 	}
+}
+
+// DefaultDocs implements pipeline.DefaultDocumenter.
+func (a *Arguments) DefaultDocs() map[string]string {
+	return map[string]string{"timeout": fmt.Sprintf("min(%v, interval)", DefaultTimeout)}
+}
+
+// PollTimeout is the timeout of one poll: Timeout when set, else the
+// default adapted to Interval (pipeline.DefaultTimeout).
+func (a *Arguments) PollTimeout() time.Duration {
+	return pipeline.ScheduleTimeout(a.Timeout, a.Interval, DefaultTimeout)
 }
 
 // SetDefaults implements pipeline.SetDefaulter.
@@ -184,8 +195,11 @@ func (a *Arguments) Validate() error {
 	if a.Interval < MinInterval {
 		errs = append(errs, pipeline.ErrorAt("interval", fmt.Errorf("interval must be at least %v", MinInterval)))
 	}
-	if a.Timeout <= 0 || a.Timeout > a.Interval {
-		errs = append(errs, pipeline.ErrorAt("timeout", errors.New("timeout must be positive and at most interval (a poll never overlaps the next)")))
+	switch {
+	case a.Timeout < 0:
+		errs = append(errs, pipeline.ErrorAt("timeout", errors.New("timeout must be positive")))
+	case a.Timeout > a.Interval:
+		errs = append(errs, pipeline.ErrorAt("timeout", fmt.Errorf("timeout (%v) must be at most interval (%v): a poll never overlaps the next", a.Timeout, a.Interval)))
 	}
 	for _, k := range sortedKeys(a.Headers) {
 		if !headerNameRE.MatchString(k) {
@@ -267,6 +281,7 @@ var (
 	_ pipeline.HealthReporter       = (*Component)(nil)
 	_ pipeline.SetDefaulter         = (*Arguments)(nil)
 	_ pipeline.Validator            = (*Arguments)(nil)
+	_ pipeline.DefaultDocumenter    = (*Arguments)(nil)
 	_ pipeline.Provisioner          = (*Arguments)(nil)
 	_ pipeline.SetDefaulter         = (*Metric)(nil)
 	_ pipeline.Validator            = (*Metric)(nil)

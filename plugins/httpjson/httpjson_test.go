@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 	"github.com/sluicehq/sluice/plugins/httpjson"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // api is a test server whose handler tests swap while it runs.
@@ -289,6 +290,8 @@ metric "n" { value = body.n }
 		{"http_error", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }},
 		{"bad_body", jsonBody(`{"n": 2`)},
 		{"bad_body", jsonBody(`<html>not json</html>`)},
+		// Nested past the depth limit: refused before any value is built.
+		{"bad_body", jsonBody(`{"n": 2, "x": ` + strings.Repeat("[", 65) + strings.Repeat("]", 65) + `}`)},
 		{"timeout", func(w http.ResponseWriter, r *http.Request) {
 			select { // past the 150ms timeout, until the client gives up
 			case <-r.Context().Done():
@@ -312,6 +315,9 @@ metric "n" { value = body.n }
 		if got := series(t, h.Gatherer())["n{}"]; got != 1 {
 			t.Errorf("after %s: n = %v, want the last good 1", c.result, got)
 		}
+	}
+	if got := series(t, h.Registry)[`sluice_httpjson_responses_refused_total{reason="too_deep"}`]; got < 1 {
+		t.Errorf("the too deep response is not counted: %v", got)
 	}
 	release.Do(func() { close(done) })
 	srv.set(jsonBody(`{"n": 3}`))
@@ -395,4 +401,50 @@ metric "a" {
 			t.Errorf("%s:\n got %v\nwant %q", c.body, diags, c.want)
 		}
 	}
+}
+
+// Issue 19 item 16: interval alone is a valid config: an unset timeout is
+// min(10s, interval), as Prometheus does with scrape_timeout; an explicit
+// timeout longer than the interval is still refused, and the reference docs
+// say what the default is.
+func TestTimeoutDefaultAdaptsToInterval(t *testing.T) {
+	const metric = "\nmetric \"a\" { value = body.a }"
+	for _, c := range []struct {
+		body string
+		want time.Duration
+	}{
+		{`url = "http://x"` + "\ninterval = \"1s\"" + metric, time.Second},
+		{`url = "http://x"` + metric, httpjson.DefaultTimeout},
+		{`url = "http://x"` + "\ninterval = \"5m\"" + metric, httpjson.DefaultTimeout},
+		{`url = "http://x"` + "\ninterval = \"5m\"\ntimeout = \"30s\"" + metric, 30 * time.Second},
+	} {
+		args, diags := pipelinetest.Decode(t, httpjson.Name, c.body)
+		if diags.HasErrors() {
+			t.Errorf("%s: refused: %v", c.body, diags)
+			continue
+		}
+		a := args.(httpjson.Arguments)
+		if got := a.PollTimeout(); got != c.want {
+			t.Errorf("%s: timeout %v, want %v", c.body, got, c.want)
+		}
+	}
+	if _, diags := pipelinetest.Decode(t, httpjson.Name, `url = "http://x"`+"\ninterval = \"1s\"\ntimeout = \"2s\""+metric); !diags.HasErrors() || !strings.Contains(diags.Error(), "must be at most interval") {
+		t.Errorf("want an explicit timeout over the interval refused, got %v", diags)
+	}
+	ct, _ := pipeline.Lookup(httpjson.Name)
+	for _, a := range runtime.Describe(ct).Args {
+		if a.Name == "timeout" && a.Default != "min(10s, interval)" {
+			t.Errorf("documented default of timeout: %q, want min(10s, interval)", a.Default)
+		}
+	}
+}
+
+// The adapted timeout is the one a poll gets: an API that never answers is
+// a timeout at the 300ms interval, not after the 10s default.
+func TestAdaptedTimeoutEndsPoll(t *testing.T) {
+	a := newAPI(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	h := pipelinetest.New(t, httpjson.Name, fmt.Sprintf("url = %q\ninterval = \"300ms\"\nmetric \"a\" { value = body.a }\n", a.URL))
+	h.Start()
+	// Three timeouts within waitPolls' 10s: impossible with a 10s timeout.
+	waitPolls(t, h, "timeout", 3)
 }

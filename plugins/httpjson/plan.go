@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/sluicehq/sluice/jsonlimit"
 )
 
 // plan is a set of arguments resolved for running. It is immutable: Update
@@ -22,6 +24,7 @@ type plan struct {
 	maxBytes  int64
 	maxSeries int
 	metrics   []*metricDef
+	body      *jsonlimit.Paths // what the expressions read of body: all a page's decoding builds
 	funcs     map[string]function.Function
 }
 
@@ -48,7 +51,7 @@ func newPlan(a Arguments) (*plan, error) {
 		h.Set("Accept", "application/json")
 	}
 	p := &plan{
-		url: u, headers: h, interval: a.Interval, timeout: a.Timeout,
+		url: u, headers: h, interval: a.Interval, timeout: a.PollTimeout(),
 		maxPages: a.MaxPages, maxBytes: a.MaxResponseBytes, maxSeries: a.MaxSeries,
 		funcs: functions(),
 	}
@@ -63,5 +66,10 @@ func newPlan(a Arguments) (*plan, error) {
 		}
 		p.metrics = append(p.metrics, &metricDef{name: m.Name, help: help, typ: typ, value: m.Value, labels: m.Labels, series: m.Series, agg: m.Aggregate})
 	}
+	var exprs []hcl.Expression
+	for _, m := range p.metrics {
+		exprs = append(exprs, m.value, m.labels, m.series)
+	}
+	p.body = jsonlimit.PathsOf(BodyVar, exprs...)
 	return p, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/sluicehq/sluice/jsonlimit"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/ratelog"
 )
@@ -135,32 +136,44 @@ type drop struct {
 }
 
 // poll fetches every page, evaluates the metrics and, if every page could
-// be fetched and decoded, replaces the snapshot.
+// be fetched, decoded and evaluated within the timeout, replaces the
+// snapshot. A poll that outlasts its timeout is a failure, wherever the
+// time went: fetching, decoding or evaluating.
 func (c *Component) poll(ctx context.Context, client *http.Client, p *plan) {
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	var drops []drop
-	col := newCollector(p, func(metric, reason string, err error) {
+	col := newCollector(pctx, p, func(metric, reason string, err error) {
 		drops = append(drops, drop{metric, reason, err})
 	})
 	target, pages := p.url, 0
 	seen := map[string]bool{}
+	fail := func(err error) {
+		if ctx.Err() != nil {
+			return // stopping: not an outcome of the API
+		}
+		result := classify(err)
+		if reason := jsonlimit.ReasonOf(err); reason != "" {
+			c.self.refused.WithLabelValues(reason).Inc()
+		}
+		c.self.poll(result, time.Since(start))
+		msg := fmt.Sprintf("%s: %v", result, err)
+		c.setHealth(false, msg)
+		c.failLog.Warn("poll failed; keeping the last values", "url", p.url.Redacted(), "page", pages+1, "result", result, "err", err)
+	}
 	for {
 		seen[target.String()] = true
 		body, next, err := fetch(pctx, client, p, target)
 		if err != nil {
-			if ctx.Err() != nil {
-				return // stopping: not an outcome of the API
-			}
-			result := classify(err)
-			c.self.poll(result, time.Since(start))
-			msg := fmt.Sprintf("%s: %v", result, err)
-			c.setHealth(false, msg)
-			c.failLog.Warn("poll failed; keeping the last values", "url", p.url.Redacted(), "page", pages+1, "result", result, "err", err)
+			fail(err)
 			return
 		}
 		col.addPage(body)
+		if err := pctx.Err(); err != nil {
+			fail(fmt.Errorf("evaluating the metrics: %w", err))
+			return
+		}
 		pages++
 		if next == nil {
 			break
@@ -176,6 +189,10 @@ func (c *Component) poll(ctx context.Context, client *http.Client, p *plan) {
 		target = next
 	}
 	snap := col.snapshot()
+	if err := pctx.Err(); err != nil {
+		fail(fmt.Errorf("building the snapshot: %w", err))
+		return
+	}
 	c.store.set(snap)
 	c.self.poll(resultSuccess, time.Since(start))
 	c.self.success(time.Now(), snap.series, pages)
@@ -251,7 +268,7 @@ func fetch(ctx context.Context, client *http.Client, p *plan, target *url.URL) (
 	if int64(len(b)) > p.maxBytes {
 		return cty.NilVal, nil, &tooLargeError{p.maxBytes}
 	}
-	body, err := decodeJSON(b)
+	body, err := decodeJSON(ctx, p, b)
 	if err != nil {
 		return cty.NilVal, nil, &badBodyError{err}
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/jsonlimit"
 )
 
 // Poll outcomes, the result label of sluice_httpjson_polls_total.
@@ -27,6 +29,7 @@ type selfMetrics struct {
 	pages       prometheus.Gauge
 	truncated   prometheus.Counter
 	dropped     *prometheus.CounterVec
+	refused     *prometheus.CounterVec
 
 	mu    sync.Mutex
 	known map[string]bool // metrics with drop counters
@@ -62,14 +65,21 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Name: "sluice_httpjson_series_dropped_total",
 			Help: "Series not exported, by metric block and reason: eval_error, missing, not_number, bad_labels, bad_element, duplicate, series_limit.",
 		}, []string{"metric", "reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_httpjson_responses_refused_total",
+			Help: "Responses refused by the JSON decoding limits, by reason: too_large, too_deep, too_many_values, timeout, syntax. Each also fails its poll.",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.polls, m.duration, m.lastSuccess, m.series, m.pages, m.truncated, m.dropped} {
+	for _, c := range []prometheus.Collector{m.polls, m.duration, m.lastSuccess, m.series, m.pages, m.truncated, m.dropped, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, r := range results {
 		m.polls.WithLabelValues(r)
+	}
+	for _, r := range jsonlimit.Reasons {
+		m.refused.WithLabelValues(r)
 	}
 	return m, nil
 }
