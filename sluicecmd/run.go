@@ -41,6 +41,8 @@ type runFlags struct {
 	probeListenAddr string
 	// gogc is the garbage collector's target unless GOGC is set (gogc.go).
 	gogc int
+	// distribution names the binary's set of components (main.go).
+	distribution string
 }
 
 func runAgent(f runFlags, stderr io.Writer) int {
@@ -56,7 +58,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 2
 	}
-	logger.Info("starting sluice", "version", version.Info(), "build_context", version.BuildContext(), "gogc", gogc, "gogc_from", gogcFrom)
+	logger.Info("starting sluice", "distribution", f.distribution, "version", version.Info(), "build_context", version.BuildContext(), "gogc", gogc, "gogc_from", gogcFrom)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -125,7 +127,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: listening on %s: %v\n", f.listenAddr, err)
 		return 1
 	}
-	statusUI, err := newStatusUI(ctrl, uiBase, started, logger)
+	statusUI, err := newStatusUI(ctrl, uiBase, f.distribution, started, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1

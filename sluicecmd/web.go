@@ -65,8 +65,8 @@ func withRoutePrefix(prefix string, h http.Handler) http.Handler {
 }
 
 // newStatusUI returns the status UI, whose links start with base.
-func newStatusUI(ctrl *pipeline.Controller, base string, started time.Time, logger *slog.Logger) (http.Handler, error) {
-	h, err := ui.New(ui.Options{Controller: ctrl, Base: strings.TrimSuffix(base, "/") + "/", Started: started, Logger: logger})
+func newStatusUI(ctrl *pipeline.Controller, base, distribution string, started time.Time, logger *slog.Logger) (http.Handler, error) {
+	h, err := ui.New(ui.Options{Controller: ctrl, Base: strings.TrimSuffix(base, "/") + "/", Distribution: distribution, Started: started, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("status UI: %w", err)
 	}
