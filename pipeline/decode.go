@@ -102,7 +102,7 @@ func structFields(t reflect.Type) ([]fieldInfo, error) {
 		default:
 			return nil, fmt.Errorf("field %s: unknown hcl tag option %q", f.Name, opt)
 		}
-		if !validName.MatchString(name) {
+		if !validName(name) {
 			return nil, fmt.Errorf("field %s: invalid hcl name %q", f.Name, name)
 		}
 		if seen[name] {

@@ -24,37 +24,47 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 )
 
 // redactedMark replaces a secret in printed text.
 const redactedMark = "<redacted>"
 
+// The patterns are compiled on first use, not at program start: redaction
+// runs when a diagnostic or an error is printed, and every binary (the lite
+// one included) would otherwise compile them at init.
 var (
 	// userinfoRE is "://" and the rest of the word up to its last "@":
 	// "postgres://u:p@ss@h/db" loses "u:p@ss". Greedy on purpose, so a
 	// password containing "@", "/" or ":" is covered whole.
-	userinfoRE = regexp.MustCompile(`://\S*@`)
+	userinfoRE = lazyRegexp(`://\S*@`)
 	// kvPasswordRE is a libpq-style password=VALUE (quoted or not).
-	kvPasswordRE = regexp.MustCompile(`(?i)\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s"',;]+)`)
+	kvPasswordRE = lazyRegexp(`(?i)\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s"',;]+)`)
 	// keyRE finds an attribute or object key: NAME = or NAME : (quoted
 	// object keys included).
-	keyRE = regexp.MustCompile(`"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*([=:])`)
+	keyRE = lazyRegexp(`"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*([=:])`)
 	// heredocRE opens a heredoc: <<EOT or <<-EOT.
-	heredocRE = regexp.MustCompile(`<<-?([A-Za-z_][A-Za-z0-9_-]*)`)
+	heredocRE = lazyRegexp(`<<-?([A-Za-z_][A-Za-z0-9_-]*)`)
 	// quotedRE is a double-quoted HCL string.
-	quotedRE = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+	quotedRE = lazyRegexp(`"((?:[^"\\]|\\.)*)"`)
 )
+
+// lazyRegexp compiles expr once, on the first call of the function it
+// returns.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // RedactText removes URL userinfo and key-value passwords from s. It is
 // applied to every rendered diagnostic and to error texts the agent logs or
 // serves.
 func RedactText(s string) string {
 	if strings.Contains(s, "://") {
-		s = userinfoRE.ReplaceAllLiteralString(s, "://"+redactedMark+"@")
+		s = userinfoRE().ReplaceAllLiteralString(s, "://"+redactedMark+"@")
 	}
 	if strings.ContainsAny(s, "=") {
-		s = kvPasswordRE.ReplaceAllString(s, "${1}${2}"+redactedMark)
+		s = kvPasswordRE().ReplaceAllString(s, "${1}${2}"+redactedMark)
 	}
 	return s
 }
@@ -181,7 +191,7 @@ func findSourceSecrets(src []byte, names []string) sourceSecrets {
 	ss := sourceSecrets{hideFrom: map[int]int{}}
 	lines := strings.Split(string(src), "\n")
 	addLiterals := func(value string) {
-		for _, m := range quotedRE.FindAllStringSubmatch(value, -1) {
+		for _, m := range quotedRE().FindAllStringSubmatch(value, -1) {
 			ss.addLiteral(m[1])
 		}
 		// An unterminated string (a syntax error) runs to the end of the line.
@@ -192,7 +202,7 @@ func findSourceSecrets(src []byte, names []string) sourceSecrets {
 	for i := 0; i < len(lines); i++ {
 		line := strings.TrimSuffix(lines[i], "\r")
 		from := -1
-		for _, m := range keyRE.FindAllStringSubmatchIndex(line, -1) {
+		for _, m := range keyRE().FindAllStringSubmatchIndex(line, -1) {
 			if isSecretName(line[m[2]:m[3]], names) {
 				from = m[5] // just after the = or :
 				break
@@ -205,7 +215,7 @@ func findSourceSecrets(src []byte, names []string) sourceSecrets {
 		value := line[from:]
 		addLiterals(value)
 		// Multi-line values: hide every continuation line too.
-		if hd := heredocRE.FindStringSubmatch(value); hd != nil {
+		if hd := heredocRE().FindStringSubmatch(value); hd != nil {
 			for i+1 < len(lines) {
 				i++
 				l := strings.TrimSpace(strings.TrimSuffix(lines[i], "\r"))

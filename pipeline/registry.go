@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"regexp"
 	"sort"
 	"sync"
 )
@@ -101,7 +100,20 @@ func (i instance[A]) Update(a any) (Pending, error) {
 	return p, nil
 }
 
-var validName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+// validName reports whether s is a component or argument name: a
+// lower-case letter, then lower-case letters, digits and underscores. (A
+// loop, not a regexp: every binary would compile one at init.)
+func validName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
 
 // reservedNames cannot be component names: they are roots of built-in
 // references (agent.metrics) or HCL function-like keywords.
@@ -120,7 +132,7 @@ var registry = struct {
 // the evaluator cannot turn into a value for expressions; the message names
 // the field and its type.
 func Register[A, E any](r Registration[A, E]) {
-	if !validName.MatchString(r.Name) || reservedNames[r.Name] {
+	if !validName(r.Name) || reservedNames[r.Name] {
 		panic(fmt.Sprintf("pipeline.Register: invalid component name %q", r.Name))
 	}
 	if r.Build == nil {
