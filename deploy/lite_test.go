@@ -2,10 +2,8 @@ package deploy
 
 import (
 	"bytes"
-	"errors"
 	"go/parser"
 	"go/token"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"go.yaml.in/yaml/v2"
 
 	"github.com/sluicehq/sluice/pipeline"
 )
@@ -63,14 +60,7 @@ func TestLiteManifestsUseLiteComponents(t *testing.T) {
 		if !bytes.Contains(src, []byte("image: ghcr.io/sluicehq/sluice:lite")) {
 			continue
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(src))
-		for {
-			var m manifest
-			if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
+		for _, m := range decodeManifests(t, f, src) {
 			for k, v := range m.Data {
 				if !strings.HasSuffix(k, ".hcl") {
 					continue

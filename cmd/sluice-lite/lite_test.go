@@ -74,7 +74,7 @@ func TestLiteBinary(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	udp := freeUDP(t)
+	udp := pipelinetest.FreeUDPAddr(t)
 	addr, sink := pipelinetest.FreeTCPAddr(t), pipelinetest.FreeTCPAddr(t)
 	cfg := fmt.Sprintf(`
 statsd_receiver "app" {
@@ -128,14 +128,4 @@ func get(t *testing.T, url string) string {
 	var b bytes.Buffer
 	_, _ = io.Copy(&b, resp.Body)
 	return b.String()
-}
-
-func freeUDP(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
 }
