@@ -51,6 +51,16 @@ func SourceID(g prometheus.Gatherer) string {
 	return ""
 }
 
+// UnwrapGatherer returns the gatherer a component exported, without the
+// wrapper that tags it with the component's ID, so that a consumer can see
+// which optional interfaces it implements (such as encoded.Gatherer).
+func UnwrapGatherer(g prometheus.Gatherer) prometheus.Gatherer {
+	if cg, ok := g.(*componentGatherer); ok {
+		return cg.Gatherer
+	}
+	return g
+}
+
 // checkExports verifies at registration time that every export field can
 // be evaluated.
 func checkExports(t reflect.Type) error {
