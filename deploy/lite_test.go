@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // liteComponentNames are the components cmd/sluice-lite imports, read from
@@ -32,7 +33,7 @@ func liteComponentNames(t *testing.T) map[string]bool {
 	}
 	names := map[string]bool{}
 	for _, r := range pipeline.Registrations() {
-		if d := pipeline.Describe(r); pkgs[d.Package] {
+		if d := runtime.Describe(r); pkgs[d.Package] {
 			names[d.Name] = true
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	_ "github.com/sluicehq/sluice/components/all"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 type manifest struct {
@@ -53,7 +53,7 @@ func TestConfigMapsValidate(t *testing.T) {
 				// The pod spec sets the environment (NODE_NAME, ...);
 				// here every variable reads as "x".
 				podEnv := func(string) (string, bool) { return "x", true }
-				if err := pipeline.Validate(filepath.Join(dir, k), []byte(v), podEnv); err != nil {
+				if err := runtime.Validate(filepath.Join(dir, k), []byte(v), podEnv); err != nil {
 					t.Errorf("%s: ConfigMap %s key %s does not validate:\n%v", f, m.Metadata.Name, k, err)
 				}
 				checked++

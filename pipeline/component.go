@@ -1,33 +1,31 @@
-// Package pipeline is Sluice's kernel: the component registry, the HCL
-// loader, the dependency graph, the controller that runs components and
-// applies reloads, and the agent's HTTP API.
+// Package pipeline is the contract between Sluice and its components:
+// everything a component (built in or a plugin) needs, and nothing of the
+// runtime that loads configs and runs components (package runtime). A
+// plugin that imports it links the standard library, client_golang, hcl
+// and cty, and no more (TestContractDependencies).
 //
-// The lifecycle of a config, in reading order:
+// The contract, in reading order:
 //
-//	component.go   what a component is: Component, Pending, Options, the
-//	               optional interfaces of its Arguments (Provisioner, ...)
-//	registry.go    components register themselves from init() (Register);
-//	               the type-erased view the kernel works with
-//	loader.go      parse -> schema check -> reference graph -> cycle check ->
-//	               per block, in topological order: decode (decode.go) ->
-//	               ResolvePaths -> Validate -> Provision -> build
-//	decode.go      HCL body -> Arguments struct
-//	values.go      exports -> cty values that expressions see (gatherers)
-//	functions.go   env(), file() and the other expression functions
-//	fingerprint.go the per-load file cache; hashes of configs and files
-//	checks.go      whole-config checks: two components on one HTTP path
-//	listen.go      ... or on one socket (ListenAddressUser)
-//	controller.go  apply a loaded graph all-or-nothing: prepare every
-//	               Update, then commit, stop, start; re-evaluate the
-//	               dependents of a changed export
-//	node.go        one running component: build, run with restart backoff,
-//	               exports, health
-//	watcher.go     reload triggers: fsnotify (SIGHUP and POST /-/reload go
-//	               through Controller.LoadFile too)
-//	server.go      /-/healthy, /-/ready, /-/reload, /api/v0/components, /metrics
-//	diagnostics.go rendering of load errors
-//	redact.go      keeping secrets out of diagnostics, logs and the API
-//	describe.go    documentation of registered components (sluice components)
+//	component.go     what a component is: Component, Pending, Options,
+//	                 health, the optional interfaces of its Arguments
+//	                 (SetDefaulter, Validator, PathResolver, Provisioner...)
+//	registry.go      components register themselves from init() (Register);
+//	                 ComponentType, the type-erased view the runtime uses
+//	errors.go        ErrorAt and ErrorInBlock: a Validate error pointed at
+//	                 an attribute or a nested block
+//	healthtracker.go HealthTracker, the bookkeeping of HealthReporter
+//	listenaddress.go ListenAddressUser: the sockets a component binds
+//	paths.go         the agent server's built-in paths
+//	gatherer.go      GathererVal and SourceID: gatherers in expressions
+//	names.go         ValidMetricName, ValidLabelName: the one rule set for
+//	                 names a config declares
+//	schedule.go      Schedule: the clock of a source that works on its own
+//	                 schedule (interval, jitter, single flight, kick)
+//
+// Package pipeline/web serves HTTP on a component's own listener with the
+// agent's web config (Endpoint, ServeHTTP); it is apart because it links
+// exporter-toolkit. Package pipeline/pipelinetest builds a component from
+// a config string for tests.
 package pipeline
 
 import (
@@ -101,9 +99,11 @@ type HealthReporter interface {
 }
 
 // The optional interfaces below are implemented by a component's Arguments
-// type (on the pointer, *A). The kernel calls them in this order, for every
-// block and nested block: SetDefaults, (decoding), ResolvePaths, Validate;
-// then, once per load and only for a block that changed, Provision.
+// type (on the pointer, *A). The kernel calls SetDefaults before decoding
+// and Validate after it for every block and nested block; ResolvePaths
+// only on the component's top-level Arguments (after decoding, before
+// Validate: resolve the paths of nested blocks there); then, once per load
+// and only for a block that changed, Provision.
 
 // SetDefaulter is implemented by Arguments types whose optional fields have
 // non-zero defaults. It is called before decoding.
@@ -234,15 +234,28 @@ type Options[E any] struct {
 	HTTP HTTPMounter
 	// WebConfigFile is the agent's --web.config.file ("" when unset): the
 	// TLS and basic-auth config that a listener the component opens for
-	// HTTP uses unless the component has its own (see ServeHTTP in web.go).
+	// HTTP uses unless the component has its own (see pipeline/web).
 	WebConfigFile string
+	// Health reads the health of the running graph's components, for a
+	// component that reports on the others (heartbeat). Read it in Run,
+	// not in Build: the graph being built is not running yet. It may be
+	// nil where no graph runs (some unit-test harnesses).
+	Health HealthView
+}
+
+// HealthView is read access to the health of the running components.
+type HealthView interface {
+	// ComponentHealth returns the current health of every running
+	// component by ID, as /api/v0/components reports it (messages
+	// redacted).
+	ComponentHealth() map[string]Health
 }
 
 // HTTPMounter mounts handlers on the agent's HTTP server. Components mount
 // in Run (not in Build) and call the returned function when Run ends.
 type HTTPMounter interface {
 	// Mount serves h at path; a path ending in "/" serves the subtree
-	// below it too (mountpath.go). It fails when the path is built in or
+	// below it too. It fails when the path is built in or
 	// overlaps one mounted by another component.
 	Mount(path string, h http.Handler) (unmount func(), err error)
 }

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"sort"
 	"sync"
+
+	"github.com/sluicehq/sluice/internal/schema"
 )
 
 // Stability tells users how much a component may still change.
@@ -19,8 +21,8 @@ const (
 )
 
 // Registration describes a component type with arguments A and exports E,
-// both structs whose fields carry `hcl` tags (see decode.go for the tags
-// and the supported types).
+// both structs whose fields carry `hcl` tags (see runtime/decode.go for the
+// tags and the supported types; docs/writing-components.md shows them).
 type Registration[A, E any] struct {
 	// Name is the HCL block type, e.g. "statsd_receiver": lower case letters,
 	// digits and underscores, starting with a letter.
@@ -100,21 +102,6 @@ func (i instance[A]) Update(a any) (Pending, error) {
 	return p, nil
 }
 
-// validName reports whether s is a component or argument name: a
-// lower-case letter, then lower-case letters, digits and underscores. (A
-// loop, not a regexp: every binary would compile one at init.)
-func validName(s string) bool {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
 // reservedNames cannot be component names: they are roots of built-in
 // references (agent.metrics) or HCL function-like keywords.
 var reservedNames = map[string]bool{"agent": true, "env": true, "file": true}
@@ -132,7 +119,7 @@ var registry = struct {
 // the evaluator cannot turn into a value for expressions; the message names
 // the field and its type.
 func Register[A, E any](r Registration[A, E]) {
-	if !validName(r.Name) || reservedNames[r.Name] {
+	if !schema.ValidName(r.Name) || reservedNames[r.Name] {
 		panic(fmt.Sprintf("pipeline.Register: invalid component name %q", r.Name))
 	}
 	if r.Build == nil {
@@ -151,10 +138,10 @@ func Register[A, E any](r Registration[A, E]) {
 	default:
 		panic(fmt.Sprintf("pipeline.Register(%q): unknown stability %q", r.Name, r.Stability))
 	}
-	if err := checkSchema(at); err != nil {
+	if err := schema.CheckArguments(at); err != nil {
 		panic(fmt.Sprintf("pipeline.Register(%q): Arguments %s: %v", r.Name, at, err))
 	}
-	if err := checkExports(et); err != nil {
+	if err := schema.CheckExports(et); err != nil {
 		panic(fmt.Sprintf("pipeline.Register(%q): Exports %s: %v", r.Name, et, err))
 	}
 	build := r.Build
@@ -169,7 +156,7 @@ func Register[A, E any](r Registration[A, E]) {
 			publish := o.OnExports
 			c, err := build(Options[E]{
 				ID: o.ID, Logger: o.Logger, Registerer: o.Registerer, DataPath: o.DataPath,
-				ConfigDir: o.ConfigDir, HTTP: o.HTTP, WebConfigFile: o.WebConfigFile,
+				ConfigDir: o.ConfigDir, HTTP: o.HTTP, WebConfigFile: o.WebConfigFile, Health: o.Health,
 				OnExports: func(e E) {
 					if publish != nil {
 						publish(e)

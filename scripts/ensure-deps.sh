@@ -56,3 +56,28 @@ if ! command -v prometheus >/dev/null 2>&1; then
     $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
 fi
+
+# Debian's prometheus-postgres-exporter: the differential test of `sluice
+# convert postgres_exporter` (cmd/sluice TestConvertedPostgresExporterMatchesReal)
+# runs it and the converted Sluice against the same PostgreSQL.
+if [ ! -x /usr/bin/prometheus-postgres-exporter ]; then
+  apt_install prometheus-postgres-exporter
+  # The package enables a service; the test runs its own instance.
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    $sudo systemctl disable --now prometheus-postgres-exporter >/dev/null 2>&1 || true
+  fi
+fi
+
+# statsd_exporter, built once into ~/.cache/sluice keyed by version: the
+# differential test of `sluice convert statsd_exporter` (cmd/sluice
+# TestConvertedStatsdExporterMatchesReal) sends the same lines to it and to
+# the converted Sluice. The version is convert/statsdexporter's Version.
+statsd_version=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' "$here/../convert/statsdexporter/convert.go")
+[ -n "$statsd_version" ] || { echo "ensure-deps: Version not found in convert/statsdexporter/convert.go" >&2; exit 1; }
+statsd_dir="${XDG_CACHE_HOME:-$HOME/.cache}/sluice/statsd_exporter-$statsd_version"
+if [ ! -x "$statsd_dir/statsd_exporter" ]; then
+  echo "ensure-deps: installing statsd_exporter $statsd_version into $statsd_dir (go install)" >&2
+  mkdir -p "$statsd_dir"
+  # Outside the module, so that its own go.mod picks the dependencies.
+  (cd / && GOBIN="$statsd_dir" GOFLAGS=-mod=mod go install "github.com/prometheus/statsd_exporter@$statsd_version")
+fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver once into a cache directory outside the repository,
-# keyed by version, for internal/kubetest (the kubernetes_status_source tests
+# keyed by version, for internal/testing/kubetest (the kubernetes_status_source tests
 # run against a real API server). Also installs Debian's etcd-server.
 #
 # kube-apiserver is built from the Go module proxy as a tiny main module that

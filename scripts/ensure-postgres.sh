@@ -1,6 +1,6 @@
 #!/bin/sh
 # Make sure a PostgreSQL server (initdb, pg_ctl) is installed for the tests
-# that start a throwaway server (internal/pgtest). Quiet and idempotent:
+# that start a throwaway server (internal/testing/pgtest). Quiet and idempotent:
 # does nothing when /usr/lib/postgresql/*/bin/initdb exists.
 set -eu
 for f in /usr/lib/postgresql/*/bin/initdb; do

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	_ "github.com/sluicehq/sluice/components/all" // the tests run the CLI of cmd/sluice
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // validConfig is a small config that validates.
@@ -98,11 +98,11 @@ func TestComponentsCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("components --json = %d", code)
 	}
-	var docs []pipeline.ComponentDoc
+	var docs []runtime.ComponentDoc
 	if err := json.Unmarshal([]byte(out), &docs); err != nil {
 		t.Fatal(err)
 	}
-	byName := map[string]pipeline.ComponentDoc{}
+	byName := map[string]runtime.ComponentDoc{}
 	for _, d := range docs {
 		byName[d.Name] = d
 	}

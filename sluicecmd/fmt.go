@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // formatFiles prints, writes (-w) or checks (--check) the canonical form of
@@ -28,7 +28,7 @@ func formatFiles(paths []string, write, check bool, stdout, stderr io.Writer) in
 		if _, diags := p.ParseHCL(src, path); diags.HasErrors() {
 			// Rendered by the pipeline, which redacts secrets in the
 			// source lines it shows.
-			fmt.Fprintln(stderr, &pipeline.DiagnosticsError{Diags: diags, Files: p.Files()})
+			fmt.Fprintln(stderr, &runtime.DiagnosticsError{Diags: diags, Files: p.Files()})
 			code = 1
 			continue
 		}

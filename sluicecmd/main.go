@@ -26,7 +26,10 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/sluicehq/sluice/convert/postgresexporter"
+	"github.com/sluicehq/sluice/convert/statsdexporter"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // defaultListenAddr is the agent's HTTP address unless a flag says otherwise.
@@ -95,7 +98,7 @@ func RunDistribution(distribution string, args []string, stdout, stderr io.Write
 
 	validateCmd := app.Command("validate", "Load and validate CONFIG exactly as run would, without running it.")
 	validateConfig := validateCmd.Arg("config", "HCL config file.").Required().String()
-	validateOpts := pipeline.LoadOptions{}
+	validateOpts := runtime.LoadOptions{}
 	validateCmd.Flag("config.allow-empty", "Accept a config that declares no components, as run --config.allow-empty does.").BoolVar(&validateOpts.AllowEmpty)
 	validateWeb := validateCmd.Flag("web.config.file", "Also check this web config file, as run --web.config.file does at start.").Default("").String()
 	validateCmd.Flag("server.http.listen-addr", "The agent's HTTP address, as given to run: components must not listen on it.").Default(defaultListenAddr).StringVar(&validateOpts.AgentListenAddress)
@@ -110,6 +113,16 @@ func RunDistribution(distribution string, args []string, stdout, stderr io.Write
 	compJSON := compCmd.Flag("json", "Print JSON.").Bool()
 	compMarkdown := compCmd.Flag("markdown", "Print the Markdown reference (docs/components.md).").Bool()
 	compName := compCmd.Arg("name", "Show this component's arguments and example.").String()
+
+	convertCmd := app.Command("convert", "Print the Sluice config equivalent to another program's configuration.")
+	convertStatsd := convertCmd.Command("statsd_exporter", "Convert a statsd_exporter "+statsdexporter.Version+" command line: sluice convert statsd_exporter -- FLAGS...")
+	convertStatsdArgs := convertStatsd.Arg("flags", "statsd_exporter's flags, after --.").Strings()
+	convertPostgres := convertCmd.Command("postgres_exporter", "Convert a postgres_exporter queries file (--extend.query-path) and its collectors to a postgres_source.")
+	convertPostgresOpts := postgresexporter.Options{}
+	convertPostgres.Flag("queries", "postgres_exporter's queries YAML.").Required().StringVar(&convertPostgresOpts.QueriesPath)
+	convertPostgres.Flag("collectors", "postgres_exporter collectors to carry over, comma-separated or repeated (database, stat_database, stat_activity, locks, replication, bgwriter).").StringsVar(&convertPostgresOpts.Collectors)
+	convertPostgres.Flag("dsn-env", "Environment variable holding the DSN.").Default("DATA_SOURCE_NAME").StringVar(&convertPostgresOpts.DSNEnv)
+	convertPostgres.Flag("web.listen-address", "postgres_exporter's --web.listen-address: where the metrics_sink listens.").Default(":9187").StringVar(&convertPostgresOpts.ListenAddress)
 
 	versionCmd := app.Command("version", "Print the version.")
 
@@ -128,6 +141,10 @@ func RunDistribution(distribution string, args []string, stdout, stderr io.Write
 		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
 	case compCmd.FullCommand():
 		return listComponents(distribution, compiledIn(), *compName, *compJSON, *compMarkdown, stdout, stderr)
+	case convertStatsd.FullCommand():
+		return convertStatsdExporter(*convertStatsdArgs, stdout, stderr)
+	case convertPostgres.FullCommand():
+		return convertPostgresExporter(convertPostgresOpts, stdout, stderr)
 	case versionCmd.FullCommand():
 		bi, _ := buildInfo()
 		printVersion(stdout, distribution, describeComponents(pipeline.Registrations(), bi), bi)
@@ -137,7 +154,7 @@ func RunDistribution(distribution string, args []string, stdout, stderr io.Write
 }
 
 // compiledIn documents every registered component, with its module.
-func compiledIn() []pipeline.ComponentDoc {
+func compiledIn() []runtime.ComponentDoc {
 	bi, _ := buildInfo()
 	return describeComponents(pipeline.Registrations(), bi)
 }

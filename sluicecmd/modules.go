@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // coreModule is Sluice's own module: its components are "standard", those
@@ -86,10 +87,10 @@ func kindOf(mod moduleVersion, pkg string) string {
 
 // describeComponents documents regs, with each one's module, version and
 // kind taken from the binary's build information.
-func describeComponents(regs []pipeline.ComponentType, bi *debug.BuildInfo) []pipeline.ComponentDoc {
-	docs := make([]pipeline.ComponentDoc, 0, len(regs))
+func describeComponents(regs []pipeline.ComponentType, bi *debug.BuildInfo) []runtime.ComponentDoc {
+	docs := make([]runtime.ComponentDoc, 0, len(regs))
 	for _, r := range regs {
-		d := pipeline.Describe(r)
+		d := runtime.Describe(r)
 		pkg := registrationPackage(r)
 		mod := moduleOf(bi, pkg)
 		d.Package, d.Module, d.Version, d.Kind = pkg, mod.Path, mod.versionString(), kindOf(mod, pkg)
@@ -106,7 +107,7 @@ type pluginModule struct {
 
 // pluginModules groups the plugin components of docs by module, sorted by
 // module path.
-func pluginModules(docs []pipeline.ComponentDoc, bi *debug.BuildInfo) []pluginModule {
+func pluginModules(docs []runtime.ComponentDoc, bi *debug.BuildInfo) []pluginModule {
 	byPath := map[string]*pluginModule{}
 	var out []*pluginModule
 	for _, d := range docs {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // A binary built by sluice-build: the main module is the generated one, the
@@ -47,7 +47,7 @@ func TestModuleOf(t *testing.T) {
 }
 
 func TestVersionListsPluginModules(t *testing.T) {
-	docs := []pipeline.ComponentDoc{
+	docs := []runtime.ComponentDoc{
 		{Name: "relabel", Package: "github.com/sluicehq/sluice/components/relabel", Kind: "standard"},
 		{Name: "exec_source", Package: "github.com/sluicehq/sluice/plugins/exec", Kind: "plugin"},
 		{Name: "foo_sink", Package: "example.com/acme/sluice-foo/sink", Kind: "plugin"},
@@ -83,7 +83,7 @@ func TestComponentsWithoutAny(t *testing.T) {
 	if code := listComponents("custom", nil, "", true, false, &out, &errOut); code != 0 || strings.TrimSpace(out.String()) != "[]" {
 		t.Errorf("components --json = %d %q", code, out.String())
 	}
-	var docs []pipeline.ComponentDoc
+	var docs []runtime.ComponentDoc
 	if err := json.Unmarshal(out.Bytes(), &docs); err != nil || len(docs) != 0 {
 		t.Errorf("components --json: %v %v", docs, err)
 	}

@@ -20,7 +20,8 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/web"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 type runFlags struct {
@@ -76,15 +77,15 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1
 	}
-	mounts := pipeline.NewMounts()
-	ctrl := pipeline.NewController(pipeline.ControllerOptions{
+	mounts := runtime.NewMounts()
+	ctrl := runtime.NewController(runtime.ControllerOptions{
 		Logger:   logger,
 		Registry: reg,
 		DataPath: f.storagePath,
 		HTTP:     mounts,
 		// Components' own HTTP listeners use it unless they set their own.
 		WebConfigFile: f.webConfigFile,
-		LoadOptions: pipeline.LoadOptions{
+		LoadOptions: runtime.LoadOptions{
 			AllowEmpty:              f.allowEmpty,
 			AgentListenAddress:      f.listenAddr,
 			AgentProbeListenAddress: f.probeListenAddr,
@@ -96,9 +97,9 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	// ready. Only an accepted config whose components reported errors
 	// keeps running (reported as unhealthy).
 	if err := ctrl.LoadFile(f.config, true); err != nil {
-		var ae *pipeline.ApplyError
+		var ae *runtime.ApplyError
 		if !errors.As(err, &ae) {
-			var de *pipeline.DiagnosticsError
+			var de *runtime.DiagnosticsError
 			if errors.As(err, &de) {
 				fmt.Fprintln(stderr, err) // rendered redacted
 			} else {
@@ -112,7 +113,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	reload := func(trigger string, force bool) error {
 		_ = webCheck.check(trigger) // logged; it does not block the pipeline's reload
 		err := ctrl.LoadFile(f.config, force)
-		var ae *pipeline.ApplyError
+		var ae *runtime.ApplyError
 		switch {
 		case errors.As(err, &ae):
 			logger.Error("config applied with errors", "trigger", trigger, "err", err)
@@ -132,7 +133,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1
 	}
-	handler := pipeline.NewHandler(pipeline.ServerOptions{
+	handler := runtime.NewHandler(runtime.ServerOptions{
 		Controller:      ctrl,
 		Mounts:          mounts,
 		EnableLifecycle: f.enableLifecycle,
@@ -157,7 +158,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		}
 	}
 
-	w, err := pipeline.NewWatcher(pipeline.WatcherOptions{
+	w, err := runtime.NewWatcher(runtime.WatcherOptions{
 		Path:          f.config,
 		Debounce:      f.debounce,
 		CheckInterval: f.checkInterval,
@@ -196,7 +197,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	}
 	{ // HTTP server
 		g.Add(func() error {
-			return serveErr("HTTP server", pipeline.ServeWeb(ln, srv, f.webConfigFile, logger))
+			return serveErr("HTTP server", web.ServeWeb(ln, srv, f.webConfigFile, logger))
 		}, func(error) {
 			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer scancel()

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/pipeline"
-	"github.com/sluicehq/sluice/pipeline/ui"
+	"github.com/sluicehq/sluice/runtime"
+	"github.com/sluicehq/sluice/runtime/ui"
 )
 
 // webPaths resolves --web.external-url and --web.route-prefix as Prometheus
@@ -65,7 +65,7 @@ func withRoutePrefix(prefix string, h http.Handler) http.Handler {
 }
 
 // newStatusUI returns the status UI, whose links start with base.
-func newStatusUI(ctrl *pipeline.Controller, base, distribution string, started time.Time, logger *slog.Logger) (http.Handler, error) {
+func newStatusUI(ctrl *runtime.Controller, base, distribution string, started time.Time, logger *slog.Logger) (http.Handler, error) {
 	h, err := ui.New(ui.Options{Controller: ctrl, Base: strings.TrimSuffix(base, "/") + "/", Distribution: distribution, Started: started, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("status UI: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/web"
 )
 
 // webConfigCheck re-validates --web.config.file whenever the pipeline
@@ -45,7 +46,7 @@ func newWebConfigCheck(path string, logger *slog.Logger, reg prometheus.Register
 
 // check validates the file, logs a change of verdict and updates the gauge.
 func (c *webConfigCheck) check(trigger string) error {
-	err := pipeline.ValidateWebConfig(c.path)
+	err := web.ValidateWebConfig(c.path)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {

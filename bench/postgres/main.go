@@ -33,8 +33,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/components/postgres"
-	"github.com/sluicehq/sluice/internal/pgtest"
+	"github.com/sluicehq/sluice/internal/testing/pgtest"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 var (
@@ -147,7 +148,7 @@ func startSluice(dsn string, slow bool) (url string, stop func()) {
 	if diags.HasErrors() {
 		log.Fatal(diags)
 	}
-	args, diags := pipeline.DecodeArguments(reg, f.Body, ".", nil, nil)
+	args, diags := runtime.DecodeArguments(reg, f.Body, ".", nil, nil)
 	if diags.HasErrors() {
 		log.Fatal(diags)
 	}

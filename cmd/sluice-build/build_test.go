@@ -105,6 +105,20 @@ func buildEnv() []string {
 	return append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=mod"))
 }
 
+// checkoutForBuild is the root of this checkout, for a test that runs go
+// build on the whole agent; it skips under -short.
+func checkoutForBuild(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: builds the whole agent")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 // buildContext bounds the go commands by the test's deadline, leaving time
 // to report their output.
 func buildContext(t *testing.T) context.Context {
@@ -121,13 +135,7 @@ func buildContext(t *testing.T) context.Context {
 // sluice-build against this checkout, runs in a pipeline and is listed as a
 // plugin with its module.
 func TestBuildWithOutOfTreePlugin(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the whole agent")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := checkoutForBuild(t)
 	hello := writeModule(t, helloModule, helloComponentGo)
 	bin := filepath.Join(t.TempDir(), "sluice")
 
@@ -239,13 +247,7 @@ metrics_sink "out" {
 // A plugin that does not compile fails the build with go's output, and the
 // generated module is kept for a look.
 func TestBuildFailureKeepsModule(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go build")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := checkoutForBuild(t)
 	broken := writeModule(t, "example.com/sluice-broken", "package broken\n\nvar x int = \"not an int\"\n")
 	var stdout, stderr bytes.Buffer
 	code := run(buildContext(t), []string{"--with", coreModule + "=" + root, "--with", "example.com/sluice-broken=" + broken, "-o", filepath.Join(t.TempDir(), "sluice")}, buildEnv(), &stdout, &stderr)

@@ -33,6 +33,8 @@ func standardPackage(name string) (string, bool) {
 	switch name {
 	case "cache":
 		return "components/cache", true
+	case "heartbeat":
+		return "components/heartbeat", true
 	case "kubernetes_status_source":
 		return "components/kubestatus", true
 	case "metrics_sink":
@@ -53,7 +55,7 @@ func standardPackage(name string) (string, bool) {
 
 // standardNames lists the standard components, for error messages.
 func standardNames() []string {
-	return []string{"cache", "kubernetes_status_source", "metrics_sink", "postgres_source", "relabel", "remote_write", "statsd_receiver", "webhook_receiver"}
+	return []string{"cache", "heartbeat", "kubernetes_status_source", "metrics_sink", "postgres_source", "relabel", "remote_write", "statsd_receiver", "webhook_receiver"}
 }
 
 // validDistributionName is what a distribution may be called: it is shown

@@ -11,6 +11,7 @@ import (
 
 	_ "github.com/sluicehq/sluice/components/all"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // Every standard component is in standardPackage with the package that
@@ -23,7 +24,7 @@ func TestStandardPackagesMatchRegistry(t *testing.T) {
 	}
 	var names []string
 	for _, r := range regs {
-		d := pipeline.Describe(r)
+		d := runtime.Describe(r)
 		names = append(names, d.Name)
 		pkg, ok := standardPackage(d.Name)
 		if !ok {

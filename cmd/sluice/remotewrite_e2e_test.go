@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -32,9 +33,11 @@ type promServer struct {
 }
 
 // prometheusBinary returns Debian's prometheus, skipping the test locally
-// when it is missing and failing it under CI=true.
+// when it is missing and failing it under CI=true. Under -short it skips:
+// the fast lane starts no Prometheus.
 func prometheusBinary(t *testing.T) string {
 	t.Helper()
+	realpart.SkipShort(t, "a real Prometheus")
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -167,8 +170,8 @@ func waitCond(t *testing.T, timeout time.Duration, what string, check func() str
 // TestRemoteWriteToRealPrometheus: statsd lines go into the real sluice
 // binary, remote_write sends them to a real Prometheus 2.42 receiver, and
 // the values come back through /api/v1/query. Then Prometheus is stopped
-// for 30 s (the outage of issue 12) and started again on the same port and
-// data: the WAL backlog is sent, and the series has no hole over the outage,
+// for as long as Sluice takes to fail several sends (the outage of issue
+// 12) and started again on the same port and data: the WAL backlog is sent, and the series has no hole over the outage,
 // neither in its raw samples nor in a query_range with step = scrape
 // interval.
 func TestRemoteWriteToRealPrometheus(t *testing.T) {
@@ -253,11 +256,41 @@ remote_write "central" {
 		}
 		return ""
 	})
+	// The outage lasts as long as it takes Sluice to fail several sends:
+	// five retries before the gauge changes (the backoff has grown to
+	// max_backoff = 1s by then), three after it, which span more than one
+	// scrape_interval, so the value 34 is gathered into the WAL while
+	// Prometheus is down.
+	retries := func(n int, what string) {
+		t.Helper()
+		last, seen := -1.0, 0
+		waitCond(t, 60*time.Second, what, func() string {
+			_, body := a.get("/metrics")
+			v := -1.0
+			for _, l := range strings.Split(body, "\n") {
+				if strings.HasPrefix(l, "sluice_remote_write_samples_total{") && strings.Contains(l, `result="retried"`) {
+					f := strings.Fields(l)
+					v, _ = strconv.ParseFloat(f[len(f)-1], 64)
+				}
+			}
+			if v < 0 {
+				return "no retried samples counter on /metrics"
+			}
+			if last >= 0 && v > last {
+				seen++
+			}
+			last = v
+			if seen < n {
+				return fmt.Sprintf("%d of %d failed sends seen", seen, n)
+			}
+			return ""
+		})
+	}
 	outageStart := time.Now()
 	prom.stop()
-	time.Sleep(15 * time.Second) // the outage is the scenario, not a wait for a condition
+	retries(5, "sends failing during the outage")
 	send("app.queue.depth:34|g")
-	time.Sleep(15 * time.Second)
+	retries(3, "more failed sends after the gauge changed")
 	outageEnd := time.Now()
 	prom.start()
 	expect("app_queue_depth", 34)

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/sluicehq/sluice/internal/testcerts"
+	"github.com/sluicehq/sluice/internal/testing/testcerts"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 

@@ -3,6 +3,7 @@ package all
 
 import (
 	_ "github.com/sluicehq/sluice/components/cache"       // cache
+	_ "github.com/sluicehq/sluice/components/heartbeat"   // heartbeat
 	_ "github.com/sluicehq/sluice/components/kubestatus"  // kubernetes_status_source
 	_ "github.com/sluicehq/sluice/components/postgres"    // postgres_source
 	_ "github.com/sluicehq/sluice/components/relabel"     // relabel

@@ -10,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // BenchmarkNoopReloadRealComponents is a forced reload (SIGHUP) of an
@@ -48,7 +48,7 @@ metrics_sink "out" {
 		}
 	}
 	path := filepath.Join(dir, "sluice.hcl")
-	ctrl := pipeline.NewController(pipeline.ControllerOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	ctrl := runtime.NewController(runtime.ControllerOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	pipelinetest.RunController(b, ctrl)
 	if err := ctrl.LoadFile(path, true); err != nil {
 		b.Fatal(err)

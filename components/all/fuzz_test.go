@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // The loader's fuzz targets with the real components (pipeline's own
@@ -28,7 +29,7 @@ const secret = "hunter2"
 // the URL password.
 func checkLoad(t *testing.T, dir string, src []byte) {
 	t.Helper()
-	err := pipeline.Validate(filepath.Join(dir, "sluice.hcl"), src, func(k string) (string, bool) {
+	err := runtime.Validate(filepath.Join(dir, "sluice.hcl"), src, func(k string) (string, bool) {
 		if k == "SET" {
 			return "value", true
 		}
@@ -37,7 +38,7 @@ func checkLoad(t *testing.T, dir string, src []byte) {
 	if err == nil {
 		return
 	}
-	var de *pipeline.DiagnosticsError
+	var de *runtime.DiagnosticsError
 	if !errors.As(err, &de) {
 		t.Fatalf("error is %T, want *DiagnosticsError: %v\nconfig:\n%s", err, err, src)
 	}
@@ -107,9 +108,9 @@ func FuzzLoadGenerated(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	var docs []pipeline.ComponentDoc
+	var docs []runtime.ComponentDoc
 	for _, r := range pipeline.Registrations() {
-		docs = append(docs, pipeline.Describe(r))
+		docs = append(docs, runtime.Describe(r))
 	}
 	if len(docs) < 4 {
 		f.Fatalf("only %d components registered", len(docs))
@@ -224,7 +225,7 @@ func (c *chooser) value(typ string, refs []string) string {
 }
 
 // body writes the arguments of a block with schema args.
-func (c *chooser) body(b *strings.Builder, args []pipeline.ArgDoc, refs []string, indent string, depth int) {
+func (c *chooser) body(b *strings.Builder, args []runtime.ArgDoc, refs []string, indent string, depth int) {
 	for _, a := range args {
 		if strings.HasPrefix(a.Type, "block") {
 			n := 0
@@ -263,7 +264,7 @@ func (c *chooser) body(b *strings.Builder, args []pipeline.ArgDoc, refs []string
 // generate writes a config of up to 5 blocks; later blocks may reference
 // the metrics exports of earlier ones (and, rarely, of themselves or of
 // blocks that do not exist).
-func generate(docs []pipeline.ComponentDoc, choices []byte) string {
+func generate(docs []runtime.ComponentDoc, choices []byte) string {
 	c := &chooser{b: choices}
 	var b strings.Builder
 	refs := []string{"agent.metrics", "nothing.x.metrics"}
@@ -291,9 +292,9 @@ func generate(docs []pipeline.ComponentDoc, choices []byte) string {
 // generator whose every config is rejected at the first attribute would
 // fuzz nothing past the schema check).
 func TestGeneratedConfigsLoad(t *testing.T) {
-	var docs []pipeline.ComponentDoc
+	var docs []runtime.ComponentDoc
 	for _, r := range pipeline.Registrations() {
-		docs = append(docs, pipeline.Describe(r))
+		docs = append(docs, runtime.Describe(r))
 	}
 	dir := t.TempDir()
 	seen := map[string]bool{}
@@ -313,7 +314,7 @@ func TestGeneratedConfigsLoad(t *testing.T) {
 				seen[d.Name] = true
 			}
 		}
-		err := pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(src), func(string) (string, bool) { return "", false })
+		err := runtime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(src), func(string) (string, bool) { return "", false })
 		if err == nil {
 			ok++
 		}

@@ -1,6 +1,6 @@
 package all_test
 
-// Reloads of the real components through pipeline.Controller: the work a
+// Reloads of the real components through runtime.Controller: the work a
 // reload repeats, and all-or-nothing apply.
 
 import (
@@ -22,13 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	_ "github.com/sluicehq/sluice/components/all"
-	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 type agent struct {
 	t      *testing.T
-	ctrl   *pipeline.Controller
+	ctrl   *runtime.Controller
 	reg    *prometheus.Registry
 	logs   *pipelinetest.Buffer
 	srv    *httptest.Server
@@ -45,9 +45,9 @@ func newAgent(t *testing.T) *agent {
 	t.Helper()
 	a := &agent{t: t, reg: prometheus.NewRegistry(), logs: &pipelinetest.Buffer{}, dir: t.TempDir(), reads: map[string]int{}}
 	a.config = filepath.Join(a.dir, "sluice.hcl")
-	mounts := pipeline.NewMounts()
+	mounts := runtime.NewMounts()
 	logger := slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a.ctrl = pipeline.NewController(pipeline.ControllerOptions{
+	a.ctrl = runtime.NewController(runtime.ControllerOptions{
 		Logger: logger, Registry: a.reg, HTTP: mounts, DataPath: t.TempDir(),
 		MinBackoff: 10 * time.Millisecond,
 		ReadFile: func(p string) ([]byte, error) {
@@ -59,7 +59,7 @@ func newAgent(t *testing.T) *agent {
 	})
 	// The server closes after the controller has stopped (cleanups run
 	// last first).
-	a.srv = httptest.NewServer(pipeline.NewHandler(pipeline.ServerOptions{Controller: a.ctrl, Mounts: mounts, Logger: logger}))
+	a.srv = httptest.NewServer(runtime.NewHandler(runtime.ServerOptions{Controller: a.ctrl, Mounts: mounts, Logger: logger}))
 	t.Cleanup(a.srv.Close)
 	pipelinetest.RunController(t, a.ctrl)
 	return a
@@ -263,7 +263,7 @@ metrics_sink "out" {
 	defer blocker.Close()
 	a.write("sluice.hcl", config(blocker.Addr().String(), "after"))
 	err = a.ctrl.LoadFile(a.config, false)
-	var de *pipeline.DiagnosticsError
+	var de *runtime.DiagnosticsError
 	if !errors.As(err, &de) {
 		t.Fatalf("reload onto a taken port: %v, want a *DiagnosticsError", err)
 	}

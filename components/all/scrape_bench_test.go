@@ -10,15 +10,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // BenchmarkScrapeStatsd is one scrape of 100k statsd series
@@ -50,7 +50,7 @@ metrics_sink "out" {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	ctrl := pipeline.NewController(pipeline.ControllerOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	ctrl := runtime.NewController(runtime.ControllerOptions{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	pipelinetest.RunController(b, ctrl)
 	if err := ctrl.LoadFile(path, true); err != nil {
 		b.Fatal(err)
@@ -99,9 +99,9 @@ metrics_sink "out" {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	runtime.GC()
-	var ms0 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
+	goruntime.GC()
+	var ms0 goruntime.MemStats
+	goruntime.ReadMemStats(&ms0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -115,8 +115,8 @@ metrics_sink "out" {
 		resp.Body.Close()
 	}
 	b.StopTimer()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
 	// The whole process's allocations per scrape, per series: B/op / n,
 	// plus what ran in the background (sweeps, the agent).
 	b.ReportMetric(float64(ms.TotalAlloc-ms0.TotalAlloc)/float64(b.N)/n, "B/series")

@@ -15,6 +15,7 @@ type selfMetrics struct {
 	persistedSeries      prometheus.Gauge
 	persistFailing       prometheus.Gauge
 	restoreWaitTimeouts  prometheus.Counter
+	droppedFamilies      prometheus.Counter
 }
 
 // newSelfMetrics registers the cache's self-metrics. The gauges that
@@ -54,6 +55,10 @@ func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, erro
 			Name: "sluice_cache_restore_wait_timeouts_total",
 			Help: "Scrapes served before the snapshot file had been read back, because reading it took longer than 2s.",
 		}),
+		droppedFamilies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_cache_dropped_families_total",
+			Help: "Errors of partial gathers: families or metrics the input dropped (one per error) while returning the rest, which the refresh used. A dropped family's last series are served until max_staleness.",
+		}),
 	}
 	m.failures.WithLabelValues(reasonError)
 	m.failures.WithLabelValues(reasonTimeout)
@@ -64,7 +69,7 @@ func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, erro
 		return func() float64 { return f(c.snap.Load()) }
 	}
 	collectors := []prometheus.Collector{
-		m.failures, m.duration, m.abandonedOutstanding, m.expired, m.persistErrors, m.persistedSeries, m.persistFailing, m.restoreWaitTimeouts,
+		m.failures, m.duration, m.abandonedOutstanding, m.expired, m.persistErrors, m.persistedSeries, m.persistFailing, m.restoreWaitTimeouts, m.droppedFamilies,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_cache_age_seconds",
 			Help: "Seconds since the last successful refresh (restored: of the refresh that was persisted; none yet: since the cache was created).",

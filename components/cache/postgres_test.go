@@ -6,7 +6,7 @@ import (
 	"time"
 
 	_ "github.com/sluicehq/sluice/components/postgres" // postgres_source
-	"github.com/sluicehq/sluice/internal/pgtest"
+	"github.com/sluicehq/sluice/internal/testing/pgtest"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 

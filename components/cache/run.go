@@ -11,12 +11,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluicehq/sluice/internal/gathermerge"
 	"github.com/sluicehq/sluice/pipeline"
 )
 
 // Failure reasons, the reason label of sluice_cache_refresh_failures_total.
 const (
-	reasonError   = "error"   // the input's Gather returned an error (or panicked)
+	reasonError   = "error"   // the input's Gather returned an error and no family (or panicked)
 	reasonTimeout = "timeout" // it ran past refresh_timeout and was abandoned
 	reasonBlocked = "blocked" // not started: the abandoned gather of the same input still runs
 )
@@ -144,9 +145,20 @@ func (c *Component) refresh(ctx context.Context) {
 	}
 	now := c.now()
 	c.metrics.duration.Observe(now.Sub(began).Seconds())
-	if call.err != nil {
+	if call.err != nil && len(call.fams) == 0 {
 		c.fail(reasonError, call.err, cfg)
 		return
+	}
+	// A partial gather (families and an error, as a registry returns when
+	// a collector fails) refreshes with what it has: one bad family must
+	// not hold back the others, and its own last series stay until
+	// max_staleness like any series missing from a refresh.
+	dropped := 0
+	if call.err != nil {
+		errs := gathermerge.SplitErrors(call.err)
+		dropped = len(errs)
+		c.metrics.droppedFamilies.Add(float64(dropped))
+		c.errLog.Warn("partial refresh: the input dropped families or metrics; the rest is cached", "errors", dropped, "first", errs[0])
 	}
 	next, st := merge(c.snap.Load(), call.fams, now, cfg.maxStaleness)
 	c.snap.Store(next)
@@ -162,7 +174,11 @@ func (c *Component) refresh(ctx context.Context) {
 		c.metrics.persistedSeries.Set(float64(next.series))
 		c.metrics.persistFailing.Set(0)
 	}
-	c.setHealth(pipeline.HealthHealthy, fmt.Sprintf("%d series, %d kept from earlier refreshes", next.series, next.stale))
+	msg := fmt.Sprintf("%d series, %d kept from earlier refreshes", next.series, next.stale)
+	if dropped > 0 {
+		msg += fmt.Sprintf("; the last gather was partial (%d errors)", dropped)
+	}
+	c.setHealth(pipeline.HealthHealthy, msg)
 }
 
 // fail counts a failed refresh; the snapshot only loses what has expired.

@@ -60,6 +60,18 @@ type Component struct {
 	clKey clientKey
 
 	health pipeline.HealthTracker // Since survives recomputation in Health
+
+	// leading is whether this replica holds the Lease (leader_election);
+	// Run's election campaigns for it.
+	leading  leadership
+	election *election
+
+	// The API server probe (probe.go): the current client's prober, what
+	// it learnt, and its timing (tests shorten it).
+	probe            atomic.Pointer[prober]
+	contact          contact
+	probeEvery       time.Duration
+	unreachableAfter time.Duration
 }
 
 // Build creates the component; it connects to nothing (Run does).
@@ -73,7 +85,8 @@ func build(opts pipeline.Options[Exports], args Arguments) (*Component, error) {
 		kick:       make(chan struct{}, 1),
 		informers:  map[scope]*informer{},
 		newClients: connect,
-		errLog:     ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 5}),
+		probeEvery: defaultProbeEvery, unreachableAfter: defaultUnreachableAfter,
+		errLog: ratelog.New(opts.Logger, ratelog.Options{Interval: 10 * time.Second, Burst: 5}),
 	}
 	p := args.plan
 	if p == nil { // not provisioned (direct calls in tests)
@@ -141,14 +154,18 @@ func clientsFor(cfg *rest.Config) (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
-	return &clients{kube: kube, dyn: dyn}, nil
+	return &clients{kube: kube, dyn: dyn, probe: readyzProber(kube.Discovery().RESTClient())}, nil
 }
 
 // Run starts the informers of the plan and reconciles them with every new
 // plan until ctx ends; then it stops them all.
 func (c *Component) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); c.probeLoop(probeCtx) }()
 	defer func() {
+		stopProbe()
 		c.mu.Lock()
 		infs := c.informers
 		c.informers = map[scope]*informer{}
@@ -157,10 +174,17 @@ func (c *Component) Run(ctx context.Context) error {
 			in.stop()
 		}
 		wg.Wait()
+		c.election.stop() // releases the Lease: the standby takes over at once
+		c.election = nil
+		c.leading.set(false, "")
 		c.cl = nil
 	}()
 	for {
-		if err := c.reconcile(ctx, &wg); err != nil {
+		err := c.reconcile(ctx, &wg)
+		if err == nil {
+			err = c.elect(ctx)
+		}
+		if err != nil {
 			c.mu.Lock()
 			c.clientErr = err
 			c.mu.Unlock()
@@ -193,6 +217,7 @@ func (c *Component) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 		c.clientErr = nil
 		c.mu.Unlock()
 		c.cl, c.clKey = cl, p.client
+		c.probe.Store(&cl.probe)
 	}
 	var start []*informer
 	for _, s := range p.sortedScopes() {
@@ -228,6 +253,44 @@ func (c *Component) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 	return nil
 }
 
+// elect starts, restarts (a changed leader_election block or client) or
+// stops the leader election to match the plan.
+func (c *Component) elect(ctx context.Context) error {
+	want := c.plan.Load().leader
+	if c.election != nil && want != nil && c.election.key == *want && c.election.kube == c.cl.kube {
+		return nil
+	}
+	c.election.stop()
+	c.election = nil
+	c.leading.set(false, "")
+	if want == nil {
+		return nil
+	}
+	e, err := startElection(ctx, c.cl.kube, *want, func(leader bool, holder string) {
+		c.leading.set(leader, holder)
+		if leader {
+			c.opts.Logger.Info("leading: exporting", "lease", want.namespace+"/"+want.name, "identity", want.identity)
+		} else {
+			c.opts.Logger.Info("standby: not exporting", "lease", want.namespace+"/"+want.name, "leader", holder)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	c.election = e
+	return nil
+}
+
+// exporting reports whether this replica exports: always without leader
+// election, only as the leader with it.
+func (c *Component) exporting(p *plan) bool {
+	if p.leader == nil {
+		return true
+	}
+	leader, _ := c.leading.get()
+	return leader
+}
+
 // Update readies a new plan. Informers are keyed by scope, so Commit only
 // swaps the plan and wakes Run, which starts what is new and stops what is
 // gone; it works as well when Run is not running (the next Run starts
@@ -258,8 +321,9 @@ func (c *Component) observed(in *informer, event string, r objResult) {
 	}
 }
 
-// Health is unhealthy while the client cannot be built or a list/watch
-// fails (e.g. forbidden: the message names the scope and the API error).
+// Health is unhealthy while the client cannot be built, a list/watch
+// fails (e.g. forbidden: the message names the scope and the API error),
+// or the API server has not answered the probe for unreachableAfter.
 func (c *Component) Health() pipeline.Health {
 	c.mu.RLock()
 	var msgs []string
@@ -276,6 +340,9 @@ func (c *Component) Health() pipeline.Health {
 		}
 	}
 	c.mu.RUnlock()
+	if msg, down := c.unreachable(); down {
+		msgs = append(msgs, msg)
+	}
 	slices.Sort(msgs)
 	state, msg := pipeline.HealthHealthy, ""
 	switch {
@@ -352,6 +419,9 @@ var (
 // the event handlers set.
 func (c *Component) Collect(ch chan<- prometheus.Metric) {
 	p := c.plan.Load()
+	if !c.exporting(p) {
+		return // a standby replica: the leader exports the cluster's series
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	results := make([]Result, len(p.targets))

@@ -80,6 +80,15 @@ preset "argocd" { namespace = "argocd" }`, "Duplicate preset"},
 		{"bad namespace", `preset "argocd" { namespace = "Not_A_Namespace" }`, "not a valid namespace name"},
 		{"max_series", `max_series = 0
 ` + named(""), "at least 1"},
+		{"lease without namespace", named("") + `
+leader_election { lease_name = "l" }`, `"lease_namespace" is required`},
+		{"lease timings", named("") + `
+leader_election {
+  lease_name = "l"
+  lease_namespace = "n"
+  lease_duration = "5s"
+  renew_deadline = "10s"
+}`, "lease_duration > renew_deadline"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, diags := pipelinetest.Decode(t, Name, tc.body)

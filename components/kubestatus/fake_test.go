@@ -63,7 +63,7 @@ func gather(t testing.TB, g prometheus.Gatherer, name string) []sample {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			out = append(out, sample{labelMap(m), m.GetGauge().GetValue()})
+			out = append(out, sample{labelMap(m), m.GetGauge().GetValue() + m.GetCounter().GetValue()})
 		}
 	}
 	return out

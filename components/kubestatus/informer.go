@@ -25,6 +25,9 @@ import (
 type clients struct {
 	kube kubernetes.Interface
 	dyn  dynamic.Interface
+	// probe asks the API server for a sign of life (nil: not probed, as
+	// with fake clientsets).
+	probe prober
 }
 
 // objResult is what the rules decided for one object.

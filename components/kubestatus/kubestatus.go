@@ -66,6 +66,9 @@ type Arguments struct {
 	Watches    []Watch    `hcl:"watch,block"`
 	Phases     []Phase    `hcl:"phase,block"`
 	Presets    []Preset   `hcl:"preset,block"`
+	// LeaderElection, for replicas of a cluster-scoped agent: only the
+	// holder of the Lease exports (leader.go).
+	LeaderElection *LeaderElection `hcl:"leader_election,block"`
 
 	plan *plan // Provision
 }
@@ -124,7 +127,6 @@ func (a *Arguments) SetDefaults() { a.MaxSeries = DefaultMaxSeries }
 func (w *Watch) SetDefaults() { w.Metric = DefaultWatchMetric }
 
 var (
-	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 	// dnsLabelRE is a namespace name (RFC 1123 label).
 	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	// objectNameRE is an object name (RFC 1123 subdomain).
@@ -132,7 +134,7 @@ var (
 )
 
 func checkMetric(m string) error {
-	if !metricNameRE.MatchString(m) {
+	if !pipeline.ValidMetricName(m) {
 		return fmt.Errorf("%q is not a valid Prometheus metric name", m)
 	}
 	return nil

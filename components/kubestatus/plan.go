@@ -113,6 +113,7 @@ type plan struct {
 	phases    []phaseTarget
 	scopes    map[scope]kind
 	rules     map[string]*genericRule // by scope.Rule
+	leader    *leaderKey              // nil: no leader election, always export
 }
 
 // clientKey identifies the client: a change means new informers for all.
@@ -123,6 +124,7 @@ type clientKey struct {
 func newPlan(a *Arguments) (*plan, error) {
 	p := &plan{
 		client:    clientKey{a.Kubeconfig, a.Context},
+		leader:    leaderKeyOf(a.LeaderElection),
 		maxSeries: a.MaxSeries,
 		scopes:    map[scope]kind{},
 		rules:     map[string]*genericRule{},
@@ -208,7 +210,8 @@ func newPlan(a *Arguments) (*plan, error) {
 			}
 			pt.members = append(pt.members, i)
 		}
-		if err := claim(pt.metric, "", fmt.Sprintf("phase %q", ph.Label)); err != nil {
+		pt.namespace = commonNamespace(p.targets, pt.members)
+		if err := claim(pt.metric, pt.namespace, fmt.Sprintf("phase %q", ph.Label)); err != nil {
 			return nil, err
 		}
 		p.phases = append(p.phases, pt)
@@ -238,6 +241,21 @@ func newPlan(a *Arguments) (*plan, error) {
 		p.phases = append(p.phases, ph)
 	}
 	return p, nil
+}
+
+// commonNamespace is the namespace label of a phase: that of its member
+// targets when they all share one, else "" (a phase across namespaces).
+func commonNamespace(targets []target, members []int) string {
+	if len(members) == 0 {
+		return ""
+	}
+	ns := targets[members[0]].namespace
+	for _, m := range members[1:] {
+		if targets[m].namespace != ns {
+			return ""
+		}
+	}
+	return ns
 }
 
 // sortedScopes lists the plan's scopes in a stable order.

@@ -20,7 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sluicehq/sluice/internal/kubetest"
+	"github.com/sluicehq/sluice/internal/testing/kubetest"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 
 func realServer(t testing.TB) (*kubetest.Server, kubernetes.Interface) {
 	t.Helper()
+	kubetest.SkipShort(t)
 	realOnce.Do(func() { realSrv, realErr = kubetest.New() })
 	kubetest.Check(t, realErr)
 	return realSrv, kubernetes.NewForConfigOrDie(realSrv.AdminConfig())
@@ -174,18 +175,27 @@ func setDeploymentStatus(t testing.TB, cs kubernetes.Interface, ns, name string,
 	}
 }
 
-// TestRealAPIServer drives the component with the restricted token bound
-// to the shipped Role, against a real API server: create, status patches,
-// scale, delete, an API server restart mid-stream.
-func TestRealAPIServer(t *testing.T) {
+// restrictedIn creates namespace ns on the shared real API server, binds
+// the restricted user to the shipped Role there, and writes a kubeconfig
+// with its token.
+func restrictedIn(t *testing.T, ns string) (*kubetest.Server, kubernetes.Interface, string) {
+	t.Helper()
 	srv, cs := realServer(t)
-	ns := "argocd"
 	createNamespace(t, cs, ns)
 	applyRBAC(t, cs, ns, false)
 	kc, err := srv.WriteKubeconfig(t.TempDir(), kubetest.RestrictedToken)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, cs, kc
+}
+
+// TestRealAPIServer drives the component with the restricted token bound
+// to the shipped Role, against a real API server: create, status patches,
+// scale, delete, an API server restart mid-stream.
+func TestRealAPIServer(t *testing.T) {
+	ns := "argocd"
+	srv, cs, kc := restrictedIn(t, ns)
 	ctx := context.Background()
 	h := pipelinetest.New(t, Name, fmt.Sprintf(`
   kubeconfig = %q
@@ -312,13 +322,7 @@ func TestRealAPIServer(t *testing.T) {
 // watch all namespaces, gets a clear error in health and logs; binding the
 // shipped ClusterRole heals it.
 func TestRealForbidden(t *testing.T) {
-	srv, cs := realServer(t)
-	createNamespace(t, cs, "team-a")
-	applyRBAC(t, cs, "team-a", false)
-	kc, err := srv.WriteKubeconfig(t.TempDir(), kubetest.RestrictedToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cs, kc := restrictedIn(t, "team-a")
 	var logs pipelinetest.Buffer
 	h := pipelinetest.New(t, Name, fmt.Sprintf(`
   kubeconfig = %q
@@ -343,4 +347,75 @@ func TestRealForbidden(t *testing.T) {
 	pipelinetest.Eventually(t, 60*time.Second, func() bool {
 		return c.Health().State == pipeline.HealthHealthy
 	}, "healthy once the ClusterRole is bound: %+v", c.Health())
+}
+
+// TestRealAPIServerLoss: with the real API server killed, the component
+// turns unhealthy within 30s (with the default probe timing: 5s probes,
+// unhealthy at the second that fails), logs it, counts the failed
+// probes and says through sluice_kubernetes_api_up and
+// sluice_kubernetes_api_contact_age_seconds that the statuses, still
+// exported, are stale; it is healthy again once the server is back.
+// (Before the probe: healthy throughout, 0 watch errors, nothing logged.)
+func TestRealAPIServerLoss(t *testing.T) {
+	ns := "loss"
+	srv, cs, kc := restrictedIn(t, ns)
+	var logs pipelinetest.Buffer
+	h := pipelinetest.New(t, Name, fmt.Sprintf(`
+  kubeconfig = %q
+  namespaces = [%q]
+  workload "server" {
+    kind   = "Deployment"
+    name   = "argocd-server"
+    metric = "argocd_server_status"
+  }
+`, kc, ns), pipelinetest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	h.Start()
+	c := h.Component.(*Component)
+	g := h.Gatherer()
+	nsl := map[string]string{"namespace": ns}
+	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), newDeployment(ns, "argocd-server", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setDeploymentStatus(t, cs, ns, "argocd-server", 1)
+	waitValue(t, g, "argocd_server_status", nsl, float64(Available))
+	self := func(name string) float64 { return selfValue(t, h, name) }
+	pipelinetest.Eventually(t, 30*time.Second, func() bool {
+		return c.Health().State == pipeline.HealthHealthy && self("sluice_kubernetes_api_up") == 1
+	}, "healthy, the API server up: %+v", c.Health())
+
+	killed := time.Now()
+	srv.Stop()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted { // leave the shared server running for the other tests
+			_ = srv.StartAgain()
+		}
+	})
+	pipelinetest.Eventually(t, 30*time.Second, func() bool {
+		hl := c.Health()
+		return hl.State == pipeline.HealthUnhealthy && strings.Contains(hl.Message, "API server unreachable")
+	}, "unhealthy within 30s of the kill: %+v", c.Health())
+	t.Logf("unhealthy %v after the API server was killed: %s", time.Since(killed).Round(100*time.Millisecond), c.Health().Message)
+	if self("sluice_kubernetes_api_up") != 0 || self("sluice_kubernetes_api_probe_failures_total") < 1 ||
+		self("sluice_kubernetes_api_contact_age_seconds") < 5 {
+		t.Errorf("self-metrics while down: up=%v failures=%v age=%v", self("sluice_kubernetes_api_up"),
+			self("sluice_kubernetes_api_probe_failures_total"), self("sluice_kubernetes_api_contact_age_seconds"))
+	}
+	if !strings.Contains(logs.String(), "API server unreachable") {
+		t.Errorf("not logged: %s", logs.String())
+	}
+	if v, ok := value(t, g, "argocd_server_status", nsl); !ok || v != float64(Available) {
+		t.Errorf("the last status is no longer exported while the server is down: %v %v", v, ok)
+	}
+
+	restarted = true
+	if err := srv.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+	pipelinetest.Eventually(t, 60*time.Second, func() bool {
+		return c.Health().State == pipeline.HealthHealthy && self("sluice_kubernetes_api_up") == 1
+	}, "healthy again once the API server is back: %+v", c.Health())
+	if !strings.Contains(logs.String(), "API server reachable again") {
+		t.Errorf("recovery not logged: %s", logs.String())
+	}
 }

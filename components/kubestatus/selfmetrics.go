@@ -9,6 +9,8 @@ type selfMetrics struct {
 	watchErrors *prometheus.CounterVec
 	badObjects  *prometheus.CounterVec
 	dropped     prometheus.Gauge
+	// probeFailures counts the API server probes that failed (probe.go).
+	probeFailures prometheus.Counter
 }
 
 func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, error) {
@@ -37,8 +39,12 @@ func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, erro
 			Name: "sluice_kubernetes_series_dropped",
 			Help: "Watch series not exported at the last scrape because max_series was reached.",
 		}),
+		probeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_kubernetes_api_probe_failures_total",
+			Help: "Probes of the API server that got no answer (refused, timed out, not ready).",
+		}),
 	}
-	for _, col := range []prometheus.Collector{m.events, m.lastEvent, m.relists, m.watchErrors, m.badObjects, m.dropped, informerCollector{c}} {
+	for _, col := range []prometheus.Collector{m.events, m.lastEvent, m.relists, m.watchErrors, m.badObjects, m.dropped, m.probeFailures, informerCollector{c}, leaderCollector{c}} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}
@@ -53,7 +59,31 @@ var (
 	objectsDesc = prometheus.NewDesc("sluice_kubernetes_watched_objects",
 		"Objects the informer holds.",
 		[]string{"kind", "namespace", "label_selector", "name"}, nil)
+	apiUpDesc = prometheus.NewDesc("sluice_kubernetes_api_up",
+		"1 when the last probe of the API server (GET /readyz every 5s) was answered, else 0 (the exported statuses may be stale).",
+		nil, nil)
+	contactAgeDesc = prometheus.NewDesc("sluice_kubernetes_api_contact_age_seconds",
+		"Seconds since the API server last answered a probe: how stale the exported statuses may be.",
+		nil, nil)
 )
+
+var leaderDesc = prometheus.NewDesc("sluice_kubernetes_leader",
+	"With leader_election: 1 while this replica holds the Lease and exports, 0 while it is a standby.",
+	[]string{"lease", "identity"}, nil)
+
+// leaderCollector reports this replica's part in the leader election.
+type leaderCollector struct{ c *Component }
+
+func (leaderCollector) Describe(ch chan<- *prometheus.Desc) { ch <- leaderDesc }
+
+func (lc leaderCollector) Collect(ch chan<- prometheus.Metric) {
+	k := lc.c.plan.Load().leader
+	if k == nil {
+		return
+	}
+	leader, _ := lc.c.leading.get()
+	ch <- prometheus.MustNewConstMetric(leaderDesc, prometheus.GaugeValue, b2f(leader), k.namespace+"/"+k.name, k.identity)
+}
 
 // informerCollector reports the running informers.
 type informerCollector struct{ c *Component }
@@ -61,9 +91,15 @@ type informerCollector struct{ c *Component }
 func (informerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- syncedDesc
 	ch <- objectsDesc
+	ch <- contactAgeDesc
+	ch <- apiUpDesc
 }
 
 func (ic informerCollector) Collect(ch chan<- prometheus.Metric) {
+	if age, up, ok := ic.c.contactAge(); ok {
+		ch <- prometheus.MustNewConstMetric(contactAgeDesc, prometheus.GaugeValue, age.Seconds())
+		ch <- prometheus.MustNewConstMetric(apiUpDesc, prometheus.GaugeValue, b2f(up))
+	}
 	ic.c.mu.RLock()
 	defer ic.c.mu.RUnlock()
 	seen := map[scope]bool{}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sluicehq/sluice/internal/pgtest"
+	"github.com/sluicehq/sluice/internal/testing/pgtest"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 

@@ -1,11 +1,8 @@
 package postgres
 
 import (
-	"context"
 	"errors"
-	"math/rand/v2"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,40 +190,6 @@ func TestRedactor(t *testing.T) {
 	}
 }
 
-func TestNextTickStaysOnTheGrid(t *testing.T) {
-	start := time.Unix(1000, 0)
-	iv := 10 * time.Second
-	for _, c := range []struct{ now, want time.Duration }{
-		{-time.Second, 0},     // before the first tick: the first tick
-		{0, 10 * time.Second}, // at a tick: the next one
-		{3 * time.Second, 10 * time.Second},
-		{12 * time.Second, 20 * time.Second}, // a run that overran lands on the grid
-		{35 * time.Second, 40 * time.Second}, // missed ticks are not made up
-	} {
-		if got := nextTick(start, iv, start.Add(c.now)); !got.Equal(start.Add(c.want)) {
-			t.Errorf("nextTick(now=start+%v) = start+%v, want start+%v", c.now, got.Sub(start), c.want)
-		}
-	}
-}
-
-func TestJitterBounds(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	seen := map[time.Duration]bool{}
-	for range 200 {
-		j := jitter(time.Minute, r.Int64N)
-		if j < 0 || j >= 5*time.Second {
-			t.Fatalf("jitter(1m) = %v, want [0, 5s)", j)
-		}
-		seen[j] = true
-		if j2 := jitter(time.Second, r.Int64N); j2 < 0 || j2 >= 100*time.Millisecond {
-			t.Fatalf("jitter(1s) = %v, want [0, 100ms)", j2)
-		}
-	}
-	if len(seen) < 100 {
-		t.Errorf("jitter is not random: %d distinct values", len(seen))
-	}
-}
-
 func TestToFloat(t *testing.T) {
 	good := map[any]float64{int64(3): 3, int32(-2): -2, float64(1.5): 1.5, true: 1, false: 0, "  7.25 ": 7.25, time.Unix(10, 0): 10}
 	for in, want := range good {
@@ -241,40 +204,5 @@ func TestToFloat(t *testing.T) {
 	}
 	if serverMajor("15.4 (Debian 15.4-1)") != 15 || serverMajor("17beta1") != 17 || serverMajor("") != 0 {
 		t.Error("serverMajor")
-	}
-}
-
-func TestScheduleSkipsWhileRunning(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	release := make(chan struct{})
-	var running, maxRunning, runs, skips atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		schedule(ctx, time.Now(), 20*time.Millisecond, func(ctx context.Context) {
-			n := running.Add(1)
-			for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
-			}
-			runs.Add(1)
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-			running.Add(-1)
-		}, func() { skips.Add(1) })
-	}()
-	pipelinetest.Eventually(t, 5*time.Second, func() bool { return skips.Load() >= 3 }, "ticks during a run are skipped")
-	if n := runs.Load(); n != 1 {
-		t.Errorf("%d runs started while the first was going", n)
-	}
-	close(release)
-	pipelinetest.Eventually(t, 5*time.Second, func() bool { return runs.Load() >= 3 }, "runs resume")
-	cancel()
-	<-done
-	if running.Load() != 0 {
-		t.Error("schedule returned with a run still going")
-	}
-	if maxRunning.Load() != 1 {
-		t.Errorf("max concurrent runs = %d", maxRunning.Load())
 	}
 }

@@ -10,8 +10,8 @@ import (
 
 	_ "github.com/sluicehq/sluice/components/cache" // cache, used by the example
 	_ "github.com/sluicehq/sluice/components/sink"  // metrics_sink, used by the example
-	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // exampleBody returns the body of the postgres_source block of an example.
@@ -43,7 +43,7 @@ func TestExampleDBCollectorValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	noEnv := func(string) (string, bool) { return "", false }
-	if err := pipeline.Validate(dbCollectorExample, src, noEnv); err != nil {
+	if err := runtime.Validate(dbCollectorExample, src, noEnv); err != nil {
 		t.Fatalf("the whole file, with the real loader: %v", err)
 	}
 	body := exampleBody(t, dbCollectorExample)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,20 +17,23 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
-	"github.com/sluicehq/sluice/internal/pgtest"
+	"github.com/sluicehq/sluice/internal/testing/pgtest"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
-// One throwaway server for the package; outage tests start their own.
+// One throwaway server for the package, started by the first test that
+// needs it (none under -short); outage tests start their own.
 var (
-	srv    *pgtest.Server
-	srvErr error
+	srvOnce sync.Once
+	srv     *pgtest.Server
+	srvErr  error
 )
 
 func TestMain(m *testing.M) {
-	srv, srvErr = pgtest.New(pgtest.Options{})
 	code := m.Run()
-	srv.Close()
+	if srv != nil {
+		srv.Close()
+	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
@@ -43,6 +47,8 @@ func TestMain(m *testing.M) {
 // PostgreSQL is not installed.
 func server(t *testing.T) *pgtest.Server {
 	t.Helper()
+	pgtest.SkipShort(t)
+	srvOnce.Do(func() { srv, srvErr = pgtest.New(pgtest.Options{}) })
 	pgtest.Check(t, srvErr)
 	return srv
 }

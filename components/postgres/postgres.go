@@ -110,13 +110,11 @@ func (a *Arguments) SetDefaults() {
 func (m *Metric) SetDefaults() { m.Type = "gauge" }
 
 var (
-	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	queryNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
+	queryNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
 )
 
 func checkLabelName(n string) error {
-	if !labelNameRE.MatchString(n) || strings.HasPrefix(n, "__") {
+	if !pipeline.ValidLabelName(n) {
 		return fmt.Errorf("%q is not a valid label name", n)
 	}
 	return nil
@@ -125,7 +123,7 @@ func checkLabelName(n string) error {
 // Validate implements pipeline.Validator for a metric block.
 func (m *Metric) Validate() error {
 	var errs []error
-	if !metricNameRE.MatchString(m.Name) {
+	if !pipeline.ValidMetricName(m.Name) {
 		errs = append(errs, fmt.Errorf("metric %q: not a valid Prometheus metric name", m.Name))
 	}
 	if _, err := valueType(m.Type); err != nil {

@@ -410,24 +410,3 @@ func isConnError(err error) bool {
 	}
 	return true
 }
-
-// nextTick returns the first tick of the grid start + k*interval after now:
-// runs stay on the grid however long each one takes (no drift), and ticks
-// missed while a run was going are not made up.
-func nextTick(start time.Time, interval time.Duration, now time.Time) time.Time {
-	if now.Before(start) {
-		return start
-	}
-	k := now.Sub(start)/interval + 1
-	return start.Add(k * interval)
-}
-
-// jitter is the offset of a query's first run: up to a tenth of its
-// interval, at most 5s, so queries with equal intervals spread out.
-func jitter(interval time.Duration, rnd func(int64) int64) time.Duration {
-	span := min(interval/10, 5*time.Second)
-	if span <= 0 {
-		return 0
-	}
-	return time.Duration(rnd(int64(span)))
-}

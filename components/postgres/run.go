@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -41,7 +40,7 @@ type logState struct {
 	at      time.Time
 }
 
-var errNotProvisioned = errors.New("postgres_source: arguments were not provisioned (decode them with pipeline.DecodeArguments)")
+var errNotProvisioned = errors.New("postgres_source: arguments were not provisioned (decode them with runtime.DecodeArguments)")
 
 func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
 	p := args.plan
@@ -321,45 +320,18 @@ func (r *runner) shutdown() {
 	r.stopAll()
 }
 
-// start runs fn on a grid of interval, first after a random offset. A tick
-// that finds the previous run still going is skipped.
+// start runs fn on a grid of interval, first after a random offset
+// (pipeline.Schedule). A tick that finds the previous run still going is
+// skipped.
 func (r *runner) start(parent context.Context, interval time.Duration, fn func(context.Context), skipped func()) *sched {
 	ctx, cancel := context.WithCancel(parent)
 	s := &sched{cancel: cancel, done: make(chan struct{})}
-	offset := jitter(interval, rand.Int64N)
+	sch := pipeline.Schedule{Interval: func() time.Duration { return interval }, First: pipeline.Jitter(interval), Skipped: skipped}
 	go func() {
 		defer close(s.done)
-		schedule(ctx, time.Now().Add(offset), interval, fn, skipped)
+		sch.Run(ctx, fn)
 	}()
 	return s
-}
-
-func schedule(ctx context.Context, first time.Time, interval time.Duration, fn func(context.Context), skipped func()) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	timer := time.NewTimer(time.Until(first))
-	defer timer.Stop()
-	busy := make(chan struct{}, 1)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		select {
-		case busy <- struct{}{}:
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-busy }()
-				fn(ctx)
-			}()
-		default:
-			skipped()
-		}
-		now := time.Now()
-		timer.Reset(nextTick(first, interval, now).Sub(now))
-	}
 }
 
 // execute runs q once in each of its databases and records the outcome.

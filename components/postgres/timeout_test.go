@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/pgtest"
+	"github.com/sluicehq/sluice/internal/testing/pgtest"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 

@@ -238,7 +238,7 @@ func (c *Component) newState(args Arguments, old *state) (*state, error) {
 		return &state{input: args.Input, rules: old.rules, proc: old.proc}, nil
 	}
 	if len(args.compiled) != len(args.Rules) {
-		return nil, errors.New("relabel: arguments were not provisioned (decode them with pipeline.DecodeArguments)")
+		return nil, errors.New("relabel: arguments were not provisioned (decode them with runtime.DecodeArguments)")
 	}
 	rules := append([]Rule(nil), args.Rules...)
 	return &state{input: args.Input, rules: rules, proc: newProcessor(args.compiled, c.metrics)}, nil

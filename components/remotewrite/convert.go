@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
@@ -33,6 +34,10 @@ type converter struct {
 	hbuf   []byte // the bytes hashed into a series key
 	lbuf   []prompb.Label
 	hashes []uint64 // of the series convert returned, in order
+	// invalid counts the series of the last convert left out because a
+	// label name or value is not valid UTF-8: a receiver refuses the whole
+	// request that carries one (and would drop the valid series with it).
+	invalid int
 	// samples backs the one-sample Samples of every series of a gather:
 	// one allocation per gather instead of one per sample. Fresh for each
 	// gather, as the series are still queued while the next is converted.
@@ -40,8 +45,8 @@ type converter struct {
 }
 
 type seriesEntry struct {
-	labels []prompb.Label
-	gen    uint64 // the last gather that saw the series
+	labels []prompb.Label // nil for a series left out as invalid
+	gen    uint64         // the last gather that saw the series
 }
 
 func newConverter(external map[string]string, native bool) *converter {
@@ -61,6 +66,7 @@ func (c *converter) convert(fams []*dto.MetricFamily, nowMs int64) []prompb.Time
 	out := make([]prompb.TimeSeries, 0, len(c.series)+16)
 	c.samples = make([]prompb.Sample, 0, len(c.series)+16)
 	c.hashes = c.hashes[:0]
+	c.invalid = 0
 	c.gen++
 	for _, mf := range fams {
 		name := mf.GetName()
@@ -90,6 +96,10 @@ func (c *converter) convert(fams []*dto.MetricFamily, nowMs int64) []prompb.Time
 	}
 	// Staleness: what was there last time and is not now.
 	for h, e := range c.series {
+		if e.gen != c.gen && e.labels == nil {
+			delete(c.series, h) // invalid, never sent: no marker
+			continue
+		}
 		if e.gen != c.gen {
 			out = append(out, prompb.TimeSeries{Labels: e.labels, Samples: c.oneSample(staleNaN, nowMs)})
 			c.hashes = append(c.hashes, h)
@@ -217,7 +227,16 @@ func (c *converter) labels(name string, pairs []*dto.LabelPair, extraName, extra
 			return nil, 0 // a duplicate within this gather
 		}
 		e.gen = c.gen
+		if e.labels == nil {
+			c.invalid++
+		}
 		return e.labels, key
+	}
+	// A new series: checked once, remembered either way.
+	if !validUTF8(name, pairs, extraValue) {
+		c.invalid++
+		c.series[key] = &seriesEntry{gen: c.gen}
+		return nil, 0
 	}
 	b := c.lbuf[:0]
 	b = append(b, prompb.Label{Name: "__name__", Value: name})
@@ -251,6 +270,20 @@ func (c *converter) labels(name string, pairs []*dto.LabelPair, extraName, extra
 }
 
 const sep = 0xff
+
+// validUTF8 reports whether a series' name, label names and values are
+// valid UTF-8.
+func validUTF8(name string, pairs []*dto.LabelPair, extraValue string) bool {
+	if !utf8.ValidString(name) || !utf8.ValidString(extraValue) {
+		return false
+	}
+	for _, p := range pairs {
+		if !utf8.ValidString(p.GetName()) || !utf8.ValidString(p.GetValue()) {
+			return false
+		}
+	}
+	return true
+}
 
 func hashLabels(d *xxhash.Digest, lbls []prompb.Label) uint64 {
 	d.Reset()

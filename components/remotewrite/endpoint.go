@@ -3,6 +3,7 @@ package remotewrite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/sluicehq/sluice/components/remotewrite/wal"
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/ratelog"
 )
 
@@ -30,6 +32,9 @@ type endpointConfig struct {
 	maxWALSize  int64
 	maxWALAge   time.Duration
 	segmentSize int64
+	// walFS is what the WAL writes through (the OS when nil): a seam for
+	// fault-injection tests.
+	walFS faultfs.FS
 }
 
 // endpoint converts each gather for one receiver and sends it: through its
@@ -55,6 +60,22 @@ type endpoint struct {
 	// walBuf holds the encoding of a WAL record, reused (append is only
 	// called from the component's Run goroutine).
 	walBuf []byte
+	// savedPos is the position last saved, if posSaved (maintain's own:
+	// it runs from start, maintainLoop, then stop, one after the other).
+	savedPos wal.Position
+	posSaved bool
+	// walFault is the state of WAL appends, read by health.
+	walFaultMu sync.Mutex
+	walFault   walFault
+}
+
+// walFault is a run of failed WAL appends: from the first failure to the
+// next append that succeeds.
+type walFault struct {
+	since   time.Time // zero: the last append succeeded
+	err     error     // the last failure
+	gathers int       // gathers dropped in this run of failures
+	samples int       // series (one sample each) dropped in it
 }
 
 func newEndpoint(cfg endpointConfig, m *endpointMetrics, log *slog.Logger) *endpoint {
@@ -76,7 +97,10 @@ func (e *endpoint) start(parent context.Context) error {
 		return nil
 	}
 	{
-		l, err := wal.Open(e.cfg.walDir, e.cfg.segmentSize)
+		l, err := wal.OpenWith(e.cfg.walDir, e.cfg.segmentSize, wal.Options{FS: e.cfg.walFS, OnFault: func(op string, err error) {
+			e.m.walFaults.WithLabelValues(op).Inc()
+			e.errLog.Warn("WAL fault", "op", op, "err", err)
+		}})
 		if err != nil {
 			cancel()
 			return err
@@ -119,6 +143,11 @@ func (e *endpoint) stop() {
 // append converts one gather and queues it (through the WAL if any).
 func (e *endpoint) append(ctx context.Context, fams []*dto.MetricFamily, nowMs int64) {
 	series := e.conv.convert(fams, nowMs)
+	if n := e.conv.invalid; n > 0 {
+		e.m.invalid.Add(float64(n))
+		e.m.dropped.Add(float64(n))
+		e.errLog.Warn("series with a label that is not valid UTF-8: dropped (a receiver would refuse the whole request)", "series", n)
+	}
 	if len(series) == 0 {
 		return
 	}
@@ -163,10 +192,49 @@ func (e *endpoint) appendWAL(series []prompb.TimeSeries) {
 		}
 		e.recentMu.Unlock()
 	}
-	if err != nil {
-		e.errLog.Error("writing WAL: samples dropped", "samples", len(series), "err", err)
-		e.m.dropped.Add(float64(len(series)))
+	e.noteWALAppend(len(series), err)
+}
+
+// noteWALAppend counts a failed append (its gather is dropped: there is
+// nowhere to keep it) and logs the first of a run of failures, then at
+// most a few a minute; the append that succeeds after a run of failures
+// logs what the run dropped.
+func (e *endpoint) noteWALAppend(samples int, err error) {
+	e.walFaultMu.Lock()
+	defer e.walFaultMu.Unlock()
+	f := &e.walFault
+	if err == nil {
+		if !f.since.IsZero() {
+			e.log.Info("WAL writable again", "failing_for", time.Since(f.since).Round(time.Millisecond),
+				"gathers_dropped", f.gathers, "samples_dropped", f.samples)
+			*f = walFault{}
+		}
+		return
 	}
+	e.m.walFaults.WithLabelValues("write").Inc()
+	e.m.walDropped.Add(float64(samples))
+	e.m.dropped.Add(float64(samples))
+	if f.since.IsZero() {
+		f.since = time.Now()
+		e.log.Error("writing WAL failed: dropping gathers until it can be written", "samples", samples, "err", err)
+	} else {
+		e.errLog.Error("writing WAL: samples dropped", "samples", samples, "err", err)
+	}
+	f.err = err
+	f.gathers++
+	f.samples += samples
+}
+
+// walHealth describes a run of failed WAL appends, if one is going on.
+func (e *endpoint) walHealth() (failing bool, msg string) {
+	e.walFaultMu.Lock()
+	defer e.walFaultMu.Unlock()
+	f := e.walFault
+	if f.since.IsZero() {
+		return false, ""
+	}
+	return true, fmt.Sprintf("endpoint %s: WAL not writable for %v (%d gathers, %d samples dropped): %v",
+		e.cfg.name, time.Since(f.since).Round(time.Second), f.gathers, f.samples, f.err)
 }
 
 // maxRecent bounds the gathers kept in memory for the WAL reader.
@@ -283,8 +351,16 @@ func (e *endpoint) maintainLoop(ctx context.Context) {
 
 func (e *endpoint) maintain(final bool) {
 	acked := e.tracker.position()
-	if err := wal.SavePosition(e.cfg.walDir, acked); err != nil {
-		e.errLog.Warn("saving WAL position", "err", err)
+	// Saving costs two fsyncs: only when the position moved (or the last
+	// save failed).
+	if !e.posSaved || acked != e.savedPos {
+		if err := e.wal.SavePosition(acked); err != nil {
+			e.posSaved = false
+			e.m.walFaults.WithLabelValues("position").Inc()
+			e.errLog.Warn("saving WAL position", "err", err)
+		} else {
+			e.savedPos, e.posSaved = acked, true
+		}
 	}
 	segs, err := wal.Segments(e.cfg.walDir)
 	if err != nil {

@@ -18,6 +18,9 @@ type selfMetrics struct {
 	sendDuration *prometheus.HistogramVec
 	walSize      *prometheus.GaugeVec
 	walCorrupt   *prometheus.CounterVec
+	walFaults    *prometheus.CounterVec // endpoint, op
+	walDropped   *prometheus.CounterVec
+	invalid      *prometheus.CounterVec
 	gatherErrors *prometheus.CounterVec // input, reason
 	// skippedGathers counts ticks skipped because a slow gather had just
 	// ended (see Run).
@@ -44,12 +47,19 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Help: "Size of the endpoint's write-ahead log on disk."}, ep),
 		walCorrupt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_corruptions_total",
 			Help: "Torn or corrupt WAL records; the rest of their segment was skipped."}, ep),
+		walFaults: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_faults_total",
+			Help: "WAL operations that failed, by op: write (an append: its gather is dropped), create (a new segment), truncate (cutting a failed write's partial record off), sync and close (of a finished segment), position (saving the sent position)."},
+			[]string{"endpoint", "op"}),
+		walDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_wal_dropped_samples_total",
+			Help: "Samples dropped because the WAL could not be written (also counted in samples_total{result=\"dropped\"})."}, ep),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_invalid_series_total",
+			Help: "Series left out of a gather because a label name or value is not valid UTF-8 (a receiver refuses the whole request that carries one); also counted in samples_total{result=\"dropped\"}."}, ep),
 		gatherErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_remote_write_gather_errors_total",
-			Help: "Inputs that failed to gather or had inconsistent families, by input."}, []string{"input", "reason"}),
+			Help: "Gather errors by input and reason: gather (the input failed, nothing gathered), partial (one per family or metric an input dropped while returning the rest, which is sent), inconsistent (a family or series skipped)."}, []string{"input", "reason"}),
 		skippedGathers: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_remote_write_gathers_skipped_total",
 			Help: "Scrape-interval ticks skipped because the previous gather, being slow, ended less than half an interval before."}),
 	}
-	for _, c := range []prometheus.Collector{m.samples, m.pending, m.shards, m.highestSent, m.bytesSent, m.sendDuration, m.walSize, m.walCorrupt, m.gatherErrors, m.skippedGathers} {
+	for _, c := range []prometheus.Collector{m.samples, m.pending, m.shards, m.highestSent, m.bytesSent, m.sendDuration, m.walSize, m.walCorrupt, m.walFaults, m.walDropped, m.invalid, m.gatherErrors, m.skippedGathers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -66,6 +76,9 @@ type endpointMetrics struct {
 	sendDuration                   prometheus.Observer
 	walSize                        prometheus.Gauge
 	walCorrupt                     prometheus.Counter
+	walFaults                      *prometheus.CounterVec
+	walDropped                     prometheus.Counter
+	invalid                        prometheus.Counter
 
 	mu      sync.Mutex
 	highest float64
@@ -84,13 +97,16 @@ func (m *selfMetrics) forEndpoint(name string) *endpointMetrics {
 		sendDuration: m.sendDuration.WithLabelValues(name),
 		walSize:      m.walSize.WithLabelValues(name),
 		walCorrupt:   m.walCorrupt.WithLabelValues(name),
+		walFaults:    m.walFaults.MustCurryWith(prometheus.Labels{"endpoint": name}),
+		walDropped:   m.walDropped.WithLabelValues(name),
+		invalid:      m.invalid.WithLabelValues(name),
 	}
 }
 
 // forget removes an endpoint's series when the endpoint goes away.
 func (m *selfMetrics) forget(name string) {
 	for _, v := range []*prometheus.MetricVec{m.samples.MetricVec, m.pending.MetricVec, m.shards.MetricVec, m.highestSent.MetricVec,
-		m.bytesSent.MetricVec, m.walSize.MetricVec, m.walCorrupt.MetricVec} {
+		m.bytesSent.MetricVec, m.walSize.MetricVec, m.walCorrupt.MetricVec, m.walFaults.MetricVec, m.walDropped.MetricVec, m.invalid.MetricVec} {
 		v.DeletePartialMatch(prometheus.Labels{"endpoint": name})
 	}
 	m.sendDuration.DeletePartialMatch(prometheus.Labels{"endpoint": name})

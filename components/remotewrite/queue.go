@@ -128,6 +128,27 @@ type queueManager struct {
 	pending  atomic.Int64
 	retrying atomic.Int64 // shards currently retrying a batch
 	busy     atomic.Int64 // nanoseconds spent in sends since the last shard decision
+	// failingSince is when the first of the current run of failed send
+	// attempts started (Unix nanoseconds; 0 while the last attempt got an
+	// answer), and lastErr that run's latest error: what health reads.
+	failingSince atomic.Int64
+	lastErr      atomic.Pointer[error]
+}
+
+// unreachable reports whether every send attempt has failed (no answer
+// from the endpoint, or one to retry) for at least threshold, for how
+// long, and the last error.
+func (q *queueManager) unreachable(now time.Time, threshold time.Duration) (time.Duration, error, bool) {
+	since := q.failingSince.Load()
+	if since == 0 {
+		return 0, nil, false
+	}
+	d := now.Sub(time.Unix(0, since))
+	var err error
+	if p := q.lastErr.Load(); p != nil {
+		err = *p
+	}
+	return d, err, d >= threshold
 }
 
 type shard struct {
@@ -410,6 +431,7 @@ func (q *queueManager) sendBatch(ctx context.Context, batch []item, sb *sendBuff
 		q.busy.Add(int64(took))
 		q.m.sendDuration.Observe(took.Seconds())
 		if err == nil {
+			q.failingSince.Store(0)
 			q.m.bytesSent.Add(float64(len(enc)))
 			q.m.markSent(float64(highest) / 1000)
 			q.done(batch, q.m.sent)
@@ -420,10 +442,13 @@ func (q *queueManager) sendBatch(ctx context.Context, batch []item, sb *sendBuff
 		}
 		var se *sendError
 		if !errors.As(err, &se) || !se.recoverable {
+			q.failingSince.Store(0) // the endpoint answered
 			q.errLog.Error("remote write refused a batch: dropped", "samples", len(batch), "err", err)
 			q.done(batch, q.m.failed)
 			return
 		}
+		q.lastErr.Store(&err)
+		q.failingSince.CompareAndSwap(0, start.UnixNano())
 		if !retrying {
 			retrying = true
 			q.retrying.Add(1)

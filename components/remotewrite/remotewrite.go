@@ -15,7 +15,9 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/config"
 
+	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/internal/gathermerge"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/ratelog"
@@ -116,6 +119,7 @@ type Exports struct{}
 
 var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
+	_ pipeline.HealthReporter       = (*Component)(nil)
 	_ pipeline.Validator            = (*Arguments)(nil)
 	_ pipeline.Provisioner          = (*Arguments)(nil)
 	_ pipeline.PathResolver         = (*Arguments)(nil)
@@ -170,7 +174,7 @@ func (a *Arguments) Validate() error {
 		errs = append(errs, errors.New("at least one endpoint block is required"))
 	}
 	for name := range a.ExternalLabels {
-		if !validLabelName(name) || name == "__name__" {
+		if !pipeline.ValidLabelName(name) {
 			errs = append(errs, pipeline.ErrorAt("external_labels", fmt.Errorf("%q is not a valid label name", name)))
 		}
 	}
@@ -217,18 +221,6 @@ func (a *Arguments) Validate() error {
 		names[n] = true
 	}
 	return errors.Join(errs...)
-}
-
-func validLabelName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || (i > 0 && r >= '0' && r <= '9')) {
-			return false
-		}
-	}
-	return true
 }
 
 // name is the endpoint's label: its name, or its URL without credentials
@@ -285,8 +277,62 @@ type Component struct {
 	args    atomic.Pointer[Arguments]
 	kick    chan struct{}
 	errLog  *slog.Logger
-	// endpoints are owned by Run; keyed by endpointKey.
+	// endpoints are owned by Run; keyed by endpointKey. live is a copy
+	// for health checks from other goroutines.
 	endpoints map[string]*endpoint
+	live      atomic.Pointer[[]*endpoint]
+	health    pipeline.HealthTracker
+	// unreachableAfter overrides the time an endpoint may fail every send
+	// before it makes the component unhealthy (tests); walFS is what WALs
+	// write through (tests inject faults; the OS when nil).
+	unreachableAfter time.Duration
+	walFS            faultfs.FS
+}
+
+// Health: unhealthy while an endpoint's WAL cannot be written, or while
+// every send to an endpoint has failed for longer than unreachableAfter
+// (see checkHealth).
+func (c *Component) Health() pipeline.Health { return c.health.Health() }
+
+// minUnreachable is the least time every send may fail before the
+// endpoint counts as unreachable: a scrape interval, at least 10s, so
+// that one failed attempt (a restarting receiver) does not flap health.
+const minUnreachable = 10 * time.Second
+
+func (c *Component) unreachableThreshold(args *Arguments) time.Duration {
+	if c.unreachableAfter > 0 {
+		return c.unreachableAfter
+	}
+	return max(minUnreachable, args.ScrapeInterval)
+}
+
+// checkHealth sets the component's health from its endpoints and logs the
+// transitions.
+func (c *Component) checkHealth(args *Arguments) {
+	var problems []string
+	now := time.Now()
+	eps := c.live.Load()
+	if eps == nil {
+		return
+	}
+	for _, e := range *eps {
+		if failing, msg := e.walHealth(); failing {
+			problems = append(problems, msg)
+		}
+		if d, err, bad := e.q.unreachable(now, c.unreachableThreshold(args)); bad {
+			problems = append(problems, fmt.Sprintf("endpoint %s: every send failed for %v, %d samples pending: %v",
+				e.cfg.name, d.Round(time.Second), e.q.pending.Load(), err))
+		}
+	}
+	sort.Strings(problems)
+	msg := strings.Join(problems, "; ")
+	if c.health.SetOK(len(problems) == 0, msg) {
+		if len(problems) == 0 {
+			c.opts.Logger.Info("healthy again: every endpoint reachable and WAL writable")
+		} else {
+			c.opts.Logger.Error("unhealthy", "reason", msg)
+		}
+	}
 }
 
 // Build creates the component; nothing runs until Run.
@@ -324,11 +370,17 @@ func (c *Component) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(args.ScrapeInterval)
 	defer t.Stop()
+	ht := time.NewTicker(healthCheckEvery)
+	defer ht.Stop()
+	c.health.Set(pipeline.HealthHealthy, "")
 	last := c.gather(ctx, args)
+	c.checkHealth(args)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-ht.C:
+			c.checkHealth(args)
 		case <-c.kick:
 			args = c.args.Load()
 			if err := c.reconcile(ctx, args); err != nil {
@@ -346,6 +398,7 @@ func (c *Component) Run(ctx context.Context) error {
 				continue
 			}
 			last = c.gather(ctx, args)
+			c.checkHealth(args)
 		}
 	}
 }
@@ -369,11 +422,24 @@ func (c *Component) gather(ctx context.Context, args *Arguments) time.Time {
 	return stamped
 }
 
+// healthCheckEvery is how often Run re-reads its endpoints' health.
+const healthCheckEvery = time.Second
+
 func (c *Component) stopAll() {
 	for k, e := range c.endpoints {
 		e.stop()
 		delete(c.endpoints, k)
 	}
+	c.live.Store(nil)
+}
+
+// publish copies the endpoints for checkHealth.
+func (c *Component) publish() {
+	eps := make([]*endpoint, 0, len(c.endpoints))
+	for _, e := range c.endpoints {
+		eps = append(eps, e)
+	}
+	c.live.Store(&eps)
 }
 
 // endpointKey identifies what an endpoint's sending depends on.
@@ -407,6 +473,7 @@ func (c *Component) reconcile(ctx context.Context, a *Arguments) error {
 		}
 		c.endpoints[k] = e
 	}
+	c.publish()
 	return nil
 }
 
@@ -429,6 +496,7 @@ func (c *Component) endpointConfig(a *Arguments, ep *Endpoint) (endpointConfig, 
 		maxWALSize:  a.maxWALSize,
 		maxWALAge:   a.MaxWALAge,
 		segmentSize: 32 << 20,
+		walFS:       c.walFS,
 	}
 	if a.WAL {
 		cfg.walDir = walDir(c.opts.DataPath, cfg.name)

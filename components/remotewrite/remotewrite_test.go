@@ -15,8 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	_ "github.com/sluicehq/sluice/components/statsd"
-	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // selfMetric sums a self-metric's series whose labels include match.
@@ -470,7 +470,7 @@ remote_write "x" {
   }
 }
 `
-	err := pipeline.Validate("test.hcl", []byte(src), func(string) (string, bool) { return "", false })
+	err := runtime.Validate("test.hcl", []byte(src), func(string) (string, bool) { return "", false })
 	if err == nil {
 		t.Fatal("an invalid config validated")
 	}

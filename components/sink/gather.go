@@ -46,6 +46,7 @@ func newState(a Arguments, m *selfMetrics) *state {
 		st.inputIDs = append(st.inputIDs, id)
 		m.gatherErrors.WithLabelValues(id, "gather")
 		m.gatherErrors.WithLabelValues(id, "inconsistent")
+		m.gatherErrors.WithLabelValues(id, "partial")
 	}
 	for _, cl := range sortedConst(a.ConstLabels) {
 		st.consts = append(st.consts, &dto.LabelPair{Name: proto.String(cl.name), Value: proto.String(cl.value)})

@@ -20,10 +20,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/model"
 
 	"github.com/sluicehq/sluice/internal/scrapelimit"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/web"
 	"github.com/sluicehq/sluice/ratelog"
 )
 
@@ -130,10 +130,10 @@ func (a Arguments) Validate() error {
 	}
 	for name, value := range a.ConstLabels {
 		switch {
-		case !model.UTF8Validation.IsValidLabelName(name):
-			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("invalid label name %q", name)))
 		case strings.HasPrefix(name, "__"):
 			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("label name %q is reserved (starts with __)", name)))
+		case !pipeline.ValidLabelName(name):
+			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("invalid label name %q", name)))
 		case name == "le" || name == "quantile":
 			errs = append(errs, pipeline.ErrorAt("const_labels", fmt.Errorf("label name %q is reserved for histograms and summaries", name)))
 		case !utf8.ValidString(value):
@@ -162,7 +162,7 @@ func (a *Arguments) ReferencedFiles() []string {
 // Provision checks the web config file, so that a broken one is a load
 // error pointing at web_config_file.
 func (a *Arguments) Provision(pipeline.ProvisionContext) error {
-	if err := pipeline.ValidateWebConfig(a.WebConfigFile); err != nil {
+	if err := web.ValidateWebConfig(a.WebConfigFile); err != nil {
 		return pipeline.ErrorAt("web_config_file", err)
 	}
 	return nil
@@ -193,7 +193,7 @@ type Component struct {
 	mu      sync.Mutex // guards the fields below
 	args    Arguments  // current arguments, Path resolved
 	running bool
-	serving *pipeline.Endpoint
+	serving *web.Endpoint
 }
 
 var (
@@ -320,7 +320,7 @@ func (c *Component) Update(a Arguments) (pipeline.Pending, error) {
 	args := c.resolve(a)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var fresh *pipeline.Endpoint
+	var fresh *web.Endpoint
 	if c.running && c.endpoint(c.args).Moves(c.endpoint(args)) {
 		sv, err := c.acquire(args)
 		if err != nil {
@@ -337,15 +337,15 @@ type pending struct {
 	c     *Component
 	args  Arguments
 	st    *state
-	fresh *pipeline.Endpoint // bound or mounted for args, not serving yet
+	fresh *web.Endpoint // bound or mounted for args, not serving yet
 }
 
 func (p *pending) Commit() {
 	c := p.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	serve, retire := pipeline.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.args), c.endpoint(p.args),
-		func() (*pipeline.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "metrics")
+	serve, retire := web.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.args), c.endpoint(p.args),
+		func() (*web.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "metrics")
 	c.serving = serve
 	c.state.Store(p.st)
 	c.args = p.args
@@ -357,20 +357,20 @@ func (p *pending) Abort() { p.fresh.Stop() }
 // endpoint is where args serve the handler: on the agent's server at
 // Path, or on an own server at Listen (under ListenPath) with the sink's
 // or the agent's web config file.
-func (c *Component) endpoint(args Arguments) pipeline.EndpointSpec {
-	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.Path, WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
+func (c *Component) endpoint(args Arguments) web.EndpointSpec {
+	return web.EndpointSpec{Listen: args.Listen, MountPath: args.Path, WebConfigFile: web.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
 }
 
 // acquire mounts (inactive) or binds for args: everything that can fail.
 // Called with c.mu held.
-func (c *Component) acquire(args Arguments) (*pipeline.Endpoint, error) {
+func (c *Component) acquire(args Arguments) (*web.Endpoint, error) {
 	h := c.handler
 	if args.Listen != "" {
 		mux := http.NewServeMux()
 		mux.Handle(ListenPath, c.handler)
 		h = mux
 	}
-	e, err := pipeline.AcquireEndpoint(c.endpoint(args), c.opts.HTTP, h)
+	e, err := web.AcquireEndpoint(c.endpoint(args), c.opts.HTTP, h)
 	if err != nil {
 		return nil, fmt.Errorf("metrics_sink: %w", err)
 	}
@@ -406,7 +406,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		}, nil),
 		gatherErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_metrics_sink_gather_errors_total",
-			Help: "Errors while gathering, by input (the ID of the component it comes from, e.g. relabel.app, or its index in inputs) and reason: gather (the input returned an error; what it returned is still served) or inconsistent (a family skipped: type clash with an earlier input, or metrics that do not match the family type).",
+			Help: "Errors while gathering, by input (the ID of the component it comes from, e.g. relabel.app, or its index in inputs) and reason: gather (the input returned an error and nothing else), partial (one per error of an input that returned families too: a family or metric it dropped; its other families are served) or inconsistent (a family skipped: type clash with an earlier input, or metrics that do not match the family type).",
 		}, []string{"input", "reason"}),
 	}
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/components/sink"
+	"github.com/sluicehq/sluice/internal/gathermerge/gathermergetest"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -597,5 +598,21 @@ func TestBadConfig(t *testing.T) {
 				t.Errorf("diagnostic not at the attribute: %v", d.Subject)
 			}
 		})
+	}
+}
+
+// TestPartialGatherServesTheGoodFamilies: an input whose Gather returns
+// good families together with an error (a registry that dropped a bad
+// one) still has its good families served; each error is counted as
+// reason "partial".
+func TestPartialGatherServesTheGoodFamilies(t *testing.T) {
+	h, srv := pathSink(t, `inputs = [test.partial]`, pipelinetest.WithGatherer("partial", gathermergetest.PartialRegistry()))
+	url := srv.URL + "/metrics/test"
+	waitServing(t, url)
+	if err := testutil.ScrapeAndCompare(url, strings.NewReader("# HELP good_total A good family.\n# TYPE good_total counter\ngood_total 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := selfValue(t, h, "sluice_metrics_sink_gather_errors_total", map[string]string{"input": "0", "reason": "partial"}); got < 1 {
+		t.Errorf("gather_errors_total{input=0,reason=partial} = %v, want >= 1", got)
 	}
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	_ "github.com/sluicehq/sluice/components/sink" // metrics_sink, used by the example
-	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 const examplesDir = "../../config/examples"
@@ -46,7 +46,7 @@ func exampleBody(t *testing.T) string {
 func TestExampleFileValidates(t *testing.T) {
 	path := examplesDir + "/gunicorn-sidecar.hcl"
 	noEnv := func(string) (string, bool) { return "", false }
-	if err := pipeline.Validate(path, []byte(mustRead(t, path)), noEnv); err != nil {
+	if err := runtime.Validate(path, []byte(mustRead(t, path)), noEnv); err != nil {
 		t.Fatalf("%s does not validate: %v", path, err)
 	}
 	// And a broken mapping file fails it, with the file named.
@@ -54,7 +54,7 @@ func TestExampleFileValidates(t *testing.T) {
 	writeFile(t, dir, "gunicorn-mapping.yml", "mappings:\n- match: gunicorn.requests\n")
 	broken := dir + "/gunicorn-sidecar.hcl"
 	writeFile(t, dir, "gunicorn-sidecar.hcl", mustRead(t, path))
-	if err := pipeline.Validate(broken, []byte(mustRead(t, broken)), noEnv); err == nil || !strings.Contains(err.Error(), "gunicorn-mapping.yml") {
+	if err := runtime.Validate(broken, []byte(mustRead(t, broken)), noEnv); err == nil || !strings.Contains(err.Error(), "gunicorn-mapping.yml") {
 		t.Fatalf("a broken mapping file validates: %v", err)
 	}
 }

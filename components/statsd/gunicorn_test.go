@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -28,6 +29,7 @@ def app(environ, start_response):
 // requests through it and checks what the example mapping makes of
 // gunicorn's own statsd lines, DogStatsD tags included.
 func TestRealGunicorn(t *testing.T) {
+	realpart.SkipShort(t, "a real gunicorn")
 	bin, err := exec.LookPath("gunicorn")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/statsd_exporter/pkg/event"
 	"github.com/prometheus/statsd_exporter/pkg/line"
 	"github.com/prometheus/statsd_exporter/pkg/mapper"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // The ingest path, on the goroutine that reads a socket (or a TCP
@@ -422,7 +424,7 @@ func (p *processor) resolve(ev event.Event) (e memoEntry, ok bool) {
 		} else {
 			e.name = mapper.EscapeMetricName(key.name)
 		}
-		if e.name == "" || !validName(e.name) {
+		if e.name == "" || !pipeline.ValidMetricName(e.name) {
 			p.counted(e)
 			if e.name == "" {
 				p.r.eventError(reasonEmptyName, "the metric name is empty", "statsd_metric", key.name)
@@ -432,7 +434,7 @@ func (p *processor) resolve(ev event.Event) (e memoEntry, ok bool) {
 			return e, false
 		}
 		for k := range mlabels {
-			if !validLabelName(k) {
+			if !pipeline.ValidLabelName(k) {
 				p.counted(e)
 				p.r.eventError(reasonInvalidLabel, "invalid label name (reserved or malformed)", "label", k, "metric", e.name)
 				return e, false
@@ -469,10 +471,6 @@ func (p *processor) counted(e memoEntry) (memoEntry, bool) {
 	return e, c != &p.actDrop
 }
 
-func validLabelName(k string) bool {
-	return validName(k) && !strings.HasPrefix(k, "__")
-}
-
 // event maps one event and queues it for the shard that owns its metric
 // name.
 func (p *processor) event(ev event.Event) {
@@ -484,7 +482,7 @@ func (p *processor) event(ev event.Event) {
 	mapping, name := e.mapping, e.name
 	labels := ev.Labels()
 	for k := range labels {
-		if !validLabelName(k) {
+		if !pipeline.ValidLabelName(k) {
 			p.r.eventError(reasonInvalidLabel, "invalid label name (reserved or malformed)", "label", k, "metric", name)
 			return
 		}
@@ -612,19 +610,4 @@ func (r *Receiver) shardOf(name string) int {
 		}
 	}
 	return int(maphash.String(r.seed, name) % uint64(len(r.shards)))
-}
-
-// validName reports whether s is a legacy Prometheus metric or label name.
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9') {
-			continue
-		}
-		return false
-	}
-	return true
 }

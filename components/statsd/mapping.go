@@ -160,11 +160,11 @@ func (m *Mapping) checkLabels() error {
 // unknown: then only the type-independent checks run); a mapping that
 // matches only counters or gauges makes no observers.
 func labelProblem(k string, observer mapper.ObserverType, match mapper.MetricType) error {
-	if !validName(k) {
-		return fmt.Errorf("label %q is not a valid Prometheus label name", k)
-	}
 	if strings.HasPrefix(k, "__") {
 		return fmt.Errorf("label %q: names starting with __ are reserved", k)
+	}
+	if !pipeline.ValidLabelName(k) {
+		return fmt.Errorf("label %q is not a valid Prometheus label name", k)
 	}
 	if match == mapper.MetricTypeCounter || match == mapper.MetricTypeGauge {
 		return nil

@@ -142,7 +142,7 @@ func New(opts pipeline.Options[Exports], args Arguments) (*Receiver, error) {
 
 // errNotProvisioned is returned for arguments that did not go through the
 // kernel's Provision (which compiles the mapping).
-var errNotProvisioned = errors.New("statsd_receiver: arguments were not provisioned (decode them with pipeline.DecodeArguments)")
+var errNotProvisioned = errors.New("statsd_receiver: arguments were not provisioned (decode them with runtime.DecodeArguments)")
 
 // compile turns provisioned arguments into a runtime configuration. The
 // mapper (and its cache) is kept when neither the mapping nor the cache

@@ -8,6 +8,7 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"path"
 	"slices"
@@ -17,9 +18,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/web"
 )
 
 func init() {
@@ -111,6 +112,11 @@ type MetricBlock struct {
 	Buckets   []float64     `hcl:"buckets,optional"`
 	TTL       time.Duration `hcl:"ttl,optional"`
 	MaxSeries int           `hcl:"max_series,optional"`
+	// InitialLabelValues pre-creates every combination of these values
+	// at 0 (one list per label, every label listed), so that rate() and
+	// dashboards see the series before the first event; DELETE resets the
+	// metric to them.
+	InitialLabelValues map[string][]string `hcl:"initial_label_values,optional"`
 }
 
 // WebhookBlock is one webhook endpoint, POST {prefix}/hooks/NAME.
@@ -240,7 +246,7 @@ func (a *Arguments) Validate() error {
 
 func (m *MetricBlock) validate() error {
 	var errs []error
-	if !model.LegacyValidation.IsValidMetricName(m.Name) {
+	if !pipeline.ValidMetricName(m.Name) {
 		errs = append(errs, fmt.Errorf("invalid metric name %q", m.Name))
 	}
 	verbs, ok := verbsByType[m.Type]
@@ -251,7 +257,7 @@ func (m *MetricBlock) validate() error {
 	seen := map[string]bool{}
 	for _, l := range m.Labels {
 		switch {
-		case !model.LegacyValidation.IsValidLabelName(l) || strings.HasPrefix(l, "__"):
+		case !pipeline.ValidLabelName(l):
 			errs = append(errs, pipeline.ErrorAt("labels", fmt.Errorf("invalid label name %q", l)))
 		case l == "le" && m.Type == "histogram":
 			errs = append(errs, pipeline.ErrorAt("labels", errors.New(`label "le" is reserved for histogram buckets`)))
@@ -271,6 +277,50 @@ func (m *MetricBlock) validate() error {
 	}
 	if m.MaxSeries < 0 {
 		errs = append(errs, pipeline.ErrorAt("max_series", errors.New("must not be negative (0 is the default, 10000)")))
+	}
+	if err := m.validateInitial(); err != nil {
+		errs = append(errs, pipeline.ErrorAt("initial_label_values", err))
+	}
+	return errors.Join(errs...)
+}
+
+// validateInitial checks initial_label_values: every label of the metric
+// and only those, each with distinct values, and no more combinations
+// than max_series allows.
+func (m *MetricBlock) validateInitial() error {
+	if len(m.InitialLabelValues) == 0 {
+		return nil
+	}
+	if len(m.Labels) == 0 {
+		return errors.New("the metric has no labels: its one series exists once pushed to; there is nothing to pre-create")
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(m.InitialLabelValues)) {
+		if !slices.Contains(m.Labels, name) {
+			errs = append(errs, fmt.Errorf("label %q is not among the metric's labels (%s)", name, strings.Join(m.Labels, ", ")))
+		}
+	}
+	maxSeries := m.MaxSeries
+	if maxSeries == 0 {
+		maxSeries = DefaultMaxSeries
+	}
+	combinations := 1
+	for _, l := range m.Labels {
+		vs, ok := m.InitialLabelValues[l]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("label %q has no values: every combination needs a value of each label, so list all of them (%s)", l, strings.Join(m.Labels, ", ")))
+			continue
+		case len(vs) == 0:
+			errs = append(errs, fmt.Errorf("label %q: empty list of values", l))
+			continue
+		case len(slices.Compact(slices.Sorted(slices.Values(vs)))) != len(vs):
+			errs = append(errs, fmt.Errorf("label %q: a value is listed twice", l))
+		}
+		combinations = min(combinations*len(vs), maxSeries+1) // bounded: no overflow
+	}
+	if len(errs) == 0 && combinations > maxSeries {
+		errs = append(errs, fmt.Errorf("more combinations than max_series (%d): the pre-created series count against it", maxSeries))
 	}
 	return errors.Join(errs...)
 }
@@ -385,7 +435,7 @@ func (a *Arguments) ReferencedFiles() []string {
 // Provision checks the web config file (a broken one is a load error at
 // web_config_file), hashes the tokens and compiles the plan.
 func (a *Arguments) Provision(pipeline.ProvisionContext) error {
-	if err := pipeline.ValidateWebConfig(a.WebConfigFile); err != nil {
+	if err := web.ValidateWebConfig(a.WebConfigFile); err != nil {
 		return pipeline.ErrorAt("web_config_file", err)
 	}
 	a.tokens = nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/pipeline/web"
 	"github.com/sluicehq/sluice/ratelog"
 )
 
@@ -42,7 +43,7 @@ type Component struct {
 
 	mu       sync.Mutex // guards the fields below
 	running  bool
-	serving  *pipeline.Endpoint
+	serving  *web.Endpoint
 	restored bool
 	// persist holds the state files across Runs; nil until the first Run
 	// (and without a data path).
@@ -275,7 +276,7 @@ func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var fresh *pipeline.Endpoint
+	var fresh *web.Endpoint
 	if c.running && c.endpoint(cur.args).Moves(c.endpoint(args)) {
 		sv, err := c.acquire(args)
 		if err != nil {
@@ -289,15 +290,15 @@ func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
 type pending struct {
 	c     *Component
 	args  Arguments
-	fresh *pipeline.Endpoint
+	fresh *web.Endpoint
 }
 
 func (p *pending) Commit() {
 	c := p.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	serve, retire := pipeline.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.cfg.Load().args), c.endpoint(p.args),
-		func() (*pipeline.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "the push API")
+	serve, retire := web.CommitEndpoint(c.running, c.serving, p.fresh, c.endpoint(c.cfg.Load().args), c.endpoint(p.args),
+		func() (*web.Endpoint, error) { return c.acquire(p.args) }, c.opts.Logger, "the push API")
 	c.serving = serve
 	c.store.mu.Lock()
 	c.store.setDefsLocked(p.args.plan.metrics, nowFunc().UnixMilli())
@@ -314,18 +315,18 @@ func (p *pending) Abort() { p.fresh.Stop() }
 // endpoint is where args serve the API: mounted on the agent's server
 // under the prefix, or on an own server at Listen with the receiver's or
 // the agent's web config file.
-func (c *Component) endpoint(args Arguments) pipeline.EndpointSpec {
-	return pipeline.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: pipeline.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
+func (c *Component) endpoint(args Arguments) web.EndpointSpec {
+	return web.EndpointSpec{Listen: args.Listen, MountPath: args.prefix(c.opts.ID) + "/", WebConfigFile: web.WebConfigFor(args.WebConfigFile, c.opts.WebConfigFile)}
 }
 
 // acquire mounts (inactive) or binds for args. Called with c.mu held.
-func (c *Component) acquire(args Arguments) (*pipeline.Endpoint, error) {
+func (c *Component) acquire(args Arguments) (*web.Endpoint, error) {
 	prefix := args.prefix(c.opts.ID)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, r.URL.Path) })
 	if args.Listen == "" {
 		h = func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, strings.TrimPrefix(r.URL.Path, prefix)) }
 	}
-	e, err := pipeline.AcquireEndpoint(c.endpoint(args), c.opts.HTTP, h)
+	e, err := web.AcquireEndpoint(c.endpoint(args), c.opts.HTTP, h)
 	if err != nil {
 		return nil, fmt.Errorf("webhook_receiver: %w", err)
 	}

@@ -8,8 +8,8 @@ import (
 
 	_ "github.com/sluicehq/sluice/components/sink"
 	"github.com/sluicehq/sluice/components/webhook"
-	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // The subtree a receiver mounts conflicts with a path under it, and two
@@ -48,7 +48,7 @@ webhook_receiver "b" {
   metric "m" { type = "gauge" }
 }`, "Listen address used twice"},
 	} {
-		err := pipeline.Validate("c.hcl", []byte(c.src), func(string) (string, bool) { return "", false })
+		err := runtime.Validate("c.hcl", []byte(c.src), func(string) (string, bool) { return "", false })
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", name, err, c.want)
 		}
@@ -62,7 +62,7 @@ metrics_sink "s" {
   inputs = [webhook_receiver.d.metrics]
   path   = "/push/dd"
 }`
-	if err := pipeline.Validate("c.hcl", []byte(ok), func(string) (string, bool) { return "", false }); err != nil {
+	if err := runtime.Validate("c.hcl", []byte(ok), func(string) (string, bool) { return "", false }); err != nil {
 		t.Errorf("sibling paths: %v", err)
 	}
 }

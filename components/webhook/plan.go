@@ -34,6 +34,46 @@ type metricDef struct {
 	ttl             time.Duration
 	maxSeries       int
 	desc            *prometheus.Desc
+	// initial are the label values of the pre-created series
+	// (initial_label_values: every combination), keyed by seriesKey.
+	initial map[string][]string
+}
+
+// initialCombinations returns every combination of the values of
+// initial_label_values, in the order of labels, by seriesKey. Validate
+// bounded their number by max_series.
+func initialCombinations(labels []string, values map[string][]string) map[string][]string {
+	if len(values) == 0 {
+		return nil
+	}
+	combos := [][]string{{}}
+	for _, l := range labels {
+		var next [][]string
+		for _, c := range combos {
+			for _, v := range values[l] {
+				next = append(next, append(slices.Clone(c), v))
+			}
+		}
+		combos = next
+	}
+	out := make(map[string][]string, len(combos))
+	for _, c := range combos {
+		out[seriesKey(c)] = c
+	}
+	return out
+}
+
+// sameInitial: the pre-created combinations of one are those of the other.
+func (d *metricDef) sameInitial(o *metricDef) bool {
+	if len(d.initial) != len(o.initial) {
+		return false
+	}
+	for k := range d.initial {
+		if _, ok := o.initial[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *metricDef) accepts(verb string) bool { return slices.Contains(verbsByType[d.typ], verb) }
@@ -73,6 +113,7 @@ func newPlan(a *Arguments) (*plan, error) {
 		if d.maxSeries == 0 {
 			d.maxSeries = DefaultMaxSeries
 		}
+		d.initial = initialCombinations(d.labels, m.InitialLabelValues)
 		if d.typ == "histogram" {
 			d.buckets = m.Buckets
 			if len(d.buckets) == 0 {

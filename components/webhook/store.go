@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,6 +51,43 @@ type metricState struct {
 	series map[string]*series
 }
 
+// newMetricState is a metric as it starts and as DELETE leaves it: its
+// pre-created combinations (initial_label_values) at 0, nothing else.
+func newMetricState(d *metricDef) *metricState {
+	ms := &metricState{def: d, series: make(map[string]*series, len(d.initial))}
+	ms.addInitial()
+	return ms
+}
+
+// newSeries is a series at 0.
+func (d *metricDef) newSeries(values []string) *series {
+	sr := &series{values: slices.Clone(values)}
+	if d.typ == "histogram" {
+		sr.counts = make([]uint64, len(d.buckets)+1)
+	}
+	return sr
+}
+
+// addInitial adds the pre-created combinations that are missing, at 0 and
+// never updated (updated == 0: no op has touched them).
+func (ms *metricState) addInitial() {
+	for k, vs := range ms.def.initial {
+		if ms.series[k] == nil {
+			ms.series[k] = ms.def.newSeries(vs)
+		}
+	}
+}
+
+// clearSeries removes one series; a pre-created combination goes back to
+// 0 instead, as it was at start.
+func (ms *metricState) clearSeries(key string) {
+	if vs, ok := ms.def.initial[key]; ok {
+		ms.series[key] = ms.def.newSeries(vs)
+		return
+	}
+	delete(ms.series, key)
+}
+
 // store is the pushed state. One mutex guards the series and the log
 // buffer, so the log's order is the order changes were applied in.
 type store struct {
@@ -72,10 +111,14 @@ func newStore() *store { return &store{metrics: map[string]*metricState{}} }
 // seriesKey joins label values with a byte that cannot appear in UTF-8.
 func seriesKey(values []string) string { return strings.Join(values, "\xff") }
 
-// setDefs applies a plan's metric definitions: new metrics start empty,
-// changed help keeps the series, removed metrics are dropped (and the drop
-// logged). Labels, type and buckets of a kept metric are equal (Update
-// refuses a change). Called with s.mu held.
+// setDefs applies a plan's metric definitions: new metrics start with
+// their pre-created combinations only, changed help keeps the series,
+// removed metrics are dropped (and the drop logged). Labels, type and
+// buckets of a kept metric are equal (Update refuses a change). A changed
+// initial_label_values adds the new combinations at 0 and removes the
+// pre-created ones no longer listed that nothing has written to; a
+// combination that was written to stays, as any pushed series. Called
+// with s.mu held.
 func (s *store) setDefsLocked(defs map[string]*metricDef, now int64) {
 	for name := range s.metrics {
 		if defs[name] == nil {
@@ -84,11 +127,21 @@ func (s *store) setDefsLocked(defs map[string]*metricDef, now int64) {
 		}
 	}
 	for name, d := range defs {
-		if ms := s.metrics[name]; ms != nil {
-			ms.def = d
+		ms := s.metrics[name]
+		if ms == nil {
+			s.metrics[name] = newMetricState(d)
 			continue
 		}
-		s.metrics[name] = &metricState{def: d, series: map[string]*series{}}
+		old := ms.def
+		ms.def = d
+		if !old.sameInitial(d) {
+			for k, sr := range ms.series {
+				if _, still := d.initial[k]; !still && sr.updated == 0 {
+					delete(ms.series, k)
+				}
+			}
+			ms.addInitial()
+		}
 	}
 }
 
@@ -110,19 +163,26 @@ func (s *store) applyLocked(o op) error {
 	d := ms.def
 	switch o.Verb {
 	case "drop":
-		delete(s.metrics, o.Metric)
-		s.metrics[o.Metric] = &metricState{def: d, series: map[string]*series{}}
+		s.metrics[o.Metric] = newMetricState(d)
 		return nil
 	case "reset":
 		clear(ms.series)
+		ms.addInitial()
 		return nil
 	}
 	if len(o.Labels) != len(d.labels) {
 		return errCode(400, "metric %s has %d labels (%s), got %d values", d.name, len(d.labels), strings.Join(d.labels, ","), len(o.Labels))
 	}
+	for i, v := range o.Labels {
+		// Every gather of the receiver would fail on it (the registry
+		// checks label values), holding back its valid series too.
+		if !utf8.ValidString(v) {
+			return errCode(400, "label %s: value is not valid UTF-8", d.labels[i])
+		}
+	}
 	key := seriesKey(o.Labels)
 	if o.Verb == "delete" {
-		delete(ms.series, key)
+		ms.clearSeries(key)
 		return nil
 	}
 	if !d.accepts(o.Verb) {
@@ -153,10 +213,7 @@ func (s *store) applyLocked(o op) error {
 			}
 			return errCode(429, "metric %s has reached max_series (%d): series refused", d.name, d.maxSeries)
 		}
-		sr = &series{values: append([]string(nil), o.Labels...)}
-		if d.typ == "histogram" {
-			sr.counts = make([]uint64, len(d.buckets)+1)
-		}
+		sr = d.newSeries(o.Labels)
 		ms.series[key] = sr
 	}
 	switch o.Verb {
@@ -233,8 +290,8 @@ func (s *store) expire(now time.Time) int {
 		}
 		cutoff := now.Add(-ms.def.ttl).UnixMilli()
 		for k, sr := range ms.series {
-			if sr.updated < cutoff {
-				delete(ms.series, k)
+			if sr.updated != 0 && sr.updated < cutoff {
+				ms.clearSeries(k) // a pre-created combination goes back to 0
 				n++
 			}
 		}
@@ -257,9 +314,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		if d.ttl > 0 {
 			cutoff = now.Add(-d.ttl).UnixMilli()
 		}
-		for _, sr := range ms.series {
-			if sr.updated < cutoff {
-				continue // expired; the sweep removes it
+		for k, sr := range ms.series {
+			if sr.updated != 0 && sr.updated < cutoff {
+				vs, ok := d.initial[k]
+				if !ok {
+					continue // expired; the sweep removes it
+				}
+				sr = d.newSeries(vs) // expired: back to 0 at the sweep
 			}
 			var m prometheus.Metric
 			var err error

@@ -22,6 +22,21 @@ webhook_receiver "delivery" {
     buckets = [60, 300, 900, 1800, 3600, 7200, 14400, 28800]
   }
 
+  # Every environment x status series exists at 0 from the start, so that
+  # increase(deployments_total{status="failed"}[1h]) works before the first
+  # failure; DELETE resets the metric to these series at 0.
+  #   curl -X POST -H "X-Private-Token: $T" -F "labels=production,success" \
+  #     http://127.0.0.1:2112/api/deployments_total/inc
+  metric "deployments_total" {
+    type   = "counter"
+    help   = "Deployments by environment and outcome."
+    labels = ["environment", "status"]
+    initial_label_values = {
+      environment = ["staging", "production"]
+      status      = ["success", "failed", "canceled"]
+    }
+  }
+
   metric "ci_job_duration_seconds" {
     type       = "histogram"
     help       = "Duration of CI jobs, from GitLab job events."

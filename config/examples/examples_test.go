@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	_ "github.com/sluicehq/sluice/components/all"
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // exampleSecrets are the environment variables an example requires.
@@ -37,7 +37,7 @@ func TestExamplesValidate(t *testing.T) {
 				v, ok := exampleSecrets[f][name]
 				return v, ok
 			}
-			if err := pipeline.Validate(f, src, noEnv); err != nil {
+			if err := runtime.Validate(f, src, noEnv); err != nil {
 				t.Fatalf("%s does not validate:\n%v", f, err)
 			}
 		})

@@ -16,11 +16,34 @@ import (
 
 // Reasons passed to the error callback of Merge.
 const (
-	ReasonGather       = "gather"       // the input's Gather returned an error
+	ReasonGather       = "gather"       // the input's Gather returned an error and no family
+	ReasonPartial      = "partial"      // it returned families and errors: one call per error (a family or metric it dropped)
 	ReasonInconsistent = "inconsistent" // a family or series was skipped
 )
 
-// Merge gathers every input and merges their families by name. Input
+// SplitErrors lists the errors a Gather returned together: a
+// prometheus.MultiError or an errors.Join holds one per family or metric
+// that failed (a registry drops those and returns the rest).
+func SplitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var me prometheus.MultiError
+	if errors.As(err, &me) && len(me) > 0 {
+		return me
+	}
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := u.Unwrap(); len(errs) > 0 {
+			return errs
+		}
+	}
+	return []error{err}
+}
+
+// Merge gathers every input and merges their families by name. Gathers
+// are partial: the families an input returns together with an error are
+// used, and each of its errors is reported (ReasonPartial), so one bad
+// family never holds back the rest. Input
 // families are never modified: a family that needs a merge is copied. A
 // family of another type than an earlier input's, and a series that
 // duplicates an earlier input's, are skipped and reported. onError (may be
@@ -43,8 +66,14 @@ func Merge(inputs []prometheus.Gatherer, onError func(input int, reason string, 
 	)
 	for i, in := range inputs {
 		fams, err := in.Gather()
-		if err != nil {
+		switch {
+		case err != nil && len(fams) == 0:
 			report(i, ReasonGather, err)
+			errs = append(errs, err)
+		case err != nil:
+			for _, e := range SplitErrors(err) {
+				report(i, ReasonPartial, e)
+			}
 			errs = append(errs, err)
 		}
 		if out == nil {

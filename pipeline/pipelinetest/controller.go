@@ -4,13 +4,13 @@ import (
 	"context"
 	"testing"
 
-	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 // RunController runs ctrl (its Run loop: components start and stop) until
 // the test ends, and waits for it to return in the test's cleanup. Cleanups
 // registered later (a test server in front of it) run before it stops.
-func RunController(tb testing.TB, ctrl *pipeline.Controller) {
+func RunController(tb testing.TB, ctrl *runtime.Controller) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -35,6 +35,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/sluicehq/sluice/pipeline"
+	"github.com/sluicehq/sluice/runtime"
 )
 
 type config struct {
@@ -143,11 +144,11 @@ func decode(reg pipeline.ComponentType, body string, cfg config) (any, hcl.Diagn
 		}
 		vars["test"] = cty.ObjectVal(m)
 	}
-	var lookup pipeline.LookupEnvFunc
+	var lookup runtime.LookupEnvFunc
 	if cfg.env != nil {
 		lookup = func(k string) (string, bool) { v, ok := cfg.env[k]; return v, ok }
 	}
-	return pipeline.DecodeArguments(reg, f.Body, cfg.configDir, lookup, vars)
+	return runtime.DecodeArguments(reg, f.Body, cfg.configDir, lookup, vars)
 }
 
 // New decodes body and builds the component; any diagnostic fails the test.
@@ -339,7 +340,7 @@ func (m *Mux) Mount(path string, h http.Handler) (func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for p := range m.m {
-		if pipeline.PathsOverlap(p, path) {
+		if runtime.PathsOverlap(p, path) {
 			return nil, fmt.Errorf("path %s is already mounted (%s)", path, p)
 		}
 	}
@@ -355,7 +356,7 @@ func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h == nil {
 		best := ""
 		for p, ph := range m.m {
-			if pipeline.IsSubtreePath(p) && len(p) > len(best) && pipeline.PathsOverlap(p, r.URL.Path) {
+			if runtime.IsSubtreePath(p) && len(p) > len(best) && runtime.PathsOverlap(p, r.URL.Path) {
 				best, h = p, ph
 			}
 		}

@@ -121,25 +121,13 @@ func (c *Component) setHealth(ok bool, msg string) {
 }
 
 // Run implements pipeline.Component: it runs the command at once, then
-// every interval (from the start of a run; a run never outlasts its
+// every interval (on pipeline.Schedule's grid; a run never outlasts its
 // timeout, which is at most the interval), and at once after a committed
 // Update. When ctx ends, a running command's process group is killed.
 func (c *Component) Run(ctx context.Context) error {
-	p := c.currentPlan()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.updated:
-			p = c.currentPlan()
-		case <-timer.C:
-		}
-		start := time.Now()
-		c.runOnce(ctx, p)
-		timer.Reset(time.Until(start.Add(p.interval)))
-	}
+	sch := pipeline.Schedule{Interval: func() time.Duration { return c.currentPlan().interval }, Kick: c.updated}
+	sch.Run(ctx, func(ctx context.Context) { c.runOnce(ctx, c.currentPlan()) })
+	return nil
 }
 
 var (

@@ -16,6 +16,8 @@ import (
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // Why a series was dropped: the reason label of
@@ -28,6 +30,14 @@ const (
 	reasonBadElement  = "bad_element"  // a series element is not { value, labels }
 	reasonDuplicate   = "duplicate"    // a series with the same labels came first
 	reasonSeriesLimit = "series_limit" // max_series reached
+)
+
+// Aggregations of the series with the same labels over one poll's pages.
+const (
+	aggSum   = "sum"
+	aggCount = "count" // the number of such series; their values are not read
+	aggMin   = "min"
+	aggMax   = "max"
 )
 
 var reasons = []string{reasonEvalError, reasonMissing, reasonNotNumber, reasonBadLabels, reasonBadElement, reasonDuplicate, reasonSeriesLimit}
@@ -102,11 +112,11 @@ type collector struct {
 	report func(metric, reason string, err error)
 	n      int
 	byName map[string][]sample
-	seen   map[string]bool // metric name + label set
+	seen   map[string]int // metric name + label set -> index in byName[name]
 }
 
 func newCollector(p *plan, report func(metric, reason string, err error)) *collector {
-	return &collector{plan: p, funcs: p.funcs, report: report, byName: map[string][]sample{}, seen: map[string]bool{}}
+	return &collector{plan: p, funcs: p.funcs, report: report, byName: map[string][]sample{}, seen: map[string]int{}}
 }
 
 // addPage evaluates every metric against one decoded page. Nothing in a
@@ -202,7 +212,7 @@ func (c *collector) addElement(m *metricDef, e cty.Value) {
 		return
 	}
 	v, ok := field(e, "value")
-	if !ok {
+	if !ok && m.agg != aggCount { // a count needs no value
 		c.report(m.name, reasonBadElement, errors.New("series element has no value"))
 		return
 	}
@@ -228,10 +238,14 @@ func field(obj cty.Value, name string) (cty.Value, bool) {
 }
 
 func (c *collector) add(m *metricDef, v, labels cty.Value) {
-	f, reason, err := toNumber(v)
-	if err != nil {
-		c.report(m.name, reason, err)
-		return
+	f := 1.0 // a count counts series: their values are not read
+	if m.agg != aggCount {
+		var reason string
+		var err error
+		if f, reason, err = toNumber(v); err != nil {
+			c.report(m.name, reason, err)
+			return
+		}
 	}
 	ls, err := toLabels(labels)
 	if err != nil {
@@ -239,15 +253,27 @@ func (c *collector) add(m *metricDef, v, labels cty.Value) {
 		return
 	}
 	key := seriesKey(m.name, ls)
-	if c.seen[key] {
-		c.report(m.name, reasonDuplicate, fmt.Errorf("duplicate series %s", key))
+	if i, ok := c.seen[key]; ok {
+		if m.agg == "" {
+			c.report(m.name, reasonDuplicate, fmt.Errorf("duplicate series %s", key))
+			return
+		}
+		smp := &c.byName[m.name][i]
+		switch m.agg {
+		case aggSum, aggCount:
+			smp.value += f
+		case aggMin:
+			smp.value = min(smp.value, f)
+		case aggMax:
+			smp.value = max(smp.value, f)
+		}
 		return
 	}
 	if c.n >= c.plan.maxSeries {
 		c.report(m.name, reasonSeriesLimit, fmt.Errorf("max_series (%d) reached", c.plan.maxSeries))
 		return
 	}
-	c.seen[key] = true
+	c.seen[key] = len(c.byName[m.name])
 	c.n++
 	c.byName[m.name] = append(c.byName[m.name], sample{labels: ls, value: f})
 }
@@ -290,7 +316,7 @@ func toLabels(v cty.Value) (map[string]string, error) {
 	for it := v.ElementIterator(); it.Next(); {
 		k, lv := it.Element()
 		name := k.AsString()
-		if !validLabelName(name) {
+		if !pipeline.ValidLabelName(name) {
 			return nil, fmt.Errorf("%q is not a valid label name", name)
 		}
 		if lv.IsNull() {

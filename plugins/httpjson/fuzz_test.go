@@ -26,6 +26,18 @@ metric "queue" {
 metric "raw" {
   series = body.series
 }
+metric "raw_sum" {
+  aggregate = "sum"
+  series    = body.series
+}
+metric "raw_count" {
+  aggregate = "count"
+  series    = body.series
+}
+metric "duration_max" {
+  aggregate = "max"
+  series    = [for p in body.pipelines : { value = p.duration, labels = { status = try(p.status, null) } } if can(p.project)]
+}
 `
 
 // FuzzPage feeds arbitrary bytes through the JSON -> series path: decode,

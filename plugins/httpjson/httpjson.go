@@ -79,6 +79,10 @@ type Metric struct {
 	// Series is a list of objects { value = ..., labels = {...} }, usually
 	// a for expression over an array of the body.
 	Series hcl.Expression `hcl:"series,optional"`
+	// Aggregate combines the series with the same labels over every page
+	// of one poll: sum, count, min or max. Unset, such a series is a
+	// duplicate and dropped.
+	Aggregate string `hcl:"aggregate,optional"`
 }
 
 // Exports of an http_json_source.
@@ -101,14 +105,8 @@ func (a *Arguments) SetDefaults() {
 func (m *Metric) SetDefaults() { m.Type = "gauge" }
 
 var (
-	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
-
-func validLabelName(n string) bool {
-	return labelNameRE.MatchString(n) && !strings.HasPrefix(n, "__")
-}
 
 // checkVariables refuses an expression that refers to anything but body:
 // the loader does not resolve the variables of unevaluated expressions, so
@@ -128,7 +126,7 @@ func checkVariables(e hcl.Expression) error {
 // Validate implements pipeline.Validator for a metric block.
 func (m *Metric) Validate() error {
 	var errs []error
-	if !metricNameRE.MatchString(m.Name) {
+	if !pipeline.ValidMetricName(m.Name) {
 		errs = append(errs, fmt.Errorf("metric %q: not a valid Prometheus metric name", m.Name))
 	}
 	if _, err := valueType(m.Type); err != nil {
@@ -141,6 +139,16 @@ func (m *Metric) Validate() error {
 		errs = append(errs, pipeline.ErrorAt("series", fmt.Errorf("metric %q: set value or series, not both", m.Name)))
 	case m.Series != nil && m.Labels != nil:
 		errs = append(errs, pipeline.ErrorAt("labels", fmt.Errorf("metric %q: with series, labels go in each element: { value = ..., labels = {...} }", m.Name)))
+	}
+	switch m.Aggregate {
+	case "", aggSum, aggMin, aggMax:
+	case aggCount:
+		if m.Type == "counter" {
+			// A count of the items of one poll goes down as well as up.
+			errs = append(errs, pipeline.ErrorAt("aggregate", fmt.Errorf("metric %q: a count is a gauge, not a counter", m.Name)))
+		}
+	default:
+		errs = append(errs, pipeline.ErrorAt("aggregate", fmt.Errorf("metric %q: aggregate must be \"sum\", \"count\", \"min\" or \"max\", got %q", m.Name, m.Aggregate)))
 	}
 	for _, x := range []struct {
 		attr string

@@ -378,6 +378,17 @@ metric "a" {
   value = body.a
 }`, "gauge"},
 		{`url = "http://x"`, "at least one metric"},
+		{`url = "http://x"
+metric "a" {
+  value     = body.a
+  aggregate = "avg"
+}`, `aggregate must be "sum", "count", "min" or "max"`},
+		{`url = "http://x"
+metric "a" {
+  type      = "counter"
+  value     = body.a
+  aggregate = "count"
+}`, "a count is a gauge"},
 	} {
 		_, diags := pipelinetest.Decode(t, httpjson.Name, c.body)
 		if !diags.HasErrors() || !strings.Contains(diags.Error(), c.want) {

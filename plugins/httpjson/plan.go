@@ -32,6 +32,7 @@ type metricDef struct {
 	value  hcl.Expression // one series: value and labels
 	labels hcl.Expression
 	series hcl.Expression // or many
+	agg    string         // "" (duplicates dropped), sum, count, min, max
 }
 
 func newPlan(a Arguments) (*plan, error) {
@@ -60,7 +61,7 @@ func newPlan(a Arguments) (*plan, error) {
 		if help == "" {
 			help = "Value from " + Name + "."
 		}
-		p.metrics = append(p.metrics, &metricDef{name: m.Name, help: help, typ: typ, value: m.Value, labels: m.Labels, series: m.Series})
+		p.metrics = append(p.metrics, &metricDef{name: m.Name, help: help, typ: typ, value: m.Value, labels: m.Labels, series: m.Series, agg: m.Aggregate})
 	}
 	return p, nil
 }

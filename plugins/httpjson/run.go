@@ -36,7 +36,7 @@ type Component struct {
 	health pipeline.HealthTracker
 }
 
-var errNotProvisioned = errors.New(Name + ": arguments were not provisioned (decode them with pipeline.DecodeArguments)")
+var errNotProvisioned = errors.New(Name + ": arguments were not provisioned (decode them with runtime.DecodeArguments)")
 
 func build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[Arguments], error) {
 	if args.plan == nil {
@@ -107,13 +107,12 @@ func (c *Component) setHealth(ok bool, msg string) {
 }
 
 // Run implements pipeline.Component. It polls at once, then every interval
-// (measured from the start of a poll; a poll never outlasts its timeout,
-// which is at most the interval), and at once after a committed Update.
+// (on pipeline.Schedule's grid; a poll never outlasts its timeout, which is
+// at most the interval), and at once after a committed Update.
 func (c *Component) Run(ctx context.Context) error {
 	// The client and its connections belong to this Run.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	defer transport.CloseIdleConnections()
-	p := c.currentPlan()
 	client := &http.Client{Transport: transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		// Headers (credentials) follow redirects; only to the same origin.
 		if len(via) >= 5 {
@@ -124,20 +123,9 @@ func (c *Component) Run(ctx context.Context) error {
 		}
 		return nil
 	}}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.updated:
-			p = c.currentPlan()
-		case <-timer.C:
-		}
-		start := time.Now()
-		c.poll(ctx, client, p)
-		timer.Reset(time.Until(start.Add(p.interval)))
-	}
+	sch := pipeline.Schedule{Interval: func() time.Duration { return c.currentPlan().interval }, Kick: c.updated}
+	sch.Run(ctx, func(ctx context.Context) { c.poll(ctx, client, c.currentPlan()) })
+	return nil
 }
 
 // drop is a series a poll could not make.

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/faultfs"
 )
 
 const (
@@ -49,36 +51,88 @@ func (p Position) Less(q Position) bool {
 }
 
 // Log is a segmented log in one directory.
+//
+// A failed write never sticks: the log remembers that the current segment
+// may hold a partial record past its last good offset and cuts it off
+// before the next append (or, when even that fails, leaves the segment to
+// the readers, which stop at the torn record, and goes on in a new one).
+// So once the fault clears (space is freed, the disk is writable again),
+// the next Append succeeds.
 type Log struct {
 	dir         string
 	segmentSize int64
+	fs          faultfs.FS
+	onFault     func(op string, err error)
 
-	mu     sync.Mutex
-	f      *os.File
-	w      *bufio.Writer
+	mu sync.Mutex
+	// f is the segment being written, opened for appending (so a write
+	// after a truncate lands at the new end); nil when none is open
+	// (creating one failed): the next Append tries again.
+	f faultfs.File
+	// dirty: a write to f failed, so f may hold a partial record after
+	// end.Offset.
+	dirty bool
+	// next is the number of the next segment to create.
+	next   int
 	end    Position
 	notify chan struct{}
 	closed bool
+}
+
+// Options of OpenWith.
+type Options struct {
+	// FS is what the log writes through (faultfs.OS when nil): tests
+	// inject faults in it.
+	FS faultfs.FS
+	// OnFault is told of faults that fail no Append (a segment's fsync
+	// or close at rotation, a partial record that could not be cut off),
+	// so that they are counted and logged. It is called with the log's
+	// lock held and must not call the log.
+	OnFault func(op string, err error)
 }
 
 // Open opens (creating it if needed) the log in dir. Appends always go to a
 // new segment, so a torn tail left by a crash is only ever read, never
 // written after.
 func Open(dir string, segmentSize int64) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	return OpenWith(dir, segmentSize, Options{})
+}
+
+// OpenWith is Open with options. Only a directory that cannot be created
+// or listed fails it: a first segment that cannot be created (a full or
+// read-only disk) is created by the first Append that can.
+func OpenWith(dir string, segmentSize int64, opts Options) (*Log, error) {
+	if opts.FS == nil {
+		opts.FS = faultfs.OS{}
+	}
+	if err := opts.FS.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating WAL directory: %w", err)
 	}
 	segs, err := Segments(dir)
 	if err != nil {
 		return nil, err
 	}
-	next := 0
-	if len(segs) > 0 {
-		next = segs[len(segs)-1].N + 1
+	if opts.OnFault == nil {
+		opts.OnFault = func(string, error) {}
 	}
-	l := &Log{dir: dir, segmentSize: segmentSize, notify: make(chan struct{})}
-	if err := l.startSegment(next); err != nil {
-		return nil, err
+	l := &Log{dir: dir, segmentSize: segmentSize, fs: opts.FS, onFault: opts.OnFault, notify: make(chan struct{})}
+	// Until a new segment exists, the end is the end of the last old one
+	// (or before segment 0), so that readers stop there and go on into
+	// the new segment once it is created.
+	l.end = Position{Segment: -1}
+	if len(segs) > 0 {
+		last := segs[len(segs)-1]
+		l.next = last.N + 1
+		l.end = Position{Segment: last.N, Offset: last.Size}
+	}
+	// Temporary position files a crash left behind.
+	if tmps, _ := filepath.Glob(faultfs.TempPattern(filepath.Join(dir, positionFile))); len(tmps) > 0 {
+		for _, tmp := range tmps {
+			_ = opts.FS.Remove(tmp)
+		}
+	}
+	if err := l.startSegment(); err != nil {
+		l.onFault("create", err)
 	}
 	return l, nil
 }
@@ -90,17 +144,21 @@ func segmentName(dir string, n int) string {
 	return filepath.Join(dir, fmt.Sprintf("%08d%s", n, segmentSuffix))
 }
 
-func (l *Log) startSegment(n int) error {
-	f, err := os.OpenFile(segmentName(l.dir, n), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+// startSegment creates segment l.next and makes it the current one.
+func (l *Log) startSegment() error {
+	f, err := l.fs.OpenFile(segmentName(l.dir, l.next), os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o640)
 	if err != nil {
-		return fmt.Errorf("creating WAL segment: %w", err)
+		return fmt.Errorf("creating WAL segment %d: %w", l.next, err)
 	}
-	l.f, l.w, l.end = f, bufio.NewWriterSize(f, 64<<10), Position{Segment: n}
+	l.f, l.dirty, l.end = f, false, Position{Segment: l.next}
+	l.next++
 	return nil
 }
 
-// Append writes one record and flushes it to the file (not fsynced: the
-// log survives a crash of the process, not of the machine).
+// Append writes one record to the file (not fsynced: the log survives a
+// crash of the process, not of the machine; segments are fsynced when
+// they are finished). A failed Append wrote nothing that a reader will
+// return, and does not fail the next one.
 func (l *Log) Append(rec []byte) error {
 	if len(rec) == 0 || len(rec) > MaxRecordSize {
 		return fmt.Errorf("WAL record of %d bytes: want 1 to %d", len(rec), MaxRecordSize)
@@ -110,25 +168,17 @@ func (l *Log) Append(rec []byte) error {
 	if l.closed {
 		return errors.New("WAL closed")
 	}
-	if l.end.Offset > 0 && l.end.Offset+int64(len(rec)+headerSize) > l.segmentSize {
-		if err := l.closeSegment(); err != nil {
-			return err
-		}
-		if err := l.startSegment(l.end.Segment + 1); err != nil {
-			return err
-		}
+	if err := l.prepare(len(rec)); err != nil {
+		return err
 	}
 	var hdr [headerSize]byte
 	binary.BigEndian.PutUint32(hdr[:4], uint32(len(rec)))
 	binary.BigEndian.PutUint32(hdr[4:], crc32.Checksum(rec, castagnoli))
-	if _, err := l.w.Write(hdr[:]); err != nil {
-		return fmt.Errorf("writing WAL: %w", err)
-	}
-	if _, err := l.w.Write(rec); err != nil {
-		return fmt.Errorf("writing WAL: %w", err)
-	}
-	if err := l.w.Flush(); err != nil {
-		return fmt.Errorf("writing WAL: %w", err)
+	for _, b := range [][]byte{hdr[:], rec} {
+		if err := writeAll(l.f, b); err != nil {
+			l.dirty = true
+			return fmt.Errorf("writing WAL segment %d: %w", l.end.Segment, err)
+		}
 	}
 	l.end.Offset += int64(len(rec) + headerSize)
 	close(l.notify)
@@ -136,11 +186,60 @@ func (l *Log) Append(rec []byte) error {
 	return nil
 }
 
-func (l *Log) closeSegment() error {
-	if err := l.w.Flush(); err != nil {
-		return fmt.Errorf("writing WAL: %w", err)
+// writeAll writes b, turning a short write without an error into one.
+func writeAll(w io.Writer, b []byte) error {
+	n, err := w.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
 	}
-	return l.f.Close()
+	return err
+}
+
+// prepare makes the current segment ready for a record of n bytes: it
+// cuts off what a failed write left, rotates a full segment and creates
+// a segment when none is open.
+func (l *Log) prepare(n int) error {
+	if l.f != nil && l.dirty {
+		if err := l.cutPartial(); err != nil {
+			// The segment keeps a torn tail that readers stop at (after
+			// every good record); go on in a new one.
+			l.onFault("truncate", err)
+			l.closeSegment()
+		}
+	}
+	if l.f != nil && l.end.Offset > 0 && l.end.Offset+int64(n+headerSize) > l.segmentSize {
+		l.closeSegment()
+	}
+	if l.f == nil {
+		return l.startSegment()
+	}
+	return nil
+}
+
+// cutPartial truncates the current segment back to its last good record
+// (the file is in append mode: the next write goes there).
+func (l *Log) cutPartial() error {
+	if err := l.f.Truncate(l.end.Offset); err != nil {
+		return fmt.Errorf("cutting a partial record off WAL segment %d: %w", l.end.Segment, err)
+	}
+	l.dirty = false
+	return nil
+}
+
+// closeSegment fsyncs and closes the current segment. Its faults are
+// reported, not returned: what was written stays readable by this
+// process, and no append depends on it.
+func (l *Log) closeSegment() {
+	if l.f == nil {
+		return
+	}
+	if err := l.f.Sync(); err != nil {
+		l.onFault("sync", fmt.Errorf("syncing WAL segment %d: %w", l.end.Segment, err))
+	}
+	if err := l.f.Close(); err != nil {
+		l.onFault("close", fmt.Errorf("closing WAL segment %d: %w", l.end.Segment, err))
+	}
+	l.f = nil
 }
 
 // End is the position after the last record written, and a channel closed
@@ -151,7 +250,8 @@ func (l *Log) End() (Position, <-chan struct{}) {
 	return l.end, l.notify
 }
 
-// Close closes the current segment.
+// Close cuts off a partial record if a write failed, then fsyncs and
+// closes the current segment.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -160,7 +260,12 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	close(l.notify)
-	return l.closeSegment()
+	var err error
+	if l.f != nil && l.dirty {
+		err = l.cutPartial()
+	}
+	l.closeSegment()
+	return err
 }
 
 // Segment describes one segment file.
@@ -204,7 +309,7 @@ func (l *Log) Remove(n int) error {
 	if n >= cur {
 		return nil
 	}
-	if err := os.Remove(segmentName(l.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := l.fs.Remove(segmentName(l.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing WAL segment: %w", err)
 	}
 	return nil
@@ -335,13 +440,22 @@ func (r *Reader) open(end Position) error {
 	return nil
 }
 
+// SavePosition records pos in dir atomically, through the log's FS.
+func (l *Log) SavePosition(pos Position) error { return savePosition(l.fs, l.dir, pos) }
+
 // SavePosition records pos in dir atomically.
-func SavePosition(dir string, pos Position) error {
-	tmp := filepath.Join(dir, positionFile+".tmp")
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d %d\n", pos.Segment, pos.Offset)), 0o640); err != nil {
-		return fmt.Errorf("saving WAL position: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, positionFile)); err != nil {
+func SavePosition(dir string, pos Position) error { return savePosition(faultfs.OS{}, dir, pos) }
+
+// savePosition replaces the position file atomically (faultfs.ReplaceFile:
+// temporary file, fsync, rename, directory fsync): a crash leaves the old
+// position or the new one, and a failure before the rename leaves the old
+// one (a position behind only resends).
+func savePosition(fsys faultfs.FS, dir string, pos Position) error {
+	err := faultfs.ReplaceFile(fsys, filepath.Join(dir, positionFile), func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "%d %d\n", pos.Segment, pos.Offset)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("saving WAL position: %w", err)
 	}
 	return nil

@@ -2,7 +2,7 @@ package test
 
 // The API server itself validates what we ship: every object the chart
 // renders for each values profile, and every object of the plain manifests
-// in deploy/kubernetes, is created on a real kube-apiserver (internal/kubetest)
+// in deploy/kubernetes, is created on a real kube-apiserver (internal/testing/kubetest)
 // with server-side dry-run (dryRun=All) and strict field validation. Schema,
 // defaulting, validation and admission run; nothing is stored.
 
@@ -36,7 +36,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
 
-	"github.com/sluicehq/sluice/internal/kubetest"
+	"github.com/sluicehq/sluice/internal/testing/kubetest"
 )
 
 // crdModule ships the prometheus-operator CRDs (example/prometheus-operator-crd)
@@ -112,6 +112,22 @@ extraPorts:
 kind: None
 podMonitor: {enabled: true}
 `, nil},
+	{"cluster-status-leader-election", `
+kind: Deployment
+replicas: 2
+statsd: {enabled: false}
+rbac: {create: true, leaderElection: {enabled: true}}
+podDisruptionBudget: {enabled: true}
+`, nil},
+	{"sidecar-servicemonitor-dashboards", `
+kind: None
+serviceMonitor:
+  enabled: true
+  selector: {matchLabels: {app: web}}
+  port: sluice-metrics
+  namespaceSelector: {any: true}
+dashboards: {enabled: true, folder: Sluice, labels: {team: platform}}
+`, nil},
 }
 
 var (
@@ -139,6 +155,7 @@ var (
 
 func dryRunCluster(t *testing.T) *cluster {
 	t.Helper()
+	kubetest.SkipShort(t)
 	apiOnce.Do(func() { apiSrv, apiErr = kubetest.New() })
 	kubetest.Check(t, apiErr)
 	clusterOnce.Do(func() { theCluster, clusterErr = setUpCluster(apiSrv) })
@@ -536,6 +553,44 @@ func TestDryRunChart(t *testing.T) {
 			if total.passed[k] == 0 {
 				t.Errorf("no %s dry-run", k)
 			}
+		}
+	}
+}
+
+// TestDryRunGunicornSidecarExample applies what the gunicorn sidecar
+// example installs: the chart's objects for its values, and its app.yaml.
+func TestDryRunGunicornSidecarExample(t *testing.T) {
+	c := dryRunCluster(t)
+	r, err := renderValues(t, "web-sluice", gunicornExampleValues(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := readObjects(filepath.Join(gunicornExample, "app.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := newTally()
+	for i, doc := range r.docs {
+		o, err := parseObject(doc)
+		if err != nil || o == nil {
+			t.Fatalf("%s: %v", r.sources[r.objects[i]], err)
+		}
+		ps, err := c.dryRun(t.Context(), o, namespace)
+		total.record(t, c, "gunicorn-sidecar chart", o, nil, ps, err)
+	}
+	for _, o := range app {
+		// The whole pod, application included, meets the restricted level.
+		ps, err := c.dryRun(t.Context(), o, namespace)
+		total.record(t, c, "gunicorn-sidecar app.yaml", o, nil, ps, err)
+	}
+	t.Log(total)
+	want := map[string]int{"ConfigMap": 1 + len(dashboardFiles(t)), "Deployment": 1, "Service": 1}
+	if c.monitoringSkipped == "" {
+		want["ServiceMonitor"] = 1
+	}
+	for k, n := range want {
+		if total.passed[k] != n {
+			t.Errorf("%d %s passed dry-run, want %d", total.passed[k], k, n)
 		}
 	}
 }

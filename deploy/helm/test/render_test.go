@@ -38,7 +38,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	_ "github.com/sluicehq/sluice/components/all"
-	"github.com/sluicehq/sluice/pipeline"
+	sluiceruntime "github.com/sluicehq/sluice/runtime"
 )
 
 const (
@@ -106,14 +106,20 @@ func loadChart(t *testing.T) *chart.Chart {
 // prometheus-operator APIs available.
 func render(t *testing.T, values string) (*rendered, error) {
 	t.Helper()
-	ch := loadChart(t)
 	vals, err := chartutil.ReadValues([]byte(values))
 	if err != nil {
 		t.Fatalf("values: %v", err)
 	}
+	return renderValues(t, release, vals)
+}
+
+// renderValues renders the chart for release rel with parsed values.
+func renderValues(t *testing.T, rel string, vals chartutil.Values) (*rendered, error) {
+	t.Helper()
+	ch := loadChart(t)
 	caps := chartutil.DefaultCapabilities.Copy()
 	caps.APIVersions = append(caps.APIVersions, "monitoring.coreos.com/v1")
-	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, caps)
+	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: rel, Namespace: namespace, Revision: 1, IsInstall: true}, caps)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +227,9 @@ func every[T runtime.Object](r *rendered) []T {
 func validateConfigs(t *testing.T, r *rendered) {
 	t.Helper()
 	for _, cm := range every[*corev1.ConfigMap](r) {
+		if isDashboard(cm) {
+			continue
+		}
 		hcl, ok := cm.Data["sluice.hcl"]
 		if !ok {
 			t.Errorf("ConfigMap %s has no sluice.hcl", cm.Name)
@@ -233,7 +242,7 @@ func validateConfigs(t *testing.T, r *rendered) {
 			}
 		}
 		podEnv := func(name string) (string, bool) { return podEnv(name), true }
-		if err := pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(hcl), podEnv); err != nil {
+		if err := sluiceruntime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(hcl), podEnv); err != nil {
 			t.Errorf("ConfigMap %s: sluice.hcl does not validate:\n%v\n%s", cm.Name, err, hcl)
 		}
 	}
@@ -271,6 +280,11 @@ func checkCommon(t *testing.T, r *rendered) {
 				t.Errorf("%s %s: namespaced", kindOf(o), m.GetName())
 			}
 		case *rbacv1.Role, *rbacv1.RoleBinding:
+		case *corev1.ConfigMap:
+			// Dashboards may go to Grafana's namespace (TestDashboards).
+			if m.GetNamespace() != namespace && !isDashboard(o.(*corev1.ConfigMap)) {
+				t.Errorf("%s %s: namespace %q, want %q", kindOf(o), m.GetName(), m.GetNamespace(), namespace)
+			}
 		default:
 			if m.GetNamespace() != namespace {
 				t.Errorf("%s %s: namespace %q, want %q", kindOf(o), m.GetName(), m.GetNamespace(), namespace)
@@ -887,6 +901,17 @@ func TestRejectedValues(t *testing.T) {
 		{`{serviceMonitor: {enabled: true}, service: {enabled: false}}`, "needs service.enabled"},
 		{`config: {files: {sluice.hcl: x}}`, "cannot hold sluice.hcl"},
 		{`agent: {logFormat: xml}`, "logFormat"},
+		// Values the chart would otherwise ignore.
+		{`{kind: None, serviceMonitor: {enabled: true}}`, "set serviceMonitor.selector"},
+		{`{kind: None, serviceMonitor: {enabled: true, selector: {matchLabels: {app: web}}}}`, "serviceMonitor.port"},
+		{`serviceMonitor: {enabled: true, selector: {matchLabels: {app: web}}}`, "serviceMonitor.selector is for kind=None"},
+		{`serviceMonitor: {enabled: true, namespaceSelectr: {any: true}}`, "namespaceSelectr"},
+		{`serviceMonitor: {selector: {matchLabel: {app: web}}}`, "matchLabel"},
+		{`podMonitor: {prot: metrics}`, "prot"},
+		{`dashboards: {folder: Sluice}`, "only with dashboards.enabled=true"},
+		{`dashboards: {enabled: true, lable: x}`, "lable"},
+		{`dashboards: {enabled: true, labelValue: 1}`, "labelValue"},
+		{`dashboards: {enabled: true, label: "not a label"}`, "label"},
 	} {
 		_, err := render(t, tc.values)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -903,7 +928,7 @@ func TestInvalidConfigIsCaught(t *testing.T) {
 	}
 	cm := only[*corev1.ConfigMap](t, r)
 	dir := t.TempDir()
-	err = pipeline.Validate(filepath.Join(dir, "sluice.hcl"), []byte(cm.Data["sluice.hcl"]), func(string) (string, bool) { return "", false })
+	err = sluiceruntime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(cm.Data["sluice.hcl"]), func(string) (string, bool) { return "", false })
 	if err == nil || !strings.Contains(err.Error(), "listen_udpp") {
 		t.Errorf("a misspelt argument validated: %v", err)
 	}
@@ -938,6 +963,13 @@ func TestDocumentedValues(t *testing.T) {
 		if want := []string{"ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "Role", "Role", "RoleBinding", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
 			t.Errorf("central.yaml renders %v, want %v", r.kinds(), want)
 		}
+	}
+	if r := found["cluster-status.yaml"]; r != nil {
+		if want := []string{"ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
+			t.Errorf("cluster-status.yaml renders %v, want %v", r.kinds(), want)
+		}
+	} else {
+		t.Error("documented values cluster-status.yaml not found")
 	}
 	if r := found["node-agent.yaml"]; r != nil {
 		if want := []string{"ConfigMap", "DaemonSet", "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
@@ -1011,4 +1043,274 @@ func indent(s, prefix string) string {
 		lines[i] = prefix + lines[i]
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// isDashboard: a dashboard ConfigMap holds JSON files only.
+func isDashboard(cm *corev1.ConfigMap) bool {
+	if len(cm.Data) == 0 {
+		return false
+	}
+	for k := range cm.Data {
+		if !strings.HasSuffix(k, ".json") {
+			return false
+		}
+	}
+	return true
+}
+
+// dashboardFiles are the dashboards of deploy/grafana, by file name.
+func dashboardFiles(t *testing.T) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob("../../grafana/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards in deploy/grafana: %v", err)
+	}
+	out := map[string]string{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(f)] = string(b)
+	}
+	return out
+}
+
+// TestDashboards: off by default; on, one ConfigMap per dashboard of
+// deploy/grafana, holding it byte for byte, with the sidecar's label and
+// the folder annotation as configured.
+func TestDashboards(t *testing.T) {
+	for _, cm := range every[*corev1.ConfigMap](mustRender(t, ``)) {
+		if isDashboard(cm) {
+			t.Errorf("dashboard ConfigMap %s rendered by default", cm.Name)
+		}
+	}
+	want := dashboardFiles(t)
+	for _, tc := range []struct {
+		name, values                     string
+		label, value, annotation, folder string
+		ns                               string
+	}{
+		{"defaults", `dashboards: {enabled: true}`, "grafana_dashboard", "1", "", "", namespace},
+		{"configured", `
+dashboards:
+  enabled: true
+  label: example.com/dashboard
+  labelValue: sluice
+  folder: Platform / Sluice
+  folderAnnotation: k8s-sidecar-target-directory
+  labels: {team: platform}
+  namespace: grafana
+`, "example.com/dashboard", "sluice", "k8s-sidecar-target-directory", "Platform / Sluice", "grafana"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRender(t, tc.values)
+			got := map[string]string{}
+			for _, cm := range every[*corev1.ConfigMap](r) {
+				if !isDashboard(cm) {
+					continue
+				}
+				if len(cm.Data) != 1 {
+					t.Errorf("%s holds %d dashboards, want 1", cm.Name, len(cm.Data))
+				}
+				for k, v := range cm.Data {
+					got[k] = v
+				}
+				if cm.Labels[tc.label] != tc.value || cm.Namespace != tc.ns {
+					t.Errorf("%s in %s labels %v: want %s=%s in %s", cm.Name, cm.Namespace, cm.Labels, tc.label, tc.value, tc.ns)
+				}
+				if tc.annotation != "" && cm.Annotations[tc.annotation] != tc.folder {
+					t.Errorf("%s annotations %v: want %s=%q", cm.Name, cm.Annotations, tc.annotation, tc.folder)
+				}
+				if tc.annotation == "" && len(cm.Annotations) != 0 {
+					t.Errorf("%s annotations %v without a folder", cm.Name, cm.Annotations)
+				}
+				if tc.name == "configured" && cm.Labels["team"] != "platform" {
+					t.Errorf("%s lacks the extra labels: %v", cm.Name, cm.Labels)
+				}
+				if !strings.HasPrefix(cm.Name, release+"-dashboard-") {
+					t.Errorf("ConfigMap name %s", cm.Name)
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("dashboards rendered %d, deploy/grafana has %d", len(got), len(want))
+			}
+			for name, content := range want {
+				// Helm trims each rendered document, so the file's final
+				// newline goes; the JSON is the same.
+				if got[name] != strings.TrimRight(content, "\n") {
+					t.Errorf("%s: the ConfigMap does not hold deploy/grafana/%s as it is (%d bytes, want %d)", name, name, len(got[name]), len(content))
+				}
+			}
+		})
+	}
+}
+
+// TestSidecarServiceMonitor: with kind None the ServiceMonitor selects the
+// application's Service, on its port, in the namespaces asked for; the
+// PodMonitor stays off unless enabled.
+func TestSidecarServiceMonitor(t *testing.T) {
+	r := mustRender(t, `
+kind: None
+serviceMonitor:
+  enabled: true
+  selector: {matchLabels: {app: web}}
+  port: sluice-metrics
+  paths: [/metrics]
+  namespaceSelector: {matchNames: [shop, shop-staging]}
+`)
+	if want := []string{"ConfigMap", "ServiceAccount", "ServiceMonitor"}; !slices.Equal(r.kinds(), want) {
+		t.Fatalf("kinds %v, want %v", r.kinds(), want)
+	}
+	sm := only[*monitoringv1.ServiceMonitor](t, r)
+	if sm.Spec.Selector.MatchLabels["app"] != "web" || len(sm.Spec.Selector.MatchLabels) != 1 {
+		t.Errorf("selector %+v, want the application's Service", sm.Spec.Selector)
+	}
+	if !slices.Equal(sm.Spec.NamespaceSelector.MatchNames, []string{"shop", "shop-staging"}) {
+		t.Errorf("namespaceSelector %+v", sm.Spec.NamespaceSelector)
+	}
+	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "sluice-metrics" || sm.Spec.Endpoints[0].Path != "/metrics" {
+		t.Errorf("endpoints %+v", sm.Spec.Endpoints)
+	}
+	// Without namespaceSelector: the release's namespace.
+	r = mustRender(t, `{kind: None, serviceMonitor: {enabled: true, selector: {matchLabels: {app: web}}, port: m}}`)
+	if sm := only[*monitoringv1.ServiceMonitor](t, r); !slices.Equal(sm.Spec.NamespaceSelector.MatchNames, []string{namespace}) {
+		t.Errorf("default namespaceSelector %+v", sm.Spec.NamespaceSelector)
+	}
+}
+
+const gunicornExample = "../examples/gunicorn-sidecar"
+
+// gunicornExampleValues reads the example's values with the mapping file
+// set as its install command does (--set-file config.files.gunicorn-mapping\.yml=...).
+func gunicornExampleValues(t *testing.T) chartutil.Values {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(gunicornExample, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), `--set-file 'config.files.gunicorn-mapping\.yml=config/examples/gunicorn-mapping.yml'`) {
+		t.Fatal("the example's install command changed: update this test")
+	}
+	vals, err := chartutil.ReadValues(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapping, err := os.ReadFile("../../../config/examples/gunicorn-mapping.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := vals["config"].(map[string]any)
+	cfg["files"] = map[string]any{"gunicorn-mapping.yml": string(mapping)}
+	return vals
+}
+
+// readExampleApp decodes the example's app.yaml strictly.
+func readExampleApp(t *testing.T) (*appsv1.Deployment, *corev1.Service) {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(gunicornExample, "app.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dep *appsv1.Deployment
+	var svc *corev1.Service
+	for _, doc := range strings.Split(string(src), "\n---\n") {
+		obj, _, err := decoder.Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("app.yaml: %v", err)
+		}
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			dep = o
+		case *corev1.Service:
+			svc = o
+		}
+	}
+	if dep == nil || svc == nil {
+		t.Fatal("app.yaml needs a Deployment and a Service")
+	}
+	return dep, svc
+}
+
+// TestGunicornSidecarExample renders deploy/helm/examples/gunicorn-sidecar
+// and checks that its parts fit: the ServiceMonitor selects app.yaml's
+// Service on a port that reaches the sidecar's metrics_sink, the pod mounts
+// the rendered ConfigMap, the dashboards are there.
+func TestGunicornSidecarExample(t *testing.T) {
+	r, err := renderValues(t, "web-sluice", gunicornExampleValues(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	validateConfigs(t, r)
+	var cfg *corev1.ConfigMap
+	dashboards := 0
+	for _, cm := range every[*corev1.ConfigMap](r) {
+		if isDashboard(cm) {
+			dashboards++
+			if cm.Labels["grafana_dashboard"] != "1" || cm.Annotations["grafana_folder"] != "Shop" {
+				t.Errorf("dashboard %s: labels %v annotations %v", cm.Name, cm.Labels, cm.Annotations)
+			}
+		} else {
+			cfg = cm
+		}
+	}
+	if dashboards != len(dashboardFiles(t)) || cfg == nil {
+		t.Fatalf("rendered %v: want the config and %d dashboards", r.kinds(), len(dashboardFiles(t)))
+	}
+	if !strings.Contains(cfg.Data["gunicorn-mapping.yml"], "gunicorn_requests_total") {
+		t.Error("the mapping file is not in the ConfigMap")
+	}
+	dep, svc := readExampleApp(t)
+	sm := only[*monitoringv1.ServiceMonitor](t, r)
+	for k, v := range sm.Spec.Selector.MatchLabels {
+		if svc.Labels[k] != v {
+			t.Errorf("the ServiceMonitor selects %s=%s; the app's Service has %v", k, v, svc.Labels)
+		}
+	}
+	var target string
+	for _, p := range svc.Spec.Ports {
+		if p.Name == sm.Spec.Endpoints[0].Port {
+			target = p.TargetPort.String()
+		}
+	}
+	podSpec := dep.Spec.Template.Spec
+	c := sluiceContainer(t, podSpec)
+	if cp := port(c, target); target == "" || cp == nil || cp.ContainerPort != 9102 || !strings.Contains(cfg.Data["sluice.hcl"], `listen = ":9102"`) {
+		t.Errorf("the ServiceMonitor's port %q does not reach the sidecar's metrics_sink on 9102 (target %q)", sm.Spec.Endpoints[0].Port, target)
+	}
+	for k, v := range svc.Spec.Selector {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("the Service selects %s=%s; the pods have %v", k, v, dep.Spec.Template.Labels)
+		}
+	}
+	if v := volume(podSpec, "sluice-config"); v == nil || v.ConfigMap == nil || v.ConfigMap.Name != cfg.Name || mountAt(c, "/etc/sluice") == nil {
+		t.Errorf("the pod does not mount ConfigMap %s at /etc/sluice: %+v", cfg.Name, v)
+	}
+}
+
+// TestLeaderElectionRBAC: rbac.leaderElection grants exactly what
+// client-go's Lease lock uses, in the lease's namespace, to the agent's
+// ServiceAccount; a DaemonSet with cluster-wide RBAC is warned about.
+func TestLeaderElectionRBAC(t *testing.T) {
+	r := mustRender(t, `{kind: Deployment, rbac: {leaderElection: {enabled: true, namespace: ops}}}`)
+	role := only[*rbacv1.Role](t, r)
+	rb := only[*rbacv1.RoleBinding](t, r)
+	if role.Namespace != "ops" || rb.Namespace != "ops" || rb.RoleRef.Name != role.Name {
+		t.Errorf("Role %s/%s, RoleBinding %s/%s -> %s", role.Namespace, role.Name, rb.Namespace, rb.Name, rb.RoleRef.Name)
+	}
+	if len(role.Rules) != 1 || fmt.Sprint(role.Rules[0].APIGroups, role.Rules[0].Resources, role.Rules[0].Verbs) != "[coordination.k8s.io] [leases] [get create update]" {
+		t.Errorf("rules %+v", role.Rules)
+	}
+	if len(rb.Subjects) != 1 || rb.Subjects[0].Name != release || rb.Subjects[0].Namespace != namespace {
+		t.Errorf("subjects %+v", rb.Subjects)
+	}
+	if strings.Contains(r.notes, "WARNING") {
+		t.Errorf("a Deployment is warned about:\n%s", r.notes)
+	}
+	if r := mustRender(t, `rbac: {create: true}`); !strings.Contains(r.notes, "WARNING: a DaemonSet with cluster-wide RBAC") {
+		t.Errorf("no warning for a DaemonSet watching the cluster:\n%s", r.notes)
+	}
+	if r := mustRender(t, `rbac: {create: true, namespaced: true}`); strings.Contains(r.notes, "WARNING") {
+		t.Errorf("a namespaced DaemonSet is warned about:\n%s", r.notes)
+	}
 }

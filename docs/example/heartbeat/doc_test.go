@@ -20,8 +20,8 @@ func TestDocumentationShowsThisCode(t *testing.T) {
 	n := 0
 	for _, m := range regexp.MustCompile("(?s)```go\n(.*?)```").FindAllSubmatch(doc, -1) {
 		block := string(m[1])
-		if strings.Contains(block, "switchTo") || strings.Contains(block, "pipelinetest") || strings.Contains(block, "pipeline.ServeHTTP") {
-			continue // the sketches of an Update that binds and of an HTTP listener, and the test
+		if strings.Contains(block, "switchTo") || strings.Contains(block, "pipelinetest") || strings.Contains(block, "web.ServeHTTP") || strings.Contains(block, "pipeline.Schedule{") {
+			continue // the sketches of an Update that binds, an HTTP listener and a schedule, and the test
 		}
 		for _, part := range strings.Split(block, "\n\n// ") {
 			if !strings.Contains(string(src), strings.TrimPrefix(part, "// ")) {

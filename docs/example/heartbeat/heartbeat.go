@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -51,9 +50,7 @@ func (a *Arguments) SetDefaults() { a.Interval = 10 * time.Second }
 
 // ResolvePaths makes labels_file relative to the config file's directory.
 func (a *Arguments) ResolvePaths(configDir string) {
-	if a.LabelsFile != "" && !filepath.IsAbs(a.LabelsFile) {
-		a.LabelsFile = filepath.Join(configDir, a.LabelsFile)
-	}
+	a.LabelsFile = pipeline.ResolvePath(configDir, a.LabelsFile)
 }
 
 // ReferencedFiles makes the file's content part of the configuration:
@@ -72,8 +69,8 @@ func (a *Arguments) Validate() error {
 		errs = append(errs, pipeline.ErrorAt("interval", errors.New("must be at least 1s")))
 	}
 	for name := range a.Labels {
-		if strings.HasPrefix(name, "__") {
-			errs = append(errs, pipeline.ErrorAt("labels", fmt.Errorf("label %q is reserved", name)))
+		if !pipeline.ValidLabelName(name) { // the one rule for names: pipeline/names.go
+			errs = append(errs, pipeline.ErrorAt("labels", fmt.Errorf("%q is not a valid label name", name)))
 		}
 	}
 	return errors.Join(errs...)

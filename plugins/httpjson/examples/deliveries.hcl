@@ -15,6 +15,13 @@ http_json_source "deliveries" {
     series = [for p in body.pipelines : { value = p.duration, labels = { project = p.project, status = p.status } } if p.status != "running"]
   }
 
+  # Totals over every page of the poll, not only the first 100 pipelines.
+  metric "ci_pipelines" {
+    help      = "Latest pipelines by project and status, over every page."
+    aggregate = "count"
+    series    = [for p in body.pipelines : { labels = { project = p.project, status = p.status } }]
+  }
+
   metric "ci_pipelines_finished_total" {
     type   = "counter"
     help   = "Pipelines finished since the CI server started, by project."

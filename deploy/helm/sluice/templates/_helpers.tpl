@@ -73,7 +73,19 @@ tag with -lite appended. */}}
 {{- if and (eq .Values.storage.type "pvc") (eq .Values.kind "Deployment") (gt (int .Values.replicas) 1) (has "ReadWriteOnce" .Values.storage.pvc.accessModes) }}
 {{- fail "storage.type=pvc with ReadWriteOnce cannot serve more than one replica" }}
 {{- end }}
+{{- if eq .Values.kind "None" }}
+{{- if and .Values.serviceMonitor.enabled (or (not .Values.serviceMonitor.selector) (not .Values.serviceMonitor.port)) }}
+{{- fail "serviceMonitor.enabled with kind=None selects the application's Service: set serviceMonitor.selector (its labels, e.g. {matchLabels: {app: web}}) and serviceMonitor.port (the name of its port that reaches the Sluice container)" }}
+{{- end }}
+{{- else }}
 {{- if and .Values.serviceMonitor.enabled (not .Values.service.enabled) }}
 {{- fail "serviceMonitor.enabled needs service.enabled" }}
+{{- end }}
+{{- if .Values.serviceMonitor.selector }}
+{{- fail "serviceMonitor.selector is for kind=None (the application's Service); with a workload the ServiceMonitor selects the chart's own Service" }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.dashboards.enabled) (or .Values.dashboards.folder .Values.dashboards.labels .Values.dashboards.namespace) }}
+{{- fail "dashboards.folder, dashboards.labels and dashboards.namespace are used only with dashboards.enabled=true" }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,11 @@
+package pipeline_test
+
+import (
+	"testing"
+
+	"github.com/sluicehq/sluice/internal/testing/doccheck"
+)
+
+// The reading-order map in the package doc names every file of the
+// contract, and only those.
+func TestReadingOrderMap(t *testing.T) { doccheck.ReadingOrder(t, ".", "component.go") }
