@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -73,7 +74,18 @@ func TestLiteBinary(t *testing.T) {
 		}
 	}
 
+	// A config with a component the lite distribution lacks is refused,
+	// saying where to look.
 	dir := t.TempDir()
+	pg := filepath.Join(dir, "pg.hcl")
+	if err := os.WriteFile(pg, []byte("postgres_source \"db\" {\n  dsn = \"postgres://h/db\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(bin, "validate", pg).CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), `Blocks of type "postgres_source" are not expected here. This binary has no component of that type: sluice components lists those it has.`) {
+		t.Errorf("sluice-lite validate of a postgres_source: exit %d:\n%s", code, out)
+	}
+
 	udp := pipelinetest.FreeUDPAddr(t)
 	addr, sink := pipelinetest.FreeTCPAddr(t), pipelinetest.FreeTCPAddr(t)
 	cfg := fmt.Sprintf(`
@@ -128,4 +140,16 @@ func get(t *testing.T, url string) string {
 	var b bytes.Buffer
 	_, _ = io.Copy(&b, resp.Body)
 	return b.String()
+}
+
+// exitCode is the exit code of a command's error (0 for nil).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
