@@ -34,14 +34,7 @@ func TestConfigMapsValidate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(src))
-		for {
-			var m manifest
-			if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
+		for _, m := range decodeManifests(t, f, src) {
 			if m.Kind != "ConfigMap" {
 				continue
 			}
@@ -69,5 +62,21 @@ func TestConfigMapsValidate(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("no Sluice config found in the manifests")
+	}
+}
+
+// decodeManifests decodes every YAML document of file's content src.
+func decodeManifests(t *testing.T, file string, src []byte) []manifest {
+	t.Helper()
+	var ms []manifest
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	for {
+		var m manifest
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return ms
+		} else if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		ms = append(ms, m)
 	}
 }

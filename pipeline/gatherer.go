@@ -15,3 +15,8 @@ func GathererVal(g prometheus.Gatherer) cty.Value { return schema.GathererVal(g)
 // "relabel.app", or "agent" for agent.metrics), or "" if g did not come
 // from a reference.
 func SourceID(g prometheus.Gatherer) string { return schema.SourceID(g) }
+
+// UnwrapGatherer returns the gatherer a component exported, without the
+// wrapper that tags it with the component's ID, so that a consumer can see
+// which optional interfaces it implements (such as encoded.Gatherer).
+func UnwrapGatherer(g prometheus.Gatherer) prometheus.Gatherer { return schema.Unwrap(g) }

@@ -119,7 +119,7 @@ var registry = struct {
 // the evaluator cannot turn into a value for expressions; the message names
 // the field and its type.
 func Register[A, E any](r Registration[A, E]) {
-	if !schema.ValidName.MatchString(r.Name) || reservedNames[r.Name] {
+	if !schema.ValidName(r.Name) || reservedNames[r.Name] {
 		panic(fmt.Sprintf("pipeline.Register: invalid component name %q", r.Name))
 	}
 	if r.Build == nil {

@@ -253,6 +253,13 @@ func parseDecls(parser *hclparse.Parser, filename string, src []byte) ([]*declar
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: r.Name, LabelNames: []string{"name"}})
 	}
 	content, ds := f.Body.Content(schema)
+	for _, d := range ds {
+		if d.Summary == "Unsupported block type" {
+			// A binary may have a subset of the standard components (the
+			// lite distribution, a sluice-build --components selection).
+			d.Detail += " This binary has no component of that type: sluice components lists those it has."
+		}
+	}
 	diags = append(diags, ds...)
 
 	var decls []*declaration

@@ -51,7 +51,7 @@ func TestLoaderDiagnostics(t *testing.T) {
 		{
 			name: "unknown block type with suggestion",
 			src:  "test_sourec \"a\" {\n}\n",
-			want: []wantDiag{{1, 1, []string{"Unsupported block type", `Did you mean "test_source"?`}}},
+			want: []wantDiag{{1, 1, []string{"Unsupported block type", `Did you mean "test_source"?`, "This binary has no component of that type: sluice components lists those it has."}}},
 		},
 		{
 			name: "unknown attribute with suggestion",

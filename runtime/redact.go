@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/sluicehq/sluice/internal/schema"
@@ -33,34 +34,43 @@ import (
 // redactedMark replaces a secret in printed text.
 const redactedMark = pipeline.RedactedMark
 
+// The patterns are compiled on first use, not at program start: redaction
+// runs when a diagnostic or an error is printed, and every binary (the lite
+// one included) would otherwise compile them at init.
 var (
 	// userinfoRE is "://" and the rest of the word up to its last "@":
 	// "postgres://u:p@ss@h/db" loses "u:p@ss". Greedy on purpose, so a
 	// password containing "@", "/" or ":" is covered whole.
-	userinfoRE = regexp.MustCompile(`://\S*@`)
+	userinfoRE = lazyRegexp(`://\S*@`)
 	// kvPasswordRE is a libpq-style password=VALUE (quoted or not).
-	kvPasswordRE = regexp.MustCompile(`(?i)\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s"',;]+)`)
+	kvPasswordRE = lazyRegexp(`(?i)\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s"',;]+)`)
 	// keyRE finds an attribute or object key: NAME = or NAME : (quoted
 	// object keys included).
-	keyRE = regexp.MustCompile(`"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*([=:])`)
+	keyRE = lazyRegexp(`"?([A-Za-z_][A-Za-z0-9_-]*)"?\s*([=:])`)
 	// heredocRE opens a heredoc: <<EOT or <<-EOT.
-	heredocRE = regexp.MustCompile(`<<-?([A-Za-z_][A-Za-z0-9_-]*)`)
+	heredocRE = lazyRegexp(`<<-?([A-Za-z_][A-Za-z0-9_-]*)`)
 	// envNameRE is what precedes the name argument of env(): a quoted
 	// string right after it is a variable's name.
-	envNameRE = regexp.MustCompile(`\benv\s*\(\s*$`)
+	envNameRE = lazyRegexp(`\benv\s*\(\s*$`)
 	// quotedRE is a double-quoted HCL string.
-	quotedRE = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+	quotedRE = lazyRegexp(`"((?:[^"\\]|\\.)*)"`)
 )
+
+// lazyRegexp compiles expr once, on the first call of the function it
+// returns.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // RedactText removes URL userinfo and key-value passwords from s. It is
 // applied to every rendered diagnostic and to error texts the agent logs or
 // serves.
 func RedactText(s string) string {
 	if strings.Contains(s, "://") {
-		s = userinfoRE.ReplaceAllLiteralString(s, "://"+redactedMark+"@")
+		s = userinfoRE().ReplaceAllLiteralString(s, "://"+redactedMark+"@")
 	}
 	if strings.ContainsAny(s, "=") {
-		s = kvPasswordRE.ReplaceAllString(s, "${1}${2}"+redactedMark)
+		s = kvPasswordRE().ReplaceAllString(s, "${1}${2}"+redactedMark)
 	}
 	return s
 }
@@ -185,12 +195,12 @@ func findSourceSecrets(src []byte, names []string) sourceSecrets {
 	ss := sourceSecrets{hideFrom: map[int]int{}}
 	lines := strings.Split(string(src), "\n")
 	addLiterals := func(value string) {
-		for _, m := range quotedRE.FindAllStringSubmatchIndex(value, -1) {
+		for _, m := range quotedRE().FindAllStringSubmatchIndex(value, -1) {
 			// The first argument of env() names a variable: the name is
 			// not the secret (its value is), and an error about an unset
 			// variable is useless without it. env()'s default is a value
 			// and stays a literal.
-			if envNameRE.MatchString(value[:m[0]]) {
+			if envNameRE().MatchString(value[:m[0]]) {
 				continue
 			}
 			ss.addLiteral(value[m[2]:m[3]])
@@ -203,7 +213,7 @@ func findSourceSecrets(src []byte, names []string) sourceSecrets {
 	for i := 0; i < len(lines); i++ {
 		line := strings.TrimSuffix(lines[i], "\r")
 		from := -1
-		for _, m := range keyRE.FindAllStringSubmatchIndex(line, -1) {
+		for _, m := range keyRE().FindAllStringSubmatchIndex(line, -1) {
 			if isSecretName(line[m[2]:m[3]], names) {
 				from = m[5] // just after the = or :
 				break
@@ -216,7 +226,7 @@ func findSourceSecrets(src []byte, names []string) sourceSecrets {
 		value := line[from:]
 		addLiterals(value)
 		// Multi-line values: hide every continuation line too.
-		if hd := heredocRE.FindStringSubmatch(value); hd != nil {
+		if hd := heredocRE().FindStringSubmatch(value); hd != nil {
 			for i+1 < len(lines) {
 				i++
 				l := strings.TrimSpace(strings.TrimSuffix(lines[i], "\r"))

@@ -200,3 +200,20 @@ metrics_sink "b" {
 		t.Errorf("validate = %d:\n%s", code, errOut)
 	}
 }
+
+// The distribution a binary's main names is what sluice components and
+// sluice version show; Run (and Main) name it custom.
+func TestDistributionIsShown(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := RunDistribution("lite", []string{"components"}, &out, &errOut); code != 0 ||
+		!regexp.MustCompile(`^Distribution lite: \d+ components\.\n\nNAME`).MatchString(out.String()) {
+		t.Errorf("components in the lite distribution = %d:\n%s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := RunDistribution("lite", []string{"version"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "\n  distribution:     lite\n") {
+		t.Errorf("version in the lite distribution = %d:\n%s", code, out.String())
+	}
+	if code, out, _ := runCLI("components"); code != 0 || !strings.HasPrefix(out, "Distribution custom: ") {
+		t.Errorf("components through Run = %d:\n%s", code, out)
+	}
+}

@@ -14,8 +14,9 @@ import (
 )
 
 // listComponents prints the components of docs (every compiled-in one):
-// a table, one component (name), JSON or the Markdown reference.
-func listComponents(all []runtime.ComponentDoc, name string, asJSON, asMarkdown bool, stdout, stderr io.Writer) int {
+// a table headed by the distribution, one component (name), JSON or the
+// Markdown reference.
+func listComponents(distribution string, all []runtime.ComponentDoc, name string, asJSON, asMarkdown bool, stdout, stderr io.Writer) int {
 	docs := []runtime.ComponentDoc{}
 	for _, d := range all {
 		if name == "" || d.Name == name {
@@ -44,6 +45,7 @@ func listComponents(all []runtime.ComponentDoc, name string, asJSON, asMarkdown 
 			fmt.Fprintln(stdout, noComponents)
 			return 0
 		}
+		fmt.Fprintf(stdout, "Distribution %s: %d components.\n\n", distribution, len(docs))
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSTABILITY\tKIND\tMODULE\tVERSION")
 		for _, d := range docs {
@@ -84,8 +86,9 @@ func orUnknown(s string) string {
 
 // printVersion prints the version, the core module and the plugin modules
 // compiled in, with the components each registers.
-func printVersion(stdout io.Writer, docs []runtime.ComponentDoc, bi *debug.BuildInfo) {
+func printVersion(stdout io.Writer, distribution string, docs []runtime.ComponentDoc, bi *debug.BuildInfo) {
 	fmt.Fprintln(stdout, version.Print("sluice"))
+	fmt.Fprintf(stdout, "  distribution:     %s\n", distribution)
 	fmt.Fprintf(stdout, "  sluice module:    %s\n", moduleOf(bi, coreModule+"/sluicecmd"))
 	standard := 0
 	for _, d := range docs {

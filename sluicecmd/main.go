@@ -35,19 +35,45 @@ import (
 // defaultListenAddr is the agent's HTTP address unless a flag says otherwise.
 const defaultListenAddr = "0.0.0.0:9470"
 
-// Main runs the CLI with the process's arguments and exits with its code.
+// The distributions the repository ships: which set of components a binary
+// was built with, shown by sluice components, sluice version and the status
+// UI. A binary built by sluice-build names its own (custom by default).
+const (
+	// DistributionFull is cmd/sluice: every standard component.
+	DistributionFull = "full"
+	// DistributionLite is cmd/sluice-lite: the sidecar's components, no
+	// Kubernetes client and no PostgreSQL driver.
+	DistributionLite = "lite"
+	// DistributionCustom is the name of a binary whose main calls Main.
+	DistributionCustom = "custom"
+)
+
+// Main runs the CLI with the process's arguments and exits with its code; it
+// names the distribution custom (see MainDistribution).
+func Main() { MainDistribution(DistributionCustom) }
+
+// MainDistribution is Main in a binary that names its distribution (the set
+// of components its main imports), e.g. the lite distribution's main.
 // As PID 1, run starts the agent under a reaping init (init_linux.go).
-func Main() {
+func MainDistribution(name string) {
 	if code, ok := runAsInit(os.Args[1:], os.Stderr); ok {
 		os.Exit(code)
 	}
-	os.Exit(Run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(RunDistribution(name, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // Run runs the CLI with args (without the program name), writing to stdout
 // and stderr, and returns the process exit code: 0 success, 1 an invalid
 // config or a failed run, 2 a usage error.
 func Run(args []string, stdout, stderr io.Writer) int {
+	return RunDistribution(DistributionCustom, args, stdout, stderr)
+}
+
+// RunDistribution is Run in a binary of the named distribution.
+func RunDistribution(distribution string, args []string, stdout, stderr io.Writer) int {
+	if distribution == "" {
+		distribution = DistributionCustom
+	}
 	app := kingpin.New("sluice", "Sluice: a metrics agent configured in HCL.")
 	app.Writer(stdout)
 	app.ErrorWriter(stderr)
@@ -65,7 +91,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	})
 
 	runCmd := app.Command("run", "Run the pipeline described by CONFIG.")
-	runArgs := runFlags{}
+	runArgs := runFlags{distribution: distribution}
 	runCmd.Arg("config", "HCL config file.").Required().StringVar(&runArgs.config)
 	runCmd.Flag("server.http.listen-addr", "Address of the agent's HTTP server.").Default(defaultListenAddr).StringVar(&runArgs.listenAddr)
 	runCmd.Flag("storage.path", "Directory for component state; each component gets a subdirectory.").Default("data/").StringVar(&runArgs.storagePath)
@@ -135,7 +161,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	case fmtCmd.FullCommand():
 		return formatFiles(*fmtFiles, *fmtWrite, *fmtCheck, stdout, stderr)
 	case compCmd.FullCommand():
-		return listComponents(compiledIn(), *compName, *compJSON, *compMarkdown, stdout, stderr)
+		return listComponents(distribution, compiledIn(), *compName, *compJSON, *compMarkdown, stdout, stderr)
 	case convertStatsd.FullCommand():
 		return convertStatsdExporter(*convertStatsdArgs, stdout, stderr)
 	case convertPostgres.FullCommand():
@@ -144,7 +170,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return runTests(*testFiles, stdout, stderr)
 	case versionCmd.FullCommand():
 		bi, _ := buildInfo()
-		printVersion(stdout, describeComponents(pipeline.Registrations(), bi), bi)
+		printVersion(stdout, distribution, describeComponents(pipeline.Registrations(), bi), bi)
 		return 0
 	}
 	return 2

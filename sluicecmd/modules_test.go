@@ -54,7 +54,7 @@ func TestVersionListsPluginModules(t *testing.T) {
 		{Name: "foo_source", Package: "example.com/acme/sluice-foo/source", Kind: "plugin"},
 	}
 	var out bytes.Buffer
-	printVersion(&out, docs, customBuild)
+	printVersion(&out, "custom", docs, customBuild)
 	for _, want := range []string{
 		"sluice, version",
 		"sluice module:    github.com/sluicehq/sluice v0.0.0-00010101000000-000000000000 => /src/sluice\n",
@@ -66,7 +66,7 @@ func TestVersionListsPluginModules(t *testing.T) {
 		}
 	}
 	out.Reset()
-	printVersion(&out, docs[:1], customBuild)
+	printVersion(&out, "custom", docs[:1], customBuild)
 	if !strings.Contains(out.String(), "plugin modules:   none") {
 		t.Errorf("version output without plugins:\n%s", out.String())
 	}
@@ -76,18 +76,18 @@ func TestVersionListsPluginModules(t *testing.T) {
 // printing an empty table.
 func TestComponentsWithoutAny(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := listComponents(nil, "", false, false, &out, &errOut); code != 0 || !strings.Contains(out.String(), "No components are compiled into this binary") || !strings.Contains(out.String(), "components/all") {
+	if code := listComponents("custom", nil, "", false, false, &out, &errOut); code != 0 || !strings.Contains(out.String(), "No components are compiled into this binary") || !strings.Contains(out.String(), "components/all") {
 		t.Errorf("components = %d %q %q", code, out.String(), errOut.String())
 	}
 	out.Reset()
-	if code := listComponents(nil, "", true, false, &out, &errOut); code != 0 || strings.TrimSpace(out.String()) != "[]" {
+	if code := listComponents("custom", nil, "", true, false, &out, &errOut); code != 0 || strings.TrimSpace(out.String()) != "[]" {
 		t.Errorf("components --json = %d %q", code, out.String())
 	}
 	var docs []runtime.ComponentDoc
 	if err := json.Unmarshal(out.Bytes(), &docs); err != nil || len(docs) != 0 {
 		t.Errorf("components --json: %v %v", docs, err)
 	}
-	if code := listComponents(nil, "relabel", false, false, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), `no component named "relabel"`) {
+	if code := listComponents("custom", nil, "relabel", false, false, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), `no component named "relabel"`) {
 		t.Errorf("components relabel = %d %q", code, errOut.String())
 	}
 }

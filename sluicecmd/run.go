@@ -45,6 +45,8 @@ type runFlags struct {
 	gogc int
 	// timeouts bound reading requests on every listener.
 	timeouts pipeline.HTTPTimeouts
+	// distribution names the binary's set of components (main.go).
+	distribution string
 }
 
 func runAgent(f runFlags, stderr io.Writer) int {
@@ -60,7 +62,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 2
 	}
-	logger.Info("starting sluice", "version", version.Info(), "build_context", version.BuildContext(), "gogc", gogc, "gogc_from", gogcFrom)
+	logger.Info("starting sluice", "distribution", f.distribution, "version", version.Info(), "build_context", version.BuildContext(), "gogc", gogc, "gogc_from", gogcFrom)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -130,7 +132,7 @@ func runAgent(f runFlags, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: listening on %s: %v\n", f.listenAddr, err)
 		return 1
 	}
-	statusUI, err := newStatusUI(ctrl, uiBase, started, logger)
+	statusUI, err := newStatusUI(ctrl, uiBase, f.distribution, started, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1

@@ -91,8 +91,8 @@ func cleanPath(p string) string {
 }
 
 // newStatusUI returns the status UI, whose links start with base.
-func newStatusUI(ctrl *runtime.Controller, base string, started time.Time, logger *slog.Logger) (http.Handler, error) {
-	h, err := ui.New(ui.Options{Controller: ctrl, Base: strings.TrimSuffix(base, "/") + "/", Started: started, Logger: logger})
+func newStatusUI(ctrl *runtime.Controller, base, distribution string, started time.Time, logger *slog.Logger) (http.Handler, error) {
+	h, err := ui.New(ui.Options{Controller: ctrl, Base: strings.TrimSuffix(base, "/") + "/", Distribution: distribution, Started: started, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("status UI: %w", err)
 	}

@@ -58,7 +58,7 @@ func (b *builder) build(ctx context.Context, p plan) (err error) {
 		}
 	}()
 
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), mainGo(p.Plugins), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), mainGo(p), 0o644); err != nil {
 		return fmt.Errorf("writing main.go: %w", err)
 	}
 	if err := writeGoSum(dir, p); err != nil {

@@ -1,12 +1,15 @@
-// Command sluice-build builds a sluice binary with plugins, in the spirit
-// of xcaddy:
+// Command sluice-build builds a sluice binary with plugins and any subset
+// of the standard components, in the spirit of xcaddy:
 //
 //	sluice-build --with github.com/acme/sluice-foo@v1.2.0 \
 //	    --with example.com/you/sluice-bar=../sluice-bar -o ./sluice
+//	sluice-build --distribution lite -o ./sluice-lite
+//	sluice-build --components statsd_receiver,metrics_sink --distribution statsd -o ./sluice-statsd
 //
 // It writes a temporary main module that imports the CLI
-// (github.com/sluicehq/sluice/sluicecmd), the built-in components and the
-// root package of each plugin module, runs go mod tidy and go build with
+// (github.com/sluicehq/sluice/sluicecmd), the chosen standard components
+// (all unless --components or --distribution lite) and the root package of
+// each plugin module, runs go mod tidy and go build with
 // the Makefile's flags, and prints what went in. See docs/plugins.md.
 package main
 
@@ -48,6 +51,12 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 		PlaceHolder("VERSION").StringVar(&in.SluiceVersion)
 	app.Flag("output", "The binary to write.").Short('o').Default("sluice").StringVar(&in.Output)
 	app.Flag("race", "Build with the race detector.").BoolVar(&in.Race)
+	app.Flag("components", "Comma-separated standard components to build in, e.g. statsd_receiver,relabel,metrics_sink "+
+		"(default: all of them). Plugins come in with --with.").PlaceHolder("NAMES").StringVar(&in.Components)
+	app.Flag("distribution", "The name sluice components, sluice version and the status UI show for this binary: "+
+		"full (every standard component), lite (the sidecar's: "+strings.Join(liteComponents(), ",")+"), or your own with --components. Default: custom.").
+		PlaceHolder("NAME").StringVar(&in.Distribution)
+	emitMain := app.Flag("emit-main", "Write the generated main.go to this file and build nothing (cmd/sluice-lite/main.go is made this way).").PlaceHolder("FILE").String()
 	keep := app.Flag("keep", "Keep the generated module (it is always kept after a failure).").Bool()
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "sluice-build: %v (see sluice-build --help)\n", err)
@@ -66,6 +75,13 @@ func run(ctx context.Context, args, env []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice-build: %v\n", err)
 		return 2
+	}
+	if *emitMain != "" {
+		if err := os.WriteFile(*emitMain, mainGo(p), 0o644); err != nil {
+			fmt.Fprintf(stderr, "sluice-build: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	b := &builder{Env: env, Keep: *keep, Log: stderr}
 	if err := b.build(ctx, p); err != nil {

@@ -129,6 +129,11 @@ type plan struct {
 	Plugins []dep
 	Output  string // absolute path of the binary
 	Race    bool
+	// Distribution names the set of components (custom unless told).
+	Distribution string
+	// Components are the packages of the standard components that go in,
+	// sorted; nil means all of them (components/all).
+	Components []string
 	// Version, Revision and Branch are stamped into
 	// github.com/prometheus/common/version, as the Makefile does.
 	Version, Revision, Branch string
@@ -138,9 +143,11 @@ type plan struct {
 type planInput struct {
 	With          []string
 	SluiceVersion string
-	Output        string
-	Race          bool
-	Cwd           string
+	// Distribution and Components are --distribution and --components.
+	Distribution, Components string
+	Output                   string
+	Race                     bool
+	Cwd                      string
 	// Self is where this sluice-build came from (see selfCore).
 	Self selfInfo
 }
@@ -148,6 +155,10 @@ type planInput struct {
 // newPlan validates the command line and fills in defaults.
 func newPlan(in planInput) (plan, error) {
 	p := plan{Race: in.Race}
+	var err error
+	if p.Distribution, p.Components, err = selectComponents(in.Distribution, in.Components); err != nil {
+		return p, err
+	}
 	var core *dep
 	seen := map[string]bool{}
 	for _, w := range in.With {

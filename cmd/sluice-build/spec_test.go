@@ -125,6 +125,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--with", "example.com/x=../does-not-exist"}, "replacement directory"},
 		{[]string{"-o", "nowhere/sluice"}, "the directory does not exist"},
 		{[]string{"--bogus"}, "unknown long flag"},
+		{[]string{"--components", "statsd_receiver,kafka_source"}, `"kafka_source" is not a standard component`},
+		{[]string{"--distribution", "lite", "--components", "relabel"}, "has its own components"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(t.Context(), tc.args, []string{"PATH=/nonexistent"}, &stdout, &stderr)
@@ -148,7 +150,7 @@ func TestGeneratedModule(t *testing.T) {
 			{Module: "example.com/e", Version: "main"},
 		},
 	}
-	src := mainGo(p.Plugins)
+	src := mainGo(p)
 	if formatted, err := format.Source(src); err != nil || !bytes.Equal(formatted, src) {
 		t.Errorf("main.go is not gofmt'ed (%v):\n%s", err, src)
 	}

@@ -1,4 +1,5 @@
-// Command sluice is the Sluice metrics agent with every built-in component.
+// Command sluice is the Sluice metrics agent with every built-in component:
+// the full distribution (cmd/sluice-lite is the lean one).
 package main
 
 import (
@@ -7,4 +8,4 @@ import (
 	_ "github.com/sluicehq/sluice/components/all" // every built-in component
 )
 
-func main() { sluicecmd.Main() }
+func main() { sluicecmd.MainDistribution(sluicecmd.DistributionFull) }

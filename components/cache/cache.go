@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluicehq/sluice/encoded"
 	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/ratelog"
@@ -205,6 +206,7 @@ var (
 	_ pipeline.DefaultDocumenter    = (*Arguments)(nil)
 	_ pipeline.HealthReporter       = (*Component)(nil)
 	_ prometheus.Gatherer           = (*Component)(nil)
+	_ encoded.Gatherer              = (*Component)(nil)
 )
 
 // Build creates a cache. It reads nothing and starts nothing: the snapshot
@@ -246,6 +248,19 @@ func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 // then served from the restored snapshot, and a disk that hangs delays it
 // by a bounded time instead of forever.
 func (c *Component) Gather() ([]*dto.MetricFamily, error) {
+	return c.snapshot().fams, nil
+}
+
+// GatherText is Gather encoded (encoded.Gatherer): a snapshot changes only
+// at a refresh, so it is encoded at the first GatherText after that and
+// every scrape until the next refresh copies the same bytes.
+func (c *Component) GatherText() ([]encoded.Family, error) {
+	return c.snapshot().encoded()
+}
+
+// snapshot is the snapshot a scrape serves, once the restore has finished
+// or restoreWait has passed (see Gather).
+func (c *Component) snapshot() *snapshot {
 	select {
 	case <-c.restored:
 	default:
@@ -258,7 +273,7 @@ func (c *Component) Gather() ([]*dto.MetricFamily, error) {
 		}
 		t.Stop()
 	}
-	return c.snap.Load().fams, nil
+	return c.snap.Load()
 }
 
 // Health is unhealthy while the last refresh failed (what is served is

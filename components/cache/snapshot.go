@@ -2,11 +2,13 @@ package cache
 
 import (
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluicehq/sluice/encoded"
 	"github.com/sluicehq/sluice/labelset"
 )
 
@@ -21,6 +23,23 @@ type snapshot struct {
 	refreshedAt time.Time
 
 	series, stale, restored int
+
+	// text is fams encoded, made by the first encoded call (the snapshot
+	// is otherwise immutable; the encoding is derived from it).
+	text lazyText
+}
+
+type lazyText struct {
+	once sync.Once
+	fams []encoded.Family
+	err  error
+}
+
+// encoded returns the snapshot's families in the text format, encoding
+// them on the first call.
+func (s *snapshot) encoded() ([]encoded.Family, error) {
+	s.text.once.Do(func() { s.text.fams, s.text.err = encoded.Encode(s.fams) })
+	return s.text.fams, s.text.err
 }
 
 // famMeta is what the cache knows about the series of one family, in the

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluicehq/sluice/encoded"
 	"github.com/sluicehq/sluice/internal/gathermerge"
 	"github.com/sluicehq/sluice/labelset"
 	"github.com/sluicehq/sluice/pipeline"
@@ -26,11 +27,15 @@ type state struct {
 	// openMetrics offers OpenMetrics in content negotiation.
 	openMetrics bool
 	maxScrapes  int
+	// text are the inputs as encoded.Gatherers when every one of them is
+	// one, else nil (see serveEncoded).
+	text []encoded.Gatherer
 }
 
 func newState(a Arguments, m *selfMetrics) *state {
 	st := &state{inputs: append([]prometheus.Gatherer(nil), a.Inputs...), honorTS: a.HonorTimestamps, openMetrics: a.OpenMetrics,
 		maxScrapes: a.MaxConcurrentScrapes}
+	st.text = textInputs(st.inputs)
 	for i, g := range st.inputs {
 		// Name inputs by the component they come from; the index is the
 		// fallback for gatherers that do not come from a reference.

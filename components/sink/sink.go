@@ -3,6 +3,7 @@
 package sink
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -184,6 +185,8 @@ type Component struct {
 	state   atomic.Pointer[state] // what a scrape uses; swapped whole by Update
 	errLog  *slog.Logger          // rate-limited
 
+	gzips sync.Pool // *gzip.Writer, for scrapes served from encoded families
+
 	flightMu sync.Mutex // guards flight
 	flight   *flight    // the gather in flight, shared by the scrapes that arrive during it
 
@@ -233,8 +236,13 @@ func Build(opts pipeline.Options[Exports], a Arguments) (pipeline.Component[Argu
 		})
 	}
 	withOM, textOnly := handler(true), handler(false)
+	c.gzips.New = func() any { return gzip.NewWriter(nil) }
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c.state.Load().openMetrics {
+		st := c.state.Load()
+		if c.serveEncoded(w, r, st) {
+			return
+		}
+		if st.openMetrics {
 			withOM.ServeHTTP(w, r)
 			return
 		}

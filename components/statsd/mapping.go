@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/statsd_exporter/pkg/mapper"
@@ -463,7 +464,8 @@ func mappingYAML(a Arguments, readFile func(string) ([]byte, error)) (string, er
 }
 
 // yamlLineRE finds the positions in a YAML error message.
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+// Compiled on first use (a mapping error), not at every binary's start.
+var yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+)`) })
 
 // isYAMLError tells YAML decoding errors (which quote the document) from
 // the mapper's own checks (which quote a mapping's match or name).
@@ -489,7 +491,7 @@ func redactYAMLError(err error) error {
 		kind = "a duplicate key"
 	}
 	var lines []string
-	for _, m := range yamlLineRE.FindAllStringSubmatch(msg, -1) {
+	for _, m := range yamlLineRE().FindAllStringSubmatch(msg, -1) {
 		if !slices.Contains(lines, m[1]) {
 			lines = append(lines, m[1])
 		}

@@ -30,6 +30,14 @@ func Exported(g prometheus.Gatherer, id string) prometheus.Gatherer {
 	return &componentGatherer{Gatherer: g, id: id}
 }
 
+// Unwrap returns the gatherer Exported tagged, or g if it was not tagged.
+func Unwrap(g prometheus.Gatherer) prometheus.Gatherer {
+	if cg, ok := g.(*componentGatherer); ok {
+		return cg.Gatherer
+	}
+	return g
+}
+
 // SourceID returns the ID g was tagged with by Exported, or "".
 func SourceID(g prometheus.Gatherer) string {
 	if cg, ok := g.(*componentGatherer); ok {

@@ -13,7 +13,6 @@ package schema
 import (
 	"fmt"
 	"reflect"
-	"regexp"
 	"strings"
 	"time"
 
@@ -48,9 +47,21 @@ var (
 	GathererType = reflect.TypeFor[prometheus.Gatherer]()
 )
 
-// ValidName is the form of a component type's name and of an hcl field
-// name: lower case letters, digits and underscores, starting with a letter.
-var ValidName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+// ValidName reports whether s has the form of a component type's name and
+// of an hcl field name: lower case letters, digits and underscores,
+// starting with a letter. (A loop, not a regexp: every binary would
+// compile one at init.)
+func ValidName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
 
 // Fields returns the fields of struct type t that carry an `hcl` tag.
 func Fields(t reflect.Type) ([]Field, error) {
@@ -78,7 +89,7 @@ func Fields(t reflect.Type) ([]Field, error) {
 		default:
 			return nil, fmt.Errorf("field %s: unknown hcl tag option %q", f.Name, opt)
 		}
-		if !ValidName.MatchString(name) {
+		if !ValidName(name) {
 			return nil, fmt.Errorf("field %s: invalid hcl name %q", f.Name, name)
 		}
 		if seen[name] {

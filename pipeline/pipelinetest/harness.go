@@ -408,3 +408,15 @@ func FreeTCPAddr(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// FreeUDPAddr is FreeTCPAddr for UDP: a loopback address with a UDP port
+// that was free a moment ago.
+func FreeUDPAddr(t testing.TB) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}

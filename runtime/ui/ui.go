@@ -48,6 +48,9 @@ type Options struct {
 	// Base is the path under which a browser reaches the agent (the path
 	// of --web.external-url), ending in "/"; every link starts with it.
 	Base string
+	// Distribution names the binary's set of components (full, lite, or
+	// what sluice-build was told); shown with the version.
+	Distribution string
 	// Started is when the agent started (uptime).
 	Started time.Time
 	// Refresh is how often an open page checks for changes (default 5s).
@@ -170,6 +173,7 @@ type componentRow struct {
 
 type buildInfo struct {
 	Version, Revision, Branch, BuildDate, GoVersion string
+	Distribution                                    string
 	Started                                         time.Time
 	Uptime                                          string
 }
@@ -188,7 +192,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 		Components: rows,
 		Build: buildInfo{
 			Version: version.Version, Revision: version.Revision, Branch: version.Branch, BuildDate: version.BuildDate,
-			GoVersion: goruntime.Version(), Started: h.o.Started, Uptime: time.Since(h.o.Started).Truncate(time.Second).String(),
+			GoVersion: goruntime.Version(), Distribution: h.o.Distribution, Started: h.o.Started, Uptime: time.Since(h.o.Started).Truncate(time.Second).String(),
 		},
 	}
 	if st, ok := h.o.Controller.LastReload(); ok {

@@ -69,7 +69,7 @@ func start(t *testing.T, base string) *fixture {
 		t.Fatal(err)
 	}
 	pipelinetest.RunController(t, ctrl)
-	h, err := New(Options{Controller: ctrl, Base: base, Logger: slog.New(slog.DiscardHandler), PreviewLimit: 2})
+	h, err := New(Options{Controller: ctrl, Base: base, Distribution: "lite", Logger: slog.New(slog.DiscardHandler), PreviewLimit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +111,7 @@ func TestOverview(t *testing.T) {
 		`<th scope="col">Health</th>`,
 		`<strong>Applied</strong>`,
 		`<dt>Version</dt>`,
+		`<dt>Distribution</dt><dd id="distribution">lite</dd>`,
 		`<header>`, `<nav aria-label="Agent">`, `<main id="main"`,
 		`/static/style.css`, `/static/ui.js`,
 	)

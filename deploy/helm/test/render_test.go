@@ -38,8 +38,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	_ "github.com/sluicehq/sluice/components/all"
-	"github.com/sluicehq/sluice/pipeline"
-	"github.com/sluicehq/sluice/runtime"
+	sluiceruntime "github.com/sluicehq/sluice/runtime"
 )
 
 const (
@@ -243,7 +242,7 @@ func validateConfigs(t *testing.T, r *rendered) {
 			}
 		}
 		podEnv := func(name string) (string, bool) { return podEnv(name), true }
-		if err := runtime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(hcl), podEnv); err != nil {
+		if err := sluiceruntime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(hcl), podEnv); err != nil {
 			t.Errorf("ConfigMap %s: sluice.hcl does not validate:\n%v\n%s", cm.Name, err, hcl)
 		}
 	}
@@ -857,6 +856,37 @@ podMonitor:
 	if !strings.Contains(r.notes, "No workload") {
 		t.Errorf("NOTES: %s", r.notes)
 	}
+	// The sidecar's image is the lite distribution.
+	if want := "image ghcr.io/sluicehq/sluice:" + loadChart(t).Metadata.AppVersion + "-lite,\nthe lite distribution"; !strings.Contains(r.notes, want) {
+		t.Errorf("NOTES lack %q: %s", want, r.notes)
+	}
+}
+
+// TestImageDistribution: image.distribution picks the full or the lite
+// image for a workload; a digest pins whatever it names.
+func TestImageDistribution(t *testing.T) {
+	app := loadChart(t).Metadata.AppVersion
+	for _, tc := range []struct{ values, want string }{
+		{``, "ghcr.io/sluicehq/sluice:" + app},
+		{`image: {distribution: lite}`, "ghcr.io/sluicehq/sluice:" + app + "-lite"},
+		{`{kind: Deployment, image: {distribution: lite, tag: "1.2.3"}}`, "ghcr.io/sluicehq/sluice:1.2.3-lite"},
+		{`{kind: Deployment, image: {distribution: full}}`, "ghcr.io/sluicehq/sluice:" + app},
+		{`image: {distribution: lite, digest: "sha256:0123"}`, "ghcr.io/sluicehq/sluice@sha256:0123"},
+	} {
+		r := mustRender(t, tc.values)
+		var spec corev1.PodSpec
+		if strings.Contains(tc.values, "Deployment") {
+			spec = only[*appsv1.Deployment](t, r).Spec.Template.Spec
+		} else {
+			spec = only[*appsv1.DaemonSet](t, r).Spec.Template.Spec
+		}
+		if c := sluiceContainer(t, spec); c.Image != tc.want {
+			t.Errorf("%s: image %s, want %s", tc.values, c.Image, tc.want)
+		}
+	}
+	if _, err := render(t, `image: {distribution: tiny}`); err == nil {
+		t.Error("image.distribution tiny rendered")
+	}
 }
 
 // TestRejectedValues: combinations that cannot work fail the render with a
@@ -898,7 +928,7 @@ func TestInvalidConfigIsCaught(t *testing.T) {
 	}
 	cm := only[*corev1.ConfigMap](t, r)
 	dir := t.TempDir()
-	err = runtime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(cm.Data["sluice.hcl"]), func(string) (string, bool) { return "", false })
+	err = sluiceruntime.Validate(filepath.Join(dir, "sluice.hcl"), []byte(cm.Data["sluice.hcl"]), func(string) (string, bool) { return "", false })
 	if err == nil || !strings.Contains(err.Error(), "listen_udpp") {
 		t.Errorf("a misspelt argument validated: %v", err)
 	}
@@ -996,6 +1026,9 @@ func TestSidecarSnippetDecodesStrictly(t *testing.T) {
 	}
 	spec := obj.(*corev1.Pod).Spec
 	c := sluiceContainer(t, spec)
+	if !strings.HasSuffix(c.Image, "-lite") {
+		t.Errorf("the sidecar snippet's image %s is not the lite distribution", c.Image)
+	}
 	if v := volume(spec, "sluice-config"); v == nil || v.ConfigMap == nil || mountAt(c, "/etc/sluice") == nil {
 		t.Errorf("config volume %+v", v)
 	}

@@ -45,11 +45,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-web-config" (include "sluice.fullname" .)) .Values.webConfig.existingSecret }}
 {{- end }}
 
+{{/* full or lite: image.distribution, else lite for the sidecar (kind None). */}}
+{{- define "sluice.distribution" -}}
+{{- default (ternary "lite" "full" (eq .Values.kind "None")) .Values.image.distribution }}
+{{- end }}
+
+{{/* A digest pins whatever image it names; otherwise the lite image is the
+tag with -lite appended. */}}
 {{- define "sluice.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if eq (include "sluice.distribution" .) "lite" }}{{ $tag = printf "%s-lite" $tag }}{{ end }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
 {{- end }}
 {{- end }}
 
