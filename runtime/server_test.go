@@ -205,7 +205,19 @@ func TestReadyReflectsFailingComponents(t *testing.T) {
 	if err := f.apply("test_source \"ok\" {}\ntest_source \"flaky\" {\n  fail_times = 2\n}\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ready after the component stayed up", func() bool { code, _ := get(t, "GET", srv.URL+"/-/ready"); return code == 200 })
+	// Ready, after both failures and a stable run: /-/ready alone could be
+	// 200 before the first failure, and the crash below would then hit a
+	// component that never ran stably.
+	waitFor(t, "ready after the component stayed up", func() bool {
+		stable := false
+		for _, c := range f.ctrl.Components() {
+			if c.ID == "test_source.flaky" && c.Restarts == 2 && c.Health.State == pipeline.HealthHealthy {
+				stable = true
+			}
+		}
+		code, _ := get(t, "GET", srv.URL+"/-/ready")
+		return stable && code == 200
+	})
 
 	// A crash of the now stable component: restarted, and still ready.
 	if err := f.apply("test_source \"ok\" {}\ntest_source \"flaky\" {\n  fail_times = 2\n  crash = true\n}\n"); err != nil {
