@@ -90,20 +90,8 @@ metrics_sink "out" {
 
 	url := "http://" + sinkAddr + "/metrics"
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
-	scrape := func() []byte {
-		resp, err := client.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var buf bytes.Buffer
-		if _, err := io.Copy(&buf, resp.Body); err != nil {
-			b.Fatal(err)
-		}
-		return buf.Bytes()
-	}
 	for deadline := time.Now().Add(time.Minute); ; {
-		if got := bytes.Count(scrape(), []byte("\nbench_series_")); got >= n {
+		if got := bytes.Count(scrapeBody(b, client, url, ""), []byte("\nbench_series_")); got >= n {
 			break
 		} else if time.Now().After(deadline) {
 			b.Fatalf("%d of %d series after a minute", got, n)

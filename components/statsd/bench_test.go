@@ -284,7 +284,7 @@ func BenchmarkGather100k(b *testing.B) {
 			b.Fatalf("gathered %d series, want %d", got, n)
 		}
 	}
-	b.Run("receiver", func(b *testing.B) {
+	loaded := func(b *testing.B) *Receiver {
 		r := benchReceiver(b)
 		p := r.newProcessor()
 		for i := range n {
@@ -295,22 +295,17 @@ func BenchmarkGather100k(b *testing.B) {
 		}
 		p.flush()
 		waitEvents(b, r, n)
+		return r
+	}
+	b.Run("receiver", func(b *testing.B) {
+		r := loaded(b)
 		b.ReportAllocs()
 		for b.Loop() {
 			encode(b, r.series())
 		}
 	})
 	b.Run("receiver-text", func(b *testing.B) {
-		r := benchReceiver(b)
-		p := r.newProcessor()
-		for i := range n {
-			p.packet([]byte(series(i)))
-			if i%64 == 63 {
-				p.flush()
-			}
-		}
-		p.flush()
-		waitEvents(b, r, n)
+		r := loaded(b)
 		g := r.series()
 		fams, err := g.GatherText()
 		if err != nil {

@@ -34,14 +34,7 @@ func runText(t *testing.T, data []byte, seen map[string]bool) {
 	defaults := mapper.MapperConfigDefaults{HistogramOptions: mapper.HistogramOptions{Buckets: []float64{0.1, 1, 10}}}
 	now := time.Unix(1_700_000_000, 0)
 	st := New("default help")
-	next := func() int {
-		if len(data) == 0 {
-			return 0
-		}
-		b := int(data[0])
-		data = data[1:]
-		return b
-	}
+	next := decoder(&data)
 	for step := 0; len(data) > 0 && step < 300; step++ {
 		switch c := next(); c % 8 {
 		case 0:
@@ -164,17 +157,7 @@ func TestAppendTextCoverage(t *testing.T) {
 	}
 }
 
-func textInput(seed int) []byte {
-	data := make([]byte, 900)
-	x := uint32(seed*2654435761 + 7)
-	for i := range data {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		data[i] = byte(x)
-	}
-	return data
-}
+func textInput(seed int) []byte { return xorshift(uint32(seed*2654435761+7), 900) }
 
 // FuzzAppendTextMatchesGatherEncoded is TestAppendTextMatchesGatherEncoded
 // on fuzzed operations (at most 300 per input, on a vocabulary of 9 names,
