@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/statsd_exporter/pkg/mapper"
+	"github.com/prometheus/statsd_exporter/pkg/registry"
 
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 	"github.com/sluicehq/sluice/runtime"
@@ -23,13 +26,21 @@ import (
 
 // BenchmarkScrapeStatsd is one scrape of 100k statsd series
 // (bench.series_<0..99> x #id:<0..999>, as bench/statsd sends) through
-// the real path: statsd_receiver -> metrics_sink -> HTTP, in the text
-// format. B/op is what one scrape allocates, client included (small:
-// io.Discard); B/series is that per series, to set against the bytes one
-// series occupies (BenchmarkSeriesMemory in components/statsd, B/series).
-// For a heap profile of the scrape path, add -memprofile.
+// the real path, side by side with statsd_exporter's:
 //
-//	go test -run '^$' -bench ScrapeStatsd -benchmem ./components/all/
+//   - sluice: statsd_receiver -> metrics_sink -> HTTP, in the text format
+//     (the sink serves it from the receiver's encoded text);
+//   - statsd_exporter: upstream's registry (client_golang's vectors, the
+//     same series and help) served by promhttp, as statsd_exporter serves
+//     /metrics.
+//
+// Each without and with gzip (Prometheus asks for gzip). Both servers run
+// in this process and are scraped by the same client over loopback, so
+// B/op and allocs/op are the whole scrape, server and client, for either.
+// B/series is the process's allocations per scrape, per series (background
+// work included). For a heap profile of the scrape path, add -memprofile.
+//
+//	go test -run '^$' -bench ScrapeStatsd -benchmem -count 6 ./components/all/
 func BenchmarkScrapeStatsd(b *testing.B) {
 	const n = 100000
 	dir := b.TempDir()
@@ -79,47 +90,97 @@ metrics_sink "out" {
 
 	url := "http://" + sinkAddr + "/metrics"
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
-	scrape := func() []byte {
-		resp, err := client.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var buf bytes.Buffer
-		if _, err := io.Copy(&buf, resp.Body); err != nil {
-			b.Fatal(err)
-		}
-		return buf.Bytes()
-	}
 	for deadline := time.Now().Add(time.Minute); ; {
-		if got := bytes.Count(scrape(), []byte("\nbench_series_")); got >= n {
+		if got := bytes.Count(scrapeBody(b, client, url, ""), []byte("\nbench_series_")); got >= n {
 			break
 		} else if time.Now().After(deadline) {
 			b.Fatalf("%d of %d series after a minute", got, n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	goruntime.GC()
-	var ms0 goruntime.MemStats
-	goruntime.ReadMemStats(&ms0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		resp, err := client.Get(url)
+	up := upstreamServer(b, n)
+	for _, target := range []struct{ name, url string }{{"sluice", url}, {"statsd_exporter", up}} {
+		if got := bytes.Count(scrapeBody(b, client, target.url, ""), []byte("\nbench_series_")); got != n {
+			b.Fatalf("%s: %d of %d series", target.name, got, n)
+		}
+		for _, enc := range []string{"identity", "gzip"} {
+			b.Run(target.name+"/"+enc, func(b *testing.B) {
+				scrapeBody(b, client, target.url, enc) // as many warm-up scrapes for both
+				goruntime.GC()
+				var ms0 goruntime.MemStats
+				goruntime.ReadMemStats(&ms0)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					req, _ := http.NewRequest(http.MethodGet, target.url, nil)
+					req.Header.Set("Accept-Encoding", enc)
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+						b.Fatal(err)
+					}
+					resp.Body.Close()
+				}
+				b.StopTimer()
+				var ms goruntime.MemStats
+				goruntime.ReadMemStats(&ms)
+				// The whole process's allocations per scrape, per series: B/op / n,
+				// plus what ran in the background (sweeps, the agent).
+				b.ReportMetric(float64(ms.TotalAlloc-ms0.TotalAlloc)/float64(b.N)/n, "B/series")
+			})
+		}
+	}
+}
+
+// scrapeBody scrapes url asking for the content encoding enc (none if
+// empty) and returns the body as sent.
+func scrapeBody(b *testing.B, client *http.Client, url, enc string) []byte {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if enc != "" {
+		req.Header.Set("Accept-Encoding", enc)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, resp.Body); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// upstreamServer serves n series as statsd_exporter does for the lines
+// BenchmarkScrapeStatsd sends: counters bench_series_<i%100>{id="<i/100>"}
+// in upstream's registry, with statsd_exporter's help, served by promhttp
+// on loopback. It returns the URL.
+func upstreamServer(b *testing.B, n int) string {
+	prom := prometheus.NewRegistry()
+	reg := registry.NewRegistry(prom, &mapper.MetricMapper{})
+	count := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "metrics_total"}, []string{"type"})
+	mapping := &mapper.MetricMapping{}
+	for i := range n {
+		c, err := reg.GetCounter("bench_series_"+strconv.Itoa(i%100), prometheus.Labels{"id": strconv.Itoa(i / 100)},
+			"Metric autogenerated by statsd_exporter.", mapping, count)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			b.Fatal(err)
-		}
-		resp.Body.Close()
+		c.Add(1)
 	}
-	b.StopTimer()
-	var ms goruntime.MemStats
-	goruntime.ReadMemStats(&ms)
-	// The whole process's allocations per scrape, per series: B/op / n,
-	// plus what ran in the background (sweeps, the agent).
-	b.ReportMetric(float64(ms.TotalAlloc-ms0.TotalAlloc)/float64(b.N)/n, "B/series")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: promhttp.HandlerFor(prom, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + l.Addr().String() + "/metrics"
 }
 
 func freeTCP(b *testing.B) string {

@@ -1,6 +1,7 @@
 package statsd
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -255,7 +256,10 @@ func liveHeap() uint64 {
 // BenchmarkGather100k is one gather of 100k series (bench.series_<0..99> x
 // #id:<0..999>, as bench/statsd sends), encoded in the text format as a
 // scrape would: from the receiver's store, and from upstream's registry
-// (client_golang's vectors, as statsd_exporter serves them). Run with
+// (client_golang's vectors, as statsd_exporter serves them); receiver-text
+// is the receiver's encoded.Gatherer path, what metrics_sink serves a
+// text-format scrape from (the text encoded straight from the store, no
+// dto values). Run with
 //
 //	go test -run '^$' -bench Gather100k -benchmem -count 6 ./components/statsd/
 func BenchmarkGather100k(b *testing.B) {
@@ -280,7 +284,7 @@ func BenchmarkGather100k(b *testing.B) {
 			b.Fatalf("gathered %d series, want %d", got, n)
 		}
 	}
-	b.Run("receiver", func(b *testing.B) {
+	loaded := func(b *testing.B) *Receiver {
 		r := benchReceiver(b)
 		p := r.newProcessor()
 		for i := range n {
@@ -291,9 +295,40 @@ func BenchmarkGather100k(b *testing.B) {
 		}
 		p.flush()
 		waitEvents(b, r, n)
+		return r
+	}
+	b.Run("receiver", func(b *testing.B) {
+		r := loaded(b)
 		b.ReportAllocs()
 		for b.Loop() {
 			encode(b, r.series())
+		}
+	})
+	b.Run("receiver-text", func(b *testing.B) {
+		r := loaded(b)
+		g := r.series()
+		fams, err := g.GatherText()
+		if err != nil {
+			b.Fatal(err)
+		}
+		got := 0
+		for _, f := range fams {
+			got += bytes.Count(f.Text, []byte("\nbench_series_"))
+		}
+		if got < n {
+			b.Fatalf("encoded %d series, want %d", got, n)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			fams, err := g.GatherText()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, f := range fams {
+				if _, err := io.Discard.Write(f.Text); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
 	})
 	b.Run("upstream", func(b *testing.B) {

@@ -22,7 +22,7 @@
 //	          mapevent.go           the full path: upstream's parser and mapper, the checks
 //	store     shard.go              items -> series of the shard's store; max_series, TTL sweeps
 //	          internal/store        the series store (hash of name+labels, packed labels)
-//	gather    gather.go             the shards' stores -> metric families
+//	gather    gather.go             the shards' stores -> metric families, or text (encoded.Gatherer)
 //	component statsd.go             registration, Arguments, Exports, defaults, validation
 //	          mapping.go            mapping blocks and files -> upstream mapper
 //	          receiver.go           the component: New, Run, Update; wires the parts

@@ -21,9 +21,14 @@ var types = [...]dto.MetricType{dto.MetricType_COUNTER, dto.MetricType_GAUGE, dt
 // released. It allocates a few slabs per call, not a few objects per
 // series.
 func (st *Store) Gather(out []*dto.MetricFamily) []*dto.MetricFamily {
+	return st.gather(out, "")
+}
+
+// gather is Gather, of the family only if only is not empty.
+func (st *Store) gather(out []*dto.MetricFamily, only string) []*dto.MetricFamily {
 	nSeries, nFam, nLabels, nCounters, nGauges, nHist, nBuckets := 0, 0, 0, 0, 0, 0, 0
-	for _, f := range st.families {
-		if len(f.series) == 0 {
+	for name, f := range st.families {
+		if len(f.series) == 0 || (only != "" && name != only) {
 			continue
 		}
 		nFam++
@@ -68,7 +73,7 @@ func (st *Store) Gather(out []*dto.MetricFamily) []*dto.MetricFamily {
 	)
 	i, fi, li, vi, ci, gi, hi, ki, bi := 0, 0, 0, 0, 0, 0, 0, 0, 0
 	for name, f := range st.families {
-		if len(f.series) == 0 {
+		if len(f.series) == 0 || (only != "" && name != only) {
 			continue
 		}
 		start := i

@@ -77,6 +77,11 @@ type Store struct {
 	// scratch, reused by Get
 	names []string
 	buf   []byte
+	// scratch of AppendText: the size of its last page, a family's series
+	// in order, a summary's written metric
+	lastText int
+	order    []*Series
+	metric   *dto.Metric
 }
 
 // New returns an empty store. defaultHelp is the help of a family until

@@ -164,14 +164,7 @@ func run(t *testing.T, data []byte) {
 	defer func() { clock.ClockInstance = nil }()
 	o := newOracle(defaults)
 	s := &subject{st: New("default help"), count: map[string]int{}, defaults: defaults}
-	next := func() int {
-		if len(data) == 0 {
-			return 0
-		}
-		b := int(data[0])
-		data = data[1:]
-		return b
-	}
+	next := decoder(&data)
 	for step := 0; len(data) > 0 && step < 200; step++ {
 		switch c := next(); c % 8 {
 		case 0:
@@ -269,14 +262,7 @@ func familiesText(t *testing.T, mfs []*dto.MetricFamily) string {
 // gather and the vectors they count.
 func TestStoreMatchesUpstream(t *testing.T) {
 	for seed := range 150 {
-		data := make([]byte, 600)
-		x := uint32(seed*2654435761 + 1)
-		for i := range data {
-			x ^= x << 13
-			x ^= x >> 17
-			x ^= x << 5
-			data[i] = byte(x)
-		}
+		data := xorshift(uint32(seed*2654435761+1), 600)
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { run(t, data) })
 	}
 }
@@ -289,4 +275,28 @@ func FuzzStoreMatchesUpstream(f *testing.F) {
 	f.Add([]byte{3, 0, 1, 0, 0, 1, 1, 0, 2})
 	f.Add([]byte{3, 1, 2, 2, 2, 1, 0, 0, 4, 2, 0, 3, 3, 0, 0, 0, 2})
 	f.Fuzz(func(t *testing.T, data []byte) { run(t, data) })
+}
+
+// decoder returns the bytes of *data one at a time, then zeros.
+func decoder(data *[]byte) func() int {
+	return func() int {
+		if len(*data) == 0 {
+			return 0
+		}
+		b := int((*data)[0])
+		*data = (*data)[1:]
+		return b
+	}
+}
+
+// xorshift is n pseudo-random bytes from seed, the same on every run.
+func xorshift(x uint32, n int) []byte {
+	data := make([]byte, n)
+	for i := range data {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		data[i] = byte(x)
+	}
+	return data
 }
