@@ -14,18 +14,39 @@ import (
 	"github.com/sluicehq/sluice/pipeline"
 )
 
-// textInputs are the inputs of st as encoded.Gatherers, or nil when one of
-// them is not one (then every scrape gathers).
+// textInputs are the inputs of st as encoded.Gatherers, or nil when none
+// of them hands out encoded families (then every scrape gathers). An input
+// that does not (agent.metrics beside a statsd_receiver, the sidecar's
+// shape) is gathered and encoded at each scrape (gatheredText), so that
+// one small plain input does not send the whole page down the gather path.
 func textInputs(inputs []prometheus.Gatherer) []encoded.Gatherer {
 	out := make([]encoded.Gatherer, 0, len(inputs))
+	native := false
 	for _, g := range inputs {
-		eg, ok := pipeline.UnwrapGatherer(g).(encoded.Gatherer)
-		if !ok {
-			return nil
+		if eg, ok := pipeline.UnwrapGatherer(g).(encoded.Gatherer); ok {
+			out = append(out, eg)
+			native = true
+			continue
 		}
-		out = append(out, eg)
+		out = append(out, gatheredText{g})
+	}
+	if !native {
+		return nil
 	}
 	return out
+}
+
+// gatheredText encodes an input that has no encoded families of its own.
+// An error (a partial gather included) makes the scrape fall back to the
+// gather path, which counts and logs it as for any input.
+type gatheredText struct{ g prometheus.Gatherer }
+
+func (t gatheredText) GatherText() ([]encoded.Family, error) {
+	mfs, err := t.g.Gather()
+	if err != nil {
+		return nil, err
+	}
+	return encoded.Encode(mfs)
 }
 
 // serveEncoded serves the scrape r from its inputs' encoded families when

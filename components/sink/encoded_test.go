@@ -56,6 +56,7 @@ func TestEncodedInputsServeWhatAGatherServes(t *testing.T) {
 		hdr     map[string]string
 		query   string
 		encoded bool // served from the encoded families
+		plainB  bool // b has no encoded families of its own (as agent.metrics)
 	}{
 		{name: "text", body: "inputs = [test.a, test.b]", a: gauge(t, "g_a", "A.", 1, "x", "1"), b: counterReg(t, "c_b", 2), encoded: true},
 		{name: "gzip", body: "inputs = [test.a, test.b]", a: gauge(t, "g_a", "A.", 1, "x", "1"), b: counterReg(t, "c_b", 2),
@@ -72,12 +73,18 @@ func TestEncodedInputsServeWhatAGatherServes(t *testing.T) {
 		{name: "timestamps kept", body: "inputs = [test.a, test.b]", a: stampedGatherer("ts"), b: counterReg(t, "c_b", 2), encoded: true},
 		{name: "timestamps stripped", body: "inputs = [test.a, test.b]\nhonor_timestamps = false", a: stampedGatherer("ts"), b: counterReg(t, "c_b", 2)},
 		{name: "escaped names", body: "inputs = [test.a, test.b]", a: utf8, b: counterReg(t, "c_b", 2)},
+		{name: "one plain input beside an encoded one", body: "inputs = [test.a, test.b]", a: gauge(t, "g_a", "A.", 1, "x", "1"), b: counterReg(t, "c_b", 2),
+			plainB: true, encoded: true},
 		{name: "unescaped names", body: "inputs = [test.a, test.b]", a: utf8, b: counterReg(t, "c_b", 2),
 			hdr: map[string]string{"Accept": "text/plain;version=0.0.4;escaping=allow-utf-8"}, encoded: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ta, tb := &textGatherer{g: tc.a}, &textGatherer{g: tc.b}
-			_, fast := pathSink(t, tc.body, pipelinetest.WithGatherer("a", ta), pipelinetest.WithGatherer("b", tb))
+			var b prometheus.Gatherer = tb
+			if tc.plainB {
+				b = tc.b
+			}
+			_, fast := pathSink(t, tc.body, pipelinetest.WithGatherer("a", ta), pipelinetest.WithGatherer("b", b))
 			_, slow := pathSink(t, tc.body, pipelinetest.WithGatherer("a", tc.a), pipelinetest.WithGatherer("b", tc.b))
 			url := "/metrics/test" + tc.query
 			waitServing(t, slow.URL+"/metrics/test")
