@@ -4,7 +4,7 @@
 # and Prometheus scrapes :9102/metrics, as it scraped statsd_exporter.
 
 statsd_receiver "gunicorn" {
-  listen_udp   = "127.0.0.1:9125"
+  listen_udp = "127.0.0.1:9125"
   # The mapping file a statsd_exporter sidecar used works as it is.
   mapping_file = "gunicorn-mapping.yml"
 
@@ -31,4 +31,8 @@ statsd_receiver "gunicorn" {
 metrics_sink "default" {
   inputs = [statsd_receiver.gunicorn.metrics, agent.metrics]
   listen = ":9102"
+  # The Prometheus text format only, as statsd_exporter serves it: the same
+  # page for dashboards and alerts, and every scrape copies the text the
+  # receiver encodes from its store (Prometheus asks for OpenMetrics first).
+  openmetrics = false
 }
