@@ -69,10 +69,10 @@ type Controller struct {
 	// not wait for applyMu while an Apply stops components.
 	watched atomic.Pointer[[]string]
 	// The declarations of the running config, in topological order, and
-	// its parsed files (for diagnostics): an export change re-evaluates
-	// some of them without parsing the file again.
-	decls    []*declaration
-	hclFiles map[string]*hcl.File
+	// its parse (for diagnostics): an export change re-evaluates some of
+	// them without parsing the file again.
+	decls  []*declaration
+	parsed *parsedConfig
 
 	mu    sync.RWMutex
 	nodes map[string]*node
@@ -265,7 +265,7 @@ func ValidateWith(filename string, src []byte, o ValidateOptions) error {
 		}
 		return n.exportsValue(), nil
 	}
-	_, _, err := l.load(s.filename, s.src)
+	_, _, err := l.load(s)
 	return err
 }
 
@@ -345,7 +345,7 @@ func (c *Controller) apply(s *source) error {
 		built[ln.id] = n
 		return n.exportsValue(), nil
 	}
-	g, tried, err := l.load(filename, s.src)
+	g, tried, err := l.load(s)
 	c.evaluationDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		c.reject(s, tried)
@@ -359,7 +359,7 @@ func (c *Controller) apply(s *source) error {
 			changed = append(changed, ln)
 		}
 	}
-	changes, err := c.prepare(running, changed, filename, g.hclFiles)
+	changes, err := c.prepare(running, changed, g.parsed)
 	if err != nil {
 		c.reject(s, tried)
 		return err
@@ -412,8 +412,8 @@ func (c *Controller) apply(s *source) error {
 	c.mu.Lock()
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
-	c.decls, c.hclFiles = g.decls, g.hclFiles
-	c.noteConfig(g, filename)
+	c.decls, c.parsed = g.decls, g.parsed
+	c.noteConfig(g)
 	c.files = g.files
 	c.setWatched(filename, c.files)
 	c.lastHash = s.fingerprint(c.files)
@@ -433,7 +433,7 @@ func (c *Controller) apply(s *source) error {
 // prepare calls Update on every changed component. If one fails, it aborts
 // those already prepared and returns every failure as a diagnostic at its
 // block.
-func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, filename string, hclFiles map[string]*hcl.File) ([]change, error) {
+func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, parsed *parsedConfig) ([]change, error) {
 	var changes []change
 	var diags hcl.Diagnostics
 	for _, ln := range changed {
@@ -456,7 +456,7 @@ func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, fi
 		for i := len(changes) - 1; i >= 0; i-- {
 			changes[i].n.finish(changes[i].pending.Abort, "Abort")
 		}
-		return nil, &DiagnosticsError{Diags: diags, Files: hclFiles, Secrets: fileSecrets(hclFiles, filename)}
+		return nil, parsed.diagnosticsError(diags)
 	}
 	return changes, nil
 }
@@ -594,9 +594,9 @@ func (c *Controller) reevaluate(changed map[string]bool) error {
 	if diags.HasErrors() {
 		c.lastHash = "" // let the next reload of the same file retry
 		c.recordFailure()
-		return &DiagnosticsError{Diags: diags, Files: c.hclFiles, Secrets: fileSecrets(c.hclFiles, c.filename)}
+		return c.parsed.diagnosticsError(diags)
 	}
-	changes, err := c.prepare(running, diff, c.filename, c.hclFiles)
+	changes, err := c.prepare(running, diff, c.parsed)
 	if err != nil {
 		c.lastHash = ""
 		c.recordFailure()

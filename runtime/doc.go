@@ -7,8 +7,10 @@
 //
 //	source.go            a config as a load sees it: its bytes and every
 //	                     file it refers to, each read once (fileCache);
-//	                     hashes of configs and files. The controller is
-//	                     handed a source and reads nothing itself
+//	                     hashes of configs and files; its parse, once,
+//	                     with the secret ranges every diagnostic about it
+//	                     hides. The controller is handed a source and
+//	                     reads nothing itself
 //	loader.go            parse -> schema check -> reference graph -> cycle
 //	                     check -> per block, in topological order: decode
 //	                     -> ResolvePaths -> Validate -> Provision -> build

@@ -130,8 +130,8 @@ func (c *Controller) noteReevaluation(err error) {
 }
 
 // noteConfig keeps the source of an accepted config. Called with applyMu.
-func (c *Controller) noteConfig(g *graph, filename string) {
-	snap := &configSnapshot{files: g.hclFiles, secrets: fileSecrets(g.hclFiles, filename), blocks: map[string]hcl.Range{}}
+func (c *Controller) noteConfig(g *graph) {
+	snap := &configSnapshot{files: g.parsed.hclFiles, secrets: g.parsed.secrets, blocks: map[string]hcl.Range{}}
 	for _, d := range g.decls {
 		r := d.block.DefRange
 		if sb, ok := d.block.Body.(*hclsyntax.Body); ok {
