@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
 	"github.com/sluicehq/sluice/internal/testing/realpart"
 )
 
