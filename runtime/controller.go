@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/sluicehq/sluice/internal/schema"
@@ -69,10 +68,10 @@ type Controller struct {
 	// not wait for applyMu while an Apply stops components.
 	watched atomic.Pointer[[]string]
 	// The declarations of the running config, in topological order, and
-	// its parsed files (for diagnostics): an export change re-evaluates
-	// some of them without parsing the file again.
-	decls    []*declaration
-	hclFiles map[string]*hcl.File
+	// its parse (for diagnostics): an export change re-evaluates some of
+	// them without parsing the file again.
+	decls  []*declaration
+	parsed *parsedConfig
 
 	mu    sync.RWMutex
 	nodes map[string]*node
@@ -91,7 +90,7 @@ type Controller struct {
 	configHash         *prometheus.GaugeVec
 	evaluationDuration prometheus.Histogram
 
-	status statusState // for the status UI (status.go)
+	status statusState // for the status UI (controller_status.go)
 }
 
 // NewController returns a controller with no components.
@@ -145,66 +144,6 @@ func NewController(opts ControllerOptions) *Controller {
 	c.agentGatherer = prometheus.Gatherers{opts.Registry, prometheus.GathererFunc(c.gatherComponents)}
 	c.agentExports = cty.ObjectVal(map[string]cty.Value{"metrics": schema.GathererVal(schema.Exported(c.agentGatherer, agentRoot))})
 	return c
-}
-
-// Gatherer returns the agent's own metrics, those of every component
-// included: what /metrics serves and agent.metrics exports.
-func (c *Controller) Gatherer() prometheus.Gatherer { return c.agentGatherer }
-
-// Ready reports whether the agent is serving: see Readiness.
-func (c *Controller) Ready() bool {
-	ok, _ := c.Readiness()
-	return ok
-}
-
-// Readiness reports whether the agent is ready, and why not: a config has
-// been applied and no component is failing to start (its Run fails without
-// ever staying up, such as a socket that cannot be bound, or fails twice in
-// a row; see node.failing), and every component that serves something of
-// its own (a ReadinessReporter) serves it. A component that reports itself unhealthy (a
-// database that is down) does not make the agent unready: the agent still serves what it has, and taking it
-// out of a load balancer would lose the rest.
-func (c *Controller) Readiness() (bool, string) {
-	c.mu.RLock()
-	ready := c.ready
-	c.mu.RUnlock()
-	if !ready {
-		return false, "no config applied yet"
-	}
-	var failing, waiting []string
-	for _, n := range c.liveNodes() {
-		if msg, bad := n.failing(); bad {
-			failing = append(failing, n.id+": "+RedactText(msg))
-			continue
-		}
-		if rr, ok := n.inst.Component().(ReadinessReporter); ok {
-			if ok, why := rr.Ready(); !ok {
-				waiting = append(waiting, n.id+": "+RedactText(why))
-			}
-		}
-	}
-	var why []string
-	if len(failing) > 0 {
-		why = append(why, "components failing to start: "+strings.Join(failing, "; "))
-	}
-	if len(waiting) > 0 {
-		why = append(why, "components not serving yet: "+strings.Join(waiting, "; "))
-	}
-	if len(why) > 0 {
-		return false, strings.Join(why, "; ")
-	}
-	return true, ""
-}
-
-// WatchedFiles returns the files whose change may change what the config
-// loads to: the config file, the files it read with file() and those its
-// components refer to (for a rejected config, those it tried to use and
-// those of the running one).
-func (c *Controller) WatchedFiles() []string {
-	if p := c.watched.Load(); p != nil {
-		return *p
-	}
-	return nil
 }
 
 func (c *Controller) setWatched(filename string, files []string) {
@@ -265,7 +204,7 @@ func ValidateWith(filename string, src []byte, o ValidateOptions) error {
 		}
 		return n.exportsValue(), nil
 	}
-	_, _, err := l.load(s.filename, s.src)
+	_, _, err := l.load(s)
 	return err
 }
 
@@ -290,6 +229,56 @@ func (c *Controller) newLoader(files *fileCache, trustFiles bool) *loader {
 			return priorNode{eval: n.eval, args: n.args, files: n.files, filesHash: n.filesHash}, true
 		},
 	}
+}
+
+func (c *Controller) buildNode(ln *loadedNode) (*node, error) {
+	n := &node{
+		id:        ln.id,
+		typ:       ln.ct.Name,
+		ct:        ln.ct,
+		args:      ln.args,
+		eval:      ln.eval,
+		files:     ln.files,
+		filesHash: ln.filesHash,
+		deps:      ln.deps,
+		logger:    c.logger.With("component_id", ln.id),
+		selfReg:   prometheus.NewRegistry(),
+		state:     HealthUnknown,
+		since:     c.now(),
+	}
+	dataPath := filepath.Join(c.opts.DataPath, strings.ReplaceAll(ln.id, "/", "_"))
+	if c.opts.Fixtures != nil {
+		dataPath = "" // a test persists nothing
+	}
+	inst, err := ln.ct.Build(Options[any]{
+		ID:         ln.id,
+		Logger:     n.logger,
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"component_id": ln.id}, n.selfReg),
+		DataPath:   dataPath,
+		ConfigDir:  c.configDir,
+		OnExports:  n.setExports,
+		HTTP:       c.opts.HTTP,
+
+		WebConfigFile: c.opts.WebConfigFile,
+		HTTPTimeouts:  c.opts.HTTPTimeouts,
+		Health:        c,
+		Fixtures:      c.opts.Fixtures,
+	}, ln.args)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.exportsErr != nil {
+		// Say what went wrong, not only that no exports were published.
+		return nil, fmt.Errorf("invalid exports: %w", n.exportsErr)
+	}
+	if n.exportsVal == cty.NilVal {
+		return nil, errors.New("Build did not publish its exports (OnExports)")
+	}
+	n.inst = inst
+	n.onChange = c.exportsChanged
+	return n, nil
 }
 
 // Apply loads src and, only if all of it loads, validates, provisions and
@@ -345,7 +334,7 @@ func (c *Controller) apply(s *source) error {
 		built[ln.id] = n
 		return n.exportsValue(), nil
 	}
-	g, tried, err := l.load(filename, s.src)
+	g, tried, err := l.load(s)
 	c.evaluationDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		c.reject(s, tried)
@@ -359,7 +348,7 @@ func (c *Controller) apply(s *source) error {
 			changed = append(changed, ln)
 		}
 	}
-	changes, err := c.prepare(running, changed, filename, g.hclFiles)
+	changes, err := c.prepare(running, changed, g.parsed)
 	if err != nil {
 		c.reject(s, tried)
 		return err
@@ -412,8 +401,8 @@ func (c *Controller) apply(s *source) error {
 	c.mu.Lock()
 	c.nodes, c.order, c.ready = nodes, order, true
 	c.mu.Unlock()
-	c.decls, c.hclFiles = g.decls, g.hclFiles
-	c.noteConfig(g, filename)
+	c.decls, c.parsed = g.decls, g.parsed
+	c.noteConfig(g)
 	c.files = g.files
 	c.setWatched(filename, c.files)
 	c.lastHash = s.fingerprint(c.files)
@@ -433,7 +422,7 @@ func (c *Controller) apply(s *source) error {
 // prepare calls Update on every changed component. If one fails, it aborts
 // those already prepared and returns every failure as a diagnostic at its
 // block.
-func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, filename string, hclFiles map[string]*hcl.File) ([]change, error) {
+func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, parsed *parsedConfig) ([]change, error) {
 	var changes []change
 	var diags hcl.Diagnostics
 	for _, ln := range changed {
@@ -456,7 +445,7 @@ func (c *Controller) prepare(running map[string]*node, changed []*loadedNode, fi
 		for i := len(changes) - 1; i >= 0; i-- {
 			changes[i].n.finish(changes[i].pending.Abort, "Abort")
 		}
-		return nil, &DiagnosticsError{Diags: diags, Files: hclFiles, Secrets: fileSecrets(hclFiles, filename)}
+		return nil, parsed.diagnosticsError(diags)
 	}
 	return changes, nil
 }
@@ -594,9 +583,9 @@ func (c *Controller) reevaluate(changed map[string]bool) error {
 	if diags.HasErrors() {
 		c.lastHash = "" // let the next reload of the same file retry
 		c.recordFailure()
-		return &DiagnosticsError{Diags: diags, Files: c.hclFiles, Secrets: fileSecrets(c.hclFiles, c.filename)}
+		return c.parsed.diagnosticsError(diags)
 	}
-	changes, err := c.prepare(running, diff, c.filename, c.hclFiles)
+	changes, err := c.prepare(running, diff, c.parsed)
 	if err != nil {
 		c.lastHash = ""
 		c.recordFailure()
@@ -648,97 +637,3 @@ func (c *Controller) stopNodes(nodes []*node) (errs []error) {
 
 // ErrStopped is returned by Apply once the controller has stopped.
 var ErrStopped = errors.New("the agent is shutting down")
-
-// ComponentInfo describes one component for /api/v0/components.
-type ComponentInfo struct {
-	ID         string    `json:"id"`
-	Type       string    `json:"type"`
-	Health     Health    `json:"health"`
-	LastUpdate time.Time `json:"last_update"`
-	Restarts   uint64    `json:"restarts"`
-	Upstreams  []string  `json:"upstreams"`
-}
-
-// Components lists the running components in topological order.
-func (c *Controller) Components() []ComponentInfo {
-	c.mu.RLock()
-	nodes, order := c.nodes, c.order
-	c.mu.RUnlock()
-	out := make([]ComponentInfo, 0, len(order))
-	for _, id := range order {
-		n := nodes[id]
-		n.mu.Lock()
-		lu := n.lastUpdate
-		ups := slices.Clone(n.deps)
-		n.mu.Unlock()
-		if ups == nil {
-			ups = []string{}
-		}
-		h := n.health()
-		h.Message = RedactText(h.Message) // components may quote their arguments
-		out = append(out, ComponentInfo{ID: id, Type: n.typ, Health: h, LastUpdate: lu, Restarts: n.restarts.Load(), Upstreams: ups})
-	}
-	return out
-}
-
-// ComponentHealth implements HealthView for components (Options.Health):
-// the health Components reports, by ID.
-func (c *Controller) ComponentHealth() map[string]Health {
-	infos := c.Components()
-	out := make(map[string]Health, len(infos))
-	for _, ci := range infos {
-		out[ci.ID] = ci.Health
-	}
-	return out
-}
-
-func (c *Controller) liveNodes() []*node {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := make([]*node, 0, len(c.nodes))
-	for _, n := range c.nodes {
-		out = append(out, n)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
-	return out
-}
-
-// gatherComponents merges every live component's self-metrics.
-func (c *Controller) gatherComponents() ([]*dto.MetricFamily, error) {
-	nodes := c.liveNodes()
-	gs := make(prometheus.Gatherers, 0, len(nodes))
-	for _, n := range nodes {
-		gs = append(gs, n.selfReg)
-	}
-	return gs.Gather()
-}
-
-// componentCollector reports health and restarts of the live components,
-// so removed components leave no stale series.
-type componentCollector struct{ c *Controller }
-
-var (
-	healthDesc = prometheus.NewDesc("sluice_component_health",
-		"Health of each component: 1 for its current state, 0 for the others.", []string{"component_id", "state"}, nil)
-	restartsDesc = prometheus.NewDesc("sluice_component_restarts_total",
-		"Times a component was restarted after its Run failed.", []string{"component_id"}, nil)
-)
-
-func (cc componentCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- healthDesc
-	ch <- restartsDesc
-}
-
-func (cc componentCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, n := range cc.c.liveNodes() {
-		h := n.health()
-		for _, s := range pipeline.HealthStates() {
-			v := 0.0
-			if s == h.State {
-				v = 1
-			}
-			ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, v, n.id, string(s))
-		}
-		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(n.restarts.Load()), n.id)
-	}
-}

@@ -148,11 +148,12 @@ test_sink "new_sink" {
 	if slices.Contains(events, "build test_source.b") {
 		t.Errorf("changed component was rebuilt instead of updated: %v", events)
 	}
-	// Removed components stop producers first (stop waits, so the journal
-	// order is the stop order).
-	if i, k := slices.Index(events, "stop test_source.old"), slices.Index(events, "stop test_sink.old_sink"); i > k {
-		t.Errorf("consumer stopped before its source: %v", events)
-	}
+	// Removed components are cancelled producers first and then waited
+	// for together (stopNodes), so the order in which their Run calls
+	// return, and journal "stop", is not defined: the test once compared
+	// it and failed when the sink returned first. The log line is written
+	// per node in the order stopNodes was given, which is the order it
+	// cancels them in.
 	if got := f.logged("component stopped (removed from config)"); !slices.Equal(got, []string{"test_source.old", "test_sink.old_sink"}) {
 		t.Errorf("stop order %v", got)
 	}

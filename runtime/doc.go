@@ -7,8 +7,10 @@
 //
 //	source.go            a config as a load sees it: its bytes and every
 //	                     file it refers to, each read once (fileCache);
-//	                     hashes of configs and files. The controller is
-//	                     handed a source and reads nothing itself
+//	                     hashes of configs and files; its parse, once,
+//	                     with the secret ranges every diagnostic about it
+//	                     hides. The controller is handed a source and
+//	                     reads nothing itself
 //	loader.go            parse -> schema check -> reference graph -> cycle
 //	                     check -> per block, in topological order: decode
 //	                     -> ResolvePaths -> Validate -> Provision -> build
@@ -22,17 +24,21 @@
 //	checks.go            whole-config checks: two components on one HTTP
 //	                     path
 //	listen.go            ... or on one socket (ListenAddressUser)
-//	controller.go        apply a loaded graph all-or-nothing: prepare every
+//	controller.go        the Controller: apply a loaded graph
+//	                     all-or-nothing: build new nodes, prepare every
 //	                     Update, then commit, stop, start; re-evaluate the
 //	                     dependents of a changed export
-//	node.go              one running component: build, run with restart
-//	                     backoff, exports, health
+//	controller_status.go the Controller's read-only views: readiness,
+//	                     components and their health, self-metrics, and
+//	                     for the status UI (runtime/ui) the last reload and
+//	                     one component's detail
+//	node.go              one running component: run with restart backoff,
+//	                     Update/Commit, exports, health
 //	watcher.go           reload triggers: fsnotify (SIGHUP and POST
 //	                     /-/reload go through Controller.LoadFile too)
 //	server.go            /-/healthy, /-/ready, /-/reload,
 //	                     /api/v0/components, /metrics
 //	mountpath.go         paths components mount on the agent's server
-//	status.go            read-only views for the status UI (runtime/ui)
 //	diagnostics.go       rendering of load errors
 //	redact.go            keeping secrets out of diagnostics, logs and the API
 //	describe.go          documentation of registered components

@@ -54,9 +54,10 @@ func LoadFixtureGraph(filename string, src []byte, o FixtureGraphOptions) (*Fixt
 	}
 	g := &FixtureGraph{fixtures: pipeline.NewFixtures(o.Start), comps: map[string]fixtureComp{}}
 	c := NewController(ControllerOptions{LookupEnv: o.LookupEnv, Logger: o.Logger, Fixtures: g.fixtures})
-	c.configDir = absDir(filename)
+	s := newSource(filename, src, nil)
+	c.configDir = s.dir
 	c.agentExports = cty.ObjectVal(map[string]cty.Value{"metrics": schema.GathererVal(schema.Exported(prometheus.NewRegistry(), agentRoot))})
-	l := c.newLoader(newFileCache(nil), false)
+	l := c.newLoader(s.files, false)
 	l.inst = func(ln *loadedNode) (cty.Value, error) {
 		n, err := c.buildNode(ln)
 		if err != nil {
@@ -68,7 +69,7 @@ func LoadFixtureGraph(filename string, src []byte, o FixtureGraphOptions) (*Fixt
 		g.order = append(g.order, ln.id)
 		return n.exportsValue(), nil
 	}
-	if _, _, err := l.load(filename, src); err != nil {
+	if _, _, err := l.load(s); err != nil {
 		return nil, err
 	}
 	return g, nil

@@ -17,7 +17,6 @@ import (
 
 	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
@@ -73,9 +72,9 @@ type graph struct {
 	// files are the files the config depends on besides itself: those read
 	// with file() and those components refer to (FileReferrer).
 	files []string
-	// hclFiles render diagnostics about this config later (a failed
+	// parsed renders diagnostics about this config later (a failed
 	// Update, a failed re-evaluation).
-	hclFiles map[string]*hcl.File
+	parsed *parsedConfig
 }
 
 // LoadOptions are what a config is checked against besides itself: facts
@@ -138,15 +137,15 @@ func (l *loader) init() {
 // file the attempt depended on besides the config, whether or not it
 // succeeded: a rejected config deserves another try when one of them
 // changes.
-func (l *loader) load(filename string, src []byte) (*graph, []string, error) {
-	parser := hclparse.NewParser()
-	g, diags := l.loadWith(parser, filename, src)
+func (l *loader) load(s *source) (*graph, []string, error) {
+	p := s.parse()
+	g, diags := l.loadWith(p, s.filename)
 	files := dedup(l.read)
 	if diags.HasErrors() {
-		return nil, files, &DiagnosticsError{Diags: diags, Files: parser.Files(), Secrets: fileSecrets(parser.Files(), filename)}
+		return nil, files, p.diagnosticsError(diags)
 	}
 	g.files = files
-	g.hclFiles = parser.Files()
+	g.parsed = p
 	return g, files, nil
 }
 
@@ -162,28 +161,8 @@ func dedup(ss []string) []string {
 	return out
 }
 
-// fileSecrets finds the secret attributes of every known block in the file,
-// even when the file did not load, so that no diagnostic prints them.
-func fileSecrets(files map[string]*hcl.File, filename string) []hcl.Range {
-	f := files[filename]
-	if f == nil {
-		return nil
-	}
-	sb, ok := f.Body.(*hclsyntax.Body)
-	if !ok {
-		return nil
-	}
-	var out []hcl.Range
-	for _, b := range sb.Blocks {
-		if ct, ok := pipeline.Lookup(b.Type); ok {
-			out = append(out, secretRanges(b.Body, ct.ArgsType())...)
-		}
-	}
-	return out
-}
-
-func (l *loader) loadWith(parser *hclparse.Parser, filename string, src []byte) (*graph, hcl.Diagnostics) {
-	decls, diags := parseDecls(parser, filename, src)
+func (l *loader) loadWith(p *parsedConfig, filename string) (*graph, hcl.Diagnostics) {
+	decls, diags := parseDecls(p)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -243,8 +222,8 @@ func (l *loader) loadWith(parser *hclparse.Parser, filename string, src []byte) 
 	return g, diags
 }
 
-func parseDecls(parser *hclparse.Parser, filename string, src []byte) ([]*declaration, hcl.Diagnostics) {
-	f, diags := parser.ParseHCL(src, filename)
+func parseDecls(p *parsedConfig) ([]*declaration, hcl.Diagnostics) {
+	f, diags := p.file, slices.Clone(p.diags) // appended to below; the parse is shared
 	if diags.HasErrors() {
 		return nil, diags
 	}

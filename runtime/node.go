@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,56 +50,6 @@ type node struct {
 	failStreak int
 	everStable bool
 	lastErr    string
-}
-
-func (c *Controller) buildNode(ln *loadedNode) (*node, error) {
-	n := &node{
-		id:        ln.id,
-		typ:       ln.ct.Name,
-		ct:        ln.ct,
-		args:      ln.args,
-		eval:      ln.eval,
-		files:     ln.files,
-		filesHash: ln.filesHash,
-		deps:      ln.deps,
-		logger:    c.logger.With("component_id", ln.id),
-		selfReg:   prometheus.NewRegistry(),
-		state:     HealthUnknown,
-		since:     c.now(),
-	}
-	dataPath := filepath.Join(c.opts.DataPath, strings.ReplaceAll(ln.id, "/", "_"))
-	if c.opts.Fixtures != nil {
-		dataPath = "" // a test persists nothing
-	}
-	inst, err := ln.ct.Build(Options[any]{
-		ID:         ln.id,
-		Logger:     n.logger,
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"component_id": ln.id}, n.selfReg),
-		DataPath:   dataPath,
-		ConfigDir:  c.configDir,
-		OnExports:  n.setExports,
-		HTTP:       c.opts.HTTP,
-
-		WebConfigFile: c.opts.WebConfigFile,
-		HTTPTimeouts:  c.opts.HTTPTimeouts,
-		Health:        c,
-		Fixtures:      c.opts.Fixtures,
-	}, ln.args)
-	if err != nil {
-		return nil, err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.exportsErr != nil {
-		// Say what went wrong, not only that no exports were published.
-		return nil, fmt.Errorf("invalid exports: %w", n.exportsErr)
-	}
-	if n.exportsVal == cty.NilVal {
-		return nil, errors.New("Build did not publish its exports (OnExports)")
-	}
-	n.inst = inst
-	n.onChange = c.exportsChanged
-	return n, nil
 }
 
 // setExports is the component's OnExports callback.

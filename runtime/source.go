@@ -9,7 +9,8 @@ package runtime
 // whether the component changed), Provision's ProvisionContext.ReadFile,
 // and the fingerprint the controller keeps to skip an unchanged config.
 // The controller reads nothing itself: it is handed a source and asks it
-// for hashes.
+// for hashes, and for the parse (parsedConfig) whose files and secret
+// ranges render every diagnostic about the config, at load and later.
 
 import (
 	"crypto/sha256"
@@ -18,6 +19,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // source is a config as one load sees it: its file name and directory,
@@ -27,6 +34,9 @@ type source struct {
 	dir      string // absolute: relative paths in the config resolve against it
 	src      []byte
 	files    *fileCache
+
+	parseOnce sync.Once
+	parsed    *parsedConfig
 }
 
 // readSource reads the config file filename (see ReadConfigFile) through
@@ -53,6 +63,55 @@ func (s *source) fingerprint(deps []string) string { return hashConfig(s.src, de
 
 // hash is the SHA-256 of the config file alone (sluice_config_hash).
 func (s *source) hash() string { return hashConfig(s.src, nil, s.files) }
+
+// parsedConfig is the config parsed once, with what renders diagnostics
+// about it: the parsed files (snippets) and the ranges of the secret
+// attributes of every known block (never printed). A failed Update or
+// re-evaluation later renders against the same parse.
+type parsedConfig struct {
+	file     *hcl.File
+	diags    hcl.Diagnostics
+	hclFiles map[string]*hcl.File
+	secrets  []hcl.Range
+}
+
+// parse parses the config on first use: a load skipped because nothing
+// changed (LoadFile) does not parse at all.
+func (s *source) parse() *parsedConfig {
+	s.parseOnce.Do(func() {
+		parser := hclparse.NewParser()
+		f, diags := parser.ParseHCL(s.src, s.filename)
+		files := parser.Files()
+		s.parsed = &parsedConfig{file: f, diags: diags, hclFiles: files, secrets: fileSecrets(files, s.filename)}
+	})
+	return s.parsed
+}
+
+// diagnosticsError is diags about this config, rendered with its snippets
+// and its secrets hidden.
+func (p *parsedConfig) diagnosticsError(diags hcl.Diagnostics) *DiagnosticsError {
+	return &DiagnosticsError{Diags: diags, Files: p.hclFiles, Secrets: p.secrets}
+}
+
+// fileSecrets finds the secret attributes of every known block in the file,
+// even when the file did not load, so that no diagnostic prints them.
+func fileSecrets(files map[string]*hcl.File, filename string) []hcl.Range {
+	f := files[filename]
+	if f == nil {
+		return nil
+	}
+	sb, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	var out []hcl.Range
+	for _, b := range sb.Blocks {
+		if ct, ok := pipeline.Lookup(b.Type); ok {
+			out = append(out, secretRanges(b.Body, ct.ArgsType())...)
+		}
+	}
+	return out
+}
 
 // ReadConfigFile reads a config file, refusing what is not a regular file
 // (after symlinks): a directory, a device or a FIFO (reading which would

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -51,6 +52,7 @@ func TestLiteHasNoKubernetesOrPostgres(t *testing.T) {
 // its distribution's name, runs the sidecar's pipeline (statsd in, a sink
 // out), and its status UI says it is the lite distribution.
 func TestLiteBinary(t *testing.T) {
+	realpart.SkipShortSlow(t, "builds and runs a second, race-instrumented binary (the lite distribution)")
 	bin := filepath.Join(t.TempDir(), "sluice-lite")
 	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -45,6 +46,7 @@ metrics_sink "default" {
 // statsd receiver has received nothing, serves the values at its first
 // scrape.
 func TestCacheSurvivesKill9(t *testing.T) {
+	realpart.SkipShortSlow(t, "kills the agent with SIGKILL and restarts it on the persisted cache")
 	dir, storage := t.TempDir(), filepath.Join(t.TempDir(), "data")
 	udp := freeUDPAddr(t)
 	config := statsdCacheConfig(udp, "500ms")

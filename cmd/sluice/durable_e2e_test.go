@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -24,6 +25,7 @@ import (
 // root, no CAP_SYS_ADMIN, not Linux): under CI=true as well, since the
 // test can only run where mounts are allowed; where they are, it runs.
 func smallFS(t *testing.T, sizeKiB int) string {
+	realpart.SkipShortSlow(t, "mounts a tmpfs and fills it up")
 	t.Helper()
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%dk,mode=0700", sizeKiB)); err != nil {

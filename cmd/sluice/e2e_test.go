@@ -17,14 +17,21 @@ import (
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
-// buildBinary compiles sluice once per test binary run.
+// buildOnce compiles sluice once per test binary run: with the race
+// detector, except in the fast lane (-short), where the build links the
+// packages go test has just compiled instead of compiling every one again
+// with -race after each edit.
 var buildOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "sluice-e2e")
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "sluice")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	args := []string{"build", "-race", "-o", bin, "."}
+	if testing.Short() {
+		args = []string{"build", "-o", bin, "."}
+	}
+	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}

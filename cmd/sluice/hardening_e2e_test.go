@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -294,6 +295,7 @@ func TestValidateListenConflicts(t *testing.T) {
 // Item 9: /-/ready is 503 while a sink cannot bind its socket, and 200 once
 // it could.
 func TestReadyWhileSinkCannotBind(t *testing.T) {
+	realpart.SkipShortSlow(t, "waits for a sink to retry binding after its restart backoff")
 	holder, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -229,6 +230,7 @@ func TestWebhookStalledUnverifiedBodies(t *testing.T) {
 // headers or body stall, after --web.read-header-timeout and
 // --web.read-body-timeout.
 func TestAgentServerReadTimeouts(t *testing.T) {
+	realpart.SkipShortSlow(t, "waits for the agent server's 1 s read timeouts to cut stalled requests")
 	a := startAgent(t, e2eConfigV1, "--web.enable-lifecycle", "--web.read-header-timeout", "1s", "--web.read-body-timeout", "1s")
 	for name, req := range map[string]string{
 		"stalled headers": "POST /-/reload HTTP/1.1\r\nHost: x\r\n",

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluicehq/sluice/internal/testing/realpart"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
@@ -131,6 +132,7 @@ func curlOrEmpty(url string) string {
 
 // Every push answered 2xx survives kill -9 sent right after the last reply.
 func TestWebhookKill9KeepsAcknowledgedPushes(t *testing.T) {
+	realpart.SkipShortSlow(t, "kills the agent with SIGKILL and restarts it on the persisted state")
 	dir, data := t.TempDir(), t.TempDir()
 	port := pipelinetest.FreeTCPAddr(t)
 	config := fmt.Sprintf(`

@@ -10,7 +10,7 @@
 // current values (a component page). Nothing runs when no browser is open.
 //
 // Everything shown that comes from the config or from components is
-// redacted by the pipeline package (status.go) before it gets here.
+// redacted by the runtime package (controller_status.go) before it gets here.
 package ui
 
 import (

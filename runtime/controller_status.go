@@ -1,8 +1,12 @@
 package runtime
 
-// Read-only views of the controller for the status UI (runtime/ui): the
-// last reload with its diagnostics, and one component's configuration,
-// exports and self-metrics. Everything that comes from the config source
+// The controller's read-only views, and the bookkeeping behind them: its
+// readiness, the running components and their health (/api/v0/components,
+// the agent's /metrics), the watched files, and for the status UI
+// (runtime/ui) the last reload with its diagnostics and one component's
+// configuration, exports and self-metrics. controller.go changes the
+// running graph; this file reads it, and records what the views show of
+// each load (noteReload, noteConfig). Everything that comes from the config source
 // or from component messages is redacted here, with the same rules as
 // rendered diagnostics (redact.go), so the UI cannot forget to.
 
@@ -20,9 +24,11 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/sluicehq/sluice/internal/schema"
+	"github.com/sluicehq/sluice/pipeline"
 )
 
 // ReloadStatus is the outcome of the last attempt to load the config (a
@@ -130,8 +136,8 @@ func (c *Controller) noteReevaluation(err error) {
 }
 
 // noteConfig keeps the source of an accepted config. Called with applyMu.
-func (c *Controller) noteConfig(g *graph, filename string) {
-	snap := &configSnapshot{files: g.hclFiles, secrets: fileSecrets(g.hclFiles, filename), blocks: map[string]hcl.Range{}}
+func (c *Controller) noteConfig(g *graph) {
+	snap := &configSnapshot{files: g.parsed.hclFiles, secrets: g.parsed.secrets, blocks: map[string]hcl.Range{}}
 	for _, d := range g.decls {
 		r := d.block.DefRange
 		if sb, ok := d.block.Body.(*hclsyntax.Body); ok {
@@ -333,4 +339,158 @@ func (s *configSnapshot) blockSource(r hcl.Range) string {
 		b.WriteByte('\n')
 	}
 	return red.text(b.String())
+}
+
+// Gatherer returns the agent's own metrics, those of every component
+// included: what /metrics serves and agent.metrics exports.
+func (c *Controller) Gatherer() prometheus.Gatherer { return c.agentGatherer }
+
+// Ready reports whether the agent is serving: see Readiness.
+func (c *Controller) Ready() bool {
+	ok, _ := c.Readiness()
+	return ok
+}
+
+// Readiness reports whether the agent is ready, and why not: a config has
+// been applied and no component is failing to start (its Run fails without
+// ever staying up, such as a socket that cannot be bound, or fails twice in
+// a row; see node.failing), and every component that serves something of
+// its own (a ReadinessReporter) serves it. A component that reports itself unhealthy (a
+// database that is down) does not make the agent unready: the agent still serves what it has, and taking it
+// out of a load balancer would lose the rest.
+func (c *Controller) Readiness() (bool, string) {
+	c.mu.RLock()
+	ready := c.ready
+	c.mu.RUnlock()
+	if !ready {
+		return false, "no config applied yet"
+	}
+	var failing, waiting []string
+	for _, n := range c.liveNodes() {
+		if msg, bad := n.failing(); bad {
+			failing = append(failing, n.id+": "+RedactText(msg))
+			continue
+		}
+		if rr, ok := n.inst.Component().(ReadinessReporter); ok {
+			if ok, why := rr.Ready(); !ok {
+				waiting = append(waiting, n.id+": "+RedactText(why))
+			}
+		}
+	}
+	var why []string
+	if len(failing) > 0 {
+		why = append(why, "components failing to start: "+strings.Join(failing, "; "))
+	}
+	if len(waiting) > 0 {
+		why = append(why, "components not serving yet: "+strings.Join(waiting, "; "))
+	}
+	if len(why) > 0 {
+		return false, strings.Join(why, "; ")
+	}
+	return true, ""
+}
+
+// WatchedFiles returns the files whose change may change what the config
+// loads to: the config file, the files it read with file() and those its
+// components refer to (for a rejected config, those it tried to use and
+// those of the running one).
+func (c *Controller) WatchedFiles() []string {
+	if p := c.watched.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// ComponentInfo describes one component for /api/v0/components.
+type ComponentInfo struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	Health     Health    `json:"health"`
+	LastUpdate time.Time `json:"last_update"`
+	Restarts   uint64    `json:"restarts"`
+	Upstreams  []string  `json:"upstreams"`
+}
+
+// Components lists the running components in topological order.
+func (c *Controller) Components() []ComponentInfo {
+	c.mu.RLock()
+	nodes, order := c.nodes, c.order
+	c.mu.RUnlock()
+	out := make([]ComponentInfo, 0, len(order))
+	for _, id := range order {
+		n := nodes[id]
+		n.mu.Lock()
+		lu := n.lastUpdate
+		ups := slices.Clone(n.deps)
+		n.mu.Unlock()
+		if ups == nil {
+			ups = []string{}
+		}
+		h := n.health()
+		h.Message = RedactText(h.Message) // components may quote their arguments
+		out = append(out, ComponentInfo{ID: id, Type: n.typ, Health: h, LastUpdate: lu, Restarts: n.restarts.Load(), Upstreams: ups})
+	}
+	return out
+}
+
+// ComponentHealth implements HealthView for components (Options.Health):
+// the health Components reports, by ID.
+func (c *Controller) ComponentHealth() map[string]Health {
+	infos := c.Components()
+	out := make(map[string]Health, len(infos))
+	for _, ci := range infos {
+		out[ci.ID] = ci.Health
+	}
+	return out
+}
+
+func (c *Controller) liveNodes() []*node {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*node, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// gatherComponents merges every live component's self-metrics.
+func (c *Controller) gatherComponents() ([]*dto.MetricFamily, error) {
+	nodes := c.liveNodes()
+	gs := make(prometheus.Gatherers, 0, len(nodes))
+	for _, n := range nodes {
+		gs = append(gs, n.selfReg)
+	}
+	return gs.Gather()
+}
+
+// componentCollector reports health and restarts of the live components,
+// so removed components leave no stale series.
+type componentCollector struct{ c *Controller }
+
+var (
+	healthDesc = prometheus.NewDesc("sluice_component_health",
+		"Health of each component: 1 for its current state, 0 for the others.", []string{"component_id", "state"}, nil)
+	restartsDesc = prometheus.NewDesc("sluice_component_restarts_total",
+		"Times a component was restarted after its Run failed.", []string{"component_id"}, nil)
+)
+
+func (cc componentCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- healthDesc
+	ch <- restartsDesc
+}
+
+func (cc componentCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, n := range cc.c.liveNodes() {
+		h := n.health()
+		for _, s := range pipeline.HealthStates() {
+			v := 0.0
+			if s == h.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(healthDesc, prometheus.GaugeValue, v, n.id, string(s))
+		}
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(n.restarts.Load()), n.id)
+	}
 }
