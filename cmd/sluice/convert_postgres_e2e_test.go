@@ -12,7 +12,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluicehq/sluice/internal/testing/pgtest"
-	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 // knownPostgresDifferences are the differences between Debian's
@@ -67,13 +66,13 @@ INSERT INTO shop_queues VALUES ('mail', 3, 1234567, 'running', '1.5s'), ('thumbs
 		t.Fatal(err)
 	}
 
-	expWeb := pipelinetest.FreeTCPAddr(t)
+	web := distinctTCPAddrs(t, 2) // see TestConvertedStatsdExporterMatchesReal
+	expWeb, sluiceWeb := web[0], web[1]
 	exp := exec.Command(exporterBin, "--web.listen-address="+expWeb, "--extend.query-path="+queries,
 		"--disable-default-metrics", "--disable-settings-metrics", "--collector.database", "--no-collector.bgwriter")
 	exp.Env = append(os.Environ(), "DATA_SOURCE_NAME="+dsn)
 	startPeer(t, "prometheus-postgres-exporter", exp)
 
-	sluiceWeb := pipelinetest.FreeTCPAddr(t)
 	code, out := runBinary(t, "convert", "postgres_exporter", "--queries", queries, "--collectors", "database",
 		"--dsn-env", "SLUICE_DIFF_DSN", "--web.listen-address", sluiceWeb)
 	if code != 0 {

@@ -15,7 +15,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluicehq/sluice/convert/statsdexporter"
-	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
 // statsdExporterBinary returns the statsd_exporter that scripts/ensure-deps.sh
@@ -86,10 +85,13 @@ func TestConvertedStatsdExporterMatchesReal(t *testing.T) {
 			"--statsd.read-buffer=1048576", "--statsd.event-flush-interval=50ms"}
 	}
 
-	expTCP, expWeb := pipelinetest.FreeTCPAddr(t), pipelinetest.FreeTCPAddr(t)
+	// All four TCP ports are picked at once, while each is held: picked one
+	// by one, a port statsd_exporter had not bound yet could be handed out
+	// again to Sluice.
+	tcp := distinctTCPAddrs(t, 4)
+	expTCP, expWeb, sluiceTCP, sluiceWeb := tcp[0], tcp[1], tcp[2], tcp[3]
 	startPeer(t, "statsd_exporter", exec.Command(exporterBin, flags(freeUDPAddr(t), expTCP, expWeb)...))
 
-	sluiceTCP, sluiceWeb := pipelinetest.FreeTCPAddr(t), pipelinetest.FreeTCPAddr(t)
 	code, config := runBinary(t, append([]string{"convert", "statsd_exporter", "--"}, flags(freeUDPAddr(t), sluiceTCP, sluiceWeb)...)...)
 	if code != 0 {
 		t.Fatalf("sluice convert = %d:\n%s", code, config)
@@ -259,4 +261,20 @@ func sameDiffs(diff []string, known map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// distinctTCPAddrs returns n free loopback TCP addresses, all different:
+// each is held open until every one is picked.
+func distinctTCPAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs
 }
