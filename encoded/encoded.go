@@ -52,11 +52,11 @@ func Encode(mfs []*dto.MetricFamily) ([]Family, error) {
 		if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
 			return nil, fmt.Errorf("encoding family %s: %w", mf.GetName(), err)
 		}
-		f := Family{Name: mf.GetName(), Text: bytes.Clone(buf.Bytes()), Escaped: !model.LegacyValidation.IsValidMetricName(mf.GetName())}
+		f := Family{Name: mf.GetName(), Text: bytes.Clone(buf.Bytes()), Escaped: !UnescapedMetricName(mf.GetName())}
 		for _, m := range mf.Metric {
 			f.Timestamps = f.Timestamps || m.TimestampMs != nil
 			for _, l := range m.Label {
-				if !model.LegacyValidation.IsValidLabelName(l.GetName()) {
+				if !UnescapedLabelName(l.GetName()) {
 					f.Escaped = true
 				}
 			}
@@ -64,4 +64,18 @@ func Encode(mfs []*dto.MetricFamily) ([]Family, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// UnescapedMetricName reports whether name is written as it is in the text
+// format for every scraper: a legacy Prometheus metric name. Any other name
+// is quoted, and escaped for a scraper that asks for escaping (Family's
+// Escaped). This is the exposition format's rule, not the one names a
+// config declares are checked with (pipeline.ValidMetricName).
+func UnescapedMetricName(name string) bool {
+	return model.LegacyValidation.IsValidMetricName(name)
+}
+
+// UnescapedLabelName is UnescapedMetricName for a label name.
+func UnescapedLabelName(name string) bool {
+	return model.LegacyValidation.IsValidLabelName(name)
 }

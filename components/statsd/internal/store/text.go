@@ -61,7 +61,7 @@ func (st *Store) AppendText(out []encoded.Family) ([]encoded.Family, error) {
 // no native histograms (client_golang's own series, whose text form
 // depends on what they hold).
 func (f *family) textable(name string) bool {
-	if !model.LegacyValidation.IsValidMetricName(name) {
+	if !encoded.UnescapedMetricName(name) {
 		return false
 	}
 	for _, g := range f.groups {
@@ -69,7 +69,7 @@ func (f *family) textable(name string) bool {
 			return false
 		}
 		for _, n := range g.names {
-			if !model.LegacyValidation.IsValidLabelName(n) {
+			if !encoded.UnescapedLabelName(n) {
 				return false
 			}
 		}
