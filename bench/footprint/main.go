@@ -32,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/ports"
 )
 
 var (
@@ -170,7 +172,11 @@ func measure(tmp string, t target) (reading, error) {
 	if err != nil {
 		return rd, err
 	}
-	udp, web, agent := freePort(), freePort(), freePort()
+	addrs, err := ports.Free(3)
+	if err != nil {
+		return rd, err
+	}
+	udp, web, agent := addrs[0], addrs[1], addrs[2]
 	cmd := exec.Command(t.bin, t.args(dir, udp, web, agent)...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // the target ends with the bench
@@ -287,15 +293,6 @@ func memory(pid int) (rss, anon, file float64, err error) {
 		return 0, 0, 0, errors.New("no VmRSS, RssAnon and RssFile in /proc/PID/status")
 	}
 	return rss, anon, file, nil
-}
-
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func loadavg() string {

@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"github.com/sluicehq/sluice/bench/internal/ports"
 )
 
 // target is one side of the comparison. selfPath serves its own metrics
@@ -223,15 +225,6 @@ metrics_sink "bench" {
 	return nil
 }
 
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 type proc struct {
 	t                  target
 	cmd                *exec.Cmd
@@ -272,19 +265,15 @@ func equalScrapes(ps []*proc) (int, error) {
 }
 
 func start(dir string, t target) (*proc, error) {
-	web, err := freePort()
+	// web, statsd over UDP and TCP (a free TCP port is very likely a free
+	// UDP port), and a sink port of its own where the target has one.
+	addrs, err := ports.Free(3)
 	if err != nil {
 		return nil, err
 	}
-	udp, err := freePort() // statsd over UDP and TCP; a free TCP port is very likely a free UDP port
-	if err != nil {
-		return nil, err
-	}
-	sink := web
+	web, udp, sink := addrs[0], addrs[1], addrs[0]
 	if t.sinkPort {
-		if sink, err = freePort(); err != nil {
-			return nil, err
-		}
+		sink = addrs[2]
 	}
 	dir, err = os.MkdirTemp(dir, t.name)
 	if err != nil {
