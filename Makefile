@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Branch=main
 CONFIG   ?= config/examples/quickstart.hcl
 
-.PHONY: build lite build-custom run test test-plugins test-deploy test-fuzz fuzz dashboards bench bench-statsd fmt deps docs
+.PHONY: build lite build-custom run test test-plugins test-deploy test-fuzz fuzz dashboards bench bench-statsd bench-kubestate fmt deps docs
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./cmd/sluice
@@ -94,6 +94,13 @@ bench:
 # datagram, overload, memory under a 15 s scrape loop. See bench/statsd.
 bench-statsd:
 	$(GO) run ./bench/statsd $(BENCH_ARGS)
+
+# kubernetes_status_source + metrics_sink beside kube-state-metrics v2.20.0
+# on the same real kube-apiserver (about 5 minutes a run; not part of `make
+# test`): RSS per Deployment and per Pod, scrape cost per series,
+# change-to-metric latency. See bench/kubestate.
+bench-kubestate: deps
+	$(GO) run ./bench/kubestate $(BENCH_ARGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -81,3 +81,15 @@ if [ ! -x "$statsd_dir/statsd_exporter" ]; then
   # Outside the module, so that its own go.mod picks the dependencies.
   (cd / && GOBIN="$statsd_dir" GOFLAGS=-mod=mod go install "github.com/prometheus/statsd_exporter@$statsd_version")
 fi
+
+# kube-state-metrics, built once into ~/.cache/sluice keyed by version: the
+# side-by-side bench of kubernetes_status_source (bench/kubestate, `make
+# bench-kubestate`) runs it against the same kube-apiserver. Keep the
+# version in step with bench/kubestate's -kube-state-metrics default.
+ksm_version=v2.20.0
+ksm_dir="${XDG_CACHE_HOME:-$HOME/.cache}/sluice/kube-state-metrics-$ksm_version"
+if [ ! -x "$ksm_dir/kube-state-metrics" ]; then
+  echo "ensure-deps: installing kube-state-metrics $ksm_version into $ksm_dir (go install)" >&2
+  mkdir -p "$ksm_dir"
+  (cd / && GOBIN="$ksm_dir" GOFLAGS=-mod=mod go install "k8s.io/kube-state-metrics/v2@$ksm_version")
+fi

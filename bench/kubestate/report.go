@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report prints the figures of every run: medians with min-max.
+func report(results map[string][]result, load0, load1 string) {
+	n := float64(*flagObjects)
+	names := []string{"sluice", "kube-state-metrics"}
+	perD := func(r result) mem { return r.afterDeployments.sub(r.idle) }
+	perP := func(r result) mem { return r.afterPods.sub(r.afterDeployments) }
+	kib := func(f func(result) mem, part func(mem) float64) func(result) float64 {
+		return func(r result) float64 { return part(f(r)) / n / 1024 }
+	}
+	rss := func(m mem) float64 { return m.rss }
+	anon := func(m mem) float64 { return m.anon }
+
+	fmt.Printf("## kubestate: kubernetes_status_source + metrics_sink beside kube-state-metrics %s, %d Deployments then %d Pods in one namespace, median (min-max) of %d runs\n\n",
+		ksmVersion, *flagObjects, *flagObjects, *flagRuns)
+	fmt.Printf("### Memory: RSS after %d full scrapes of each page\n\n", *flagScrapes)
+	fmt.Println("| target | idle RSS MiB | after Deployments MiB | after Pods MiB | per Deployment KiB | (anonymous) | per Pod KiB | (anonymous) |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, name := range names {
+		rs := results[name]
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", name,
+			span(rs, func(r result) float64 { return mib(r.idle.rss) }, 1),
+			span(rs, func(r result) float64 { return mib(r.afterDeployments.rss) }, 1),
+			span(rs, func(r result) float64 { return mib(r.afterPods.rss) }, 1),
+			span(rs, kib(perD, rss), 2), span(rs, kib(perD, anon), 2),
+			span(rs, kib(perP, rss), 2), span(rs, kib(perP, anon), 2))
+	}
+	// Ratios within each run (the two targets of a run share the machine's
+	// load), then their median and spread.
+	ratio := func(f func(result) mem) []float64 {
+		s, k := results["sluice"], results["kube-state-metrics"]
+		out := make([]float64, 0, len(s))
+		for i := range min(len(s), len(k)) {
+			out = append(out, f(s[i]).rss/f(k[i]).rss)
+		}
+		return out
+	}
+	fmt.Printf("\nRSS per object, sluice / kube-state-metrics (per run): Deployment %s, Pod %s\n",
+		spanOf(ratio(perD), 2), spanOf(ratio(perP), 2))
+
+	fmt.Printf("\n### Scrape: one full scrape of the page (uncompressed text), median of %d\n\n", *flagScrapes)
+	fmt.Println("| target | series (Deployments) | scrape ms | µs per series | series (Deployments + Pods) | scrape ms | µs per series |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+	for _, name := range names {
+		rs := results[name]
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", name,
+			span(rs, func(r result) float64 { return float64(r.scrapeD.series) }, 0),
+			span(rs, func(r result) float64 { return ms(r.scrapeD.took) }, 1),
+			span(rs, func(r result) float64 { return us(r.scrapeD.took) / float64(r.scrapeD.series) }, 2),
+			span(rs, func(r result) float64 { return float64(r.scrapeP.series) }, 0),
+			span(rs, func(r result) float64 { return ms(r.scrapeP.took) }, 1),
+			span(rs, func(r result) float64 { return us(r.scrapeP.took) / float64(r.scrapeP.series) }, 2))
+	}
+
+	fmt.Printf("\n### Change-to-metric latency: status patch start to the first page showing the Deployment unavailable, %d changes a run\n\n", *flagChanges)
+	fmt.Println("| target | median of the run medians ms (min-max) | every change: median ms | max ms |")
+	fmt.Println("|---|---:|---:|---:|")
+	for _, name := range names {
+		rs := results[name]
+		var all []float64
+		for _, r := range rs {
+			for _, d := range r.latency {
+				all = append(all, ms(d))
+			}
+		}
+		fmt.Printf("| %s | %s | %.1f | %.1f |\n", name, span(rs, func(r result) float64 { return ms(medianDur(r.latency)) }, 1),
+			median(all), slices.Max(all))
+	}
+	fmt.Printf("\nload average before: %s; after: %s\n", load0, load1)
+}
+
+// build compiles pkg as the images do: static, without symbol tables.
+func build(dir, name, pkg string) (string, error) {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+func span(rs []result, f func(result) float64, prec int) string {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = f(r)
+	}
+	return spanOf(xs, prec)
+}
+
+func spanOf(xs []float64, prec int) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f (%.*f-%.*f)", prec, median(xs), prec, slices.Min(xs), prec, slices.Max(xs))
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianDur(ds []time.Duration) time.Duration {
+	xs := make([]float64, len(ds))
+	for i, d := range ds {
+		xs[i] = float64(d)
+	}
+	return time.Duration(median(xs))
+}
+
+func mib(b float64) float64      { return b / (1 << 20) }
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
