@@ -91,7 +91,9 @@ type scrapeReading struct {
 type result struct {
 	idle, afterDeployments, afterPods mem
 	scrapeD, scrapeP                  scrapeReading
-	latency                           []time.Duration
+	// latency: patch to the end of the first scrape showing the change;
+	// latencyLow: to the start of the last scrape not showing it.
+	latency, latencyLow []time.Duration
 }
 
 func run(ctx context.Context) error {
@@ -149,7 +151,11 @@ func measure(ctx context.Context, dir string, bins map[string]string, order []ta
 		return nil, err
 	}
 	defer srv.Close()
-	cs, err := kubernetes.NewForConfig(srv.AdminConfig())
+	cfg := srv.AdminConfig()
+	// client-go's rate limiter, not the API server, would bound the
+	// creation rate at kubetest's QPS (two requests an object).
+	cfg.QPS, cfg.Burst = 2000, 4000
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -221,19 +227,19 @@ func measure(ctx context.Context, dir string, bins map[string]string, order []ta
 		return nil, err
 	}
 
-	lat, err := latencies(ctx, cs, ns, procs)
+	lat, latLow, err := latencies(ctx, cs, ns, procs)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range procs {
 		r := result{idle: idle[p.name], afterDeployments: afterD[p.name], afterPods: afterP[p.name],
-			scrapeD: scrD[p.name], scrapeP: scrP[p.name], latency: lat[p.name]}
+			scrapeD: scrD[p.name], scrapeP: scrP[p.name], latency: lat[p.name], latencyLow: latLow[p.name]}
 		res[p.name] = r
 		perD := r.afterDeployments.sub(r.idle).rss / float64(n)
 		perP := r.afterPods.sub(r.afterDeployments).rss / float64(n)
-		fmt.Fprintf(os.Stderr, "%-18s idle %.1f MiB; per Deployment %.2f KiB, per Pod %.2f KiB; scrape %d series in %s / %d in %s; latency median %s\n",
+		fmt.Fprintf(os.Stderr, "%-18s idle %.1f MiB; per Deployment %.2f KiB, per Pod %.2f KiB; scrape %d series in %s / %d in %s; latency median %s (lower bound %s)\n",
 			p.name, mib(r.idle.rss), perD/1024, perP/1024, r.scrapeD.series, r.scrapeD.took.Round(time.Microsecond),
-			r.scrapeP.series, r.scrapeP.took.Round(time.Microsecond), medianDur(r.latency).Round(time.Microsecond))
+			r.scrapeP.series, r.scrapeP.took.Round(time.Microsecond), medianDur(r.latency).Round(time.Microsecond), medianDur(r.latencyLow).Round(time.Microsecond))
 	}
 	return res, nil
 }
@@ -271,56 +277,45 @@ func readings(ctx context.Context, procs []*process) (map[string]mem, map[string
 	return ms, scr, nil
 }
 
-// latencies turns -changes Deployments unavailable, one at a time, and
-// times, for each process, from the start of the status patch to the end of
-// the first scrape whose page shows it. Every process polls its page on its
-// own (a 10 ms pause between scrapes), so the figure includes up to one
-// scrape's time: the scrape times are printed beside it.
-func latencies(ctx context.Context, cs kubernetes.Interface, ns string, procs []*process) (map[string][]time.Duration, error) {
-	out := map[string][]time.Duration{}
-	step := max(1, *flagObjects / *flagChanges)
+// latencies turns Deployments unavailable, one at a time, -changes times
+// for each process, and times from the start of the status patch to the end
+// of the first scrape whose page shows it (what a scraper waits), and to the
+// start of the last scrape that did not show it (a lower bound: the change
+// was not yet visible when that scrape began). Only the process measured is
+// scraped meanwhile (a 5 ms pause between scrapes); which one goes first
+// alternates. The upper bound includes up to a scrape's time: the scrape
+// times are printed beside it.
+func latencies(ctx context.Context, cs kubernetes.Interface, ns string, procs []*process) (upper, lower map[string][]time.Duration, err error) {
+	upper, lower = map[string][]time.Duration{}, map[string][]time.Duration{}
+	n := *flagObjects
+	step := max(1, n/(*flagChanges*len(procs)))
+	next := 0
 	for k := range *flagChanges {
-		i := 1 + (k*step)%*flagObjects
-		type got struct {
-			name string
-			d    time.Duration
-			err  error
-		}
-		ch := make(chan got, len(procs))
-		t0 := time.Now()
-		if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, appName(i), types.MergePatchType, unavailablePatch(i), metav1.PatchOptions{}, "status"); err != nil {
-			return nil, fmt.Errorf("patch deployment %d: %w", i, err)
-		}
-		for _, p := range procs {
-			go func() {
-				m := p.unavailable(i)
-				deadline := t0.Add(time.Minute)
-				for {
-					page, _, err := p.scrape(ctx)
-					if err == nil && m.count(page) == 1 {
-						ch <- got{p.name, time.Since(t0), nil}
-						return
-					}
-					if ctx.Err() != nil || time.Now().After(deadline) {
-						ch <- got{p.name, 0, fmt.Errorf("%s: deployment %d not shown unavailable within a minute (%v)", p.name, i, err)}
-						return
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-			}()
-		}
-		var errs []error
-		for range procs {
-			g := <-ch
-			if g.err != nil {
-				errs = append(errs, g.err)
-				continue
+		for j := range procs {
+			p := procs[(j+k)%len(procs)]
+			i := 1 + (next*step)%n
+			next++
+			m := p.unavailable(i)
+			t0 := time.Now()
+			if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, appName(i), types.MergePatchType, unavailablePatch(i), metav1.PatchOptions{}, "status"); err != nil {
+				return nil, nil, fmt.Errorf("patch deployment %d: %w", i, err)
 			}
-			out[g.name] = append(out[g.name], g.d)
-		}
-		if err := errors.Join(errs...); err != nil {
-			return nil, err
+			var lastMiss time.Duration // start of the last scrape not showing it
+			for {
+				s0 := time.Since(t0)
+				page, _, err := p.scrape(ctx)
+				if err == nil && m.count(page) == 1 {
+					upper[p.name] = append(upper[p.name], time.Since(t0))
+					lower[p.name] = append(lower[p.name], lastMiss)
+					break
+				}
+				lastMiss = s0
+				if ctx.Err() != nil || time.Since(t0) > time.Minute {
+					return nil, nil, fmt.Errorf("%s: deployment %d not shown unavailable within a minute (%v)", p.name, i, err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		}
 	}
-	return out, nil
+	return upper, lower, nil
 }
