@@ -50,7 +50,8 @@ var (
 	flagSettle  = flag.Duration("settle", 2*time.Second, "wait after the last scrape before reading RSS")
 	flagWait    = flag.Duration("wait", 5*time.Minute, "longest wait for a target to show every object")
 	flagTimeout = flag.Duration("timeout", 45*time.Minute, "bound on the whole bench")
-	flagNS      = flag.String("namespace", "bench", "namespace of the objects (both targets watch only it)")
+	flagNS      = flag.String("namespace", "bench", "namespace of the objects (both targets watch only it, unless -all-namespaces)")
+	flagAllNS   = flag.Bool("all-namespaces", false, "both targets watch every namespace (a cluster-wide list and watch) instead of -namespace")
 	flagSluice  = flag.String("sluice", "", "a sluice binary (default: CGO_ENABLED=0 go build ./cmd/sluice, stripped)")
 	flagKSM     = flag.String("kube-state-metrics", filepath.Join(cacheDir(), "kube-state-metrics-"+ksmVersion, "kube-state-metrics"),
 		"the kube-state-metrics binary (make deps installs it)")
@@ -118,7 +119,11 @@ func run(ctx context.Context) error {
 		}
 	}
 	bins := map[string]string{"sluice": sluiceBin, "kube-state-metrics": *flagKSM}
-	targets := []target{sluiceTarget(sluiceBin, *flagNS), ksmTarget(*flagKSM, *flagNS)}
+	watchNS := *flagNS
+	if *flagAllNS {
+		watchNS = ""
+	}
+	targets := []target{sluiceTarget(watchNS), ksmTarget(watchNS)}
 
 	load0 := loadavg()
 	results := map[string][]result{}

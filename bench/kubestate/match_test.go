@@ -21,12 +21,12 @@ kube_deployment_status_condition{namespace="bench",deployment="app-1",condition=
 	}{
 		{match{metric: "sluice_workload_status", labels: []string{`kind="Deployment"`}, value: "3"}, 1},
 		{match{metric: "sluice_workload_status", labels: []string{`kind="Pod"`}, value: "3"}, 1},
-		{sluiceTarget("", "bench").unavailable(12), 1},
-		{sluiceTarget("", "bench").unavailable(1), 0},
+		{sluiceTarget("bench").unavailable(12), 1},
+		{sluiceTarget("bench").unavailable(1), 0},
 		// name="bench" is only the end of namespace="bench".
 		{match{metric: "sluice_workload_status", labels: []string{`name="bench"`}, value: "3"}, 0},
-		{ksmTarget("", "bench").unavailable(1), 1},
-		{ksmTarget("", "bench").deployments, 0},
+		{ksmTarget("bench").unavailable(1), 1},
+		{ksmTarget("bench").deployments, 0},
 	}
 	for i, c := range cases {
 		if got := c.m.count(page); got != c.want {

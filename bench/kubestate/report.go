@@ -64,18 +64,22 @@ func report(results map[string][]result, load0, load1 string) {
 	}
 
 	fmt.Printf("\n### Change-to-metric latency: a Deployment's status patched unavailable, %d changes a target a run, only that target scraped meanwhile\n\n", *flagChanges)
-	fmt.Println("| target | to the first page showing it, ms: median of the run medians (min-max) | every change: median | max | lower bound (start of the last scrape not showing it), ms |")
-	fmt.Println("|---|---:|---:|---:|---:|")
+	fmt.Println("| target | to the first page showing it, ms: median of the run medians (min-max) | every change: median | max | lower bound (start of the last scrape not showing it), ms | shown by the first scrape after the patch |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
 	for _, name := range names {
 		rs := results[name]
 		var all []float64
+		first := 0
 		for _, r := range rs {
-			for _, d := range r.latency {
+			for i, d := range r.latency {
 				all = append(all, ms(d))
+				if r.latencyLow[i] == 0 {
+					first++
+				}
 			}
 		}
-		fmt.Printf("| %s | %s | %.1f | %.1f | %s |\n", name, span(rs, func(r result) float64 { return ms(medianDur(r.latency)) }, 1),
-			median(all), slices.Max(all), span(rs, func(r result) float64 { return ms(medianDur(r.latencyLow)) }, 1))
+		fmt.Printf("| %s | %s | %.1f | %.1f | %s | %d of %d |\n", name, span(rs, func(r result) float64 { return ms(medianDur(r.latency)) }, 1),
+			median(all), slices.Max(all), span(rs, func(r result) float64 { return ms(medianDur(r.latencyLow)) }, 1), first, len(all))
 	}
 	fmt.Printf("\nload average before: %s; after: %s\n", load0, load1)
 }

@@ -96,14 +96,19 @@ type target struct {
 	unavailable       func(i int) match
 }
 
-func sluiceTarget(bin, ns string) target {
+// sluiceTarget watches the Deployments and Pods of namespace ns, or of
+// every namespace when ns is "".
+func sluiceTarget(ns string) target {
 	return target{
 		name: "sluice",
 		path: "/metrics",
 		args: func(dir, kubeconfig, web, other string) ([]string, error) {
+			scope := ""
+			if ns != "" {
+				scope = fmt.Sprintf("\n  namespaces = [%q]", ns)
+			}
 			cfg := fmt.Sprintf(`kubernetes_status_source "bench" {
-  kubeconfig = %q
-  namespaces = [%q]
+  kubeconfig = %q%s
   watch "objects" {
     kinds = ["Deployment", "Pod"]
   }
@@ -112,7 +117,7 @@ metrics_sink "default" {
   inputs = [kubernetes_status_source.bench.metrics]
   listen = %q
 }
-`, kubeconfig, ns, web)
+`, kubeconfig, scope, web)
 			path := filepath.Join(dir, "sluice.hcl")
 			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 				return nil, err
@@ -128,7 +133,9 @@ metrics_sink "default" {
 	}
 }
 
-func ksmTarget(bin, ns string) target {
+// ksmTarget is kube-state-metrics limited to Deployments and Pods, of
+// namespace ns, or of every namespace when ns is "".
+func ksmTarget(ns string) target {
 	return target{
 		name: "kube-state-metrics",
 		path: "/metrics",
@@ -141,8 +148,12 @@ func ksmTarget(bin, ns string) target {
 			if err != nil {
 				return nil, err
 			}
-			return []string{"--kubeconfig=" + kubeconfig, "--resources=deployments,pods", "--namespaces=" + ns,
-				"--host=" + host, "--port=" + port, "--telemetry-host=" + host, "--telemetry-port=" + tport}, nil
+			args := []string{"--kubeconfig=" + kubeconfig, "--resources=deployments,pods",
+				"--host=" + host, "--port=" + port, "--telemetry-host=" + host, "--telemetry-port=" + tport}
+			if ns != "" {
+				args = append(args, "--namespaces="+ns)
+			}
+			return args, nil
 		},
 		deployments: match{metric: "kube_deployment_status_condition", labels: []string{`condition="Available"`, `status="true"`}, value: "1"},
 		pods:        match{metric: "kube_pod_status_ready", labels: []string{`condition="true"`}, value: "1"},
