@@ -18,7 +18,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +33,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/bench/internal/ports"
+	"github.com/sluicehq/sluice/bench/internal/proc"
+	"github.com/sluicehq/sluice/bench/internal/stats"
 )
 
 var (
@@ -82,12 +83,12 @@ func run() error {
 	defer os.RemoveAll(tmp)
 	full, lite := *flagSluice, *flagLite
 	if full == "" {
-		if full, err = build(tmp, "sluice", "./cmd/sluice"); err != nil {
+		if full, err = proc.BuildStatic(tmp, "sluice", "./cmd/sluice"); err != nil {
 			return err
 		}
 	}
 	if lite == "" {
-		if lite, err = build(tmp, "sluice-lite", "./cmd/sluice-lite"); err != nil {
+		if lite, err = proc.BuildStatic(tmp, "sluice-lite", "./cmd/sluice-lite"); err != nil {
 			return err
 		}
 	}
@@ -116,7 +117,7 @@ metrics_sink "default" {
 				"--web.listen-address=" + web, "--log.level=error"}
 		}},
 	}
-	load0 := loadavg()
+	load0 := proc.LoadAvg()
 	readings := map[string][]reading{}
 	for r := range *flagRuns {
 		for i := range targets {
@@ -129,12 +130,12 @@ metrics_sink "default" {
 			readings[t.name] = append(readings[t.name], rd)
 		}
 	}
-	load1 := loadavg()
+	load1 := proc.LoadAvg()
 
 	fmt.Printf("## footprint: idle RSS after %d full scrapes of %d statsd series (gunicorn mapping), MiB, median (min-max) of %d runs\n\n", *flagScrapes, *flagSeries, *flagRuns)
 	fmt.Println("| target | RSS | anonymous | file-backed | binary (MiB) | RSS / statsd_exporter's |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|")
-	ref := median(field(readings["statsd_exporter"], func(r reading) float64 { return r.rss }))
+	ref := stats.Median(field(readings["statsd_exporter"], func(r reading) float64 { return r.rss }))
 	for _, t := range targets {
 		rs := readings[t.name]
 		rss := field(rs, func(r reading) float64 { return r.rss })
@@ -143,21 +144,10 @@ metrics_sink "default" {
 			size = float64(fi.Size())
 		}
 		fmt.Printf("| %s | %s | %s | %s | %.1f | %.2f |\n", t.name, span(rss), span(field(rs, func(r reading) float64 { return r.anon })),
-			span(field(rs, func(r reading) float64 { return r.file })), mib(size), median(rss)/ref)
+			span(field(rs, func(r reading) float64 { return r.file })), mib(size), stats.Median(rss)/ref)
 	}
 	fmt.Printf("\nload average before: %s; after: %s\n", load0, load1)
 	return nil
-}
-
-// build compiles pkg as the images do: static, without symbol tables.
-func build(dir, name, pkg string) (string, error) {
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out, nil
 }
 
 type reading struct {
@@ -225,7 +215,8 @@ func measure(tmp string, t target) (reading, error) {
 	}
 	rd.lines = strings.Count(page, "\n")
 	time.Sleep(*flagSettle)
-	rd.rss, rd.anon, rd.file, err = memory(cmd.Process.Pid)
+	m, err := proc.ReadMemory(cmd.Process.Pid)
+	rd.rss, rd.anon, rd.file = m.RSS, m.Anon, m.File
 	return rd, err
 }
 
@@ -267,43 +258,6 @@ func scrape(url string) (string, error) {
 	return string(b), err
 }
 
-// memory reads VmRSS, RssAnon and RssFile (bytes) of pid.
-func memory(pid int) (rss, anon, file float64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	found := 0
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss, found = v*1024, found+1
-		case "RssAnon:":
-			anon, found = v*1024, found+1
-		case "RssFile:":
-			file, found = v*1024, found+1
-		}
-	}
-	if found != 3 {
-		return 0, 0, 0, errors.New("no VmRSS, RssAnon and RssFile in /proc/PID/status")
-	}
-	return rss, anon, file, nil
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:3], " ")
-}
-
 func field(rs []reading, f func(reading) float64) []float64 {
 	xs := make([]float64, len(rs))
 	for i, r := range rs {
@@ -312,20 +266,8 @@ func field(rs []reading, f func(reading) float64) []float64 {
 	return xs
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func span(xs []float64) string {
-	return fmt.Sprintf("%.1f (%.1f-%.1f)", mib(median(xs)), mib(slices.Min(xs)), mib(slices.Max(xs)))
+	return fmt.Sprintf("%.1f (%.1f-%.1f)", mib(stats.Median(xs)), mib(slices.Min(xs)), mib(slices.Max(xs)))
 }
 
 func mib(b float64) float64 { return b / (1 << 20) }

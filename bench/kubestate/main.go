@@ -36,6 +36,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/sluicehq/sluice/bench/internal/proc"
 	"github.com/sluicehq/sluice/internal/testing/kubetest"
 )
 
@@ -90,7 +91,7 @@ type scrapeReading struct {
 
 // result is one target's figures of one run.
 type result struct {
-	idle, afterDeployments, afterPods mem
+	idle, afterDeployments, afterPods proc.Memory
 	scrapeD, scrapeP                  scrapeReading
 	// latency: patch to the end of the first scrape showing the change;
 	// latencyLow: to the start of the last scrape not showing it.
@@ -114,7 +115,7 @@ func run(ctx context.Context) error {
 	defer os.RemoveAll(tmp)
 	sluiceBin := *flagSluice
 	if sluiceBin == "" {
-		if sluiceBin, err = build(tmp, "sluice", "./cmd/sluice"); err != nil {
+		if sluiceBin, err = proc.BuildStatic(tmp, "sluice", "./cmd/sluice"); err != nil {
 			return err
 		}
 	}
@@ -125,7 +126,7 @@ func run(ctx context.Context) error {
 	}
 	targets := []target{sluiceTarget(watchNS), ksmTarget(watchNS)}
 
-	load0 := loadavg()
+	load0 := proc.LoadAvg()
 	results := map[string][]result{}
 	for r := range *flagRuns {
 		order := slices.Clone(targets)
@@ -144,7 +145,7 @@ func run(ctx context.Context) error {
 			results[name] = append(results[name], rs)
 		}
 	}
-	load1 := loadavg()
+	load1 := proc.LoadAvg()
 	report(results, load0, load1)
 	return nil
 }
@@ -240,10 +241,10 @@ func measure(ctx context.Context, dir string, bins map[string]string, order []ta
 		r := result{idle: idle[p.name], afterDeployments: afterD[p.name], afterPods: afterP[p.name],
 			scrapeD: scrD[p.name], scrapeP: scrP[p.name], latency: lat[p.name], latencyLow: latLow[p.name]}
 		res[p.name] = r
-		perD := r.afterDeployments.sub(r.idle).rss / float64(n)
-		perP := r.afterPods.sub(r.afterDeployments).rss / float64(n)
+		perD := r.afterDeployments.Sub(r.idle).RSS / float64(n)
+		perP := r.afterPods.Sub(r.afterDeployments).RSS / float64(n)
 		fmt.Fprintf(os.Stderr, "%-18s idle %.1f MiB; per Deployment %.2f KiB, per Pod %.2f KiB; scrape %d series in %s / %d in %s; latency median %s (lower bound %s)\n",
-			p.name, mib(r.idle.rss), perD/1024, perP/1024, r.scrapeD.series, r.scrapeD.took.Round(time.Microsecond),
+			p.name, mib(r.idle.RSS), perD/1024, perP/1024, r.scrapeD.series, r.scrapeD.took.Round(time.Microsecond),
 			r.scrapeP.series, r.scrapeP.took.Round(time.Microsecond), medianDur(r.latency).Round(time.Microsecond), medianDur(r.latencyLow).Round(time.Microsecond))
 	}
 	return res, nil
@@ -251,7 +252,7 @@ func measure(ctx context.Context, dir string, bins map[string]string, order []ta
 
 // readings scrapes every process's page -scrapes times in full (in
 // order), waits -settle and reads every process's memory.
-func readings(ctx context.Context, procs []*process) (map[string]mem, map[string]scrapeReading, error) {
+func readings(ctx context.Context, procs []*process) (map[string]proc.Memory, map[string]scrapeReading, error) {
 	scr := map[string]scrapeReading{}
 	for _, p := range procs {
 		var took []time.Duration
@@ -271,7 +272,7 @@ func readings(ctx context.Context, procs []*process) (map[string]mem, map[string
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	}
-	ms := map[string]mem{}
+	ms := map[string]proc.Memory{}
 	for _, p := range procs {
 		m, err := p.memory()
 		if err != nil {

@@ -2,25 +2,24 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/proc"
+	"github.com/sluicehq/sluice/bench/internal/stats"
 )
 
 // report prints the figures of every run: medians with min-max.
 func report(results map[string][]result, load0, load1 string) {
 	n := float64(*flagObjects)
 	names := []string{"sluice", "kube-state-metrics"}
-	perD := func(r result) mem { return r.afterDeployments.sub(r.idle) }
-	perP := func(r result) mem { return r.afterPods.sub(r.afterDeployments) }
-	kib := func(f func(result) mem, part func(mem) float64) func(result) float64 {
+	perD := func(r result) proc.Memory { return r.afterDeployments.Sub(r.idle) }
+	perP := func(r result) proc.Memory { return r.afterPods.Sub(r.afterDeployments) }
+	kib := func(f func(result) proc.Memory, part func(proc.Memory) float64) func(result) float64 {
 		return func(r result) float64 { return part(f(r)) / n / 1024 }
 	}
-	rss := func(m mem) float64 { return m.rss }
-	anon := func(m mem) float64 { return m.anon }
+	rss := func(m proc.Memory) float64 { return m.RSS }
+	anon := func(m proc.Memory) float64 { return m.Anon }
 
 	fmt.Printf("## kubestate: kubernetes_status_source + metrics_sink beside kube-state-metrics %s, %d Deployments then %d Pods in one namespace, median (min-max) of %d runs\n\n",
 		ksmVersion, *flagObjects, *flagObjects, *flagRuns)
@@ -30,24 +29,24 @@ func report(results map[string][]result, load0, load1 string) {
 	for _, name := range names {
 		rs := results[name]
 		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", name,
-			span(rs, func(r result) float64 { return mib(r.idle.rss) }, 1),
-			span(rs, func(r result) float64 { return mib(r.afterDeployments.rss) }, 1),
-			span(rs, func(r result) float64 { return mib(r.afterPods.rss) }, 1),
+			span(rs, func(r result) float64 { return mib(r.idle.RSS) }, 1),
+			span(rs, func(r result) float64 { return mib(r.afterDeployments.RSS) }, 1),
+			span(rs, func(r result) float64 { return mib(r.afterPods.RSS) }, 1),
 			span(rs, kib(perD, rss), 2), span(rs, kib(perD, anon), 2),
 			span(rs, kib(perP, rss), 2), span(rs, kib(perP, anon), 2))
 	}
 	// Ratios within each run (the two targets of a run share the machine's
 	// load), then their median and spread.
-	ratio := func(f func(result) mem) []float64 {
+	ratio := func(f func(result) proc.Memory) []float64 {
 		s, k := results["sluice"], results["kube-state-metrics"]
 		out := make([]float64, 0, len(s))
 		for i := range min(len(s), len(k)) {
-			out = append(out, f(s[i]).rss/f(k[i]).rss)
+			out = append(out, f(s[i]).RSS/f(k[i]).RSS)
 		}
 		return out
 	}
 	fmt.Printf("\nRSS per object, sluice / kube-state-metrics (per run): Deployment %s, Pod %s\n",
-		spanOf(ratio(perD), 2), spanOf(ratio(perP), 2))
+		stats.Span(ratio(perD), 2), stats.Span(ratio(perP), 2))
 
 	fmt.Printf("\n### Scrape: one full scrape of the page (uncompressed text), median of %d\n\n", *flagScrapes)
 	fmt.Println("| target | series (Deployments) | scrape ms | µs per series | series (Deployments + Pods) | scrape ms | µs per series |")
@@ -79,28 +78,9 @@ func report(results map[string][]result, load0, load1 string) {
 			}
 		}
 		fmt.Printf("| %s | %s | %.1f | %.1f | %s | %d of %d |\n", name, span(rs, func(r result) float64 { return ms(medianDur(r.latency)) }, 1),
-			median(all), slices.Max(all), span(rs, func(r result) float64 { return ms(medianDur(r.latencyLow)) }, 1), first, len(all))
+			stats.Median(all), slices.Max(all), span(rs, func(r result) float64 { return ms(medianDur(r.latencyLow)) }, 1), first, len(all))
 	}
 	fmt.Printf("\nload average before: %s; after: %s\n", load0, load1)
-}
-
-// build compiles pkg as the images do: static, without symbol tables.
-func build(dir, name, pkg string) (string, error) {
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out, nil
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func span(rs []result, f func(result) float64, prec int) string {
@@ -108,26 +88,7 @@ func span(rs []result, f func(result) float64, prec int) string {
 	for i, r := range rs {
 		xs[i] = f(r)
 	}
-	return spanOf(xs, prec)
-}
-
-func spanOf(xs []float64, prec int) string {
-	if len(xs) == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.*f (%.*f-%.*f)", prec, median(xs), prec, slices.Min(xs), prec, slices.Max(xs))
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return stats.Span(xs, prec)
 }
 
 func medianDur(ds []time.Duration) time.Duration {
@@ -135,7 +96,7 @@ func medianDur(ds []time.Duration) time.Duration {
 	for i, d := range ds {
 		xs[i] = float64(d)
 	}
-	return time.Duration(median(xs))
+	return time.Duration(stats.Median(xs))
 }
 
 func mib(b float64) float64      { return b / (1 << 20) }

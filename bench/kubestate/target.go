@@ -2,19 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice/bench/internal/ports"
+	"github.com/sluicehq/sluice/bench/internal/proc"
 )
 
 // match selects the lines of a series page of one metric that carry every
@@ -285,35 +284,5 @@ func (p *process) waitFor(ctx context.Context, m match, want int, timeout time.D
 	}
 }
 
-// memory reads VmRSS, RssAnon and RssFile (bytes) of the process.
-func (p *process) memory() (mem, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
-	if err != nil {
-		return mem{}, err
-	}
-	var m mem
-	found := 0
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			m.rss, found = v*1024, found+1
-		case "RssAnon:":
-			m.anon, found = v*1024, found+1
-		case "RssFile:":
-			m.file, found = v*1024, found+1
-		}
-	}
-	if found != 3 {
-		return mem{}, errors.New("no VmRSS, RssAnon and RssFile in /proc/PID/status")
-	}
-	return m, nil
-}
-
-type mem struct{ rss, anon, file float64 }
-
-func (m mem) sub(o mem) mem { return mem{m.rss - o.rss, m.anon - o.anon, m.file - o.file} }
+// memory reads the process's resident memory.
+func (p *process) memory() (proc.Memory, error) { return proc.ReadMemory(p.cmd.Process.Pid) }
