@@ -21,8 +21,12 @@ func report(results map[string][]result, load0, load1 string) {
 	rss := func(m proc.Memory) float64 { return m.RSS }
 	anon := func(m proc.Memory) float64 { return m.Anon }
 
-	fmt.Printf("## kubestate: kubernetes_status_source + metrics_sink beside kube-state-metrics %s, %d Deployments then %d Pods in one namespace, median (min-max) of %d runs\n\n",
-		ksmVersion, *flagObjects, *flagObjects, *flagRuns)
+	scope := "both watching that namespace"
+	if *flagAllNS {
+		scope = "both watching every namespace"
+	}
+	fmt.Printf("## kubestate: kubernetes_status_source + metrics_sink beside kube-state-metrics %s, %d Deployments then %d Pods in one namespace, %s, median (min-max) of %d runs\n\n",
+		ksmVersion, *flagObjects, *flagObjects, scope, *flagRuns)
 	fmt.Printf("### Memory: RSS after %d full scrapes of each page\n\n", *flagScrapes)
 	fmt.Println("| target | idle RSS MiB | after Deployments MiB | after Pods MiB | per Deployment KiB | (anonymous) | per Pod KiB | (anonymous) |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
