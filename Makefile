@@ -96,7 +96,7 @@ bench-statsd:
 	$(GO) run ./bench/statsd $(BENCH_ARGS)
 
 # kubernetes_status_source + metrics_sink beside kube-state-metrics v2.20.0
-# on the same real kube-apiserver (about 5 minutes a run; not part of `make
+# on the same real kube-apiserver (about a minute a run on 2 cores; not part of `make
 # test`): RSS per Deployment and per Pod, scrape cost per series,
 # change-to-metric latency. See bench/kubestate.
 bench-kubestate: deps
