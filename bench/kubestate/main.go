@@ -11,9 +11,9 @@
 // an order alternated each run. It creates -objects realistic Deployments
 // (status written through the status subresource: no controller runs),
 // waits until both expose every one, scrapes each page -scrapes times and
-// reads each process's RSS; then the same with -objects Pods; then patches
-// -changes Deployments' status to unavailable, one at a time, and times how
-// long each target's page takes to show it. It prints, with medians and
+// reads each process's RSS; then the same with -objects Pods; then, -changes
+// times for each target, patches one Deployment's status to unavailable and
+// times how long that target's page takes to show it. It prints, with medians and
 // min-max over the runs: RSS per Deployment and per Pod and the ratio
 // Sluice/KSM, scrape time per series, change-to-metric latency, and the load
 // average before and after.
@@ -46,7 +46,7 @@ var (
 	flagRuns    = flag.Int("runs", 3, "runs, each on a fresh kube-apiserver and fresh targets")
 	flagObjects = flag.Int("objects", 2000, "Deployments, then as many Pods")
 	flagScrapes = flag.Int("scrapes", 3, "full scrapes of each page before each memory reading")
-	flagChanges = flag.Int("changes", 10, "Deployments turned unavailable, one at a time, for the change-to-metric latency")
+	flagChanges = flag.Int("changes", 10, "Deployments turned unavailable for each target, one at a time, for the change-to-metric latency")
 	flagWorkers = flag.Int("workers", 8, "concurrent create requests")
 	flagSettle  = flag.Duration("settle", 2*time.Second, "wait after the last scrape before reading RSS")
 	flagWait    = flag.Duration("wait", 5*time.Minute, "longest wait for a target to show every object")
