@@ -102,6 +102,10 @@ func run(ctx context.Context) error {
 	if *flagObjects < 1 || *flagRuns < 1 || *flagScrapes < 1 {
 		return errors.New("-objects, -runs and -scrapes must be at least 1")
 	}
+	if *flagChanges < 1 || 2**flagChanges > *flagObjects {
+		// Each change turns a Deployment that is still available.
+		return errors.New("-changes must be at least 1 and at most half -objects")
+	}
 	if _, err := os.Stat(*flagKSM); err != nil {
 		return fmt.Errorf("kube-state-metrics (make deps installs it, or set -kube-state-metrics): %w", err)
 	}
