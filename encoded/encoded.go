@@ -29,6 +29,19 @@ type Gatherer interface {
 	GatherText() ([]Family, error)
 }
 
+// Versioned is a Gatherer that also says when its families changed, so
+// that a sink can keep what it derives from them (a compressed page)
+// while they do not. It is optional: a Gatherer without it is read anew
+// at every scrape.
+type Versioned interface {
+	Gatherer
+	// GatherTextVersion is GatherText and the version of what it
+	// returns: two calls on the same Versioned that return the same
+	// version returned the same bytes. Versions are not comparable
+	// across gatherers.
+	GatherTextVersion() ([]Family, uint64, error)
+}
+
 // Family is one metric family in the text exposition format (version
 // 0.0.4), HELP and TYPE lines included.
 type Family struct {
