@@ -1,8 +1,11 @@
 package sink
 
 import (
+	"bytes"
 	"compress/gzip"
+	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -77,8 +80,20 @@ func (c *Component) serveEncoded(w http.ResponseWriter, r *http.Request, st *sta
 	}
 	escape := format.ToEscapingScheme() != model.NoEscaping
 	var fams []encoded.Family
+	// versions are the inputs' versions while every input has them
+	// (encoded.Versioned): then a compressed page can be reused.
+	versions := make([]uint64, 0, len(st.text))
 	for _, g := range st.text {
-		fs, err := g.GatherText()
+		var fs []encoded.Family
+		var err error
+		if vg, ok := g.(encoded.Versioned); ok && versions != nil {
+			var v uint64
+			fs, v, err = vg.GatherTextVersion()
+			versions = append(versions, v)
+		} else {
+			versions = nil
+			fs, err = g.GatherText()
+		}
 		if err != nil {
 			return false // the gather counts and logs the error
 		}
@@ -93,23 +108,73 @@ func (c *Component) serveEncoded(w http.ResponseWriter, r *http.Request, st *sta
 		}
 	}
 	w.Header().Set("Content-Type", string(format))
-	var out interface{ Write([]byte) (int, error) } = w
 	if useGzip {
 		w.Header().Set("Content-Encoding", "gzip")
+		if versions != nil {
+			_, _ = w.Write(c.gzipped(st, versions, fams))
+			return true
+		}
 		gz := c.gzips.Get().(*gzip.Writer)
 		gz.Reset(w)
 		defer func() {
 			_ = gz.Close()
 			c.gzips.Put(gz)
 		}()
-		out = gz
+		writeFamilies(gz, fams)
+		return true
 	}
+	writeFamilies(w, fams)
+	return true
+}
+
+// writeFamilies writes the families' bytes as they are; a write error is
+// a scraper that left: nothing more to serve it.
+func writeFamilies(w io.Writer, fams []encoded.Family) {
 	for _, f := range fams {
-		if _, err := out.Write(f.Text); err != nil {
-			return true // the scraper left: nothing more to serve it
+		if _, err := w.Write(f.Text); err != nil {
+			return
 		}
 	}
-	return true
+}
+
+// gzPage is a compressed page and what it was compressed from: the
+// state's inputs at these versions. The bytes do not depend on the text
+// format variant negotiated (serveEncoded serves only bytes that every
+// variant it accepts writes alike), so one page serves every scraper.
+type gzPage struct {
+	st       *state
+	versions []uint64
+	body     []byte
+}
+
+// gzipped returns fams compressed. When every input is at the version of
+// the last compressed page, that page is reused: compressing 100k series
+// was most of a gzip scrape once the families came encoded (0.73 µs per
+// series). Memory: one compressed page per sink, replaced when an input's
+// version changes and dropped at an Update. Concurrent scrapes that find
+// no page compress once (gzMu).
+func (c *Component) gzipped(st *state, versions []uint64, fams []encoded.Family) []byte {
+	if p := c.gzPage.Load(); p != nil && p.st == st && slices.Equal(p.versions, versions) {
+		c.metrics.gzipReused.Inc()
+		return p.body
+	}
+	c.gzMu.Lock()
+	defer c.gzMu.Unlock()
+	if p := c.gzPage.Load(); p != nil && p.st == st && slices.Equal(p.versions, versions) {
+		c.metrics.gzipReused.Inc()
+		return p.body
+	}
+	var buf bytes.Buffer
+	if p := c.gzPage.Load(); p != nil {
+		buf.Grow(len(p.body) + len(p.body)/8)
+	}
+	gz := c.gzips.Get().(*gzip.Writer)
+	gz.Reset(&buf)
+	writeFamilies(gz, fams)
+	_ = gz.Close() // writes to memory do not fail
+	c.gzips.Put(gz)
+	c.gzPage.Store(&gzPage{st: st, versions: versions, body: buf.Bytes()})
+	return buf.Bytes()
 }
 
 // encoding reads Accept-Encoding as promhttp does for the encodings it

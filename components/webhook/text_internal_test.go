@@ -3,9 +3,9 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
-	"net/http/httptest"
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
