@@ -25,7 +25,10 @@ import (
 // same moment.
 type Gatherer interface {
 	// GatherText returns the families sorted by name. Callers must not
-	// modify them: they are shared by every scrape.
+	// modify them: they are shared by every scrape. Nor may the Gatherer
+	// modify bytes it handed out (a later call returns new slices for
+	// what changed): a sink recognizes an unchanged family by its slice
+	// and keeps what it derived from it (a compressed chunk).
 	GatherText() ([]Family, error)
 }
 

@@ -1,11 +1,9 @@
 package sink
 
 import (
-	"bytes"
 	"compress/gzip"
 	"io"
 	"net/http"
-	"slices"
 	"sort"
 	"strings"
 
@@ -135,46 +133,6 @@ func writeFamilies(w io.Writer, fams []encoded.Family) {
 			return
 		}
 	}
-}
-
-// gzPage is a compressed page and what it was compressed from: the
-// state's inputs at these versions. The bytes do not depend on the text
-// format variant negotiated (serveEncoded serves only bytes that every
-// variant it accepts writes alike), so one page serves every scraper.
-type gzPage struct {
-	st       *state
-	versions []uint64
-	body     []byte
-}
-
-// gzipped returns fams compressed. When every input is at the version of
-// the last compressed page, that page is reused: compressing 100k series
-// was most of a gzip scrape once the families came encoded (0.73 µs per
-// series). Memory: one compressed page per sink, replaced when an input's
-// version changes and dropped at an Update. Concurrent scrapes that find
-// no page compress once (gzMu).
-func (c *Component) gzipped(st *state, versions []uint64, fams []encoded.Family) []byte {
-	if p := c.gzPage.Load(); p != nil && p.st == st && slices.Equal(p.versions, versions) {
-		c.metrics.gzipReused.Inc()
-		return p.body
-	}
-	c.gzMu.Lock()
-	defer c.gzMu.Unlock()
-	if p := c.gzPage.Load(); p != nil && p.st == st && slices.Equal(p.versions, versions) {
-		c.metrics.gzipReused.Inc()
-		return p.body
-	}
-	var buf bytes.Buffer
-	if p := c.gzPage.Load(); p != nil {
-		buf.Grow(len(p.body) + len(p.body)/8)
-	}
-	gz := c.gzips.Get().(*gzip.Writer)
-	gz.Reset(&buf)
-	writeFamilies(gz, fams)
-	_ = gz.Close() // writes to memory do not fail
-	c.gzips.Put(gz)
-	c.gzPage.Store(&gzPage{st: st, versions: versions, body: buf.Bytes()})
-	return buf.Bytes()
 }
 
 // encoding reads Accept-Encoding as promhttp does for the encodings it

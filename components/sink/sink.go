@@ -3,6 +3,7 @@
 package sink
 
 import (
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -190,6 +191,7 @@ type Component struct {
 	// (encoded.go: gzipped); gzMu serializes compressing one.
 	gzPage atomic.Pointer[gzPage]
 	gzMu   sync.Mutex
+	flate  *flate.Writer // compresses chunks (gzpage.go); guarded by gzMu
 
 	flightMu sync.Mutex // guards flight
 	flight   *flight    // the gather in flight, shared by the scrapes that arrive during it
