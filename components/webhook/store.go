@@ -49,7 +49,7 @@ type series struct {
 	// nil once it changed; ver counts its changes; gone is set when it
 	// left its metric's map (removed or replaced).
 	text []byte
-	ver  uint64
+	ver  uint32 // compared for equality within one scrape only: wrapping is harmless
 	gone bool
 }
 

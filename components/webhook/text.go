@@ -70,7 +70,9 @@ type famText struct {
 }
 
 func (t *famText) init(d *metricDef, gen *uint64) {
-	t.gen, t.oldest = gen, math.MaxInt64
+	// resort until the first scrape of the text sorts: a receiver never
+	// scraped through a sink's text path keeps no order.
+	t.gen, t.oldest, t.resort = gen, math.MaxInt64, true
 	t.byName = make([]int, len(d.labels))
 	for i := range t.byName {
 		t.byName[i] = i
@@ -206,7 +208,7 @@ type famJob struct {
 // copy of what to encode.
 type textEntry struct {
 	sr     *series
-	ver    uint64
+	ver    uint32
 	text   []byte
 	values []string
 	value  float64
