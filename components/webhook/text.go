@@ -159,18 +159,11 @@ func (t *famText) compare(a, b *series) int {
 }
 
 // sortOrder brings order up to date: the live series, sorted. A few
-// series added to many cost sorting the few and one merge.
+// series added to many cost sorting the few and one merge. Called with
+// the store's lock held; a full sort (resort) is not done here but by
+// build, outside the lock (see noteText).
 func (ms *metricState) sortOrder() {
 	t := &ms.text
-	if t.resort {
-		t.order = make([]*series, 0, len(ms.series))
-		for _, sr := range ms.series {
-			t.order = append(t.order, sr)
-		}
-		slices.SortFunc(t.order, t.compare)
-		t.resort, t.added = false, nil
-		return
-	}
 	slices.SortFunc(t.added, t.compare)
 	out := make([]*series, 0, len(ms.series))
 	i, j := 0, 0
@@ -196,25 +189,27 @@ func (ms *metricState) sortOrder() {
 type famJob struct {
 	ms      *metricState
 	def     *metricDef
+	text    *famText // for compare only (byName never changes)
 	ver     uint64
 	escaped bool
 	page    []byte // current page, or the one built
 	header  []byte // nil: to encode
 	entries []textEntry
-	ends    []int // entries[i] is page[ends[i-1]:ends[i]] once built
+	// copies are the values of the series to encode (textEntry.copy).
+	copies []series
+	// sorted: entries are in the registry's order; otherwise build sorts
+	// them and installText makes them the metric's order.
+	sorted bool
+	ends   []int // entries[i] is page[ends[i]:ends[i+1]] once built
 }
 
-// textEntry is one series of a page to build: its current lines, or a
-// copy of what to encode.
+// textEntry is one series of a page to build: its current lines, or the
+// index of a copy of its values to encode (copy >= 0).
 type textEntry struct {
-	sr     *series
-	ver    uint32
-	text   []byte
-	values []string
-	value  float64
-	counts []uint64
-	sum    float64
-	count  uint64
+	sr   *series
+	text []byte
+	ver  uint32
+	copy int32
 }
 
 // gatherText returns the metrics' pages sorted by name, and the store's
@@ -226,11 +221,15 @@ func (s *store) gatherText(now time.Time) (fams []encoded.Family, version uint64
 	defer s.textMu.Unlock()
 	jobs, version, expired := s.noteText(now)
 	for _, j := range jobs {
-		if err := j.build(); err != nil {
-			return nil, 0, expired, err
+		if err = j.build(); err != nil {
+			j.page = nil
+			break
 		}
 	}
 	s.installText(jobs)
+	if err != nil {
+		return nil, 0, expired, err
+	}
 	fams = make([]encoded.Family, 0, len(jobs))
 	for _, j := range jobs {
 		fams = append(fams, encoded.Family{Name: j.def.name, Text: j.page, Escaped: j.escaped})
@@ -239,7 +238,10 @@ func (s *store) gatherText(now time.Time) (fams []encoded.Family, version uint64
 }
 
 // noteText sweeps expired series (as Collect leaves them out) and notes,
-// for each metric with series, its page or what to build it from.
+// for each metric with series, its page or what to build it from. It
+// holds the store's lock for a walk over the changed metrics' series:
+// a metric that needs a full sort (its first scrape, or after many
+// changes) is noted unsorted and sorted by build.
 func (s *store) noteText(now time.Time) ([]*famJob, uint64, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -257,7 +259,7 @@ func (s *store) noteText(now time.Time) ([]*famJob, uint64, int) {
 			continue // a registry leaves out a family without series
 		}
 		t := &ms.text
-		j := &famJob{ms: ms, def: ms.def, ver: t.ver, escaped: t.escaped}
+		j := &famJob{ms: ms, def: ms.def, text: t, ver: t.ver, escaped: t.escaped}
 		jobs = append(jobs, j)
 		if t.page != nil && t.pageVer == t.ver {
 			j.page = t.page
@@ -266,12 +268,27 @@ func (s *store) noteText(now time.Time) ([]*famJob, uint64, int) {
 		if t.header != nil && t.headerHelp == ms.def.help {
 			j.header = t.header
 		}
-		ms.sortOrder()
-		j.entries = make([]textEntry, len(t.order))
-		for i, sr := range t.order {
-			e := textEntry{sr: sr, ver: sr.ver, text: sr.text}
+		order := t.order
+		if t.resort {
+			// From now on puts are tracked in added; installText makes
+			// the sorted series the order (unless too many changes
+			// dropped it meanwhile).
+			order = make([]*series, 0, len(ms.series))
+			for _, sr := range ms.series {
+				order = append(order, sr)
+			}
+			t.order, t.added, t.resort = nil, nil, false
+		} else {
+			ms.sortOrder()
+			order = t.order
+			j.sorted = true
+		}
+		j.entries = make([]textEntry, len(order))
+		for i, sr := range order {
+			e := textEntry{sr: sr, ver: sr.ver, text: sr.text, copy: -1}
 			if e.text == nil {
-				e.values, e.value, e.counts, e.sum, e.count = sr.values, sr.value, slices.Clone(sr.counts), sr.sum, sr.count
+				e.copy = int32(len(j.copies))
+				j.copies = append(j.copies, series{values: sr.values, value: sr.value, counts: slices.Clone(sr.counts), sum: sr.sum, count: sr.count})
 			}
 			j.entries[i] = e
 		}
@@ -281,10 +298,14 @@ func (s *store) noteText(now time.Time) ([]*famJob, uint64, int) {
 
 // build encodes what changed and copies the rest into a new page.
 // Outside the lock: it reads only what noteText copied, the lines of
-// pages (never modified) and the metric's definition (immutable).
+// pages (never modified), series' label values (never modified) and the
+// metric's definition (immutable).
 func (j *famJob) build() error {
 	if j.entries == nil {
 		return nil
+	}
+	if !j.sorted {
+		slices.SortFunc(j.entries, func(a, b textEntry) int { return j.text.compare(a.sr, b.sr) })
 	}
 	var err error
 	if j.header == nil {
@@ -294,31 +315,24 @@ func (j *famJob) build() error {
 	}
 	// The changed series are encoded into fresh, one after the other.
 	var fresh bytes.Buffer
-	var freshEnds []int
-	size := len(j.header)
-	for i := range j.entries {
-		e := &j.entries[i]
-		if e.text != nil {
-			size += len(e.text)
-			continue
-		}
-		sr := series{values: e.values, value: e.value, counts: e.counts, sum: e.sum, count: e.count}
-		if err := j.def.appendText(&fresh, &sr); err != nil {
+	freshEnds := make([]int, len(j.copies)+1)
+	for k := range j.copies {
+		if err := j.def.appendText(&fresh, &j.copies[k]); err != nil {
 			return err
 		}
-		freshEnds = append(freshEnds, fresh.Len())
+		freshEnds[k+1] = fresh.Len()
 	}
-	size += fresh.Len()
+	size := len(j.header) + fresh.Len()
+	for _, e := range j.entries {
+		size += len(e.text)
+	}
 	page := make([]byte, 0, size)
 	page = append(page, j.header...)
 	j.ends = make([]int, len(j.entries)+1)
 	j.ends[0] = len(page)
-	k, start := 0, 0
 	for i, e := range j.entries {
-		if e.text == nil {
-			page = append(page, fresh.Bytes()[start:freshEnds[k]]...)
-			start = freshEnds[k]
-			k++
+		if e.copy >= 0 {
+			page = append(page, fresh.Bytes()[freshEnds[e.copy]:freshEnds[e.copy+1]]...)
 		} else {
 			page = append(page, e.text...)
 		}
@@ -329,8 +343,9 @@ func (j *famJob) build() error {
 }
 
 // installText keeps what gatherText built: the page of a metric that did
-// not change meanwhile, and the lines of each series that did not (its
-// slice of the new page, so that the old page is freed).
+// not change meanwhile, the lines of each series that did not (its slice
+// of the new page, so that the old page is freed), and the order build
+// sorted.
 func (s *store) installText(jobs []*famJob) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -339,11 +354,27 @@ func (s *store) installText(jobs []*famJob) {
 			continue
 		}
 		t := &j.ms.text
+		if j.page == nil {
+			// Not built (an encoding error, or an earlier job's): an
+			// order noteText dropped is rebuilt from the map next time.
+			if !j.sorted && t.order == nil {
+				t.order, t.added, t.resort = nil, nil, true
+			}
+			continue
+		}
 		if t.ver == j.ver {
 			t.page, t.pageVer = j.page, j.ver
 		}
 		if j.ms.def.help == j.def.help {
 			t.header, t.headerHelp = j.page[:j.ends[0]:j.ends[0]], j.def.help
+		}
+		if !j.sorted && !t.resort && t.order == nil {
+			// Series put since noteText are in added; removed ones are
+			// skipped at the next merge.
+			t.order = make([]*series, len(j.entries))
+			for i, e := range j.entries {
+				t.order[i] = e.sr
+			}
 		}
 		for i, e := range j.entries {
 			if !e.sr.gone && e.sr.ver == e.ver {
