@@ -25,8 +25,24 @@ import (
 // same moment.
 type Gatherer interface {
 	// GatherText returns the families sorted by name. Callers must not
-	// modify them: they are shared by every scrape.
+	// modify them: they are shared by every scrape. Nor may the Gatherer
+	// modify bytes it handed out (a later call returns new slices for
+	// what changed): a sink recognizes an unchanged family by its slice
+	// and keeps what it derived from it (a compressed chunk).
 	GatherText() ([]Family, error)
+}
+
+// Versioned is a Gatherer that also says when its families changed, so
+// that a sink can keep what it derives from them (a compressed page)
+// while they do not. It is optional: a Gatherer without it is read anew
+// at every scrape.
+type Versioned interface {
+	Gatherer
+	// GatherTextVersion is GatherText and the version of what it
+	// returns: two calls on the same Versioned that return the same
+	// version returned the same bytes. Versions are not comparable
+	// across gatherers.
+	GatherTextVersion() ([]Family, uint64, error)
 }
 
 // Family is one metric family in the text exposition format (version

@@ -55,6 +55,10 @@ func registry() *prometheus.Registry {
 
 var variants = []struct {
 	name, relabel, cache, sink string
+	// webhook: the sink serves a webhook_receiver holding the same 100k
+	// series, pushed through its API (webhookRig); push: one series is
+	// pushed (untimed) before each scrape.
+	webhook, push bool
 }{
 	// The sink alone, serving the registry.
 	{name: "sink", sink: `inputs = [test.reg]`},
@@ -80,15 +84,34 @@ rule {
 	// it hands the sink its families encoded (encoded.Gatherer), so a
 	// scrape copies the page instead of gathering and encoding it.
 	{name: "cache", cache: "refresh_interval = \"1h\"\nmax_staleness = \"2h\"", sink: `inputs = [test.cache]`},
+	// A webhook_receiver: it keeps each series' lines and each metric's
+	// page, and hands the sink the pages (encoded.Gatherer). Its direct
+	// peer is promhttp serving the receiver's own registry.
+	{name: "webhook", webhook: true, sink: `inputs = [test.wh]`},
+	// The same with one series pushed before every scrape: the scrape
+	// re-encodes that series and copies its metric's page.
+	{name: "webhook_push", webhook: true, push: true, sink: `inputs = [test.wh]`},
 }
 
 func BenchmarkScrape100k(b *testing.B) {
 	reg := registry()
-	direct := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true})
+	// Built by the first webhook variant and shared by the others (100k
+	// pushes take seconds): its resources belong to this benchmark, not to
+	// the variant that happens to build it.
+	var wh *webhookRig
+	parent := b
 	for _, enc := range []string{"identity", "gzip"} {
 		for _, v := range variants {
 			b.Run(enc+"/"+v.name, func(b *testing.B) {
+				direct := promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true})
 				opts := []pipelinetest.Option{pipelinetest.WithGatherer("reg", reg)}
+				if v.webhook {
+					if wh == nil {
+						wh = newWebhookRig(parent, b)
+					}
+					opts = append(opts, pipelinetest.WithGatherer("wh", wh.gatherer))
+					direct = promhttp.HandlerFor(wh.gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true})
+				}
 				if v.relabel != "" {
 					rl := pipelinetest.New(b, "relabel", "input = test.reg\n"+v.relabel, pipelinetest.WithGatherer("reg", reg))
 					opts = append(opts, pipelinetest.WithGatherer("rl", rl.Gatherer()))
@@ -112,12 +135,16 @@ func BenchmarkScrape100k(b *testing.B) {
 				serve(b, handler, req)
 
 				var tDirect, tVariant time.Duration
+				var nDirect, nVariant int
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
+					if v.push {
+						wh.push(b, i%families, i%seriesPerFam, float64(i+1))
+					}
 					t0 := time.Now()
-					serve(b, direct, req)
+					nDirect = serve(b, direct, req)
 					t1 := time.Now()
-					serve(b, handler, req)
+					nVariant = serve(b, handler, req)
 					tDirect += t1.Sub(t0)
 					tVariant += time.Since(t1)
 				}
@@ -125,6 +152,10 @@ func BenchmarkScrape100k(b *testing.B) {
 				b.ReportMetric(float64(tVariant)/1e6/float64(b.N), "sluice-ms/scrape")
 				b.ReportMetric(float64(tVariant)/float64(tDirect), "ratio")
 				b.ReportMetric(float64(tVariant)/1e3/float64(b.N)/(families*seriesPerFam), "sluice-µs/series")
+				// The page size as sent (compressed with gzip): a page
+				// compressed family by family is a little larger.
+				b.ReportMetric(float64(nDirect), "direct-bytes")
+				b.ReportMetric(float64(nVariant), "sluice-bytes")
 			})
 		}
 	}
@@ -142,10 +173,12 @@ func (d *discard) Write(p []byte) (int, error) { d.n += len(p); return len(p), n
 
 var _ io.Writer = (*discard)(nil)
 
-func serve(b *testing.B, h http.Handler, req *http.Request) {
+// serve serves one scrape and returns the bytes written.
+func serve(b *testing.B, h http.Handler, req *http.Request) int {
 	w := &discard{h: http.Header{}, status: http.StatusOK}
 	h.ServeHTTP(w, req)
 	if w.status != http.StatusOK || w.n < 100_000 {
 		b.Fatalf("scrape: status %d, %d bytes", w.status, w.n)
 	}
+	return w.n
 }

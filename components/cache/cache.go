@@ -175,9 +175,10 @@ type Component struct {
 	// now is the clock; tests replace it before Start.
 	now func() time.Time
 
-	cfg  atomic.Pointer[config]
-	snap atomic.Pointer[snapshot] // what scrapes serve; immutable once stored
-	wake chan struct{}            // Commit -> Run: the config changed
+	cfg      atomic.Pointer[config]
+	snap     atomic.Pointer[snapshot] // what scrapes serve; immutable once stored
+	versions atomic.Uint64            // the last snapshot version stored
+	wake     chan struct{}            // Commit -> Run: the config changed
 
 	// The restore of the snapshot file runs once, started by whichever
 	// comes first: Run or a Gather (see Gather). restored is closed when
@@ -206,7 +207,7 @@ var (
 	_ pipeline.DefaultDocumenter    = (*Arguments)(nil)
 	_ pipeline.HealthReporter       = (*Component)(nil)
 	_ prometheus.Gatherer           = (*Component)(nil)
-	_ encoded.Gatherer              = (*Component)(nil)
+	_ encoded.Versioned             = (*Component)(nil)
 )
 
 // Build creates a cache. It reads nothing and starts nothing: the snapshot
@@ -225,7 +226,7 @@ func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 	}
 	c.started.Store(c.now().UnixNano())
 	c.cfg.Store(newConfig(args, 1))
-	c.snap.Store(&snapshot{})
+	c.storeSnapshot(&snapshot{})
 	m, err := newSelfMetrics(opts.Registerer, c)
 	if err != nil {
 		return nil, err
@@ -256,6 +257,20 @@ func (c *Component) Gather() ([]*dto.MetricFamily, error) {
 // every scrape until the next refresh copies the same bytes.
 func (c *Component) GatherText() ([]encoded.Family, error) {
 	return c.snapshot().encoded()
+}
+
+// GatherTextVersion is GatherText and the snapshot's version
+// (encoded.Versioned): it changes at every refresh and restore.
+func (c *Component) GatherTextVersion() ([]encoded.Family, uint64, error) {
+	s := c.snapshot()
+	fams, err := s.encoded()
+	return fams, s.version, err
+}
+
+// storeSnapshot makes s the snapshot scrapes serve, with the next version.
+func (c *Component) storeSnapshot(s *snapshot) {
+	s.version = c.versions.Add(1)
+	c.snap.Store(s)
 }
 
 // snapshot is the snapshot a scrape serves, once the restore has finished

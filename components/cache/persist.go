@@ -264,7 +264,7 @@ func (c *Component) restore(cfg *config) {
 	total := s.series
 	s, expired := expire(s, c.now(), cfg.maxStaleness)
 	s.count()
-	c.snap.Store(s)
+	c.storeSnapshot(s)
 	c.opts.Logger.Info("snapshot restored", "series", s.series, "expired", expired, "of", total,
 		"persisted_at", d.persistedAt.UTC().Format(time.RFC3339), "refreshed_at", d.refreshedAt.UTC().Format(time.RFC3339))
 }

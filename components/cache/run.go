@@ -161,7 +161,7 @@ func (c *Component) refresh(ctx context.Context) {
 		c.errLog.Warn("partial refresh: the input dropped families or metrics; the rest is cached", "errors", dropped, "first", errs[0])
 	}
 	next, st := merge(c.snap.Load(), call.fams, now, cfg.maxStaleness)
-	c.snap.Store(next)
+	c.storeSnapshot(next)
 	c.metrics.expired.Add(float64(st.expired))
 	if cfg.persist {
 		if err := c.persist.write(next, now); err != nil {
@@ -188,7 +188,7 @@ func (c *Component) fail(reason string, err error, cfg *config) {
 	c.setHealth(pipeline.HealthUnhealthy, fmt.Sprintf("last refresh failed (%s): %v", reason, err))
 	next, n := expire(c.snap.Load(), c.now(), cfg.maxStaleness)
 	if n > 0 {
-		c.snap.Store(next)
+		c.storeSnapshot(next)
 		c.metrics.expired.Add(float64(n))
 	}
 }

@@ -24,6 +24,10 @@ type snapshot struct {
 
 	series, stale, restored int
 
+	// version is set when the snapshot is stored (Component.storeSnapshot):
+	// GatherTextVersion's version.
+	version uint64
+
 	// text is fams encoded, made by the first encoded call (the snapshot
 	// is otherwise immutable; the encoding is derived from it).
 	text lazyText

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"compress/gzip"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -77,8 +78,20 @@ func (c *Component) serveEncoded(w http.ResponseWriter, r *http.Request, st *sta
 	}
 	escape := format.ToEscapingScheme() != model.NoEscaping
 	var fams []encoded.Family
+	// versions are the inputs' versions while every input has them
+	// (encoded.Versioned): then a compressed page can be reused.
+	versions := make([]uint64, 0, len(st.text))
 	for _, g := range st.text {
-		fs, err := g.GatherText()
+		var fs []encoded.Family
+		var err error
+		if vg, ok := g.(encoded.Versioned); ok && versions != nil {
+			var v uint64
+			fs, v, err = vg.GatherTextVersion()
+			versions = append(versions, v)
+		} else {
+			versions = nil
+			fs, err = g.GatherText()
+		}
 		if err != nil {
 			return false // the gather counts and logs the error
 		}
@@ -93,23 +106,33 @@ func (c *Component) serveEncoded(w http.ResponseWriter, r *http.Request, st *sta
 		}
 	}
 	w.Header().Set("Content-Type", string(format))
-	var out interface{ Write([]byte) (int, error) } = w
 	if useGzip {
 		w.Header().Set("Content-Encoding", "gzip")
+		if versions != nil {
+			_, _ = w.Write(c.gzipped(st, versions, fams))
+			return true
+		}
 		gz := c.gzips.Get().(*gzip.Writer)
 		gz.Reset(w)
 		defer func() {
 			_ = gz.Close()
 			c.gzips.Put(gz)
 		}()
-		out = gz
+		writeFamilies(gz, fams)
+		return true
 	}
+	writeFamilies(w, fams)
+	return true
+}
+
+// writeFamilies writes the families' bytes as they are; a write error is
+// a scraper that left: nothing more to serve it.
+func writeFamilies(w io.Writer, fams []encoded.Family) {
 	for _, f := range fams {
-		if _, err := out.Write(f.Text); err != nil {
-			return true // the scraper left: nothing more to serve it
+		if _, err := w.Write(f.Text); err != nil {
+			return
 		}
 	}
-	return true
 }
 
 // encoding reads Accept-Encoding as promhttp does for the encodings it

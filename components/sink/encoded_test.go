@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -133,4 +134,90 @@ type failingText struct{ textGatherer }
 
 func (f *failingText) GatherText() ([]encoded.Family, error) {
 	return nil, errors.New("encoding failed")
+}
+
+// versionedGatherer is a textGatherer with a version (encoded.Versioned)
+// that the test moves when it changes the families.
+type versionedGatherer struct {
+	textGatherer
+	version atomic.Uint64
+}
+
+func (v *versionedGatherer) GatherTextVersion() ([]encoded.Family, uint64, error) {
+	fams, err := v.GatherText()
+	return fams, v.version.Load(), err
+}
+
+// A gzip scrape of inputs that are all at the version of the last
+// compressed page is answered with that page; a new version, a plain
+// input or an Update makes it compress again, and what is served is
+// always the current families.
+func TestGzipPageReusedWhileInputsUnchanged(t *testing.T) {
+	ga := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g_a", Help: "A."})
+	rega := prometheus.NewRegistry()
+	rega.MustRegister(ga)
+	a := &versionedGatherer{textGatherer: textGatherer{g: rega}}
+	b := &versionedGatherer{textGatherer: textGatherer{g: counterReg(t, "c_b", 2)}}
+	h, srv := pathSink(t, "inputs = [test.a, test.b]", pipelinetest.WithGatherer("a", a), pipelinetest.WithGatherer("b", b), pipelinetest.WithGatherer("plain", counterReg(t, "c_plain", 3)))
+	url := srv.URL + "/metrics/test"
+	waitServing(t, url)
+	gz := map[string]string{"Accept-Encoding": "gzip"}
+	reused := func() float64 { return selfValue(t, h, "sluice_metrics_sink_gzip_pages_reused_total", nil) }
+	scrape := func() map[string]*dto.MetricFamily {
+		t.Helper()
+		resp, body := get(t, srv.Client(), url, gz)
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("not gzipped: %v", resp.Header)
+		}
+		return parse(t, body)
+	}
+
+	scrape() // (waitServing may have compressed one already)
+	base := reused()
+	if m := scrape(); m["g_a"].Metric[0].Gauge.GetValue() != 0 || m["c_b"] == nil {
+		t.Fatalf("reused page serves other families: %v", m)
+	}
+	if got := reused(); got != base+1 {
+		t.Fatalf("unchanged inputs: reused %v pages, want 1", got-base)
+	}
+	// A change (and its new version) is served, compressed anew.
+	ga.Set(7)
+	a.version.Add(1)
+	if m := scrape(); m["g_a"].Metric[0].Gauge.GetValue() != 7 {
+		t.Fatalf("the change is not served: %v", m["g_a"])
+	}
+	if got := reused(); got != base+1 {
+		t.Fatal("a page was reused after an input's version changed")
+	}
+	scrape()
+	if got := reused(); got != base+2 {
+		t.Fatal("the new page was not reused")
+	}
+	// An identity scrape is not compressed and does not disturb the page.
+	if resp, body := get(t, srv.Client(), url, map[string]string{"Accept-Encoding": "identity"}); resp.Header.Get("Content-Encoding") != "" || !strings.Contains(body, "g_a 7") {
+		t.Fatalf("identity scrape: %v\n%s", resp.Header, body)
+	}
+	// With a plain input beside them, nothing says it did not change:
+	// every gzip scrape compresses.
+	if err := h.Update("inputs = [test.a, test.b, test.plain]"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if m := scrape(); m["c_plain"] == nil || m["g_a"].Metric[0].Gauge.GetValue() != 7 {
+			t.Fatalf("families missing: %v", m)
+		}
+	}
+	if got := reused(); got != base+2 {
+		t.Fatalf("a page was reused with an input that has no version: %v", got-base)
+	}
+	// After an Update back, the page of the earlier state is not served.
+	if err := h.Update("inputs = [test.a, test.b]"); err != nil {
+		t.Fatal(err)
+	}
+	if m := scrape(); m["c_plain"] != nil {
+		t.Fatal("a page of the earlier inputs was served")
+	}
+	if got := reused(); got != base+2 {
+		t.Fatal("the page of another state was reused")
+	}
 }

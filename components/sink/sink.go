@@ -3,6 +3,7 @@
 package sink
 
 import (
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -186,6 +187,11 @@ type Component struct {
 	errLog  *slog.Logger          // rate-limited
 
 	gzips sync.Pool // *gzip.Writer, for scrapes served from encoded families
+	// gzPage is the last compressed page served from versioned inputs
+	// (encoded.go: gzipped); gzMu serializes compressing one.
+	gzPage atomic.Pointer[gzPage]
+	gzMu   sync.Mutex
+	flate  *flate.Writer // compresses chunks (gzpage.go); guarded by gzMu
 
 	flightMu sync.Mutex // guards flight
 	flight   *flight    // the gather in flight, shared by the scrapes that arrive during it
@@ -364,6 +370,7 @@ func (p *pending) Commit() {
 	c.serving = serve
 	c.serves.Store(serve.Serving())
 	c.state.Store(p.st)
+	c.gzPage.Store(nil) // of the old inputs: never served again
 	c.args = p.args
 	retire.Stop()
 }
@@ -407,6 +414,7 @@ type selfMetrics struct {
 	gatherErrors *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	gathers      prometheus.Counter
+	gzipReused   prometheus.Counter
 }
 
 func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
@@ -434,7 +442,11 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		Name: "sluice_metrics_sink_gathers_total",
 		Help: "Gathers of the inputs. Scrapes that arrive while a gather is in flight share it, so this is at most the number of scrapes.",
 	})
-	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.gatherErrors, m.rejected, m.gathers} {
+	m.gzipReused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_metrics_sink_gzip_pages_reused_total",
+		Help: "Gzip scrapes answered with the page compressed for an earlier scrape, because every input handed out the same pre-encoded families (same version) since.",
+	})
+	for _, c := range []prometheus.Collector{m.scrapes, m.duration, m.gatherErrors, m.rejected, m.gathers, m.gzipReused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -4,11 +4,16 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func benchDef() *metricDef {
-	return &metricDef{name: "deployment_duration_seconds", typ: "histogram", labels: []string{"pipeline", "status"},
+	d := &metricDef{name: "deployment_duration_seconds", typ: "histogram", labels: []string{"pipeline", "status"},
 		buckets: []float64{60, 300, 900, 1800, 3600, 7200, 14400, 28800}, maxSeries: 1 << 30}
+	d.desc = prometheus.NewDesc(d.name, d.helpText(), d.labels, nil)
+	return d
 }
 
 // BenchmarkObserve is one observe of the same series, in memory and into
@@ -29,7 +34,8 @@ func BenchmarkObserve(b *testing.B) {
 }
 
 // BenchmarkSeriesMemory reports the heap retained per histogram series
-// (8 buckets, two labels).
+// (8 buckets, two labels), and with the text a sink's scrape keeps
+// (text.go: the metric's page, which the series' lines are slices of).
 func BenchmarkSeriesMemory(b *testing.B) {
 	const n = 10000
 	for b.Loop() {
@@ -45,6 +51,12 @@ func BenchmarkSeriesMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/n, "B/series")
+		if _, _, _, err := s.gatherText(time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/n, "B/series-with-text")
 		runtime.KeepAlive(s)
 	}
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluicehq/sluice/encoded"
 	"github.com/sluicehq/sluice/internal/faultfs"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/web"
@@ -25,6 +27,7 @@ var (
 	_ pipeline.Component[Arguments] = (*Component)(nil)
 	_ pipeline.HealthReporter       = (*Component)(nil)
 	_ pipeline.ReadinessReporter    = (*Component)(nil)
+	_ encoded.Versioned             = (*Component)(nil)
 )
 
 // Component is a running webhook_receiver.
@@ -94,8 +97,28 @@ func Build(opts pipeline.Options[Exports], args Arguments) (pipeline.Component[A
 	c.metrics = promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	c.store.setDefsLocked(args.plan.metrics, nowFunc().UnixMilli())
 	c.cfg.Store(&current{args: args, plan: args.plan})
-	opts.OnExports(Exports{Metrics: c.reg})
+	opts.OnExports(Exports{Metrics: c})
 	return c, nil
+}
+
+// Gather is the pushed series (the receiver's export).
+func (c *Component) Gather() ([]*dto.MetricFamily, error) { return c.reg.Gather() }
+
+// GatherText is Gather encoded (encoded.Gatherer; text.go): a scrape
+// encodes only the series that changed since the last one.
+func (c *Component) GatherText() ([]encoded.Family, error) {
+	fams, _, err := c.GatherTextVersion()
+	return fams, err
+}
+
+// GatherTextVersion is GatherText and the store's change counter
+// (encoded.Versioned): equal while nothing was pushed, removed or expired.
+func (c *Component) GatherTextVersion() ([]encoded.Family, uint64, error) {
+	fams, version, expired, err := c.store.gatherText(time.Now())
+	if expired > 0 {
+		c.m.expired.Add(float64(expired))
+	}
+	return fams, version, err
 }
 
 // Run restores the state (once per instance), serves, and commits batches

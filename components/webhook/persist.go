@@ -249,7 +249,8 @@ func (s *store) loadSnapshotLocked(snap *snapshot) {
 				continue
 			}
 			sr := &series{values: ss.Labels, value: ss.Value, counts: ss.Counts, sum: ss.Sum, count: ss.Count, updated: ss.Updated}
-			ms.series[seriesKey(ss.Labels)] = sr
+			ms.put(seriesKey(ss.Labels), sr)
+			ms.touch(sr)
 		}
 	}
 }

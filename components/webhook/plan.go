@@ -79,6 +79,14 @@ func (d *metricDef) sameInitial(o *metricDef) bool {
 	return true
 }
 
+// helpText is the metric's HELP: its help, or a default.
+func (d *metricDef) helpText() string {
+	if d.help == "" {
+		return "Pushed to webhook_receiver."
+	}
+	return d.help
+}
+
 func (d *metricDef) accepts(verb string) bool { return slices.Contains(verbsByType[d.typ], verb) }
 
 // sameShape: the stored series of one fit the other.
@@ -124,11 +132,7 @@ func newPlan(a *Arguments) (*plan, error) {
 				d.buckets = prometheus.DefBuckets
 			}
 		}
-		help := d.help
-		if help == "" {
-			help = "Pushed to webhook_receiver."
-		}
-		d.desc = prometheus.NewDesc(d.name, help, d.labels, nil)
+		d.desc = prometheus.NewDesc(d.name, d.helpText(), d.labels, nil)
 		p.metrics[d.name] = d
 	}
 	for _, w := range a.Webhooks {

@@ -44,17 +44,31 @@ type series struct {
 	sum     float64
 	count   uint64
 	updated int64 // Unix ms
+
+	// The series encoded (text.go): text is its lines in the text format,
+	// nil once it changed; ver counts its changes; gone is set when it
+	// left its metric's map (removed or replaced).
+	text []byte
+	ver  uint32 // compared for equality within one scrape only: wrapping is harmless
+	gone bool
 }
 
+// metricState is one metric's series. Every change to them goes through
+// put, remove, touch and resetAll, which keep the encoded text (text.go)
+// in step.
 type metricState struct {
 	def    *metricDef
 	series map[string]*series
+	text   famText
 }
 
 // newMetricState is a metric as it starts and as DELETE leaves it: its
 // pre-created combinations (initial_label_values) at 0, nothing else.
-func newMetricState(d *metricDef) *metricState {
+// gen is the store's change counter.
+func newMetricState(d *metricDef, gen *uint64) *metricState {
 	ms := &metricState{def: d, series: make(map[string]*series, len(d.initial))}
+	ms.text.init(d, gen)
+	ms.changed()
 	ms.addInitial()
 	return ms
 }
@@ -73,7 +87,7 @@ func (d *metricDef) newSeries(values []string) *series {
 func (ms *metricState) addInitial() {
 	for k, vs := range ms.def.initial {
 		if ms.series[k] == nil {
-			ms.series[k] = ms.def.newSeries(vs)
+			ms.put(k, ms.def.newSeries(vs))
 		}
 	}
 }
@@ -82,10 +96,10 @@ func (ms *metricState) addInitial() {
 // 0 instead, as it was at start.
 func (ms *metricState) clearSeries(key string) {
 	if vs, ok := ms.def.initial[key]; ok {
-		ms.series[key] = ms.def.newSeries(vs)
+		ms.put(key, ms.def.newSeries(vs))
 		return
 	}
-	delete(ms.series, key)
+	ms.remove(key)
 }
 
 // store is the pushed state. One mutex guards the series and the log
@@ -93,8 +107,12 @@ func (ms *metricState) clearSeries(key string) {
 type store struct {
 	mu      sync.Mutex
 	metrics map[string]*metricState
-	log     *walBuffer // nil without persistence
-	onNew   func(metric string, refused bool)
+	// gen counts changes to the series (text.go: a scrape's version).
+	gen uint64
+	// textMu serializes gatherText (text.go); taken before mu.
+	textMu sync.Mutex
+	log    *walBuffer // nil without persistence
+	onNew  func(metric string, refused bool)
 	// onNonFinite is told of a change refused because its result would
 	// not be a finite number.
 	onNonFinite func(metric string)
@@ -123,21 +141,25 @@ func (s *store) setDefsLocked(defs map[string]*metricDef, now int64) {
 	for name := range s.metrics {
 		if defs[name] == nil {
 			delete(s.metrics, name)
+			s.gen++
 			s.appendLocked(op{Verb: "drop", Metric: name, Time: now})
 		}
 	}
 	for name, d := range defs {
 		ms := s.metrics[name]
 		if ms == nil {
-			s.metrics[name] = newMetricState(d)
+			s.metrics[name] = newMetricState(d, &s.gen)
 			continue
 		}
 		old := ms.def
 		ms.def = d
+		if old.help != d.help {
+			ms.changed() // the HELP line
+		}
 		if !old.sameInitial(d) {
 			for k, sr := range ms.series {
 				if _, still := d.initial[k]; !still && sr.updated == 0 {
-					delete(ms.series, k)
+					ms.remove(k)
 				}
 			}
 			ms.addInitial()
@@ -163,10 +185,10 @@ func (s *store) applyLocked(o op) error {
 	d := ms.def
 	switch o.Verb {
 	case "drop":
-		s.metrics[o.Metric] = newMetricState(d)
+		s.metrics[o.Metric] = newMetricState(d, &s.gen)
 		return nil
 	case "reset":
-		clear(ms.series)
+		ms.resetAll()
 		ms.addInitial()
 		return nil
 	}
@@ -214,7 +236,7 @@ func (s *store) applyLocked(o op) error {
 			return errCode(429, "metric %s has reached max_series (%d): series refused", d.name, d.maxSeries)
 		}
 		sr = d.newSeries(o.Labels)
-		ms.series[key] = sr
+		ms.put(key, sr)
 	}
 	switch o.Verb {
 	case "observe":
@@ -231,6 +253,7 @@ func (s *store) applyLocked(o op) error {
 	if o.Time > sr.updated {
 		sr.updated = o.Time
 	}
+	ms.touch(sr)
 	return nil
 }
 
@@ -279,23 +302,43 @@ func (s *store) apply(ops []op) ([]error, *batch) {
 	return errs, s.log.current()
 }
 
-// expireLocked removes series not updated within their metric's ttl.
+// expire removes series not updated within their metric's ttl.
 func (s *store) expire(now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, ms := range s.metrics {
-		if ms.def.ttl <= 0 {
-			continue
-		}
-		cutoff := now.Add(-ms.def.ttl).UnixMilli()
-		for k, sr := range ms.series {
-			if sr.updated != 0 && sr.updated < cutoff {
-				ms.clearSeries(k) // a pre-created combination goes back to 0
-				n++
-			}
+		n += ms.expire(now)
+	}
+	return n
+}
+
+// expire removes the metric's series not updated within its ttl (a
+// pre-created combination goes back to 0). It scans the series only when
+// the oldest update it knows of is past the ttl: a metric whose series
+// are all fresh costs a comparison, so that the sweep and every scrape
+// can call it.
+func (ms *metricState) expire(now time.Time) int {
+	if ms.def.ttl <= 0 {
+		return 0
+	}
+	cutoff := now.Add(-ms.def.ttl).UnixMilli()
+	if ms.text.oldest >= cutoff {
+		return 0
+	}
+	n := 0
+	oldest := int64(math.MaxInt64)
+	for k, sr := range ms.series {
+		switch {
+		case sr.updated == 0:
+		case sr.updated < cutoff:
+			ms.clearSeries(k)
+			n++
+		default:
+			oldest = min(oldest, sr.updated)
 		}
 	}
+	ms.text.oldest = oldest
 	return n
 }
 
@@ -322,22 +365,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				}
 				sr = d.newSeries(vs) // expired: back to 0 at the sweep
 			}
-			var m prometheus.Metric
-			var err error
-			switch d.typ {
-			case "histogram":
-				buckets := make(map[float64]uint64, len(d.buckets))
-				var cum uint64
-				for i, b := range d.buckets {
-					cum += sr.counts[i]
-					buckets[b] = cum
-				}
-				m, err = prometheus.NewConstHistogram(d.desc, sr.count, sr.sum, buckets, sr.values...)
-			case "counter":
-				m, err = prometheus.NewConstMetric(d.desc, prometheus.CounterValue, sr.value, sr.values...)
-			default:
-				m, err = prometheus.NewConstMetric(d.desc, prometheus.GaugeValue, sr.value, sr.values...)
-			}
+			m, err := d.metric(sr)
 			if err != nil {
 				m = prometheus.NewInvalidMetric(d.desc, err)
 			}

@@ -98,8 +98,13 @@ type rig struct {
 
 func newRig(t *testing.T, body string) *rig {
 	t.Helper()
+	return newRigOpts(t, body)
+}
+
+func newRigOpts(t *testing.T, body string, opts ...pipelinetest.Option) *rig {
+	t.Helper()
 	mux := pipelinetest.NewMux()
-	h := pipelinetest.New(t, "webhook_receiver", body, pipelinetest.WithMounter(mux), pipelinetest.WithID("d"))
+	h := pipelinetest.New(t, "webhook_receiver", body, append([]pipelinetest.Option{pipelinetest.WithMounter(mux), pipelinetest.WithID("d")}, opts...)...)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	h.Start()
