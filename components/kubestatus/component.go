@@ -2,7 +2,6 @@ package kubestatus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,11 +12,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sluicehq/sluice/components/kubestatus/internal/kubewatch"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/ratelog"
 )
@@ -44,7 +42,11 @@ type Component struct {
 	plan atomic.Pointer[plan]
 	kick chan struct{} // Commit -> Run: reconcile informers with the plan
 
-	// newClients connects; tests replace it with fake clientsets.
+	// maxObjectBytes bounds a watch event (0: kubewatch's default); tests
+	// lower it.
+	maxObjectBytes int
+
+	// newClients connects; tests replace it.
 	newClients func(*plan) (*clients, error)
 	// onEvent, when set (tests, benchmarks), runs after a handler has set
 	// an object's status.
@@ -143,18 +145,11 @@ func connect(p *plan) (*clients, error) {
 func clientsFor(cfg *rest.Config) (*clients, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "sluice kubernetes_status_source"
-	// Informers list once and then watch: the defaults (5 QPS) only slow
-	// the first sync of many scopes.
-	cfg.QPS, cfg.Burst = 50, 100
-	kube, err := kubernetes.NewForConfig(cfg)
+	kw, err := kubewatch.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
-	}
-	return &clients{kube: kube, dyn: dyn, probe: readyzProber(kube.Discovery().RESTClient())}, nil
+	return &clients{kw: kw, probe: readyzProber(kw)}, nil
 }
 
 // Run starts the informers of the plan and reconciles them with every new
@@ -257,7 +252,7 @@ func (c *Component) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 // stops the leader election to match the plan.
 func (c *Component) elect(ctx context.Context) error {
 	want := c.plan.Load().leader
-	if c.election != nil && want != nil && c.election.key == *want && c.election.kube == c.cl.kube {
+	if c.election != nil && want != nil && c.election.key == *want && c.election.kw == c.cl.kw {
 		return nil
 	}
 	c.election.stop()
@@ -266,7 +261,7 @@ func (c *Component) elect(ctx context.Context) error {
 	if want == nil {
 		return nil
 	}
-	e, err := startElection(ctx, c.cl.kube, *want, func(leader bool, holder string) {
+	e, err := startElection(ctx, c.cl.kw, *want, func(leader bool, holder string) {
 		c.leading.set(leader, holder)
 		if leader {
 			c.opts.Logger.Info("leading: exporting", "lease", want.namespace+"/"+want.name, "identity", want.identity)
@@ -479,6 +474,3 @@ func (c *Component) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.self.dropped.Set(float64(dropped))
 }
-
-var errNoPlan = errors.New("no plan")
-var _ = errNoPlan
