@@ -12,7 +12,7 @@ import (
 // kind is a resolved kind: one of the four built-in ones, or a
 // group/version/resource read through the dynamic client.
 type kind struct {
-	name string                      // "Deployment", ..., or "group/version/resource" as written
+	name string             // "Deployment", ..., or "group/version/resource" as written
 	gvr  kubewatch.Resource // generic kinds only
 }
 

@@ -11,7 +11,7 @@ type selfMetrics struct {
 	// droppedEvents counts watch events and list items skipped: larger
 	// than the bound, or not decodable into the kind's trimmed form.
 	droppedEvents *prometheus.CounterVec
-	dropped     prometheus.Gauge
+	dropped       prometheus.Gauge
 	// probeFailures counts the API server probes that failed (probe.go).
 	probeFailures prometheus.Counter
 }
