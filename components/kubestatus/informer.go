@@ -146,6 +146,7 @@ func (in *informer) ListDone() {
 	in.seen = nil
 	in.mu.Unlock()
 	in.hasSynced.Store(true)
+	in.c.changed() // synced: Unknown may turn into absent
 	for _, k := range gone {
 		in.c.observed(in, "delete", objResult{namespace: k.namespace, name: k.name})
 	}
