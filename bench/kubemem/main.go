@@ -255,13 +255,13 @@ func labels(name string) map[string]string {
 		"app.kubernetes.io/part-of": "shop", "app.kubernetes.io/managed-by": "argocd"}
 }
 
-func container(name string) corev1.Container {
+func container(name string, port int32) corev1.Container {
 	c := corev1.Container{Name: name, Image: "registry.example.invalid/shop/" + name + ":1.24.3",
-		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+		Ports: []corev1.ContainerPort{{Name: fmt.Sprintf("p%d", port), ContainerPort: port}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}},
-		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstrHTTP()}}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(port)}}},
 		VolumeMounts:   []corev1.VolumeMount{{Name: "config", MountPath: "/etc/app"}}}
 	for e := range 10 {
 		c.Env = append(c.Env, corev1.EnvVar{Name: fmt.Sprintf("SETTING_%d", e), Value: strings.Repeat("v", 30)})
@@ -270,7 +270,7 @@ func container(name string) corev1.Container {
 }
 
 func podSpec(name string) corev1.PodSpec {
-	return corev1.PodSpec{Containers: []corev1.Container{container(name), container("sidecar")},
+	return corev1.PodSpec{Containers: []corev1.Container{container(name, 8080), container("sidecar", 9090)},
 		Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: name}}}}}}
 }
@@ -387,5 +387,3 @@ func spanMiB(xs []float64) string {
 }
 
 func mib(b float64) float64 { return b / (1 << 20) }
-
-func intstrHTTP() intstr.IntOrString { return intstr.FromString("http") }

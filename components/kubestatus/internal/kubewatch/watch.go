@@ -327,6 +327,9 @@ func (w *Watch) events(body io.Reader, rv *string) error {
 	r := bufio.NewReaderSize(body, 16<<10)
 	var line []byte
 	for {
+		if cap(line) > 256<<10 {
+			line = nil // do not keep a large event's buffer for the watch's life
+		}
 		var oversized bool
 		var err error
 		line, oversized, err = readLine(r, line[:0], w.maxObject())
@@ -342,9 +345,6 @@ func (w *Watch) events(body io.Reader, rv *string) error {
 		}
 		if err := w.handle(bytes.TrimSpace(line), rv); err != nil {
 			return err
-		}
-		if cap(line) > 256<<10 {
-			line = nil // do not keep a large event's buffer for the watch's life
 		}
 	}
 }
