@@ -448,6 +448,12 @@ func (c *Component) eachSeries(emit func(name, help string, labels, values []str
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	c.eachTargetSeries(p, emit)
+	c.eachWatchSeries(p, emit)
+}
+
+// eachTargetSeries emits the workload and phase series (under c.mu).
+func (c *Component) eachTargetSeries(p *plan, emit func(name, help string, labels, values []string, v float64)) {
 	results := make([]Result, len(p.targets))
 	pres := make([]presence, len(p.targets))
 	for i := range p.targets {
@@ -475,6 +481,11 @@ func (c *Component) eachSeries(emit func(name, help string, labels, values []str
 		}
 		emit(ph.metric, phaseHelp, nsLabels, []string{ph.namespace}, float64(status))
 	}
+}
+
+// eachWatchSeries emits the watch blocks' series (under c.mu), at most
+// max_series of them.
+func (c *Component) eachWatchSeries(p *plan, emit func(name, help string, labels, values []string, v float64)) {
 	type seriesKey struct{ metric, ns, kind, name string }
 	seen := map[seriesKey]bool{}
 	dropped := 0

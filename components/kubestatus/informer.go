@@ -3,6 +3,9 @@ package kubestatus
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -46,6 +49,10 @@ type informer struct {
 	// namespaces interns namespace names: every object of a namespace
 	// shares one string.
 	namespaces map[string]string
+	// sorted is objs' keys by name, then namespace (the order of the
+	// exposed series), rebuilt by sortedKeys after an object came or went
+	// (nil then); a status change keeps it.
+	sorted []objKey
 
 	hasSynced atomic.Bool
 	lists     atomic.Int64 // lists (initial + relists)
@@ -141,6 +148,7 @@ func (in *informer) ListDone() {
 		if _, ok := in.seen[k]; !ok {
 			gone = append(gone, k)
 			delete(in.objs, k)
+			in.sorted = nil
 		}
 	}
 	in.seen = nil
@@ -166,6 +174,9 @@ func (in *informer) Upsert(obj kubewatch.Object) {
 	k := objKey{in.intern(m.Namespace), m.Name}
 	_, had := in.objs[k]
 	in.objs[k] = r
+	if !had {
+		in.sorted = nil
+	}
 	if in.seen != nil {
 		in.seen[k] = struct{}{}
 	}
@@ -191,6 +202,7 @@ func (in *informer) Delete(m *kubewatch.Meta) {
 	k := objKey{m.Namespace, m.Name}
 	in.mu.Lock()
 	delete(in.objs, k)
+	in.sorted = nil
 	in.mu.Unlock()
 	in.c.observed(in, "delete", objResult{namespace: k.namespace, name: k.name})
 }
@@ -257,6 +269,24 @@ func (in *informer) each(f func(objResult)) {
 	defer in.mu.RUnlock()
 	for k, o := range in.objs {
 		f(objResult{namespace: k.namespace, name: k.name, Result: o})
+	}
+}
+
+// eachSorted calls f for every object in the order of the exposed series
+// (by name, then namespace), sorting only after objects came or went.
+func (in *informer) eachSorted(f func(k objKey, r Result)) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sorted == nil && len(in.objs) > 0 {
+		in.sorted = slices.SortedFunc(maps.Keys(in.objs), func(a, b objKey) int {
+			if c := strings.Compare(a.name, b.name); c != 0 {
+				return c
+			}
+			return strings.Compare(a.namespace, b.namespace)
+		})
+	}
+	for _, k := range in.sorted {
+		f(k, in.objs[k])
 	}
 }
 
