@@ -361,3 +361,36 @@ func TestCancelDuringWatch(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+// TestListBadItems: a list item of the wrong shape is counted and skipped
+// (the others are handed over, the list completes); an item larger than
+// the bound fails the list without being buffered, retried with backoff.
+func TestListBadItems(t *testing.T) {
+	var mu sync.Mutex
+	big := false
+	f := &fakeAPI{items: func(string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if big {
+			return `{"metadata":{"resourceVersion":"30"},"items":[` + pod("huge", strings.Repeat("x", 200<<10), "29") + `]}`
+		}
+		return `{"metadata":{"resourceVersion":"10"},"items":[` + pod("a", "Running", "5") +
+			`,{"metadata":{"name":"bad","namespace":"ns"},"status":{"phase":["not","a","string"]}},` + pod("c", "Pending", "7") + `]}`
+	}}
+	gone := `{"kind":"Status","code":410,"reason":"Expired","message":"too old"}`
+	f.scripts = []func(http.ResponseWriter){func(w http.ResponseWriter) {
+		mu.Lock()
+		big = true
+		mu.Unlock()
+		events(ev("ERROR", gone))(w)
+	}}
+	rec, _, _ := start(t, f, 1000)
+	rec.waitFor(t, "list", "upsert ns/a Running", "dropped undecodable", "upsert ns/c Pending", "listed",
+		"failed expired=true", "list", "failed expired=false", "list", "failed expired=false")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	last := rec.failed[len(rec.failed)-1]
+	if !strings.Contains(last.Error(), "larger than 1000 bytes") {
+		t.Errorf("oversized list item: %v", last)
+	}
+}
