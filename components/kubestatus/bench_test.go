@@ -36,7 +36,8 @@ func benchComponent(b *testing.B, cs kubernetes.Interface, body Arguments) (*Com
 	if err != nil {
 		b.Fatal(err)
 	}
-	c.newClients = func(*plan) (*clients, error) { return &clients{kube: cs}, nil }
+	cfg := realSrv.AdminConfig()
+	c.newClients = func(*plan) (*clients, error) { return clientsFor(cfg) }
 	return c, func() {}
 }
 

@@ -2,7 +2,6 @@ package kubestatus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,11 +12,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sluicehq/sluice/components/kubestatus/internal/kubewatch"
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/ratelog"
 )
@@ -44,7 +42,11 @@ type Component struct {
 	plan atomic.Pointer[plan]
 	kick chan struct{} // Commit -> Run: reconcile informers with the plan
 
-	// newClients connects; tests replace it with fake clientsets.
+	// maxObjectBytes bounds a watch event (0: kubewatch's default); tests
+	// lower it.
+	maxObjectBytes int
+
+	// newClients connects; tests replace it.
 	newClients func(*plan) (*clients, error)
 	// onEvent, when set (tests, benchmarks), runs after a handler has set
 	// an object's status.
@@ -60,6 +62,9 @@ type Component struct {
 	clKey clientKey
 
 	health pipeline.HealthTracker // Since survives recomputation in Health
+
+	// text is the encoded series (GatherText) and when they last changed.
+	text textCache
 
 	// leading is whether this replica holds the Lease (leader_election);
 	// Run's election campaigns for it.
@@ -104,7 +109,7 @@ func build(opts pipeline.Options[Exports], args Arguments) (*Component, error) {
 	if err := reg.Register(c); err != nil {
 		return nil, err
 	}
-	opts.OnExports(Exports{Metrics: reg})
+	opts.OnExports(Exports{Metrics: textGatherer{reg, c}})
 	return c, nil
 }
 
@@ -143,18 +148,11 @@ func connect(p *plan) (*clients, error) {
 func clientsFor(cfg *rest.Config) (*clients, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "sluice kubernetes_status_source"
-	// Informers list once and then watch: the defaults (5 QPS) only slow
-	// the first sync of many scopes.
-	cfg.QPS, cfg.Burst = 50, 100
-	kube, err := kubernetes.NewForConfig(cfg)
+	kw, err := kubewatch.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
-	}
-	return &clients{kube: kube, dyn: dyn, probe: readyzProber(kube.Discovery().RESTClient())}, nil
+	return &clients{kw: kw, probe: readyzProber(kw)}, nil
 }
 
 // Run starts the informers of the plan and reconciles them with every new
@@ -177,6 +175,7 @@ func (c *Component) Run(ctx context.Context) error {
 		c.election.stop() // releases the Lease: the standby takes over at once
 		c.election = nil
 		c.leading.set(false, "")
+		c.changed()
 		c.cl = nil
 	}()
 	for {
@@ -250,6 +249,7 @@ func (c *Component) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 	for _, in := range stop {
 		in.stop()
 	}
+	c.changed()
 	return nil
 }
 
@@ -257,17 +257,19 @@ func (c *Component) reconcile(ctx context.Context, wg *sync.WaitGroup) error {
 // stops the leader election to match the plan.
 func (c *Component) elect(ctx context.Context) error {
 	want := c.plan.Load().leader
-	if c.election != nil && want != nil && c.election.key == *want && c.election.kube == c.cl.kube {
+	if c.election != nil && want != nil && c.election.key == *want && c.election.kw == c.cl.kw {
 		return nil
 	}
 	c.election.stop()
 	c.election = nil
 	c.leading.set(false, "")
+	c.changed()
 	if want == nil {
 		return nil
 	}
-	e, err := startElection(ctx, c.cl.kube, *want, func(leader bool, holder string) {
+	e, err := startElection(ctx, c.cl.kw, *want, func(leader bool, holder string) {
 		c.leading.set(leader, holder)
+		c.changed()
 		if leader {
 			c.opts.Logger.Info("leading: exporting", "lease", want.namespace+"/"+want.name, "identity", want.identity)
 		} else {
@@ -309,11 +311,13 @@ func (c *Component) Update(args Arguments) (pipeline.Pending, error) {
 		case c.kick <- struct{}{}:
 		default:
 		}
+		c.changed()
 	}), nil
 }
 
 // observed is called by every handler after it set an object's status.
 func (c *Component) observed(in *informer, event string, r objResult) {
+	c.changed()
 	c.self.events.WithLabelValues(in.scope.Kind, event).Inc()
 	c.self.lastEvent.SetToCurrentTime()
 	if f := c.onEvent; f != nil {
@@ -418,20 +422,46 @@ var (
 // Collect exports the workload, phase and watch gauges from the statuses
 // the event handlers set.
 func (c *Component) Collect(ch chan<- prometheus.Metric) {
+	descs := map[string]*prometheus.Desc{}
+	c.eachSeries(func(name, help string, labels []string, values []string, v float64) {
+		d := descs[name]
+		if d == nil {
+			d = prometheus.NewDesc(name, help, labels, nil)
+			descs[name] = d
+		}
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, values...)
+	})
+}
+
+var (
+	nsLabels    = []string{"namespace"}
+	watchLabels = []string{"kind", "name", "namespace"} // sorted by name, as exposed
+)
+
+// eachSeries calls emit for every exported series (none on a standby),
+// labels sorted by name. Collect and GatherText both read the series
+// through it, so that the two cannot differ.
+func (c *Component) eachSeries(emit func(name, help string, labels, values []string, v float64)) {
 	p := c.plan.Load()
 	if !c.exporting(p) {
 		return // a standby replica: the leader exports the cluster's series
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	c.eachTargetSeries(p, emit)
+	c.eachWatchSeries(p, emit)
+}
+
+// eachTargetSeries emits the workload and phase series (under c.mu).
+func (c *Component) eachTargetSeries(p *plan, emit func(name, help string, labels, values []string, v float64)) {
 	results := make([]Result, len(p.targets))
 	pres := make([]presence, len(p.targets))
 	for i := range p.targets {
 		t := &p.targets[i]
 		results[i], pres[i] = c.targetResult(t)
-		nsLabel := []string{"namespace"}
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(t.metric, workloadHelp, nsLabel, nil), prometheus.GaugeValue, float64(results[i].Status), t.namespace)
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(t.metric+"_failed", failedHelp, nsLabel, nil), prometheus.GaugeValue, b2f(results[i].Failed), t.namespace)
+		ns := []string{t.namespace}
+		emit(t.metric, workloadHelp, nsLabels, ns, float64(results[i].Status))
+		emit(t.metric+"_failed", failedHelp, nsLabels, ns, b2f(results[i].Failed))
 	}
 	for _, ph := range p.phases {
 		status, considered := Available, 0
@@ -449,14 +479,18 @@ func (c *Component) Collect(ch chan<- prometheus.Metric) {
 		if considered == 0 {
 			status = Unknown
 		}
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(ph.metric, phaseHelp, []string{"namespace"}, nil), prometheus.GaugeValue, float64(status), ph.namespace)
+		emit(ph.metric, phaseHelp, nsLabels, []string{ph.namespace}, float64(status))
 	}
+}
+
+// eachWatchSeries emits the watch blocks' series (under c.mu), at most
+// max_series of them.
+func (c *Component) eachWatchSeries(p *plan, emit func(name, help string, labels, values []string, v float64)) {
 	type seriesKey struct{ metric, ns, kind, name string }
 	seen := map[seriesKey]bool{}
 	dropped := 0
 	for _, w := range p.watches {
-		desc := prometheus.NewDesc(w.metric, workloadHelp, []string{"namespace", "kind", "name"}, nil)
-		failed := prometheus.NewDesc(w.metric+"_failed", failedHelp, []string{"namespace", "kind", "name"}, nil)
+		failed := w.metric + "_failed"
 		for _, s := range w.scopes {
 			in := c.informers[s]
 			if in == nil {
@@ -472,13 +506,11 @@ func (c *Component) Collect(ch chan<- prometheus.Metric) {
 					return
 				}
 				seen[k] = true
-				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(o.Status), o.namespace, s.Kind, o.name)
-				ch <- prometheus.MustNewConstMetric(failed, prometheus.GaugeValue, b2f(o.Failed), o.namespace, s.Kind, o.name)
+				values := []string{s.Kind, o.name, o.namespace}
+				emit(w.metric, workloadHelp, watchLabels, values, float64(o.Status))
+				emit(failed, failedHelp, watchLabels, values, b2f(o.Failed))
 			})
 		}
 	}
 	c.self.dropped.Set(float64(dropped))
 }
-
-var errNoPlan = errors.New("no plan")
-var _ = errNoPlan

@@ -2,12 +2,15 @@ package kubestatus
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 )
 
 // FuzzStatusRules feeds arbitrary status values (and spec replicas,
@@ -34,9 +37,11 @@ func FuzzStatusRules(f *testing.F) {
 		p := &corev1.Pod{ObjectMeta: m, Status: corev1.PodStatus{Phase: corev1.PodPhase(phase),
 			Conditions:        []corev1.PodCondition{{Type: corev1.PodConditionType(condType), Status: corev1.ConditionStatus(condStatus)}},
 			ContainerStatuses: []corev1.ContainerStatus{{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: waiting}}}}}}
+		td, ts := decodeTrimmed(t, d).(*Deployment), decodeTrimmed(t, s).(*StatefulSet)
+		tds, tp := decodeTrimmed(t, ds).(*DaemonSet), decodeTrimmed(t, p).(*Pod)
 		for name, r := range map[string]Result{
-			"Deployment": DeploymentStatus(d), "StatefulSet": StatefulSetStatus(s),
-			"DaemonSet": DaemonSetStatus(ds), "Pod": PodStatus(p),
+			"Deployment": DeploymentStatus(td), "StatefulSet": StatefulSetStatus(ts),
+			"DaemonSet": DaemonSetStatus(tds), "Pod": PodStatus(tp),
 		} {
 			if r.Status < Unknown || r.Status > Available {
 				t.Fatalf("%s: status %d out of range", name, r.Status)
@@ -44,61 +49,77 @@ func FuzzStatusRules(f *testing.F) {
 		}
 		// Available needs the generation observed and, when replicas are
 		// wanted, every count at spec.replicas.
-		if r := DeploymentStatus(d); r.Status == Available {
+		if r := DeploymentStatus(td); r.Status == Available {
 			if gen > observed || (replicas > 0 && (ready != replicas || avail != replicas || updated != replicas)) {
 				t.Fatalf("Deployment Available with gen=%d observed=%d replicas=%d ready=%d avail=%d updated=%d", gen, observed, replicas, ready, avail, updated)
 			}
 		}
-		if r := StatefulSetStatus(s); r.Status == Available && replicas > 0 && curRev != updRev {
+		if r := StatefulSetStatus(ts); r.Status == Available && replicas > 0 && curRev != updRev {
 			t.Fatal("StatefulSet Available with revisions differing")
 		}
-		if r := DaemonSetStatus(ds); r.Status == Available && cur > 0 && (avail != cur || updated != cur) {
+		if r := DaemonSetStatus(tds); r.Status == Available && cur > 0 && (avail != cur || updated != cur) {
 			t.Fatal("DaemonSet Available with numbers lagging")
 		}
-		// The trimmed object decides the same.
-		in := &informer{}
-		for _, obj := range []any{d.DeepCopy(), s.DeepCopy(), ds.DeepCopy(), p.DeepCopy()} {
-			before, _ := in.evaluate(obj)
-			tr, err := in.trim(obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			after, _ := in.evaluate(tr)
-			if before.Result != after.Result {
-				t.Fatalf("%T: trim changed the decision: %+v -> %+v", obj, before.Result, after.Result)
-			}
+		// What the watch decodes decides the same as the rules on the
+		// objects as built: checked through JSON, as events arrive.
+		for _, obj := range []runtime.Object{d, s, ds, p} {
+			_ = evaluateObject(t, obj)
 		}
 	})
 }
 
-// FuzzGenericRule: arbitrary JSON objects through a status_path rule.
+// FuzzGenericRule: arbitrary JSON objects through a status_path rule,
+// against the reading of the field the dynamic client gave (an
+// unstructured object: integers as int64, other numbers as float64).
 func FuzzGenericRule(f *testing.F) {
 	f.Add(`{"metadata":{"name":"a"},"status":{"health":{"status":"Healthy"}}}`)
 	f.Add(`{"status":{"health":{"status":3}}}`)
+	f.Add(`{"status":{"health":{"status":3.5e0}}}`)
 	f.Add(`{"status":{"health":["Healthy"]}}`)
 	f.Add(`{"status":"Healthy","metadata":7}`)
 	f.Add(`{"status":{"health":{"status":true}}}`)
-	r, err := newGenericRule("status.health.status", map[string]int{"Healthy": 3, "Progressing": 1, "3": 2, "true": 1}, []string{"Degraded"})
+	f.Add(`{"status":{"health":{"status":null}}}`)
+	r, err := newGenericRule("status.health.status", map[string]int{"Healthy": 3, "Progressing": 1, "3": 2, "true": 1, "3.5": 2}, []string{"Degraded"})
 	if err != nil {
 		f.Fatal(err)
 	}
-	in := &informer{rule: r}
 	f.Fuzz(func(t *testing.T, doc string) {
 		var obj map[string]any
-		if json.Unmarshal([]byte(doc), &obj) != nil {
+		if utiljson.Unmarshal([]byte(doc), &obj) != nil {
 			return
 		}
-		u := &unstructured.Unstructured{Object: obj}
-		got := r.status(obj)
+		got := r.status([]byte(doc))
 		if got.Status < Unknown || got.Status > Available {
 			t.Fatalf("status %d", got.Status)
 		}
-		tr, err := in.trim(u)
-		if err != nil {
-			t.Fatal(err)
+		if want := referenceGeneric(r, obj); want != got {
+			t.Fatalf("%s: got %+v, the unstructured reading gives %+v", doc, got, want)
 		}
-		if again := r.status(tr.(*unstructured.Unstructured).Object); again != got {
-			t.Fatalf("trim changed the decision: %+v -> %+v", got, again)
+		g := &genericObject{rule: r}
+		if err := json.Unmarshal([]byte(doc), g); err == nil && g.result() != got {
+			t.Fatalf("decoded object: %+v, want %+v", g.result(), got)
 		}
 	})
+}
+
+// referenceGeneric is the rule as it read unstructured objects.
+func referenceGeneric(r *genericRule, obj map[string]any) Result {
+	v, found, err := unstructured.NestedFieldNoCopy(obj, r.path...)
+	if !found || err != nil {
+		return Result{}
+	}
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case bool:
+		s = strconv.FormatBool(x)
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case float64:
+		s = strconv.FormatFloat(x, 'g', -1, 64)
+	default:
+		return Result{}
+	}
+	return Result{Status: r.values[s], Failed: r.failed[s]}
 }

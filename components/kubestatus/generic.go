@@ -1,13 +1,15 @@
 package kubestatus
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"github.com/sluicehq/sluice/components/kubestatus/internal/kubewatch"
 )
 
 // genericRule is the status rule of a group/version/resource kind: the
@@ -53,12 +55,27 @@ func newGenericRule(path string, valueMap map[string]int, failed []string) (*gen
 	return r, nil
 }
 
-// value renders the field at the rule's path as a string: strings as they
-// are, numbers and bools as Go formats them; ok is false when the field is
-// absent or is an object or a list.
-func (r *genericRule) value(obj map[string]any) (string, bool) {
-	v, found, err := unstructured.NestedFieldNoCopy(obj, r.path...)
-	if !found || err != nil {
+// value renders the field at the rule's path of a JSON object as a
+// string: strings as they are, integers in decimal, other numbers as Go's
+// %g, bools as true/false; ok is false when the field is absent, null, or
+// an object or a list.
+func (r *genericRule) value(obj []byte) (string, bool) {
+	raw := json.RawMessage(obj)
+	for _, f := range r.path {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			return "", false
+		}
+		v, ok := m[f]
+		if !ok {
+			return "", false
+		}
+		raw = v
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
 		return "", false
 	}
 	switch x := v.(type) {
@@ -66,17 +83,20 @@ func (r *genericRule) value(obj map[string]any) (string, bool) {
 		return x, true
 	case bool:
 		return strconv.FormatBool(x), true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), true
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return strconv.FormatInt(i, 10), true
+		}
+		if f, err := x.Float64(); err == nil {
+			return strconv.FormatFloat(f, 'g', -1, 64), true
+		}
 	}
 	return "", false
 }
 
-// status applies a rule to an object: an unmapped or absent value is
+// status applies a rule to a JSON object: an unmapped or absent value is
 // Unknown.
-func (r *genericRule) status(obj map[string]any) Result {
+func (r *genericRule) status(obj []byte) Result {
 	v, ok := r.value(obj)
 	if !ok {
 		return Result{}
@@ -84,25 +104,27 @@ func (r *genericRule) status(obj map[string]any) Result {
 	return Result{Status: r.values[v], Failed: r.failed[v]}
 }
 
-// trim keeps of an unstructured object only its identity and the field
-// the rule reads.
-func (r *genericRule) trim(u *unstructured.Unstructured) *unstructured.Unstructured {
-	md := map[string]any{}
-	in, _ := u.Object["metadata"].(map[string]any)
-	for _, f := range []string{"name", "namespace", "uid", "resourceVersion", "generation"} {
-		if v, ok := in[f]; ok {
-			md[f] = v
-		}
-	}
-	out := &unstructured.Unstructured{Object: map[string]any{"metadata": md}}
-	if v, found, err := unstructured.NestedFieldNoCopy(u.Object, r.path...); found && err == nil {
-		_ = unstructured.SetNestedField(out.Object, v, r.path...)
-	}
-	if av, ok := u.Object["apiVersion"]; ok {
-		out.Object["apiVersion"] = av
-	}
-	if k, ok := u.Object["kind"]; ok {
-		out.Object["kind"] = k
-	}
-	return out
+// genericObject is an object of a group/version/resource kind, trimmed at
+// decoding to its identity and the rule's result: the value at the status
+// path is read while the event's bytes are at hand, nothing else is kept.
+type genericObject struct {
+	rule *genericRule
+	meta kubewatch.Meta
+	res  Result
 }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (g *genericObject) UnmarshalJSON(b []byte) error {
+	var m struct {
+		Metadata kubewatch.Meta `json:"metadata"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	g.meta = m.Metadata
+	g.res = g.rule.status(b)
+	return nil
+}
+
+func (g *genericObject) GetMeta() *kubewatch.Meta { return &g.meta }
+func (g *genericObject) result() Result           { return g.res }

@@ -1,17 +1,21 @@
 // Package kubestatus is the kubernetes_status_source component: one gauge
 // per Kubernetes workload whose value encodes its status (Unknown=0,
-// Pending=1, Running=2, Available=3), set by client-go informer event
-// handlers the moment a watch event arrives, with an Argo CD preset.
+// Pending=1, Running=2, Available=3), set the moment a watch event
+// arrives, with an Argo CD preset.
 //
 // Reading order:
 //
-//	kubestatus.go  arguments, validation, registration
-//	plan.go        arguments resolved into informer scopes and targets (Provision)
-//	rules.go       the status rules per kind (README, "Status rules")
-//	generic.go     "group/version/resource" kinds: status_path + value_map
-//	informer.go    one trimmed informer per scope and the statuses it holds
-//	component.go   Build, Run, Update (informer reuse), Health, the exported metrics
-//	selfmetrics.go sluice_kubernetes_* self-metrics
+//	kubestatus.go       arguments, validation, registration
+//	plan.go             arguments resolved into watch scopes and targets (Provision)
+//	rules.go            the trimmed objects and the status rules per kind (README, "Status rules")
+//	generic.go          "group/version/resource" kinds: status_path + value_map
+//	informer.go         one list+watch per scope and the statuses it holds
+//	internal/kubewatch  the API client: list, watch, decoding into trimmed objects
+//	component.go        Build, Run, Update (informer reuse), Health, the exported series
+//	text.go             the exported series encoded for metrics_sink (encoded.Gatherer)
+//	leader.go           leader election on a coordination.k8s.io Lease
+//	probe.go            the API server probe
+//	selfmetrics.go      sluice_kubernetes_* self-metrics
 package kubestatus
 
 import (

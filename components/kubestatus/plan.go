@@ -6,17 +6,25 @@ import (
 	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
+	"github.com/sluicehq/sluice/components/kubestatus/internal/kubewatch"
 )
 
 // kind is a resolved kind: one of the four built-in ones, or a
 // group/version/resource read through the dynamic client.
 type kind struct {
-	name string                      // "Deployment", ..., or "group/version/resource" as written
-	gvr  schema.GroupVersionResource // generic kinds only
+	name string             // "Deployment", ..., or "group/version/resource" as written
+	gvr  kubewatch.Resource // generic kinds only
 }
 
 func (k kind) generic() bool { return k.gvr.Resource != "" }
+
+// builtinResources are the built-in kinds' resources.
+var builtinResources = map[string]kubewatch.Resource{
+	"Deployment":  {Group: "apps", Version: "v1", Resource: "deployments"},
+	"StatefulSet": {Group: "apps", Version: "v1", Resource: "statefulsets"},
+	"DaemonSet":   {Group: "apps", Version: "v1", Resource: "daemonsets"},
+	"Pod":         {Version: "v1", Resource: "pods"},
+}
 
 var builtinKinds = []string{"Deployment", "StatefulSet", "DaemonSet", "Pod"}
 
@@ -43,7 +51,7 @@ func parseKind(s string) (kind, error) {
 	if parts[0] != "" && (len(parts[0]) > 253 || !objectNameRE.MatchString(parts[0])) {
 		return kind{}, fmt.Errorf("kind %q: %q is not a valid API group", s, parts[0])
 	}
-	return kind{name: s, gvr: schema.GroupVersionResource{Group: parts[0], Version: parts[1], Resource: parts[2]}}, nil
+	return kind{name: s, gvr: kubewatch.Resource{Group: parts[0], Version: parts[1], Resource: parts[2]}}, nil
 }
 
 // scope is what one informer watches. Targets with equal scopes share the

@@ -6,8 +6,9 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/rest"
+	"net/http"
+
+	"github.com/sluicehq/sluice/components/kubestatus/internal/kubewatch"
 )
 
 // The API server probe. Informers do not say when the API server is gone:
@@ -26,13 +27,13 @@ const (
 // prober is a func that asks the API server for a sign of life.
 type prober func(ctx context.Context) error
 
-// readyzProber GETs /readyz through rc. An authorization error is an
+// readyzProber GETs /readyz through kw. An authorization error is an
 // answer too: the server is there (a service account may be denied the
 // non-resource URL where the default public-info-viewer role was removed).
-func readyzProber(rc rest.Interface) prober {
+func readyzProber(kw *kubewatch.Client) prober {
 	return func(ctx context.Context) error {
-		err := rc.Get().AbsPath("/readyz").Do(ctx).Error()
-		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+		err := kw.Readyz(ctx)
+		if c := kubewatch.Code(err); c == http.StatusForbidden || c == http.StatusUnauthorized {
 			return nil
 		}
 		return err
@@ -50,7 +51,7 @@ type contact struct {
 }
 
 // probeLoop probes every c.probeEvery until ctx ends, with the prober of
-// the current client (none for fake clientsets: nothing to probe).
+// the current client (none: nothing to probe).
 func (c *Component) probeLoop(ctx context.Context) {
 	t := time.NewTicker(c.probeEvery)
 	defer t.Stop()

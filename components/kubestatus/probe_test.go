@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes/fake"
-
 	"github.com/sluicehq/sluice/pipeline"
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
@@ -19,16 +17,16 @@ import (
 // workloads (it was always namespace="", beside the preset's own
 // argocd_phase{namespace="argocd"}); across namespaces it is "".
 func TestPhaseNamespace(t *testing.T) {
-	h, _, _ := startFake(t, `
+	h, _ := startReal(t, "phase", `
   workload "server" {
     kind      = "Deployment"
-    namespace = "argocd"
+    namespace = "phase"
     name      = "argocd-server"
     metric    = "argocd_server_status"
   }
   workload "repo" {
     kind      = "Deployment"
-    namespace = "argocd"
+    namespace = "phase"
     name      = "argocd-repo-server"
     metric    = "argocd_repo_server_status"
   }
@@ -41,7 +39,7 @@ func TestPhaseNamespace(t *testing.T) {
   phase "argocd_core_phase" { workloads = ["server", "repo"] }
   phase "mixed_phase" { workloads = ["server", "other"] }
 `, argoDeploy("argocd-server", Available), argoDeploy("argocd-repo-server", Running))
-	waitValue(t, h.Gatherer(), "argocd_core_phase", map[string]string{"namespace": "argocd"}, float64(Running))
+	waitValue(t, h.Gatherer(), "argocd_core_phase", map[string]string{"namespace": "phase"}, float64(Running))
 	if got := gather(t, h.Gatherer(), "argocd_core_phase"); len(got) != 1 {
 		t.Fatalf("argocd_core_phase series: %v", got)
 	}
@@ -87,9 +85,14 @@ func TestProbeMarksUnreachable(t *testing.T) {
 		pipelinetest.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	c := h.Component.(*Component)
 	c.probeEvery, c.unreachableAfter = 20*time.Millisecond, 200*time.Millisecond
-	kube := fake.NewClientset()
+	srv, _ := realServer(t)
 	c.newClients = func(*plan) (*clients, error) {
-		return &clients{kube: kube, probe: func(context.Context) error {
+		cl, err := clientsFor(srv.AdminConfig())
+		if err != nil {
+			return nil, err
+		}
+		// The probe is replaced; the watches use the real API server.
+		return &clients{kw: cl.kw, probe: func(context.Context) error {
 			if down.Load() {
 				return errors.New("connect: connection refused")
 			}

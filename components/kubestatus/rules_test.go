@@ -1,7 +1,9 @@
 package kubestatus
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -119,24 +121,43 @@ func pod(name string, phase corev1.PodPhase, ready corev1.ConditionStatus, waiti
 	return p
 }
 
-func evaluateObject(obj runtime.Object) Result {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		return DeploymentStatus(o)
-	case *appsv1.StatefulSet:
-		return StatefulSetStatus(o)
-	case *appsv1.DaemonSet:
-		return DaemonSetStatus(o)
-	case *corev1.Pod:
-		return PodStatus(o)
+// decodeTrimmed encodes a full API object as the API server would and
+// decodes it into its kind's trimmed form, as a watch event would be.
+func decodeTrimmed(t testing.TB, obj runtime.Object) evaluated {
+	t.Helper()
+	b, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
 	}
-	panic(fmt.Sprintf("no rule for %T", obj))
+	var e evaluated
+	switch obj.(type) {
+	case *appsv1.Deployment:
+		e = new(Deployment)
+	case *appsv1.StatefulSet:
+		e = new(StatefulSet)
+	case *appsv1.DaemonSet:
+		e = new(DaemonSet)
+	case *corev1.Pod:
+		e = new(Pod)
+	default:
+		panic(fmt.Sprintf("no rule for %T", obj))
+	}
+	if err := json.Unmarshal(b, e); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
+func evaluateObject(t testing.TB, obj runtime.Object) Result {
+	return decodeTrimmed(t, obj).result()
+}
+
+// TestStatusRules: every row of the table, the full object encoded as JSON
+// and decoded into the trimmed form the watch holds.
 func TestStatusRules(t *testing.T) {
 	for _, tc := range ruleCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			got := evaluateObject(tc.obj)
+			got := evaluateObject(t, tc.obj)
 			if got.Status != tc.want || got.Failed != tc.failed {
 				t.Errorf("got %v failed=%v, want %v failed=%v", got.Status, got.Failed, tc.want, tc.failed)
 			}
@@ -144,26 +165,39 @@ func TestStatusRules(t *testing.T) {
 	}
 }
 
-// TestTrimKeepsDecision: the informer's transform drops most of an
-// object; the rules must decide the same on what is left.
+// TestTrimKeepsDecision: an object carrying what real ones do (a large
+// annotation, managed fields, labels, owner references, a pod template)
+// decodes to the same decision and identity as the table's bare one.
 func TestTrimKeepsDecision(t *testing.T) {
-	in := &informer{}
 	for _, tc := range ruleCases() {
 		obj := tc.obj.DeepCopyObject()
 		m := obj.(metav1.Object)
-		m.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"})
-		m.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl"}})
-		trimmed, err := in.trim(obj)
-		if err != nil {
-			t.Fatal(err)
+		m.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("{...}", 300)})
+		m.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}})
+		m.SetLabels(map[string]string{"app": "x"})
+		m.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "v1", Kind: "X", Name: "y", UID: "z"}})
+		m.SetResourceVersion("42")
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			o.Spec.Template.Spec = podSpecWithEnv()
+		case *corev1.Pod:
+			o.Spec = podSpecWithEnv()
 		}
-		got := evaluateObject(trimmed.(runtime.Object))
+		e := decodeTrimmed(t, obj)
+		got := e.result()
 		if got.Status != tc.want || got.Failed != tc.failed {
-			t.Errorf("%s: after trim got %v failed=%v, want %v failed=%v", tc.name, got.Status, got.Failed, tc.want, tc.failed)
+			t.Errorf("%s: decoded got %v failed=%v, want %v failed=%v", tc.name, got.Status, got.Failed, tc.want, tc.failed)
 		}
-		tm := trimmed.(metav1.Object)
-		if tm.GetAnnotations() != nil || tm.GetManagedFields() != nil || tm.GetName() == "" {
-			t.Errorf("%s: trim kept annotations/managed fields or lost the name: %+v", tc.name, tm)
+		if md := e.GetMeta(); md.Name != m.GetName() || md.Namespace != "ns" || md.ResourceVersion != "42" || md.Generation != m.GetGeneration() {
+			t.Errorf("%s: identity lost: %+v", tc.name, md)
 		}
 	}
+}
+
+func podSpecWithEnv() corev1.PodSpec {
+	c := corev1.Container{Name: "app", Image: "example.invalid/app:1"}
+	for i := range 10 {
+		c.Env = append(c.Env, corev1.EnvVar{Name: fmt.Sprintf("VAR_%d", i), Value: strings.Repeat("v", 40)})
+	}
+	return corev1.PodSpec{Containers: []corev1.Container{c}}
 }

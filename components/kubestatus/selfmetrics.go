@@ -8,7 +8,10 @@ type selfMetrics struct {
 	relists     *prometheus.CounterVec
 	watchErrors *prometheus.CounterVec
 	badObjects  *prometheus.CounterVec
-	dropped     prometheus.Gauge
+	// droppedEvents counts watch events and list items skipped: larger
+	// than the bound, or not decodable into the kind's trimmed form.
+	droppedEvents *prometheus.CounterVec
+	dropped       prometheus.Gauge
 	// probeFailures counts the API server probes that failed (probe.go).
 	probeFailures prometheus.Counter
 }
@@ -35,6 +38,10 @@ func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, erro
 			Name: "sluice_kubernetes_bad_objects_total",
 			Help: "Objects from the API server that could not be evaluated (dropped), by kind.",
 		}, []string{"kind"}),
+		droppedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_kubernetes_dropped_events_total",
+			Help: "Watch events and list items skipped, by kind and reason: oversized (larger than 4 MiB) or undecodable (not JSON, or fields of the wrong type); the object keeps its last status.",
+		}, []string{"kind", "reason"}),
 		dropped: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_kubernetes_series_dropped",
 			Help: "Watch series not exported at the last scrape because max_series was reached.",
@@ -44,7 +51,7 @@ func newSelfMetrics(reg prometheus.Registerer, c *Component) (*selfMetrics, erro
 			Help: "Probes of the API server that got no answer (refused, timed out, not ready).",
 		}),
 	}
-	for _, col := range []prometheus.Collector{m.events, m.lastEvent, m.relists, m.watchErrors, m.badObjects, m.dropped, m.probeFailures, informerCollector{c}, leaderCollector{c}} {
+	for _, col := range []prometheus.Collector{m.events, m.lastEvent, m.relists, m.watchErrors, m.badObjects, m.droppedEvents, m.dropped, m.probeFailures, informerCollector{c}, leaderCollector{c}} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

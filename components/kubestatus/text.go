@@ -1,0 +1,300 @@
+package kubestatus
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/encoded"
+)
+
+// textGatherer is the component's exported gatherer: Gather through a
+// registry (as any collector), and GatherText (encoded.Gatherer), which
+// metrics_sink serves as bytes. Statuses change rarely against scrapes:
+// the encoded families are kept until an event, a reload, a sync or a
+// leadership change says they changed, so most scrapes only copy bytes.
+type textGatherer struct {
+	*prometheus.Registry
+	c *Component
+}
+
+var _ encoded.Gatherer = textGatherer{}
+
+// GatherText returns the families Gather would, encoded in the text
+// format, sorted by name.
+func (g textGatherer) GatherText() ([]encoded.Family, error) { return g.c.gatherText() }
+
+// textCache is the last encoding and the change count it was made at.
+type textCache struct {
+	version  atomic.Uint64 // bumped by changed()
+	mu       sync.Mutex
+	at       uint64
+	valid    bool
+	families []encoded.Family
+}
+
+// changed says that the exported series may differ from the last
+// encoding.
+func (c *Component) changed() { c.text.version.Add(1) }
+
+func (c *Component) gatherText() ([]encoded.Family, error) {
+	tc := &c.text
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	v := tc.version.Load()
+	if tc.valid && tc.at == v {
+		return tc.families, nil
+	}
+	fams, err := c.encodeText()
+	if err != nil {
+		return nil, err
+	}
+	tc.families, tc.at, tc.valid = fams, v, true
+	return fams, nil
+}
+
+// textSeries is one series to encode.
+type textSeries struct {
+	name, help     string
+	labels, values []string
+	v              float64
+}
+
+// encodeText encodes the series as client_golang's registry and expfmt
+// would: families sorted by name, series by their label values (labels
+// sorted by name), gauges. The watch blocks' families are written straight
+// from each informer's objects in series order (watchFamilies); only when
+// that order cannot be had without sorting every series (see there) are
+// they gathered and sorted like the rest.
+func (c *Component) encodeText() ([]encoded.Family, error) {
+	p := c.plan.Load()
+	if !c.exporting(p) {
+		return nil, nil // a standby replica: the leader exports the cluster's series
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var all []textSeries
+	emit := func(name, help string, labels, values []string, v float64) {
+		all = append(all, textSeries{name, help, labels, values, v})
+	}
+	c.eachTargetSeries(p, emit)
+	wfs, fast := c.watchFamilies(p)
+	if !fast {
+		c.eachWatchSeries(p, emit)
+	}
+	out, err := encodeSeries(all)
+	if err != nil {
+		return nil, err
+	}
+	if fast {
+		c.self.dropped.Set(0)
+		var b []byte
+		for _, wf := range wfs {
+			for _, failed := range []bool{false, true} {
+				var f encoded.Family
+				if f, b = c.encodeWatchFamily(b[:0], wf, failed); f.Text != nil {
+					out = append(out, f)
+				}
+			}
+		}
+		slices.SortFunc(out, func(a, b encoded.Family) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return out, nil
+}
+
+// watchFamily is the series of one watch metric: its scopes, one per kind,
+// by kind (the first label of its series).
+type watchFamily struct {
+	metric string
+	scopes []scope
+}
+
+// watchFamilies groups the watch blocks' scopes by metric. ok is false
+// when the series of a family cannot be written scope after scope in
+// order: two scopes of one kind under one metric (several namespaces or
+// selectors: their objects interleave), a family name that a workload,
+// phase or other watch family also has, or more objects than max_series
+// (which ones are left out is the gather's choice).
+func (c *Component) watchFamilies(p *plan) ([]watchFamily, bool) {
+	var out []watchFamily
+	index := map[string]int{}
+	for _, w := range p.watches {
+		i, ok := index[w.metric]
+		if !ok {
+			i = len(out)
+			index[w.metric] = i
+			out = append(out, watchFamily{metric: w.metric})
+		}
+		for _, s := range w.scopes {
+			if !slices.Contains(out[i].scopes, s) {
+				out[i].scopes = append(out[i].scopes, s)
+			}
+		}
+	}
+	names := map[string]bool{}
+	for _, t := range p.targets {
+		names[t.metric], names[t.metric+"_failed"] = true, true
+	}
+	for _, ph := range p.phases {
+		names[ph.metric] = true
+	}
+	total := 0
+	for i := range out {
+		wf := &out[i]
+		for _, n := range []string{wf.metric, wf.metric + "_failed"} {
+			if names[n] {
+				return nil, false
+			}
+			names[n] = true
+		}
+		slices.SortFunc(wf.scopes, func(a, b scope) int { return strings.Compare(a.Kind, b.Kind) })
+		for j, s := range wf.scopes {
+			if j > 0 && wf.scopes[j-1].Kind == s.Kind {
+				return nil, false
+			}
+			if in := c.informers[s]; in != nil {
+				total += in.count()
+			}
+		}
+	}
+	if total > p.maxSeries {
+		return nil, false
+	}
+	return out, true
+}
+
+// encodeWatchFamily writes the family of wf's metric (its _failed one
+// when failed) into b; Text is nil when it has no series.
+func (c *Component) encodeWatchFamily(b []byte, wf watchFamily, failed bool) (encoded.Family, []byte) {
+	name, help := wf.metric, workloadHelp
+	if failed {
+		name, help = wf.metric+"_failed", failedHelp
+	}
+	b = appendHeader(b, name, help)
+	header, n := len(b), 0
+	for _, s := range wf.scopes {
+		in := c.informers[s]
+		if in == nil {
+			continue
+		}
+		in.eachSorted(func(k objKey, r Result) {
+			v := float64(r.Status)
+			if failed {
+				v = b2f(r.Failed)
+			}
+			b = append(b, name...)
+			b = append(b, `{kind="`...)
+			b = appendEscaped(b, s.Kind, true)
+			b = append(b, `",name="`...)
+			b = appendEscaped(b, k.name, true)
+			b = append(b, `",namespace="`...)
+			b = appendEscaped(b, k.namespace, true)
+			b = append(b, `"} `...)
+			b = appendValue(b, v)
+			b = append(b, '\n')
+			n++
+		})
+	}
+	if n == 0 {
+		return encoded.Family{}, b[:header]
+	}
+	return encoded.Family{Name: name, Text: slices.Clone(b), Escaped: !encoded.UnescapedMetricName(name)}, b
+}
+
+func appendHeader(b []byte, name, help string) []byte {
+	b = append(b, "# HELP "...)
+	b = append(b, name...)
+	b = append(b, ' ')
+	b = appendEscaped(b, help, false)
+	b = append(b, "\n# TYPE "...)
+	b = append(b, name...)
+	return append(b, " gauge\n"...)
+}
+
+// encodeSeries encodes series in any order: sorted into families, each
+// family's series by their label values.
+func encodeSeries(all []textSeries) ([]encoded.Family, error) {
+	slices.SortFunc(all, func(a, b textSeries) int {
+		if r := strings.Compare(a.name, b.name); r != 0 {
+			return r
+		}
+		if len(a.values) != len(b.values) {
+			return len(a.values) - len(b.values)
+		}
+		for i := range a.values {
+			if r := strings.Compare(a.values[i], b.values[i]); r != 0 {
+				return r
+			}
+		}
+		return 0
+	})
+	var out []encoded.Family
+	var b []byte
+	for i := 0; i < len(all); {
+		j := i
+		name := all[i].name
+		b = appendHeader(b[:0], name, all[i].help)
+		for ; j < len(all) && all[j].name == name; j++ {
+			s := &all[j]
+			if j > i && slices.Equal(s.values, all[j-1].values) {
+				// The registry refuses a duplicate series: so does this
+				// (the sink then serves Gather's answer and its error).
+				return nil, fmt.Errorf("series %s%v exported twice", name, s.values)
+			}
+			b = append(b, name...)
+			if len(s.labels) > 0 {
+				b = append(b, '{')
+				for k, l := range s.labels {
+					if k > 0 {
+						b = append(b, ',')
+					}
+					b = append(b, l...)
+					b = append(b, `="`...)
+					b = appendEscaped(b, s.values[k], true)
+					b = append(b, '"')
+				}
+				b = append(b, '}')
+			}
+			b = append(b, ' ')
+			b = appendValue(b, s.v)
+			b = append(b, '\n')
+		}
+		out = append(out, encoded.Family{Name: name, Text: slices.Clone(b), Escaped: !encoded.UnescapedMetricName(name)})
+		i = j
+	}
+	return out, nil
+}
+
+// appendEscaped escapes as the text format does: backslash and newline,
+// and in label values the double quote.
+func appendEscaped(b []byte, s string, quote bool) []byte {
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch == '\\':
+			b = append(b, `\\`...)
+		case ch == '\n':
+			b = append(b, `\n`...)
+		case ch == '"' && quote:
+			b = append(b, `\"`...)
+		default:
+			b = append(b, ch)
+		}
+	}
+	return b
+}
+
+// appendValue writes a sample value as expfmt does.
+func appendValue(b []byte, v float64) []byte {
+	switch v {
+	case 0:
+		return append(b, '0')
+	case 1:
+		return append(b, '1')
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
