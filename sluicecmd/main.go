@@ -106,6 +106,7 @@ func RunDistribution(distribution string, args []string, stdout, stderr io.Write
 	runCmd.Flag("web.external-url", "The URL under which the agent is reached from outside (behind a reverse proxy, e.g. https://proxy.example.com/sluice/); the UI's links use its path.").PlaceHolder("<URL>").StringVar(&runArgs.externalURL)
 	runCmd.Flag("web.route-prefix", "Prefix of every path the agent serves (the UI, /metrics, /-/healthy, sinks' paths). Defaults to the path of --web.external-url.").PlaceHolder("<path>").StringVar(&runArgs.routePrefix)
 	runCmd.Flag("runtime.gogc", "The Go garbage collector's target percentage (GOGC) for the agent. The GOGC environment variable, if set, wins. Lower values hold less memory between collections and collect more often.").Default(strconv.Itoa(defaultGOGC)).IntVar(&runArgs.gogc)
+	runCmd.Flag("runtime.keep-startup-pages", "Keep the executable's code and read-only data mapped once the agent is ready. By default (Linux) the agent then drops its mappings of them, most of which only starting it used: they stay in the page cache and what the agent still runs is mapped again at its first use, which takes most of the file-backed part out of the idle RSS.").BoolVar(&runArgs.keepStartupPages)
 	logCfg := &promslog.Config{Level: promslog.NewLevel(), Format: promslog.NewFormat()}
 	runCmd.Flag("log.level", "Only log messages with this severity or above: debug, info, warn, error.").
 		Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(logCfg.Level)

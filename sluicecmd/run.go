@@ -43,6 +43,9 @@ type runFlags struct {
 	probeListenAddr string
 	// gogc is the garbage collector's target unless GOGC is set (gogc.go).
 	gogc int
+	// keepStartupPages keeps the executable's pages mapped once the
+	// agent is ready, instead of dropping them (startpages.go).
+	keepStartupPages bool
 	// timeouts bound reading requests on every listener.
 	timeouts pipeline.HTTPTimeouts
 	// distribution names the binary's set of components (main.go).
@@ -181,6 +184,9 @@ func runAgent(f runFlags, stderr io.Writer) int {
 	var g run.Group
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Once the pipeline is up, what only starting it needed is let go
+	// (startmem.go).
+	go releaseStartupMemory(ctx, ctrl.Ready, 50*time.Millisecond, startupReleaseWait, startupRelease(logger, !f.keepStartupPages))
 	{ // signals: SIGINT/SIGTERM stop, SIGHUP reloads
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

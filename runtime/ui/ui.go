@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -68,8 +69,44 @@ const MaxPreviewLimit = 1000
 // caller strips it): /, /component/<id>, /static/..., /status.json.
 type Handler struct {
 	o     Options
-	pages map[string]*template.Template
+	pages lazyPages
 	mux   *http.ServeMux
+}
+
+// lazyPages are the page templates, parsed when the first page is
+// served: an agent whose UI nobody opens neither holds them nor runs the
+// template parser (issue 22: a sidecar's idle memory).
+type lazyPages struct {
+	once   sync.Once
+	parsed map[string]*template.Template
+	err    error
+}
+
+func (l *lazyPages) get() (map[string]*template.Template, error) {
+	l.once.Do(func() { l.parsed, l.err = parsePages() })
+	return l.parsed, l.err
+}
+
+// uiPages are the pages, each its template and the layout.
+var uiPages = []string{"overview", "component", "notfound"}
+
+// parsePages parses every page's template.
+func parsePages() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"ago":        ago,
+		"rfc3339":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"pathEscape": url.PathEscape,
+		"mark":       func(v any) string { return healthMark(fmt.Sprint(v)) },
+	}
+	pages := make(map[string]*template.Template, len(uiPages))
+	for _, page := range uiPages {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parsing the %s template: %w", page, err)
+		}
+		pages[page] = t
+	}
+	return pages, nil
 }
 
 // New returns the UI handler.
@@ -93,20 +130,7 @@ func New(o Options) (*Handler, error) {
 	if o.Started.IsZero() {
 		o.Started = time.Now()
 	}
-	h := &Handler{o: o, pages: map[string]*template.Template{}}
-	funcs := template.FuncMap{
-		"ago":        ago,
-		"rfc3339":    func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"pathEscape": url.PathEscape,
-		"mark":       func(v any) string { return healthMark(fmt.Sprint(v)) },
-	}
-	for _, page := range []string{"overview", "component", "notfound"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
-		if err != nil {
-			return nil, fmt.Errorf("parsing the %s template: %w", page, err)
-		}
-		h.pages[page] = t
-	}
+	h := &Handler{o: o}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
@@ -151,9 +175,15 @@ func (h *Handler) page(title string, data any) pageData {
 }
 
 func (h *Handler) render(w http.ResponseWriter, page string, d pageData) {
+	pages, err := h.pages.get()
+	if err != nil { // the embedded templates are checked by TestPagesParse
+		h.o.Logger.Error("the status UI's templates do not parse", "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := h.pages[page].Execute(w, d); err != nil {
+	if err := pages[page].Execute(w, d); err != nil {
 		h.o.Logger.Debug("rendering a UI page", "page", page, "err", err) // the client left, usually
 	}
 }

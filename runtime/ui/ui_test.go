@@ -48,6 +48,7 @@ postgres_source "db" {
 `
 
 type fixture struct {
+	ui   *Handler
 	ctrl *runtime.Controller
 	srv  *httptest.Server
 	file string
@@ -75,7 +76,7 @@ func start(t *testing.T, base string) *fixture {
 	}
 	srv := httptest.NewServer(runtime.NewHandler(runtime.ServerOptions{Controller: ctrl, Mounts: mounts, UI: h}))
 	t.Cleanup(srv.Close)
-	return &fixture{ctrl: ctrl, srv: srv, file: file}
+	return &fixture{ctrl: ctrl, srv: srv, file: file, ui: h}
 }
 
 func (f *fixture) get(t *testing.T, path string, wantCode int) string {
@@ -99,6 +100,25 @@ func mustContain(t *testing.T, what, body string, subs ...string) {
 			t.Errorf("%s lacks %q", what, s)
 		}
 	}
+}
+
+// Every page's template parses, and none is parsed before the first page
+// is served (an agent whose UI nobody opens does not hold them).
+func TestPagesParse(t *testing.T) {
+	pages, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range uiPages {
+		if pages[p] == nil {
+			t.Errorf("no template for the %s page", p)
+		}
+	}
+	f := start(t, "/")
+	if f.ui.pages.parsed != nil {
+		t.Fatal("New parsed the templates; they are parsed when the first page is served")
+	}
+	mustContain(t, "a missing page", f.get(t, "/no/such/page", http.StatusNotFound), "Not found")
 }
 
 func TestOverview(t *testing.T) {
