@@ -89,7 +89,7 @@ type rawPackets struct {
 	// What the primary does, for tests and diagnostics.
 	state     atomic.Int32 // readerReading, readerWaiting, readerCoalescing
 	waits     atomic.Int64 // times it registered a descriptor to wait on
-	coalesced atomic.Int64 // coalescing sleeps (of any reader)
+	coalesced atomic.Int64 // its coalescing sleeps
 }
 
 // openRawPackets dups n descriptors of c's socket. The caller closes c
@@ -251,7 +251,9 @@ func readPacketsRaw(rp *rawPackets, fd int, rl readerRole, hold time.Duration, p
 	timer := time.NewTimer(coalesceWait)
 	defer timer.Stop()
 	sleep := func() bool {
-		rp.coalesced.Add(1)
+		if rl.primary {
+			rp.coalesced.Add(1)
+		}
 		timer.Reset(coalesceWait)
 		select {
 		case <-rl.stop:
