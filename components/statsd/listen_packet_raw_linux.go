@@ -266,20 +266,71 @@ func readPacketsRaw(rp *rawPackets, fd int, rl readerRole, hold time.Duration, p
 		return readHelperRaw(fd, rl, drain, sleep, stopped)
 	}
 	defer rp.unwait()
-	for {
-		// Waiting: in the netpoller, reading through the registered
-		// descriptor, until wake-ups come quicker than coalesceWait
-		// coalesceAfter times in a row.
-		rc, err := rp.waitConn()
-		if errors.Is(err, net.ErrClosed) {
+	for !stopped() {
+		if err := waitRaw(rp, drain); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				break
+			}
+			return err
+		}
+		// Coalescing: sleep, read what queued, until coalesceAfter sleeps
+		// in a row found the socket empty.
+		for idle := 0; idle < coalesceAfter && !stopped(); {
+			rp.state.Store(readerCoalescing)
+			ok := sleep()
+			rp.state.Store(readerReading)
+			if !ok {
+				break
+			}
+			got := 0
+			for empty := false; !empty && !stopped(); {
+				var n int
+				var err error
+				if n, empty, err = drain(uintptr(fd), coalesceBacklog); err != nil {
+					return err
+				}
+				got += n
+			}
+			if got == 0 {
+				idle++
+			} else {
+				idle = 0
+			}
+		}
+	}
+	// Stopped: read what is queued, within bounds (datagrams may keep
+	// coming faster than they are read).
+	for range stopBursts {
+		if _, empty, err := drain(uintptr(fd), readBurst+1); err != nil || empty {
 			break
 		}
-		if err != nil {
-			return fmt.Errorf("waiting on the socket: %w", err)
+	}
+	return net.ErrClosed
+}
+
+// stopBursts bounds the reads of a stopped primary (readBurst datagrams
+// each): what a large receive buffer holds, not a flood that never ends.
+const stopBursts = 64
+
+// waitRaw is the primary's waiting: in Go's netpoller, reading through a
+// descriptor registered for the wait, until the netpoller wakes it sooner
+// than coalesceWait after it parked coalesceAfter times in a row (it
+// returns nil: time to coalesce), the wait is closed (net.ErrClosed), or
+// a read fails.
+func waitRaw(rp *rawPackets, drain func(uintptr, int) (int, bool, error)) error {
+	rc, err := rp.waitConn()
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return err
 		}
-		var rerr error
-		quick := 0
-		var parked time.Time
+		return fmt.Errorf("waiting on the socket: %w", err)
+	}
+	defer rp.unwait()
+	var rerr error
+	quick := 0
+	var parked time.Time
+	for {
+		more := false
 		err = rc.Read(func(wfd uintptr) bool {
 			rp.state.Store(readerReading)
 			if !parked.IsZero() {
@@ -288,14 +339,15 @@ func readPacketsRaw(rp *rawPackets, fd int, rl readerRole, hold time.Duration, p
 				} else {
 					quick = 0
 				}
+				parked = time.Time{}
 			}
 			var empty bool
 			if _, empty, rerr = drain(wfd, helperBacklog); rerr != nil {
 				return true
 			}
 			if !empty {
-				parked = time.Time{} // read on: not a wake-up
-				return false
+				more = true // a backlog: read on, and not a wake-up
+				return true
 			}
 			if quick >= coalesceAfter {
 				return true
@@ -305,50 +357,15 @@ func readPacketsRaw(rp *rawPackets, fd int, rl readerRole, hold time.Duration, p
 			return false
 		})
 		rp.state.Store(readerReading)
-		rp.unwait()
-		if rerr != nil {
+		switch {
+		case rerr != nil:
 			return rerr
-		}
-		if err != nil && !errors.Is(err, net.ErrClosed) {
-			return err
-		}
-		if stopped() || err != nil {
-			break
-		}
-		// Coalescing: sleep, read what queued, until coalesceAfter sleeps
-		// in a row found the socket empty.
-		for idle := 0; idle < coalesceAfter; {
-			rp.state.Store(readerCoalescing)
-			ok := sleep()
-			rp.state.Store(readerReading)
-			if !ok {
-				break
-			}
-			got, empty, err := drain(uintptr(fd), coalesceBacklog)
-			if err != nil {
-				return err
-			}
-			for !empty && err == nil {
-				_, empty, err = drain(uintptr(fd), coalesceBacklog)
-			}
-			if err != nil {
-				return err
-			}
-			if got == 0 {
-				idle++
-			} else {
-				idle = 0
-			}
-		}
-		if stopped() {
-			break
-		}
-	}
-	// Stopped: read what is queued.
-	for {
-		_, empty, err := drain(uintptr(fd), readBurst+1)
-		if err != nil || empty {
+		case errors.Is(err, net.ErrClosed):
 			return net.ErrClosed
+		case err != nil:
+			return err
+		case !more:
+			return nil
 		}
 	}
 }

@@ -210,3 +210,46 @@ func TestRawHelperTakesOverFromStuckPrimary(t *testing.T) {
 		}
 	}
 }
+
+// TestRawPrimaryReadsBacklogAlone queues more datagrams than one read
+// takes (readBurst) before a lone primary reader starts, and sends no
+// more: the primary must read on rather than wait for a datagram that
+// does not come (no helper here to look at the socket).
+func TestRawPrimaryReadsBacklogAlone(t *testing.T) {
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.(*net.UDPConn).SetReadBuffer(4 << 20)
+	rp, err := openRawPackets(conn, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := conn.LocalAddr().String()
+	conn.Close()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 4 * readBurst
+	for range n {
+		if _, err := c.Write([]byte("a:1|c")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var got atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- readPacketsRaw(rp, rp.fds[0], readerRole{primary: true, stop: stop}, flushHold,
+			func([]byte) { got.Add(1) }, func() time.Time { return time.Time{} }, func() {})
+	}()
+	waitUntil(t, "the queued datagrams read", func() bool { return got.Load() == n })
+	close(stop)
+	rp.wake()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("the primary ended with %v, want net.ErrClosed", err)
+	}
+	rp.close()
+}
