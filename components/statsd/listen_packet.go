@@ -39,7 +39,9 @@ type packetListener struct {
 	// newProcessor makes a reader's processor, watched under name.
 	newProcessor func(name string) (*processor, func())
 	spec         string
-	conn         net.PacketConn
+	conn         net.PacketConn // closed by Start when the readers read raw
+	raw          *rawPackets    // the readers' own descriptors (Linux), or nil
+	addr         string         // the bound address, kept when conn is closed
 	dups         []net.PacketConn
 	packets      prometheus.Counter
 	unlink       string // socket file to remove on close
@@ -60,14 +62,23 @@ type readerRole struct {
 }
 
 func (l *packetListener) Spec() string { return l.spec }
-func (l *packetListener) Addr() string { return l.conn.LocalAddr().String() }
+func (l *packetListener) Addr() string {
+	if l.addr != "" {
+		return l.addr
+	}
+	return l.conn.LocalAddr().String()
+}
 
 func (l *packetListener) setReadBuffer(n int) error {
 	if n <= 0 || n == l.rbuf {
 		return nil
 	}
 	type rb interface{ SetReadBuffer(int) error }
-	if c, ok := l.conn.(rb); ok {
+	if l.raw != nil {
+		if err := l.raw.setReadBuffer(n); err != nil {
+			return err
+		}
+	} else if c, ok := l.conn.(rb); ok {
 		if err := c.SetReadBuffer(n); err != nil {
 			return err
 		}
@@ -91,6 +102,11 @@ func (l *packetListener) Adjust(args Arguments, log *slog.Logger) {
 }
 
 func (l *packetListener) Start() {
+	l.stop = make(chan struct{})
+	wake := make(chan struct{}, 1)
+	if l.startRaw(wake) {
+		return
+	}
 	conns := []net.PacketConn{l.conn}
 	for range packetReaders - 1 {
 		d, err := dupPacketConn(l.conn)
@@ -101,16 +117,44 @@ func (l *packetListener) Start() {
 		l.dups = append(l.dups, d)
 		conns = append(conns, d)
 	}
-	l.stop = make(chan struct{})
-	wake := make(chan struct{}, 1)
 	for i, c := range conns {
 		l.wg.Add(1)
 		rl := readerRole{primary: i == 0, wake: wake, stop: l.stop}
 		go func() {
 			defer l.wg.Done()
-			l.read(c, rl, fmt.Sprintf("reader %d of %d on %s", i+1, len(conns), l.spec))
+			l.read(func(packet func([]byte), pending func() time.Time, flush func()) error {
+				return readPackets(c, rl, flushHold, packet, pending, flush)
+			}, fmt.Sprintf("reader %d of %d on %s", i+1, len(conns), l.spec))
 		}()
 	}
+}
+
+// startRaw starts the readers on descriptors of their own, outside Go's
+// netpoller, where the platform allows (see listen_packet_raw_linux.go),
+// and closes the socket's Go descriptor: while it is open, every datagram
+// wakes the runtime's netpoller. It reports whether it did.
+func (l *packetListener) startRaw(wake chan struct{}) bool {
+	rp, err := openRawPackets(l.conn, packetReaders)
+	if err != nil {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			l.rep.log.Warn("reading the socket through Go's netpoller", "address", l.spec, "err", err)
+		}
+		return false
+	}
+	l.addr = l.conn.LocalAddr().String()
+	l.conn.Close()
+	l.raw = rp
+	for i, fd := range rp.fds {
+		l.wg.Add(1)
+		rl := readerRole{primary: i == 0, wake: wake, stop: l.stop}
+		go func() {
+			defer l.wg.Done()
+			l.read(func(packet func([]byte), pending func() time.Time, flush func()) error {
+				return readPacketsRaw(rp, fd, rl, flushHold, packet, pending, flush)
+			}, fmt.Sprintf("reader %d of %d on %s", i+1, len(rp.fds), l.spec))
+		}()
+	}
+	return true
 }
 
 func dupPacketConn(c net.PacketConn) (net.PacketConn, error) {
@@ -126,7 +170,12 @@ func dupPacketConn(c net.PacketConn) (net.PacketConn, error) {
 	return net.FilePacketConn(f)
 }
 
-func (l *packetListener) read(c net.PacketConn, rl readerRole, name string) {
+// readFunc reads a socket until it closes or fails: packet takes each
+// datagram, pending tells when the oldest unflushed one came, flush hands
+// the mapped events to the shards.
+type readFunc func(packet func([]byte), pending func() time.Time, flush func()) error
+
+func (l *packetListener) read(src readFunc, name string) {
 	p, unwatch := l.newProcessor(name)
 	defer unwatch()
 	packets := localCounter{Counter: l.packets}
@@ -135,7 +184,7 @@ func (l *packetListener) read(c net.PacketConn, rl readerRole, name string) {
 		packets.flush()
 	}()
 	for {
-		err := l.readSome(c, rl, p, &packets)
+		err := l.readSome(src, p, &packets)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
@@ -153,7 +202,7 @@ var errRecovered = errors.New("recovered from a panic")
 // readSome reads until the socket fails or closes. The processor recovers
 // panics per line; this recovers the rest of the read loop, and leaves the
 // processor with nothing pending (the items in hand are dropped) and idle.
-func (l *packetListener) readSome(c net.PacketConn, rl readerRole, p *processor, packets *localCounter) (err error) {
+func (l *packetListener) readSome(src readFunc, p *processor, packets *localCounter) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			l.rep.recovered("reader", v, "address", l.spec)
@@ -167,8 +216,7 @@ func (l *packetListener) readSome(c net.PacketConn, rl readerRole, p *processor,
 			err = errRecovered
 		}
 	}()
-	return readPackets(c, rl, flushHold,
-		func(b []byte) { packets.n++; p.packet(b) },
+	return src(func(b []byte) { packets.n++; p.packet(b) },
 		func() time.Time { return p.since },
 		func() { p.flush(); packets.flush() })
 }
@@ -182,17 +230,29 @@ func (l *packetListener) closeConns() {
 
 // Close closes the sockets, removes the socket file (first: it must go
 // even if a reader were to hang) and waits for the readers.
+//
+// Readers on descriptors of their own (l.raw) are stopped first and read
+// what is queued; their descriptors close once they have returned.
 func (l *packetListener) Close() {
 	l.kdrops.remove(l.inode)
-	l.closeConns()
 	if l.unlink != "" {
 		os.Remove(l.unlink)
+	}
+	if l.raw == nil {
+		l.closeConns()
 	}
 	if l.stop != nil {
 		close(l.stop)
 		l.stop = nil
 	}
+	if l.raw != nil {
+		l.raw.wake() // a primary waiting in the netpoller
+	}
 	l.wg.Wait()
+	if l.raw != nil {
+		l.raw.close()
+		l.raw = nil
+	}
 }
 
 // maxDatagram is the largest datagram read whole.
