@@ -419,20 +419,29 @@ func mappingYAML(a Arguments, readFile func(string) ([]byte, error)) (string, er
 	var mappings []any
 	var fileDefaults bool
 	var rest yaml.MapSlice
-	seen := map[any]bool{}
+	seen := map[string]bool{}
 	for _, item := range doc {
+		// Upstream's configuration has only string keys; a YAML complex
+		// key (`? a: b`) is a map, which cannot be one (nor a map key).
+		key, isString := item.Key.(string)
+		if !isString {
+			if err := fileError(a.MappingFile, readFile); err != nil {
+				return "", err
+			}
+			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: a top-level key is not a string", a.MappingFile))
+		}
 		// Assembling would hide a key given twice, or mappings that are
 		// not a list: upstream's strict parse of the file alone says what
 		// is wrong and where (only on this error path).
 		l, isList := item.Value.([]any)
-		if seen[item.Key] || (item.Key == "mappings" && !isList && item.Value != nil) {
+		if seen[key] || (key == "mappings" && !isList && item.Value != nil) {
 			if err := fileError(a.MappingFile, readFile); err != nil {
 				return "", err
 			}
 			return "", pipeline.ErrorAt("mapping_file", fmt.Errorf("invalid mapping file %s: a top-level key is given twice, or mappings is not a list", a.MappingFile))
 		}
-		seen[item.Key] = true
-		switch item.Key {
+		seen[key] = true
+		switch key {
 		case "mappings":
 			mappings = l
 		case "defaults":
