@@ -36,4 +36,9 @@ kubernetes_status_source "argocd" {
 
 metrics_sink "default" {
   inputs = [kubernetes_status_source.argocd.metrics]
+  # Status gauges gain nothing from OpenMetrics (no exemplars, no created
+  # timestamps), and in the Prometheus text format every scrape copies the
+  # families the source keeps encoded instead of gathering them (Prometheus
+  # asks for OpenMetrics first when the sink offers it).
+  openmetrics = false
 }
