@@ -26,6 +26,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	builtDir = dir
 	bin := filepath.Join(dir, "sluice")
 	args := []string{"build", "-race", "-o", bin, "."}
 	if testing.Short() {

@@ -28,6 +28,7 @@ var buildAgent = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	builtDir = dir
 	bin := filepath.Join(dir, "sluice")
 	if out, err := osexec.Command("go", "build", "-race", "-o", bin, "./internal/testagent").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)

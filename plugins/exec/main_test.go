@@ -1,0 +1,19 @@
+package exec_test
+
+import (
+	"os"
+	"testing"
+)
+
+// builtDir is the directory buildAgent built the test agent into, if it
+// did: removed when the package's tests end, so that runs do not leave a
+// binary in the temporary directory each.
+var builtDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
