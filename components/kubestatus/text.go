@@ -92,16 +92,28 @@ func (c *Component) encodeText() ([]encoded.Family, error) {
 		return nil, err
 	}
 	if fast {
-		c.self.dropped.Set(0)
-		var b []byte
+		var status, failed []byte
+		n, watchFams := 0, []encoded.Family(nil)
 		for _, wf := range wfs {
-			for _, failed := range []bool{false, true} {
-				var f encoded.Family
-				if f, b = c.encodeWatchFamily(b[:0], wf, failed); f.Text != nil {
-					out = append(out, f)
-				}
+			var fs, ff encoded.Family
+			var k int
+			fs, ff, k, status, failed = c.encodeWatchFamilies(status[:0], failed[:0], wf)
+			n += k
+			if k > 0 {
+				watchFams = append(watchFams, fs, ff)
 			}
 		}
+		if n > p.maxSeries {
+			// Objects came between watchFamilies' count and the walk:
+			// max_series decides which series are left out, as a gather
+			// would.
+			all = all[:0]
+			c.eachTargetSeries(p, emit)
+			c.eachWatchSeries(p, emit)
+			return encodeSeries(all)
+		}
+		c.self.dropped.Set(0)
+		out = append(out, watchFams...)
 		slices.SortFunc(out, func(a, b encoded.Family) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return out, nil
@@ -168,42 +180,44 @@ func (c *Component) watchFamilies(p *plan) ([]watchFamily, bool) {
 	return out, true
 }
 
-// encodeWatchFamily writes the family of wf's metric (its _failed one
-// when failed) into b; Text is nil when it has no series.
-func (c *Component) encodeWatchFamily(b []byte, wf watchFamily, failed bool) (encoded.Family, []byte) {
-	name, help := wf.metric, workloadHelp
-	if failed {
-		name, help = wf.metric+"_failed", failedHelp
+// encodeWatchFamilies writes the family of wf's metric into bs and its
+// _failed family into bf, in one walk of each informer's objects, so that
+// both have the same objects when objects come or go meanwhile (as the
+// gather's walk emits both series of an object together). n is the number
+// of objects written; the families are valid only when n > 0.
+func (c *Component) encodeWatchFamilies(bs, bf []byte, wf watchFamily) (status, failed encoded.Family, n int, _, _ []byte) {
+	name, failedName := wf.metric, wf.metric+"_failed"
+	bs = appendHeader(bs, name, workloadHelp)
+	bf = appendHeader(bf, failedName, failedHelp)
+	line := func(b []byte, name, kind string, k objKey, v float64) []byte {
+		b = append(b, name...)
+		b = append(b, `{kind="`...)
+		b = appendEscaped(b, kind, true)
+		b = append(b, `",name="`...)
+		b = appendEscaped(b, k.name, true)
+		b = append(b, `",namespace="`...)
+		b = appendEscaped(b, k.namespace, true)
+		b = append(b, `"} `...)
+		b = appendValue(b, v)
+		return append(b, '\n')
 	}
-	b = appendHeader(b, name, help)
-	header, n := len(b), 0
 	for _, s := range wf.scopes {
 		in := c.informers[s]
 		if in == nil {
 			continue
 		}
 		in.eachSorted(func(k objKey, r Result) {
-			v := float64(r.Status)
-			if failed {
-				v = b2f(r.Failed)
-			}
-			b = append(b, name...)
-			b = append(b, `{kind="`...)
-			b = appendEscaped(b, s.Kind, true)
-			b = append(b, `",name="`...)
-			b = appendEscaped(b, k.name, true)
-			b = append(b, `",namespace="`...)
-			b = appendEscaped(b, k.namespace, true)
-			b = append(b, `"} `...)
-			b = appendValue(b, v)
-			b = append(b, '\n')
+			bs = line(bs, name, s.Kind, k, float64(r.Status))
+			bf = line(bf, failedName, s.Kind, k, b2f(r.Failed))
 			n++
 		})
 	}
 	if n == 0 {
-		return encoded.Family{}, b[:header]
+		return encoded.Family{}, encoded.Family{}, 0, bs, bf
 	}
-	return encoded.Family{Name: name, Text: slices.Clone(b), Escaped: !encoded.UnescapedMetricName(name)}, b
+	status = encoded.Family{Name: name, Text: slices.Clone(bs), Escaped: !encoded.UnescapedMetricName(name)}
+	failed = encoded.Family{Name: failedName, Text: slices.Clone(bf), Escaped: !encoded.UnescapedMetricName(failedName)}
+	return status, failed, n, bs, bf
 }
 
 func appendHeader(b []byte, name, help string) []byte {

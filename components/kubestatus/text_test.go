@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,8 +16,26 @@ import (
 	"github.com/sluicehq/sluice/pipeline/pipelinetest"
 )
 
-// gatheredText is Gather's answer encoded by expfmt, and GatherText's.
+// gatheredText is Gather's answer encoded by expfmt, and GatherText's,
+// read while no event changed the series: the API server is shared with
+// the package's other tests, whose objects a cluster-wide watch also sees,
+// so GatherText is read before and after Gather and the three are taken
+// only when both GatherText reads agree.
 func gatheredText(t *testing.T, g prometheus.Gatherer) (want, got string) {
+	t.Helper()
+	for range 100 {
+		before := encodedText(t, g)
+		want = gatherEncoded(t, g)
+		if got = encodedText(t, g); got == before {
+			return want, got
+		}
+	}
+	t.Fatal("the series changed between every two reads of 100")
+	return "", ""
+}
+
+// gatherEncoded is Gather's answer encoded by expfmt.
+func gatherEncoded(t *testing.T, g prometheus.Gatherer) string {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
@@ -28,6 +47,12 @@ func gatheredText(t *testing.T, g prometheus.Gatherer) (want, got string) {
 			t.Fatal(err)
 		}
 	}
+	return wb.String()
+}
+
+// encodedText is GatherText's families, checked to be sorted by name.
+func encodedText(t *testing.T, g prometheus.Gatherer) string {
+	t.Helper()
 	eg, ok := pipeline.UnwrapGatherer(g).(encoded.Gatherer)
 	if !ok {
 		t.Fatalf("%T is not an encoded.Gatherer", g)
@@ -43,7 +68,7 @@ func gatheredText(t *testing.T, g prometheus.Gatherer) (want, got string) {
 		}
 		gb.Write(f.Text)
 	}
-	return wb.String(), gb.String()
+	return gb.String()
 }
 
 // TestGatherTextIsGatherEncoded: what metrics_sink serves from GatherText
@@ -272,4 +297,59 @@ func TestGatherTextPaths(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGatherTextFamiliesAgreeWhileObjectsCome: a watch metric's status
+// family and its _failed family come from one walk of each informer, so
+// an object that arrives while a scrape encodes is in both or in neither
+// (two walks once gave a _failed series without its status series).
+func TestGatherTextFamiliesAgreeWhileObjectsCome(t *testing.T) {
+	c := filledComponent(t, `watch "all" { kinds = ["Deployment", "Pod"] }`, 20)
+	if _, fast := c.watchFamilies(c.plan.Load()); !fast {
+		t.Fatal("want the scope-after-scope path")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 3000 {
+			for _, in := range c.informers {
+				in.mu.Lock()
+				in.objs[objKey{"c", fmt.Sprintf("new-%05d", i)}] = Result{Status: Running}
+				in.sorted = nil
+				in.mu.Unlock()
+			}
+			c.changed()
+		}
+	}()
+	objects := func(text []byte, prefix string) []string {
+		var out []string
+		for _, l := range strings.Split(string(text), "\n") {
+			if rest, ok := strings.CutPrefix(l, prefix+"{"); ok {
+				out = append(out, rest[:strings.Index(rest, "}")])
+			}
+		}
+		return out
+	}
+	encodings := 0
+	for running := true; running; encodings++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		fams, err := c.encodeText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string][]byte{}
+		for _, f := range fams {
+			byName[f.Name] = f.Text
+		}
+		status := objects(byName["sluice_workload_status"], "sluice_workload_status")
+		failed := objects(byName["sluice_workload_status_failed"], "sluice_workload_status_failed")
+		if len(status) < 40 || !slices.Equal(status, failed) {
+			t.Fatalf("encoding %d: %d status series, %d failed series; they differ or are too few", encodings, len(status), len(failed))
+		}
+	}
+	t.Logf("%d encodings while objects came", encodings)
 }
