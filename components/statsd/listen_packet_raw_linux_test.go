@@ -24,11 +24,20 @@ type rawReaders struct {
 
 func startRawReaders(t *testing.T) *rawReaders {
 	t.Helper()
+	return startRawReadersBuffer(t, 4<<20)
+}
+
+// startRawReadersBuffer is startRawReaders with a receive buffer of
+// readBuffer bytes (SO_RCVBUF).
+func startRawReadersBuffer(t *testing.T, readBuffer int) *rawReaders {
+	t.Helper()
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.(*net.UDPConn).SetReadBuffer(4 << 20)
+	if err := conn.(*net.UDPConn).SetReadBuffer(readBuffer); err != nil {
+		t.Fatal(err)
+	}
 	rp, err := openRawPackets(conn, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -252,4 +261,43 @@ func TestRawPrimaryReadsBacklogAlone(t *testing.T) {
 		t.Errorf("the primary ended with %v, want net.ErrClosed", err)
 	}
 	rp.close()
+}
+
+// TestRawReaderStopsCoalescingUnderPressure floods a socket with a small
+// receive buffer (the kernel's default is 208 KiB, and unprivileged
+// processes often cannot raise it): a coalescing sleep that finds the
+// buffer more than half full sends the primary back to waiting in the
+// netpoller, where each datagram wakes it, and it does not coalesce again
+// for pressureHold.
+func TestRawReaderStopsCoalescingUnderPressure(t *testing.T) {
+	r := startRawReadersBuffer(t, 32<<10)
+	c, err := net.Dial("udp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for sent := 0; r.rp.pressured.Load() == 0; sent++ {
+		if sent == 1_000_000 {
+			t.Fatalf("no sleep found the 32 KiB buffer over half full in 1M back-to-back datagrams (%d coalescing sleeps)", r.rp.coalesced.Load())
+		}
+		c.Write([]byte("a:1|c")) // the buffer may be full: ECONNREFUSED and drops are not the point
+	}
+	if until := time.Unix(0, r.rp.noCoalesceUntil.Load()); time.Until(until) < pressureHold-time.Second {
+		t.Errorf("after the pressure the primary may coalesce again in %v, want about %v", time.Until(until), pressureHold)
+	}
+	waitUntil(t, "the primary back in the netpoller", func() bool { return r.rp.state.Load() == readerWaiting })
+	// While the hold lasts, datagrams as fast as they come do not make it
+	// coalesce again.
+	coalesced := r.rp.coalesced.Load()
+	for range 20_000 {
+		c.Write([]byte("b:1|c"))
+	}
+	waitUntil(t, "the primary back in the netpoller", func() bool { return r.rp.state.Load() == readerWaiting })
+	if time.Now().UnixNano() < r.rp.noCoalesceUntil.Load() {
+		if got := r.rp.coalesced.Load(); got != coalesced {
+			t.Errorf("%d coalescing sleeps during the hold, want none", got-coalesced)
+		}
+	}
+	t.Logf("%d coalescing sleeps before the pressure", coalesced)
+	r.close(t)
 }
