@@ -29,7 +29,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice/bench/internal/ports"
@@ -169,21 +168,11 @@ func measure(tmp string, t target) (reading, error) {
 	udp, web, agent := addrs[0], addrs[1], addrs[2]
 	cmd := exec.Command(t.bin, t.args(dir, udp, web, agent)...)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // the target ends with the bench
-	if err := cmd.Start(); err != nil {
+	stop, err := proc.Start(cmd) // the target ends with the bench
+	if err != nil {
 		return rd, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	defer stop()
 	url := "http://" + web + "/metrics"
 	conn, err := net.Dial("udp", udp)
 	if err != nil {

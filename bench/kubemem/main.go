@@ -34,9 +34,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/proc"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -95,7 +95,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	load0 := loadavg()
+	load0 := proc.LoadAvg()
 	targets := []struct{ name, ns, kind string }{{"baseline", "empty", "Deployment"}, {"deployments", "deployments", "Deployment"}, {"pods", "pods", "Pod"}}
 	readings := map[string][]reading{}
 	for r := range *flagRuns {
@@ -125,7 +125,7 @@ func run() error {
 	}
 	fmt.Printf("baseline RSS %.1f MiB [%s]\n", mib(median(field(base, func(r reading) float64 { return r.rss }))),
 		spanMiB(field(base, func(r reading) float64 { return r.rss })))
-	fmt.Printf("load average before: %s, after: %s\n", load0, loadavg())
+	fmt.Printf("load average before: %s, after: %s\n", load0, proc.LoadAvg())
 	return nil
 }
 
@@ -163,21 +163,11 @@ metrics_sink "default" {
 	}
 	cmd := exec.Command(bin, "run", "--server.http.listen-addr="+agent, "--storage.path="+filepath.Join(dir, "data"), "--log.level=error", path)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	stop, err := proc.Start(cmd) // the agent ends with the bench
+	if err != nil {
 		return rd, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	defer stop()
 	self := "http://" + agent + "/metrics"
 	held := regexp.MustCompile(`sluice_kubernetes_watched_objects\{[^}]*\} (\d+)`)
 	synced := regexp.MustCompile(`sluice_kubernetes_informer_synced\{[^}]*\} 1`)
@@ -204,7 +194,8 @@ metrics_sink "default" {
 	}
 	rd.lines = strings.Count(page, "\n")
 	time.Sleep(*flagSettle)
-	if rd.rss, err = rss(cmd.Process.Pid); err != nil {
+	mem, err := proc.ReadMemory(cmd.Process.Pid)
+	if rd.rss = mem.RSS; err != nil {
 		return rd, err
 	}
 	page, err = scrape(self)
@@ -337,25 +328,6 @@ func scrape(url string) (string, error) {
 		return "", fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return string(b), err
-}
-
-func rss(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	return strings.TrimSpace(string(b))
 }
 
 func field(rs []reading, f func(reading) float64) []float64 {
