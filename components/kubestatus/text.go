@@ -3,7 +3,6 @@ package kubestatus
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -192,13 +191,13 @@ func (c *Component) encodeWatchFamilies(bs, bf []byte, wf watchFamily) (status, 
 	line := func(b []byte, name, kind string, k objKey, v float64) []byte {
 		b = append(b, name...)
 		b = append(b, `{kind="`...)
-		b = appendEscaped(b, kind, true)
+		b = encoded.AppendEscaped(b, kind, true)
 		b = append(b, `",name="`...)
-		b = appendEscaped(b, k.name, true)
+		b = encoded.AppendEscaped(b, k.name, true)
 		b = append(b, `",namespace="`...)
-		b = appendEscaped(b, k.namespace, true)
+		b = encoded.AppendEscaped(b, k.namespace, true)
 		b = append(b, `"} `...)
-		b = appendValue(b, v)
+		b = encoded.AppendFloat(b, v)
 		return append(b, '\n')
 	}
 	for _, s := range wf.scopes {
@@ -224,7 +223,7 @@ func appendHeader(b []byte, name, help string) []byte {
 	b = append(b, "# HELP "...)
 	b = append(b, name...)
 	b = append(b, ' ')
-	b = appendEscaped(b, help, false)
+	b = encoded.AppendEscaped(b, help, false)
 	b = append(b, "\n# TYPE "...)
 	b = append(b, name...)
 	return append(b, " gauge\n"...)
@@ -269,46 +268,17 @@ func encodeSeries(all []textSeries) ([]encoded.Family, error) {
 					}
 					b = append(b, l...)
 					b = append(b, `="`...)
-					b = appendEscaped(b, s.values[k], true)
+					b = encoded.AppendEscaped(b, s.values[k], true)
 					b = append(b, '"')
 				}
 				b = append(b, '}')
 			}
 			b = append(b, ' ')
-			b = appendValue(b, s.v)
+			b = encoded.AppendFloat(b, s.v)
 			b = append(b, '\n')
 		}
 		out = append(out, encoded.Family{Name: name, Text: slices.Clone(b), Escaped: !encoded.UnescapedMetricName(name)})
 		i = j
 	}
 	return out, nil
-}
-
-// appendEscaped escapes as the text format does: backslash and newline,
-// and in label values the double quote.
-func appendEscaped(b []byte, s string, quote bool) []byte {
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case ch == '\\':
-			b = append(b, `\\`...)
-		case ch == '\n':
-			b = append(b, `\n`...)
-		case ch == '"' && quote:
-			b = append(b, `\"`...)
-		default:
-			b = append(b, ch)
-		}
-	}
-	return b
-}
-
-// appendValue writes a sample value as expfmt does.
-func appendValue(b []byte, v float64) []byte {
-	switch v {
-	case 0:
-		return append(b, '0')
-	case 1:
-		return append(b, '1')
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }

@@ -117,21 +117,6 @@ func TestGatherTextIsGatherEncoded(t *testing.T) {
 	}
 }
 
-// TestTextEscaping: the text format's escaping of HELP and label values.
-func TestTextEscaping(t *testing.T) {
-	if got := string(appendEscaped(nil, "a\\b\"c\nd", true)); got != `a\\b\"c\nd` {
-		t.Errorf("label value: %s", got)
-	}
-	if got := string(appendEscaped(nil, "a\\b\"c\nd", false)); got != `a\\b"c\nd` {
-		t.Errorf("help: %s", got)
-	}
-	for v, want := range map[float64]string{0: "0", 1: "1", 2: "2", 3: "3"} {
-		if got := string(appendValue(nil, v)); got != want {
-			t.Errorf("%v: %s", v, got)
-		}
-	}
-}
-
 // benchTextComponent is a component whose watch block holds n Deployments
 // and n Pods in 20 namespaces, without an API server: the informers are
 // filled as their handlers would be.

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
@@ -92,7 +91,7 @@ func (st *Store) appendFamily(b []byte, name string, f *family) ([]byte, int) {
 	b = append(b, "# HELP "...)
 	b = append(b, name...)
 	b = append(b, ' ')
-	b = appendEscaped(b, f.help, false)
+	b = encoded.AppendEscaped(b, f.help, false)
 	b = append(b, "\n# TYPE "...)
 	b = append(b, name...)
 	b = append(b, [...]string{" counter\n", " gauge\n", " histogram\n", " summary\n"}[f.kind]...)
@@ -152,7 +151,7 @@ func appendSample(b []byte, name, suffix string, s *Series, extra string, extraV
 			b = append(b, sepc)
 			b = append(b, ln...)
 			b = append(b, `="`...)
-			b = appendEscaped(b, rest[:k], true)
+			b = encoded.AppendEscaped(b, rest[:k], true)
 			b = append(b, '"')
 			rest = rest[k+1:]
 			sepc = ','
@@ -161,54 +160,14 @@ func appendSample(b []byte, name, suffix string, s *Series, extra string, extraV
 			b = append(b, sepc)
 			b = append(b, extra...)
 			b = append(b, `="`...)
-			b = appendFloat(b, extraValue)
+			b = encoded.AppendFloat(b, extraValue)
 			b = append(b, '"')
 		}
 		b = append(b, '}')
 	}
 	b = append(b, ' ')
-	b = appendFloat(b, v)
+	b = encoded.AppendFloat(b, v)
 	return append(b, '\n')
-}
-
-// appendEscaped escapes as the text format does: backslash and newline,
-// and the double quote inside label values.
-func appendEscaped(b []byte, v string, quoted bool) []byte {
-	if !strings.ContainsAny(v, "\\\n\"") {
-		return append(b, v...)
-	}
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '\\':
-			b = append(b, `\\`...)
-		case c == '\n':
-			b = append(b, `\n`...)
-		case c == '"' && quoted:
-			b = append(b, `\"`...)
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
-}
-
-// appendFloat formats f as the text format does.
-func appendFloat(b []byte, f float64) []byte {
-	switch {
-	case f == 1:
-		return append(b, '1')
-	case f == 0:
-		return append(b, '0')
-	case f == -1:
-		return append(b, "-1"...)
-	case math.IsNaN(f):
-		return append(b, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(b, "-Inf"...)
-	}
-	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
 // compareSeries is compareLabels on the store's series: by the number of
