@@ -327,8 +327,10 @@ func readPacketsRaw(rp *rawPackets, fd int, rl readerRole, hold time.Duration, p
 			if bufferOverHalf(fd) {
 				// The next sleep could overflow it: read as datagrams
 				// come for a while (after reading what is queued).
-				rp.pressured.Add(1)
+				// The hold before the count: whoever sees the count sees
+				// the hold.
 				rp.noCoalesceUntil.Store(time.Now().Add(pressureHold).UnixNano())
+				rp.pressured.Add(1)
 				idle = coalesceAfter
 			}
 			got := 0
