@@ -103,7 +103,7 @@ func (r *Receiver) bind(sp listenSpec, args Arguments) (listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen_udp: %w", err)
 		}
-		pl := &packetListener{rep: r.reporter, kdrops: r.kdrops, newProcessor: r.newWatchedProcessor, spec: sp.addr, conn: c, packets: r.m.udpPackets}
+		pl := &packetListener{rep: r.reporter, kdrops: r.kdrops, newProcessor: r.newWatchedProcessor, spec: sp.addr, conn: c, packets: r.m.udpPackets, uncoalesced: r.m.readsUncoalesced}
 		if err := pl.setReadBuffer(args.ReadBuffer); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("listen_udp: read_buffer: %w", err)
@@ -145,7 +145,7 @@ func (r *Receiver) bindUnixgram(path string, args Arguments) (listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen_unixgram: %w", err)
 	}
-	pl := &packetListener{rep: r.reporter, kdrops: r.kdrops, newProcessor: r.newWatchedProcessor, spec: path, conn: c, packets: r.m.unixgramPackets}
+	pl := &packetListener{rep: r.reporter, kdrops: r.kdrops, newProcessor: r.newWatchedProcessor, spec: path, conn: c, packets: r.m.unixgramPackets, uncoalesced: r.m.readsUncoalesced}
 	if !abstract {
 		pl.unlink = path
 		mode, _ := parseMode(args.UnixgramMode) // validated

@@ -44,7 +44,8 @@ type packetListener struct {
 	addr         string         // the bound address, kept when conn is closed
 	dups         []net.PacketConn
 	packets      prometheus.Counter
-	unlink       string // socket file to remove on close
+	uncoalesced  prometheus.Counter // the raw readers' suspended coalescing
+	unlink       string             // socket file to remove on close
 	mode         string
 	rbuf         int
 	inode        uint64        // of a UDP socket, for its kernel drops; 0 for unixgram
@@ -140,6 +141,9 @@ func (l *packetListener) startRaw(wake chan struct{}) bool {
 			l.rep.log.Warn("reading the socket through Go's netpoller", "address", l.spec, "err", err)
 		}
 		return false
+	}
+	if l.uncoalesced != nil {
+		rp.onPressure = l.uncoalesced.Inc
 	}
 	l.addr = l.conn.LocalAddr().String()
 	l.conn.Close()

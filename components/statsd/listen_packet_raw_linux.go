@@ -111,6 +111,10 @@ type rawPackets struct {
 	coalesced atomic.Int64 // its coalescing sleeps
 	pressured atomic.Int64 // sleeps after which the buffer was over half full
 
+	// onPressure, if set before the readers start, is called when a
+	// sleep found the buffer over half full (a self-metric).
+	onPressure func()
+
 	// noCoalesceUntil is when the primary may coalesce again after a
 	// sleep found the buffer over half full (UnixNano; primary only).
 	noCoalesceUntil atomic.Int64
@@ -331,6 +335,9 @@ func readPacketsRaw(rp *rawPackets, fd int, rl readerRole, hold time.Duration, p
 				// the hold.
 				rp.noCoalesceUntil.Store(time.Now().Add(pressureHold).UnixNano())
 				rp.pressured.Add(1)
+				if rp.onPressure != nil {
+					rp.onPressure()
+				}
 				idle = coalesceAfter
 			}
 			got := 0

@@ -18,8 +18,10 @@ type rawReaders struct {
 	addr string
 	stop chan struct{}
 	got  atomic.Int64
-	wg   sync.WaitGroup
-	errs [2]error
+	// onPressure counts the calls of rp.onPressure (the self-metric).
+	onPressure atomic.Int64
+	wg         sync.WaitGroup
+	errs       [2]error
 }
 
 func startRawReaders(t *testing.T) *rawReaders {
@@ -43,6 +45,7 @@ func startRawReadersBuffer(t *testing.T, readBuffer int) *rawReaders {
 		t.Fatal(err)
 	}
 	r := &rawReaders{rp: rp, addr: conn.LocalAddr().String(), stop: make(chan struct{})}
+	rp.onPressure = func() { r.onPressure.Add(1) }
 	conn.Close() // as the listener does: only the readers' descriptors stay
 	wake := make(chan struct{}, 1)
 	noPending := func() time.Time { return time.Time{} }
@@ -297,6 +300,9 @@ func TestRawReaderStopsCoalescingUnderPressure(t *testing.T) {
 		if got := r.rp.coalesced.Load(); got != coalesced {
 			t.Errorf("%d coalescing sleeps during the hold, want none", got-coalesced)
 		}
+	}
+	if got, want := r.onPressure.Load(), r.rp.pressured.Load(); got != want || got == 0 {
+		t.Errorf("onPressure (the self-metric) called %d times for %d suspensions", got, want)
 	}
 	t.Logf("%d coalescing sleeps before the pressure", coalesced)
 	r.close(t)

@@ -10,7 +10,10 @@ import (
 
 // rawPackets: reading outside Go's netpoller is Linux-only (see
 // listen_packet_raw_linux.go); elsewhere the readers use Go's netpoller.
-type rawPackets struct{ fds []int }
+type rawPackets struct {
+	fds        []int
+	onPressure func()
+}
 
 func openRawPackets(net.PacketConn, int) (*rawPackets, error) { return nil, errors.ErrUnsupported }
 

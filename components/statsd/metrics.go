@@ -17,6 +17,7 @@ type selfMetrics struct {
 	conflictingEventStats *prometheus.CounterVec
 	metricsCount          *prometheus.GaugeVec
 	udpPackets            prometheus.Counter
+	readsUncoalesced      prometheus.Counter
 	unixgramPackets       prometheus.Counter
 	tcpConnections        prometheus.Counter
 	tcpErrors             prometheus.Counter
@@ -149,6 +150,10 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 			Name: "sluice_statsd_tcp_open_connections",
 			Help: "TCP connections being served now (at most max_connections).",
 		}),
+		readsUncoalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_statsd_read_coalescing_suspended_total",
+			Help: "Times a UDP or unixgram socket's reader stopped sleeping between reads for 5 s because its receive buffer was over half full after a sleep (Linux): at that rate it wakes for every datagram, which costs more CPU. Raise read_buffer if it keeps growing.",
+		}),
 		tcpAcceptPaused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_statsd_tcp_accept_paused_total",
 			Help: "Times the TCP listener stopped accepting because max_connections were open (new connections wait in the kernel's backlog).",
@@ -159,7 +164,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		m.eventStats, m.eventsUnmapped, m.eventsActions, m.errorEventStats, m.conflictingEventStats,
 		m.metricsCount, m.udpPackets, m.unixgramPackets, m.tcpConnections, m.tcpErrors, m.tcpLineTooLong,
 		m.linesReceived, m.samplesReceived, m.sampleErrors, m.tagsReceived, m.tagErrors, m.configLoads,
-		m.mappingsCount, m.maxSeries, m.readErrors, m.tcpOpen, m.tcpAcceptPaused,
+		m.mappingsCount, m.maxSeries, m.readErrors, m.tcpOpen, m.tcpAcceptPaused, m.readsUncoalesced,
 	} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
