@@ -258,41 +258,8 @@ func readPacketsRaw(rp *rawPackets, fd int, rl readerRole, hold time.Duration, p
 			return false
 		}
 	}
-	// drain reads fd until the socket is empty (then flushes) or
-	// readBurst datagrams; it returns how many it read and whether it
-	// emptied the socket. A primary signals a helper once it has read
-	// signalAt.
-	drain := func(fd uintptr, signalAt int) (got int, empty bool, err error) {
-		for got < readBurst {
-			n, err := rb.recv(fd)
-			switch {
-			case err == nil:
-				for i := range n {
-					if d := rb.datagram(i); len(d) > 0 {
-						packet(d)
-					}
-				}
-				before := got
-				got += max(n, 1)
-				if rl.primary && before < signalAt && got >= signalAt && rl.wake != nil {
-					select {
-					case rl.wake <- struct{}{}:
-					default: // a helper is already on its way
-					}
-				}
-			case errors.Is(err, syscall.EAGAIN):
-				flush()
-				return got, true, nil
-			case errors.Is(err, syscall.EINTR):
-			default:
-				flush()
-				return got, false, err
-			}
-		}
-		if since := pending(); !since.IsZero() && time.Since(since) >= hold {
-			flush()
-		}
-		return got, false, nil
+	drain := func(fd uintptr, signalAt int) (int, bool, error) {
+		return drainSocket(rb, fd, rl, signalAt, hold, packet, pending, flush)
 	}
 	timer := time.NewTimer(coalesceWait)
 	defer timer.Stop()

@@ -27,6 +27,45 @@ const (
 	helperBacklog = 64
 )
 
+// drainSocket reads fd until the socket is empty (then it flushes) or
+// readBurst datagrams, handing each datagram to packet; it returns how many
+// it read and whether it emptied the socket. A primary signals a helper
+// (rl.wake) once it has read signalAt in this call. After a full burst the
+// batches are flushed if the oldest unflushed datagram is hold old. A read
+// error other than EAGAIN and EINTR ends it, after a flush.
+func drainSocket(rb *recvBufs, fd uintptr, rl readerRole, signalAt int, hold time.Duration, packet func([]byte), pending func() time.Time, flush func()) (got int, empty bool, err error) {
+	for got < readBurst {
+		n, err := rb.recv(fd)
+		switch {
+		case err == nil:
+			for i := range n {
+				if d := rb.datagram(i); len(d) > 0 {
+					packet(d)
+				}
+			}
+			before := got
+			got += max(n, 1)
+			if rl.primary && before < signalAt && got >= signalAt && rl.wake != nil {
+				select {
+				case rl.wake <- struct{}{}:
+				default: // a helper is already on its way
+				}
+			}
+		case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK):
+			flush()
+			return got, true, nil
+		case errors.Is(err, syscall.EINTR):
+		default:
+			flush()
+			return got, false, err
+		}
+	}
+	if since := pending(); !since.IsZero() && time.Since(since) >= hold {
+		flush()
+	}
+	return got, false, nil
+}
+
 // readPackets reads datagrams from c and hands each to packet, draining
 // the socket without blocking, and calls flush whenever the socket is
 // empty (and, while it never empties, at the latest hold after the
@@ -66,37 +105,14 @@ func readPackets(c net.PacketConn, rl readerRole, hold time.Duration, packet fun
 	waits := rl.primary
 	drained := false
 	read := func(fd uintptr) bool {
-		drained = false
-		for got := 0; got < readBurst; {
-			n, err := rb.recv(fd)
-			switch {
-			case err == nil:
-				for i := range n {
-					if d := rb.datagram(i); len(d) > 0 {
-						packet(d)
-					}
-				}
-				before := got
-				got += max(n, 1)
-				if rl.primary && before < helperBacklog && got >= helperBacklog && rl.wake != nil {
-					select {
-					case rl.wake <- struct{}{}:
-					default: // a helper is already on its way
-					}
-				}
-			case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK):
-				flush()
-				drained = true
-				return !waits
-			case errors.Is(err, syscall.EINTR):
-			default:
-				rerr = err
-				flush()
-				return true
-			}
-		}
-		if since := pending(); !since.IsZero() && time.Since(since) >= hold {
-			flush()
+		var err error
+		_, drained, err = drainSocket(rb, fd, rl, helperBacklog, hold, packet, pending, flush)
+		switch {
+		case err != nil:
+			rerr = err
+			return true
+		case drained:
+			return !waits
 		}
 		return true
 	}
